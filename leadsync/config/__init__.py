@@ -1,0 +1,1 @@
+"""leadsync.config."""

@@ -1,0 +1,175 @@
+"""The one Protocol both CRM connectors implement, the records it speaks in, and the error kinds.
+
+Written-field values travel under *logical* names (DESIGN.md §6 without prefix):
+`score, fit_grade, engagement, stage, reasons, mql_at, sql_at, sla_due, sla_status, model`.
+Each connector maps them to its own field names, formats and truncates them, and compares them
+with what it read so that only real changes are sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from leadsync.scoring.profile import Event, Profile
+
+System = Literal["hubspot", "salesforce"]
+WRITTEN_FIELDS: tuple[str, ...] = (
+    "score", "fit_grade", "engagement", "stage", "reasons",
+    "mql_at", "sql_at", "sla_due", "sla_status", "model",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RecordRef:
+    """One CRM record: ("hubspot", "contact", "123") or ("salesforce", "Lead", "00Q...")."""
+
+    system: System
+    object_type: str
+    id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.system}:{self.object_type}:{self.id}"
+
+    @classmethod
+    def parse(cls, key: str) -> RecordRef:
+        system, object_type, rid = key.split(":", 2)
+        if system not in ("hubspot", "salesforce"):
+            raise ValueError(f"unknown system in record key {key!r}")
+        return cls(system, object_type, rid)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class CrmPerson:
+    """A person record as one CRM holds it.
+
+    `profile.id` is `ref.key`; `profile.events` is empty (engagement arrives separately);
+    the profile's lifecycle fields (stage, mql_at, sql_at, ...) come from leadsync's own written
+    fields, falling back to the CRM's native stage. `current` holds the written fields as read
+    (logical names, CRM representation; HubSpot also has "lifecyclestage") for no-op detection.
+    `links` are the other-system records this CRM knows to be the same person.
+    """
+
+    ref: RecordRef
+    profile: Profile
+    modified_at: datetime
+    current: Mapping[str, object] = field(default_factory=dict)
+    links: tuple[RecordRef, ...] = ()
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementEvent:
+    """An engagement or sales event of one record. `seen_at` is the stream's cursor value
+    (HubSpot occurredAt; Salesforce SystemModstamp), `id` the CRM's id for dedupe."""
+
+    person: RecordRef
+    event: Event
+    id: str
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FieldUpdate:
+    ref: RecordRef
+    values: Mapping[str, object]  # logical name -> int | str | datetime | None | tuple[Reason,...]
+    previous: Mapping[str, object] = field(default_factory=dict)  # CrmPerson.current
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpTask:
+    """A follow-up task to create. `body` contains the line `leadsync-key: <key>`."""
+
+    key: str
+    person: RecordRef
+    owner_id: str | None
+    subject: str
+    body: str
+    due: datetime
+    priority: Literal["normal", "high"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    ref: RecordRef
+    reason: str  # the CRM's code and message, redacted of record data
+    retryable: bool
+
+
+@dataclass(slots=True)
+class WriteResult:
+    written: list[RecordRef] = field(default_factory=list)
+    unchanged: list[RecordRef] = field(default_factory=list)
+    failed: list[RecordError] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TaskResult:
+    created: dict[str, str] = field(default_factory=dict)  # key -> CRM task id
+    failed: dict[str, str] = field(default_factory=dict)  # key -> reason
+
+
+class ConnectorError(Exception):
+    """Base of the error kinds. Messages never carry tokens, emails, names or record bodies."""
+
+
+class TransientError(ConnectorError):
+    """Retries at the HTTP boundary were exhausted (429, 5xx, timeouts): try the run again later."""
+
+
+class AuthError(ConnectorError):
+    """Authentication or configuration is wrong (401 after re-login, 403 scopes, missing field):
+    stop and tell the admin."""
+
+
+class BudgetExhausted(ConnectorError):
+    """The API budget for this run/day is spent (Salesforce REQUEST_LIMIT_EXCEEDED or our share,
+    HubSpot DAILY 429): stop cleanly, keep cursors, resume after the reset."""
+
+
+class RecordRejected(ConnectorError):
+    """One record was refused; carries the ref and reason. Skip it, report it, retry next cycle."""
+
+    def __init__(self, ref: RecordRef, reason: str) -> None:
+        super().__init__(f"{ref.key}: {reason}")
+        self.ref = ref
+        self.reason = reason
+
+
+@runtime_checkable
+class Connector(Protocol):
+    system: System
+
+    def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:
+        """People modified at or after `since` (None: everyone), deduped by id."""
+        ...
+
+    def read_people(self, refs: Sequence[RecordRef]) -> list[CrmPerson]:
+        """Read these records (batched); missing ones are left out."""
+        ...
+
+    def iter_engagement(self, since: datetime) -> Iterator[EngagementEvent]:
+        """Engagement and sales events seen at or after `since`."""
+        ...
+
+    def write_updates(self, updates: Sequence[FieldUpdate]) -> WriteResult:
+        """Write changed values in batches; per-record failures are returned, not raised."""
+        ...
+
+    def find_task_keys(self, refs: Sequence[RecordRef]) -> set[str]:
+        """Keys of leadsync follow-up tasks that already exist on these records."""
+        ...
+
+    def create_tasks(self, tasks: Sequence[FollowUpTask]) -> TaskResult:
+        ...
+
+    def list_owners(self) -> dict[str, str]:
+        """Owner id -> owner email (lowercased)."""
+        ...
+
+    def api_calls(self) -> int:
+        """HTTP requests this connector has sent so far (for reports and budgets)."""
+        ...
