@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     max_people_per_cycle: int = Field(50_000, ge=1)
     sandbox_stats_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Celery worker (leadsync.tasks): job lock lease (extended between pipeline phases), hard
+    # task time limit (soft limit: 90 %), and the broker visibility timeout, which must exceed it
+    job_lock_seconds: int = Field(600, ge=5)
+    task_time_limit_seconds: int = Field(3000, ge=10)
+    broker_visibility_timeout_seconds: int = Field(3600, ge=20)
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
