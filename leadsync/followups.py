@@ -1,0 +1,129 @@
+"""Follow-up tasks: who gets them, what they say, and creating each key at most once.
+
+The core says which task is owed (`Evaluation.follow_up`, with its idempotency key). Here the key
+is checked against the local ledger, then claimed (so two workers cannot both create it), then
+checked against the CRM itself when the ledger does not know it (the ledger may have been wiped),
+and only then created (RELIABILITY.md §3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from leadsync.config.settings import SlaSettings
+from leadsync.connectors.base import Connector, FollowUpTask
+from leadsync.identity import Person
+from leadsync.report import CycleReport
+from leadsync.scoring import Evaluation, FollowUp, render_reasons
+from leadsync.state import StateStore
+
+log = logging.getLogger("leadsync.followups")
+CLAIM_TTL_SECONDS = 600.0
+_KIND_LABEL = {"due_soon": "SLA due soon", "breached": "SLA breached"}
+_SLA_TEXT = {"mql": "first sales contact", "sql": "sales action"}
+
+
+@dataclass(frozen=True, slots=True)
+class OwedTask:
+    person: Person
+    evaluation: Evaluation
+    follow_up: FollowUp
+
+
+def _display_name(person: Person) -> str:
+    p = person.profile
+    name = " ".join(x for x in (p.first_name, p.last_name) if x)
+    if p.last_name and p.first_name and any(ord(ch) > 0x2E80 for ch in p.last_name):
+        name = f"{p.last_name} {p.first_name}"  # Japanese order: family name first
+    return (name or p.company or person.task_target().ref.object_type)[:80]
+
+
+def build_task(owed: OwedTask, owner_id: str | None) -> FollowUpTask:
+    """The task a rep sees: subject names person, stage and deadline; the body says why."""
+    fu, ev = owed.follow_up, owed.evaluation
+    due = fu.due.strftime("%Y-%m-%d %H:%M UTC")
+    subject = f"[LeadSync] {_KIND_LABEL[fu.kind]}: {_display_name(owed.person)} " \
+              f"({fu.stage.upper()}) by {due}"
+    body = "\n".join([
+        f"{fu.stage.upper()} since {fu.clock_start:%Y-%m-%d %H:%M} UTC: "
+        f"{_SLA_TEXT.get(fu.stage, 'follow-up')} is due by {due}.",
+        f"Score {ev.score} (fit {ev.fit}, engagement {ev.engagement}, grade {ev.grade}).",
+        f"Why: {render_reasons(ev.reasons, 1000)}",
+        f"Model: {ev.model}",
+        f"leadsync-key: {fu.key}",
+    ])
+    return FollowUpTask(key=fu.key, person=owed.person.task_target().ref, owner_id=owner_id,
+                        subject=subject[:255], body=body, due=fu.due,
+                        priority="high" if fu.kind == "breached" else "normal")
+
+
+def _owner_id(owed: OwedTask, sla: SlaSettings, owners_by_email: Mapping[str, str]) -> str | None:
+    """Escalations go to the escalation owner when configured; otherwise the record's owner;
+    with no owner, the fallback owner; None means nobody can be assigned."""
+    if owed.follow_up.kind == "breached" and sla.escalation_owner:
+        esc = owners_by_email.get(sla.escalation_owner.strip().lower())
+        if esc:
+            return esc
+    target = owed.person.task_target()
+    if target.owner_id:
+        return target.owner_id
+    if sla.fallback_owner:
+        return owners_by_email.get(sla.fallback_owner.strip().lower())
+    return None
+
+
+def create_owed_tasks(
+    owed: Sequence[OwedTask], connectors: Mapping[str, Connector], state: StateStore,
+    sla: SlaSettings, report: CycleReport, *, dry_run: bool,
+) -> None:
+    by_system: dict[str, list[OwedTask]] = {}
+    for item in owed:
+        by_system.setdefault(item.person.task_target().ref.system, []).append(item)
+    for system, items in by_system.items():
+        conn = connectors.get(system)
+        if conn is None:
+            continue
+        _create_for_system(conn, items, state, sla, report, dry_run=dry_run)
+
+
+def _create_for_system(
+    conn: Connector, items: Sequence[OwedTask], state: StateStore, sla: SlaSettings,
+    report: CycleReport, *, dry_run: bool,
+) -> None:
+    keys = [i.follow_up.key for i in items]
+    known = state.known_task_keys(keys)
+    fresh = [i for i in items if i.follow_up.key not in known]
+    report.tasks_existing += len(items) - len(fresh)
+    if not fresh:
+        return
+    in_crm = conn.find_task_keys(sorted({i.person.task_target().ref for i in fresh}))
+    if in_crm and not dry_run:
+        state.record_task_keys(dict.fromkeys(in_crm, ""))
+    todo = [i for i in fresh if i.follow_up.key not in in_crm]
+    report.tasks_existing += len(fresh) - len(todo)
+    owners = {email: oid for oid, email in conn.list_owners().items()} if todo else {}
+    tasks: list[FollowUpTask] = []
+    for item in todo:
+        owner_id = _owner_id(item, sla, owners)
+        if owner_id is None:
+            report.tasks_unassigned.append(item.person.id)
+            log.warning("follow-up task has no owner and no fallback owner is configured",
+                        extra={"person": item.person.id, "task_key": item.follow_up.key})
+            continue
+        if dry_run:
+            report.tasks_created[conn.system] += 1
+            continue
+        if not state.claim_task_key(item.follow_up.key, CLAIM_TTL_SECONDS):
+            report.tasks_existing += 1  # another worker is creating it right now
+            continue
+        tasks.append(build_task(item, owner_id))
+    if not tasks:
+        return
+    result = conn.create_tasks(tasks)
+    state.record_task_keys(result.created)
+    report.tasks_created[conn.system] += len(result.created)
+    for key, reason in result.failed.items():
+        state.release_task_key(key)
+        report.task_failures.append({"task_key": key, "reason": reason})

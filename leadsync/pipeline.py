@@ -1,0 +1,383 @@
+"""One sync cycle: pull -> resolve -> evaluate -> diff -> write -> follow-ups -> commit.
+
+Jobs:
+- `incremental`: people changed since each CRM's cursor, people with new engagement, records
+  whose last write failed, and people whose SLA clock is running.
+- `full`: everyone (applies score decay to people who did not change).
+- `sla`: only people whose SLA clock is running.
+- `chunk`: the given record keys (a slice of a fanned-out full re-evaluation).
+
+Promises kept here (RELIABILITY.md): cursors are saved only after the writes that depend on them
+(§4); our own writes do not come back as work (§5, input fingerprints); a newer evaluation is
+never overwritten by an older one (§5); failed records are retried next cycle, successes are not
+rewritten (§7); follow-up tasks are created at most once per key (§3, see `followups`); a lost
+lock stops writing (§1); a spent API budget stops the run cleanly with cursors intact (§6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Literal
+
+from leadsync.connectors.base import BudgetExhausted, CrmPerson, FieldUpdate, RecordRef
+from leadsync.followups import OwedTask, create_owed_tasks
+from leadsync.identity import Person, email_hash, group_records, merge_profile, normalise_email
+from leadsync.report import CycleReport
+from leadsync.runtime import Runtime
+from leadsync.scoring import Evaluation, Event, evaluate, render_reasons
+from leadsync.state import Lock
+
+log = logging.getLogger("leadsync.pipeline")
+
+Job = Literal["incremental", "full", "sla", "chunk"]
+JOBS: tuple[str, ...] = ("incremental", "full", "sla", "chunk")
+# HubSpot search lags writes by a few seconds: re-read a little before the newest timestamp seen
+CURSOR_OVERLAP = timedelta(minutes=2)
+SLA_REVISIT_AFTER_BREACH = timedelta(days=7)
+OPEN_SLA = "sla"  # pending-set name for people whose SLA clock is running
+FULL_CHUNK_PEOPLE = 500
+TOP_N = 10
+
+
+class LockLost(Exception):
+    """Another process took over this job's lock: stop writing now."""
+
+
+def written_values(ev: Evaluation) -> dict[str, object]:
+    """The logical written fields of DESIGN.md §6 for one evaluation."""
+    return {"score": ev.score, "fit_grade": ev.grade, "engagement": ev.engagement,
+            "stage": ev.stage, "reasons": ev.reasons, "mql_at": ev.mql_at, "sql_at": ev.sql_at,
+            "sla_due": ev.sla_due, "sla_status": ev.sla_status, "model": ev.model}
+
+
+def input_fingerprint(rec: CrmPerson) -> str:
+    """What of a record feeds the evaluation, minus the fields leadsync itself writes."""
+    p = rec.profile
+    parts = (p.email, p.first_name, p.last_name, p.title, p.company, p.employees, p.industry,
+             p.country, p.annual_revenue, p.lead_source, sorted(p.attributes.items(), key=str),
+             p.bant, p.sales_status, p.sales_status_at, p.owner, rec.owner_id,
+             sorted(link.key for link in rec.links))
+    return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+
+
+def run_job(runtime: Runtime, job: Job, *, dry_run: bool = False, lock: Lock | None = None,
+            record_keys: Sequence[str] | None = None) -> CycleReport:
+    """Run one job to the end (or to a clean stop) and say what it did."""
+    if job not in JOBS:
+        raise ValueError(f"unknown job {job!r}; expected one of {', '.join(JOBS)}")
+    started = time.monotonic()
+    calls_before = runtime.api_calls()
+    cycle = _Cycle(runtime, CycleReport(job=job, dry_run=dry_run, now=runtime.clock()),
+                   lock=lock, dry_run=dry_run)
+    try:
+        cycle.run(job, record_keys or ())
+    except BudgetExhausted as exc:
+        cycle.report.stopped_reason = "budget"
+        log.warning("API budget spent: run stopped, cursors kept", extra={"detail": str(exc)})
+    except LockLost:
+        cycle.report.stopped_reason = "lock_lost"
+        log.warning("job lock lost to another process: stopped writing", extra={"job": job})
+    after = runtime.api_calls()
+    cycle.report.api_calls = {s: after[s] - calls_before.get(s, 0) for s in after}
+    cycle.report.duration_s = time.monotonic() - started
+    log.info("cycle finished", extra={"job": job, "people": cycle.report.people,
+                                      "stopped": cycle.report.stopped_reason})
+    return cycle.report
+
+
+def plan_full(runtime: Runtime, chunk_people: int = FULL_CHUNK_PEOPLE) -> list[list[str]]:
+    """Read everyone once and cut the resolved people into chunks of record keys, for fan-out.
+    Engagement is pulled into the state first so chunk workers find it there."""
+    cycle = _Cycle(runtime, CycleReport(job="plan", dry_run=False, now=runtime.clock()),
+                   lock=None, dry_run=False)
+    records: list[CrmPerson] = []
+    for conn in runtime.connectors.values():
+        records.extend(conn.iter_changed_people(None))
+    cycle.pull_engagement()
+    cycle.commit_engagement()
+    groups = group_records(records)
+    chunks: list[list[str]] = []
+    for i in range(0, len(groups), chunk_people):
+        chunks.append([r.ref.key for g in groups[i:i + chunk_people] for r in g])
+    return chunks
+
+
+class _Cycle:
+    def __init__(self, runtime: Runtime, report: CycleReport, *, lock: Lock | None,
+                 dry_run: bool) -> None:
+        self.rt = runtime
+        self.state = runtime.state
+        self.report = report
+        self.now: datetime = report.now
+        self.lock = lock
+        self.dry_run = dry_run
+        self.cursors: dict[str, datetime] = {}
+        self.new_events: dict[str, dict[str, Event]] = {}
+
+    # -- phases -------------------------------------------------------------------------
+    def run(self, job: str, record_keys: Iterable[str]) -> None:
+        records: dict[str, CrmPerson] = {}
+        force: set[str] = set()  # records to evaluate even if their inputs look unchanged
+        if job in ("incremental", "full"):
+            records = self.pull_people(full=job == "full")
+            self.pull_engagement()
+            force |= set(self.new_events)
+            for system in self.rt.connectors:
+                force |= self.state.get_pending(system)
+        if job in ("incremental", "sla"):
+            force |= self.open_sla_records()
+        if job == "chunk":
+            force |= set(record_keys)
+        spare: dict[str, CrmPerson] = {}
+        if job != "full":
+            records, spare = self.drop_unchanged(records, force)
+        records.update(self.read_missing(force, records, spare))
+        records.update(self.read_missing(self.related_keys(records), records, spare))
+        people = self.resolve(records.values())
+        evaluations = self.evaluate(people)
+        self.write(people, evaluations)
+        self.follow_ups(people, evaluations)
+        self.commit(people, evaluations)
+
+    def pull_people(self, *, full: bool) -> dict[str, CrmPerson]:
+        out: dict[str, CrmPerson] = {}
+        for system, conn in self.rt.connectors.items():
+            name = f"{system}:people"
+            since = None if full else self.state.get_cursor(name)
+            newest = since
+            for rec in conn.iter_changed_people(since):
+                out[rec.ref.key] = rec
+                self.report.records_read[system] += 1
+                if newest is None or rec.modified_at > newest:
+                    newest = rec.modified_at
+            if newest is not None:
+                self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
+        return out
+
+    def pull_engagement(self) -> None:
+        lookback = timedelta(days=float(self.rt.model.lookback_days))
+        for system, conn in self.rt.connectors.items():
+            name = f"{system}:engagement"
+            since = self.state.get_cursor(name) or self.now - lookback
+            newest = since
+            for item in conn.iter_engagement(since):
+                self.new_events.setdefault(item.person.key, {})[item.id] = item.event
+                newest = max(newest, item.seen_at)
+            self.cursors[name] = min(newest, self.now)
+
+    def drop_unchanged(self, records: dict[str, CrmPerson], force: set[str]
+                       ) -> tuple[dict[str, CrmPerson], dict[str, CrmPerson]]:
+        """Split off records whose inputs are what we last evaluated: typically the echo of
+        our own writes, which bumps the CRM's modification time. They cost nothing more unless
+        a changed record of the same person needs them."""
+        if not records:
+            return records, {}
+        seen = self.state.get_fingerprints("input", list(records))
+        kept: dict[str, CrmPerson] = {}
+        spare: dict[str, CrmPerson] = {}
+        for key, rec in records.items():
+            if key in force or seen.get(key) != input_fingerprint(rec):
+                kept[key] = rec
+            else:
+                spare[key] = rec
+        self.report.skipped_unchanged += len(spare)
+        return kept, spare
+
+    def open_sla_records(self) -> set[str]:
+        person_ids = sorted(self.state.get_pending(OPEN_SLA))
+        memory = self.state.get_person_state(person_ids) if person_ids else {}
+        keys: set[str] = set()
+        for pid in person_ids:
+            keys.update(str(k) for k in memory.get(pid, {}).get("records", [pid]))  # type: ignore[union-attr]
+        return keys
+
+    def related_keys(self, records: dict[str, CrmPerson]) -> set[str]:
+        """Other records of the same people: linked ids, same email, or grouped last time."""
+        keys: set[str] = set()
+        hashes = {}
+        for key, rec in records.items():
+            keys.update(link.key for link in rec.links)
+            email = normalise_email(rec.profile.email)
+            if email:
+                hashes[email_hash(email)] = key
+        for blob in self.state.get_fingerprints("email", list(hashes)).values():
+            keys.update(blob.split())
+        for blob in self.state.get_fingerprints("group", list(records)).values():
+            keys.update(blob.split())
+        return keys
+
+    def read_missing(self, keys: set[str], have: dict[str, CrmPerson],
+                     spare: dict[str, CrmPerson]) -> dict[str, CrmPerson]:
+        """Records among `keys` not in `have`: from `spare` when already read, else batch-read."""
+        out: dict[str, CrmPerson] = {}
+        by_system: dict[str, list[RecordRef]] = {}
+        for key in keys - set(have):
+            if key in spare:
+                out[key] = spare[key]
+                continue
+            try:
+                ref = RecordRef.parse(key)
+            except ValueError:
+                continue
+            if ref.system in self.rt.connectors:
+                by_system.setdefault(ref.system, []).append(ref)
+        for system, refs in by_system.items():
+            for rec in self.rt.connectors[system].read_people(sorted(refs)):
+                out[rec.ref.key] = rec
+                self.report.records_read[system] += 1
+        return out
+
+    def resolve(self, records: Iterable[CrmPerson]) -> list[Person]:
+        groups = group_records(records)
+        person_ids = [g[0].ref.key for g in groups]
+        memory = self.state.get_person_state(person_ids) if person_ids else {}
+        keys = [r.ref.key for g in groups for r in g]
+        stored = self.state.get_events(keys) if keys else {}
+        people = []
+        for pid, group in zip(person_ids, groups, strict=True):
+            events: list[Event] = []
+            for rec in group:
+                events.extend(stored.get(rec.ref.key, ()))
+                events.extend(self.new_events.get(rec.ref.key, {}).values())
+            profile = merge_profile(pid, group, events, memory.get(pid, {}))
+            people.append(Person(id=pid, records=tuple(group), profile=profile))
+        return people
+
+    def evaluate(self, people: Sequence[Person]) -> list[Evaluation]:
+        model, now, report = self.rt.model, self.now, self.report
+        evaluations = [evaluate(p.profile, model, now) for p in people]
+        report.people += len(people)
+        for person, ev in zip(people, evaluations, strict=True):
+            report.stages[ev.stage] += 1
+            report.sla[ev.sla_status] += 1
+            report.outcomes[person.id] = (ev.stage, ev.sla_status, ev.score)
+            if ev.stage_changed:
+                report.transitions[f"{person.profile.stage or 'new'}->{ev.stage}"] += 1
+        ranked = sorted(zip(people, evaluations, strict=True), key=lambda pe: -pe[1].score)
+        report.top = [{"person": p.id, "score": e.score, "grade": e.grade, "stage": e.stage,
+                       "reasons": render_reasons(e.reasons, 120)} for p, e in ranked[:TOP_N]]
+        return evaluations
+
+    def checkpoint(self) -> None:
+        if self.lock is not None and not self.lock.extend():
+            raise LockLost
+
+    def write(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
+        newer = self.state.get_fingerprints("evaluated_at", [p.id for p in people])
+        now_iso = self.now.isoformat()
+        by_system: dict[str, list[FieldUpdate]] = {}
+        for person, ev in zip(people, evaluations, strict=True):
+            if newer.get(person.id, "") > now_iso:
+                self.report.stale_skipped += 1
+                continue
+            values = written_values(ev)
+            for rec in person.records:
+                by_system.setdefault(rec.ref.system, []).append(
+                    FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
+        self.failed_keys: set[str] = set()
+        for system, updates in by_system.items():
+            conn = self.rt.connectors[system]
+            if self.dry_run:
+                self.report.records_written[system] += sum(
+                    1 for u in updates if _differs(u))
+                continue
+            self.checkpoint()
+            result = conn.write_updates(updates)
+            self.report.records_written[system] += len(result.written)
+            self.report.records_unchanged[system] += len(result.unchanged)
+            for err in result.failed:
+                self.failed_keys.add(err.ref.key)
+                self.report.add_failure(err.ref.key, err.reason)
+                log.warning("record write failed", extra={"record": err.ref.key,
+                                                          "retryable": err.retryable})
+
+    def follow_ups(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
+        owed = [OwedTask(p, e, e.follow_up) for p, e in zip(people, evaluations, strict=True)
+                if e.follow_up is not None]
+        if owed:
+            self.checkpoint()
+            create_owed_tasks(owed, self.rt.connectors, self.state, self.rt.settings.sla,
+                              self.report, dry_run=self.dry_run)
+
+    # -- commit ---------------------------------------------------------------------------
+    def commit_engagement(self) -> None:
+        for key, events in self.new_events.items():
+            self.state.add_events(key, events)
+
+    def commit(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
+        """Save what this cycle learned, then move the cursors: only after the writes."""
+        if self.dry_run:
+            return
+        failed = getattr(self, "failed_keys", set())
+        self.commit_engagement()
+        inputs: dict[str, str] = {}
+        groups: dict[str, str] = {}
+        emails: dict[str, str] = {}
+        memory: dict[str, dict[str, object]] = {}
+        evaluated_at: dict[str, str] = {}
+        open_sla: list[str] = []
+        closed_sla: list[str] = []
+        for person, ev in zip(people, evaluations, strict=True):
+            keys = [r.ref.key for r in person.records]
+            for rec in person.records:
+                if rec.ref.key not in failed:
+                    inputs[rec.ref.key] = input_fingerprint(rec)
+                groups[rec.ref.key] = " ".join(keys)
+                email = normalise_email(rec.profile.email)
+                if email:
+                    emails[email_hash(email)] = " ".join(
+                        sorted({*emails.get(email_hash(email), "").split(), *keys}))
+            memory[person.id] = {
+                "stage": ev.stage, "records": keys, "score_at_mql": ev.score_at_mql,
+                "stage_entered_at": ev.stage_entered_at.isoformat()
+                if ev.stage_entered_at else None}
+            evaluated_at[person.id] = self.now.isoformat()
+            if _sla_open(ev, self.now):
+                open_sla.append(person.id)
+            else:
+                closed_sla.append(person.id)
+        for fingerprint_kind, items in (("input", inputs), ("group", groups), ("email", emails),
+                                        ("evaluated_at", evaluated_at)):
+            if items:
+                self.state.set_fingerprints(fingerprint_kind, items)
+        if memory:
+            self.state.set_person_state(memory)
+        self.state.add_pending(OPEN_SLA, open_sla)
+        self.state.remove_pending(OPEN_SLA, closed_sla)
+        for system in self.rt.connectors:
+            mine = [k for k in failed if k.startswith(system + ":")]
+            done = [k for k in inputs if k.startswith(system + ":")]
+            self.state.remove_pending(system, done)
+            self.state.add_pending(system, mine)
+        if self.report.stopped_reason is None:
+            for name, value in self.cursors.items():
+                self.state.set_cursor(name, value)
+        self.state.prune_events(self.now - timedelta(days=float(self.rt.model.lookback_days)))
+
+
+def _sla_open(ev: Evaluation, now: datetime) -> bool:
+    if ev.sla_status in ("on_track", "due_soon"):
+        return True
+    return bool(ev.sla_status == "breached" and ev.sla_due is not None
+                and now - ev.sla_due < SLA_REVISIT_AFTER_BREACH)
+
+
+def _differs(update: FieldUpdate) -> bool:
+    """Dry-run estimate of whether a record would be written (the connector's exact
+    comparison happens in CRM representation at write time)."""
+    return any(_plain(v) != _plain(update.previous.get(k)) for k, v in update.values.items())
+
+
+def _plain(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S")
+    if isinstance(value, tuple):
+        return render_reasons(value, 255)
+    text = str(value)
+    return text[:-2] if text.endswith(".0") else text

@@ -1,0 +1,75 @@
+"""What a cycle did, as numbers a person (or a test) can read at a glance."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+MAX_LISTED_FAILURES = 50
+
+
+@dataclass
+class CycleReport:
+    job: str
+    dry_run: bool
+    now: datetime
+    people: int = 0  # persons evaluated
+    records_read: Counter[str] = field(default_factory=Counter)  # by system
+    skipped_unchanged: int = 0  # changed records whose inputs did not change (our own echoes)
+    stale_skipped: int = 0  # persons a newer evaluation already wrote
+    stages: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[str] = field(default_factory=Counter)  # "lead->mql"
+    sla: Counter[str] = field(default_factory=Counter)
+    records_written: Counter[str] = field(default_factory=Counter)
+    records_unchanged: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    tasks_created: Counter[str] = field(default_factory=Counter)
+    tasks_existing: int = 0  # owed tasks found in the ledger or the CRM: not created again
+    tasks_unassigned: list[str] = field(default_factory=list)  # person ids with no owner at all
+    task_failures: list[dict[str, str]] = field(default_factory=list)
+    api_calls: dict[str, int] = field(default_factory=dict)
+    stopped_reason: str | None = None
+    top: list[dict[str, Any]] = field(default_factory=list)
+    duration_s: float = 0.0
+    # person id -> (stage, sla status, score) of everyone evaluated; not serialised (size)
+    outcomes: dict[str, tuple[str, str, int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def stage_changes(self) -> int:
+        return sum(self.transitions.values())
+
+    def add_failure(self, record_key: str, reason: str) -> None:
+        system = record_key.split(":", 1)[0]
+        self.failed[system] += 1
+        if len(self.failures) < MAX_LISTED_FAILURES:
+            self.failures.append({"record": record_key, "reason": reason})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "dry_run": self.dry_run,
+            "now": self.now.isoformat(),
+            "people": self.people,
+            "records_read": dict(self.records_read),
+            "skipped_unchanged": self.skipped_unchanged,
+            "stale_skipped": self.stale_skipped,
+            "stages": dict(self.stages),
+            "stage_changes": self.stage_changes,
+            "transitions": dict(self.transitions),
+            "sla": dict(self.sla),
+            "records_written": dict(self.records_written),
+            "records_unchanged": dict(self.records_unchanged),
+            "failed": dict(self.failed),
+            "failures": list(self.failures),
+            "tasks_created": dict(self.tasks_created),
+            "tasks_existing": self.tasks_existing,
+            "tasks_unassigned": list(self.tasks_unassigned),
+            "task_failures": list(self.task_failures),
+            "api_calls": dict(self.api_calls),
+            "stopped_reason": self.stopped_reason,
+            "top": list(self.top),
+            "duration_s": round(self.duration_s, 3),
+        }
