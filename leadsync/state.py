@@ -1,18 +1,50 @@
-"""Sync state: cursors, fingerprints, engagement kept for decay, task ledger, pending retries, locks.
+"""Sync state: cursors, fingerprints, engagement kept for decay, task ledger, pending retries,
+locks.
 
-One Protocol, two stores: `RedisStateStore` (production, shared by workers) and
-`InMemoryStateStore` (the embedded default for `demo` and `sync --once` without Redis).
+One Protocol, two stores: `RedisStateStore` (production, shared by workers; in
+`leadsync.state_redis`, re-exported here) and `InMemoryStateStore` (the embedded default for
+`demo` and `sync --once` without Redis). `open_state(url)` picks one.
 The store is a cache, not the system of record: losing it costs API calls, never correctness
 (RELIABILITY.md §10) — the CRMs hold stage, timestamps, SLA fields and tasks.
+
+Both stores behave alike (one contract test suite runs against both): `get_events` returns every
+requested key (empty list when none) with events sorted by time; fingerprints and person state
+return only keys that are known; a task key is either free, claimed (in flight, expires) or
+recorded (the CRM task exists); `known_task_keys` reports recorded keys only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Protocol
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from leadsync.scoring.profile import Event
+
+if TYPE_CHECKING:  # re-exported lazily below so `leadsync score` never imports redis
+    from leadsync.state_redis import RedisLock, RedisStateStore
+
+__all__ = [
+    "InMemoryLock",
+    "InMemoryStateStore",
+    "Lock",
+    "RedisLock",
+    "RedisStateStore",
+    "StateError",
+    "StateStore",
+    "decode_event",
+    "encode_event",
+    "open_state",
+]
+
+
+class StateError(Exception):
+    """The state store is unreachable or holds data it cannot read; the message names which."""
 
 
 class Lock(Protocol):
@@ -43,15 +75,270 @@ class StateStore(Protocol):
     # follow-up task ledger: idempotency key -> CRM task id
     def known_task_keys(self, keys: Sequence[str]) -> set[str]: ...
     def record_task_keys(self, items: Mapping[str, str]) -> None: ...
+    # SETNX-style claim so two workers racing on one key can be told apart: True for exactly
+    # one caller until the claim expires, is released, or the key is recorded (then False)
+    def claim_task_key(self, key: str, ttl_seconds: float) -> bool: ...
+    def release_task_key(self, key: str) -> None: ...
 
     # records whose write failed and must be retried next cycle, by system
     def get_pending(self, system: str) -> set[str]: ...
     def add_pending(self, system: str, record_keys: Sequence[str]) -> None: ...
     def remove_pending(self, system: str, record_keys: Sequence[str]) -> None: ...
 
-    # per-person lifecycle memory not written to CRMs (stage_entered_at, score_at_mql) as JSON-able dicts
+    # per-person lifecycle memory not written to CRMs (stage_entered_at, score_at_mql),
+    # as JSON-able dicts
     def get_person_state(self, person_keys: Sequence[str]) -> dict[str, dict[str, object]]: ...
     def set_person_state(self, items: Mapping[str, Mapping[str, object]]) -> None: ...
 
     def lock(self, name: str, ttl_seconds: float) -> Lock: ...
     def clear(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# event codec, shared by both stores: compact JSON {"t": type, "a": ISO at, "p": props, "s": src}
+
+
+def format_utc(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the state store; expected timezone-aware UTC")
+    text = value.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def encode_event(event: Event) -> str:
+    """Serialise an event as compact JSON; empty props and a missing source are left out."""
+    doc: dict[str, object] = {"t": event.type, "a": format_utc(event.at)}
+    if event.props:
+        doc["p"] = dict(event.props)
+    if event.source is not None:
+        doc["s"] = event.source
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_event(text: str | bytes) -> Event:
+    """Inverse of `encode_event`; raises StateError naming the bad payload's problem."""
+    try:
+        doc = json.loads(text)
+        props = {str(k): str(v) for k, v in (doc.get("p") or {}).items()}
+        return Event(
+            type=str(doc["t"]),
+            at=parse_utc(str(doc["a"])),
+            props=MappingProxyType(props),
+            source=doc.get("s"),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StateError(f"unreadable stored event ({type(exc).__name__}: {exc})") from None
+
+
+def event_sort_key(event: Event) -> tuple[datetime, str]:
+    return (event.at, event.type)
+
+
+# ---------------------------------------------------------------------------------------------
+# in-memory store
+
+
+class InMemoryLock:
+    """A threading.Lock-guarded lease with the same semantics as `RedisLock`: a random token,
+    a timeout after which anyone may take it, `extend()` that returns False once it was lost."""
+
+    def __init__(
+        self,
+        registry: dict[str, tuple[str, float]],
+        guard: threading.Lock,
+        name: str,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError(f"lock {name!r}: ttl_seconds must be positive, got {ttl_seconds}")
+        self._registry, self._guard, self._clock = registry, guard, clock
+        self.name, self.ttl_seconds = name, ttl_seconds
+        self._token = uuid.uuid4().hex
+
+    def acquire(self, blocking: bool = False, blocking_timeout: float | None = None) -> bool:
+        """Take the lease if free or expired; when blocking, poll until `blocking_timeout`."""
+        deadline = None if blocking_timeout is None else self._clock() + blocking_timeout
+        while True:
+            with self._guard:
+                held = self._registry.get(self.name)
+                if held is None or held[1] <= self._clock():
+                    self._registry[self.name] = (self._token, self._clock() + self.ttl_seconds)
+                    return True
+            if not blocking or (deadline is not None and self._clock() >= deadline):
+                return False
+            time.sleep(0.01)
+
+    def extend(self) -> bool:
+        """Renew to a full ttl; False when the lease expired or belongs to someone else."""
+        with self._guard:
+            if not self._owned_locked():
+                return False
+            self._registry[self.name] = (self._token, self._clock() + self.ttl_seconds)
+            return True
+
+    def owned(self) -> bool:
+        with self._guard:
+            return self._owned_locked()
+
+    def release(self) -> None:
+        """Give the lease back; a lease already lost is left to its new holder."""
+        with self._guard:
+            if self._owned_locked():
+                del self._registry[self.name]
+
+    def _owned_locked(self) -> bool:
+        held = self._registry.get(self.name)
+        return held is not None and held[0] == self._token and held[1] > self._clock()
+
+
+class InMemoryStateStore:
+    """Process-local `StateStore`: plain dicts behind one lock, safe across threads.
+
+    Semantics match `RedisStateStore` (same contract tests) including claim expiry; it keeps no
+    TTLs otherwise because it dies with the process.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._guard = threading.RLock()
+        self._lock_guard = threading.Lock()
+        self._locks: dict[str, tuple[str, float]] = {}
+        self._cursors: dict[str, datetime] = {}
+        self._fingerprints: dict[str, dict[str, str]] = {}
+        self._events: dict[str, dict[str, str]] = {}
+        self._claims: dict[str, float] = {}
+        self._tasks: dict[str, str] = {}
+        self._pending: dict[str, set[str]] = {}
+        self._people: dict[str, str] = {}
+
+    def get_cursor(self, name: str) -> datetime | None:
+        with self._guard:
+            return self._cursors.get(name)
+
+    def set_cursor(self, name: str, value: datetime) -> None:
+        format_utc(value)  # same validation as Redis: aware datetimes only
+        with self._guard:
+            self._cursors[name] = value.astimezone(UTC)
+
+    def get_fingerprints(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        with self._guard:
+            known = self._fingerprints.get(kind, {})
+            return {k: known[k] for k in keys if k in known}
+
+    def set_fingerprints(self, kind: str, items: Mapping[str, str]) -> None:
+        with self._guard:
+            self._fingerprints.setdefault(kind, {}).update(items)
+
+    def add_events(self, record_key: str, events: Mapping[str, Event]) -> None:
+        encoded = {eid: encode_event(ev) for eid, ev in events.items()}
+        with self._guard:
+            self._events.setdefault(record_key, {}).update(encoded)
+
+    def get_events(self, record_keys: Sequence[str]) -> dict[str, list[Event]]:
+        with self._guard:
+            raw = {k: list(self._events.get(k, {}).values()) for k in record_keys}
+        return {k: sorted(map(decode_event, v), key=event_sort_key) for k, v in raw.items()}
+
+    def prune_events(self, before: datetime) -> int:
+        format_utc(before)
+        removed = 0
+        with self._guard:
+            for record_key in list(self._events):
+                kept = {
+                    eid: text
+                    for eid, text in self._events[record_key].items()
+                    if decode_event(text).at >= before
+                }
+                removed += len(self._events[record_key]) - len(kept)
+                if kept:
+                    self._events[record_key] = kept
+                else:
+                    del self._events[record_key]
+        return removed
+
+    def known_task_keys(self, keys: Sequence[str]) -> set[str]:
+        with self._guard:
+            return {k for k in keys if k in self._tasks}
+
+    def record_task_keys(self, items: Mapping[str, str]) -> None:
+        with self._guard:
+            self._tasks.update(items)
+            for key in items:
+                self._claims.pop(key, None)
+
+    def claim_task_key(self, key: str, ttl_seconds: float) -> bool:
+        if ttl_seconds <= 0:
+            raise ValueError(f"claim of task key: ttl_seconds must be positive, got {ttl_seconds}")
+        with self._guard:
+            if key in self._tasks:
+                return False
+            expires = self._claims.get(key)
+            if expires is not None and expires > self._clock():
+                return False
+            self._claims[key] = self._clock() + ttl_seconds
+            return True
+
+    def release_task_key(self, key: str) -> None:
+        with self._guard:
+            self._claims.pop(key, None)
+
+    def get_pending(self, system: str) -> set[str]:
+        with self._guard:
+            return set(self._pending.get(system, ()))
+
+    def add_pending(self, system: str, record_keys: Sequence[str]) -> None:
+        with self._guard:
+            self._pending.setdefault(system, set()).update(record_keys)
+
+    def remove_pending(self, system: str, record_keys: Sequence[str]) -> None:
+        with self._guard:
+            self._pending.get(system, set()).difference_update(record_keys)
+
+    def get_person_state(self, person_keys: Sequence[str]) -> dict[str, dict[str, object]]:
+        with self._guard:
+            raw = {k: self._people[k] for k in person_keys if k in self._people}
+        return {k: json.loads(v) for k, v in raw.items()}
+
+    def set_person_state(self, items: Mapping[str, Mapping[str, object]]) -> None:
+        encoded = {k: encode_person_state(k, v) for k, v in items.items()}
+        with self._guard:
+            self._people.update(encoded)
+
+    def lock(self, name: str, ttl_seconds: float) -> InMemoryLock:
+        return InMemoryLock(self._locks, self._lock_guard, name, ttl_seconds, self._clock)
+
+    def clear(self) -> None:
+        with self._guard, self._lock_guard:
+            for part in (self._locks, self._cursors, self._fingerprints, self._events,
+                         self._claims, self._tasks, self._pending, self._people):  # fmt: skip
+                part.clear()
+
+
+def encode_person_state(key: str, value: Mapping[str, object]) -> str:
+    """Compact JSON of one person's lifecycle memory; a clear error names the key at fault."""
+    try:
+        return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise StateError(f"person state for {key!r} is not JSON-serialisable: {exc}") from None
+
+
+def open_state(redis_url: str | None) -> StateStore:
+    """The Redis store for `redis_url` (checked with a PING), else the in-memory store."""
+    if not redis_url:
+        return InMemoryStateStore()
+    from leadsync.state_redis import connect
+
+    return connect(redis_url)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RedisStateStore", "RedisLock"):
+        from leadsync import state_redis
+
+        return getattr(state_redis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

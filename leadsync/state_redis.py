@@ -1,0 +1,313 @@
+"""The Redis `StateStore` and `RedisLock` (re-exported by `leadsync.state`).
+
+Layout, all under `<namespace>:` so `clear()` can wipe exactly what leadsync wrote:
+
+| key | type | bound |
+|---|---|---|
+| `cursor` | hash name -> ISO time | small, permanent |
+| `fp:<kind>` | hash record key -> fingerprint | one field per record; TTL refreshed on write |
+| `ev:<record key>` | hash event id -> compact JSON event | TTL refreshed on write; pruned |
+| `ev-index` | zset record key -> epoch of its oldest event | finds what to prune without SCAN |
+| `task:<key>` | string `c` (claimed) or `t:<crm task id>` (recorded) | claim ttl / ledger TTL |
+| `pending:<system>` | set of record keys | TTL refreshed on write |
+| `person` | hash person key -> compact JSON | TTL refreshed on write |
+| `lock:<name>` | redis-py lock token | lock timeout |
+
+Reads of many keys are one round trip (HMGET/MGET or one non-transactional pipeline), so
+`get_events` for 2,000 records costs one network exchange. Small hashes stay listpack-encoded.
+Every TTL is a safety bound: the data is a cache the CRMs can rebuild (RELIABILITY.md §10).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.exceptions import LockError, RedisError
+
+from leadsync.scoring.profile import Event
+from leadsync.state import (
+    StateError,
+    decode_event,
+    encode_event,
+    encode_person_state,
+    event_sort_key,
+    format_utc,
+    parse_utc,
+)
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_CLAIMED = "c"
+_RECORDED = "t:"
+_RELEASE_CLAIM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class RedisLock:
+    """redis-py's Lock (random token, timeout, atomic Lua extend/release) behind the `Lock`
+    Protocol: `extend()` renews to the full timeout and returns False once the lease was lost,
+    `release()` of a lost lease is a logged no-op. Not thread-local, so the pipeline may extend
+    it from any thread of the worker."""
+
+    def __init__(self, client: redis.Redis, name: str, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError(f"lock {name!r}: ttl_seconds must be positive, got {ttl_seconds}")
+        self.name, self.ttl_seconds = name, ttl_seconds
+        self._lock = client.lock(name, timeout=ttl_seconds, thread_local=False)
+
+    def acquire(self, blocking: bool = False, blocking_timeout: float | None = None) -> bool:
+        return bool(self._lock.acquire(blocking=blocking, blocking_timeout=blocking_timeout))
+
+    def extend(self) -> bool:
+        try:
+            return bool(self._lock.extend(self.ttl_seconds, replace_ttl=True))
+        except LockError:
+            return False
+        except RedisError as exc:  # cannot prove we still hold it: the holder must stop writing
+            log.warning(
+                "lock extend failed", extra={"lock": self.name, "error": type(exc).__name__}
+            )
+            return False
+
+    def owned(self) -> bool:
+        try:
+            return bool(self._lock.owned())
+        except RedisError:
+            return False
+
+    def release(self) -> None:
+        try:
+            self._lock.release()
+        except LockError:
+            log.info("lock already lost at release", extra={"lock": self.name})
+
+
+class RedisStateStore:
+    """`StateStore` on Redis, shared by all workers; see the module docstring for the layout."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        namespace: str = "leadsync",
+        *,
+        events_ttl_seconds: int = 400 * DAY,
+        fingerprints_ttl_seconds: int = 90 * DAY,
+        task_ledger_ttl_seconds: int = 180 * DAY,
+        pending_ttl_seconds: int = 30 * DAY,
+        person_ttl_seconds: int = 400 * DAY,
+    ) -> None:
+        if not _NAMESPACE.match(namespace):
+            raise ValueError(f"state namespace {namespace!r}: use letters, digits, '_', '-', '.'")
+        self.redis = redis_client
+        self.namespace = namespace
+        self._ttl_events = events_ttl_seconds
+        self._ttl_fp = fingerprints_ttl_seconds
+        self._ttl_tasks = task_ledger_ttl_seconds
+        self._ttl_pending = pending_ttl_seconds
+        self._ttl_person = person_ttl_seconds
+        self._release_claim = redis_client.register_script(_RELEASE_CLAIM)
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.namespace, *parts))
+
+    # cursors ----------------------------------------------------------------------------
+    def get_cursor(self, name: str) -> datetime | None:
+        raw = self.redis.hget(self._k("cursor"), name)
+        return None if raw is None else parse_utc(_text(raw))
+
+    def set_cursor(self, name: str, value: datetime) -> None:
+        self.redis.hset(self._k("cursor"), name, format_utc(value))
+
+    # fingerprints -----------------------------------------------------------------------
+    def get_fingerprints(self, kind: str, keys: Sequence[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        values = cast(list[Any], self.redis.hmget(self._k("fp", kind), list(keys)))
+        return {k: _text(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+    def set_fingerprints(self, kind: str, items: Mapping[str, str]) -> None:
+        if not items:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._k("fp", kind), mapping=dict(items))
+        pipe.expire(self._k("fp", kind), self._ttl_fp)
+        pipe.execute()
+
+    # events -----------------------------------------------------------------------------
+    def add_events(self, record_key: str, events: Mapping[str, Event]) -> None:
+        if not events:
+            return
+        encoded = {eid: encode_event(ev) for eid, ev in events.items()}
+        oldest = min(ev.at for ev in events.values()).timestamp()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self._k("ev", record_key), mapping=encoded)
+        pipe.expire(self._k("ev", record_key), self._ttl_events)
+        pipe.zadd(self._k("ev-index"), {record_key: oldest}, lt=True)
+        pipe.expire(self._k("ev-index"), self._ttl_events)
+        pipe.execute()
+
+    def get_events(self, record_keys: Sequence[str]) -> dict[str, list[Event]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in record_keys:
+            pipe.hvals(self._k("ev", key))
+        rows = pipe.execute() if record_keys else []
+        return {
+            key: sorted((decode_event(v) for v in values), key=event_sort_key)
+            for key, values in zip(record_keys, rows, strict=True)
+        }
+
+    def prune_events(self, before: datetime, page: int = 500) -> int:
+        """Drop events dated before `before`. Only records the index says hold such an event
+        are read; fields are deleted one by one so events added meanwhile survive."""
+        cutoff = datetime.fromisoformat(format_utc(before).replace("Z", "+00:00")).timestamp()
+        removed = 0
+        while True:
+            found = self.redis.zrangebyscore(
+                self._k("ev-index"), "-inf", f"({cutoff}", start=0, num=page
+            )
+            keys = [_text(k) for k in cast(list[Any], found)]
+            if not keys:
+                return removed
+            removed += self._prune_page(keys, cutoff)
+
+    def _prune_page(self, keys: list[str], cutoff: float) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self._k("ev", key))
+        removed = 0
+        write = self.redis.pipeline(transaction=False)
+        for key, raw in zip(keys, pipe.execute(), strict=True):
+            events = {_text(f): decode_event(v) for f, v in raw.items()}
+            stale = [f for f, ev in events.items() if ev.at.timestamp() < cutoff]
+            kept = [ev.at.timestamp() for f, ev in events.items() if ev.at.timestamp() >= cutoff]
+            if stale:
+                write.hdel(self._k("ev", key), *stale)
+            removed += len(stale)
+            if kept:
+                write.zadd(self._k("ev-index"), {key: min(kept)}, xx=True)
+            else:
+                write.zrem(self._k("ev-index"), key)
+        write.execute()
+        return removed
+
+    # task ledger ------------------------------------------------------------------------
+    def known_task_keys(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        values = cast(list[Any], self.redis.mget([self._k("task", k) for k in keys]))
+        return {
+            k for k, v in zip(keys, values, strict=True)
+            if v is not None and _text(v).startswith(_RECORDED)
+        }  # fmt: skip
+
+    def record_task_keys(self, items: Mapping[str, str]) -> None:
+        if not items:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for key, task_id in items.items():
+            pipe.set(self._k("task", key), _RECORDED + task_id, ex=self._ttl_tasks)
+        pipe.execute()
+
+    def claim_task_key(self, key: str, ttl_seconds: float) -> bool:
+        if ttl_seconds <= 0:
+            raise ValueError(f"claim of task key: ttl_seconds must be positive, got {ttl_seconds}")
+        px = max(1, int(ttl_seconds * 1000))
+        return bool(self.redis.set(self._k("task", key), _CLAIMED, nx=True, px=px))
+
+    def release_task_key(self, key: str) -> None:
+        self._release_claim(keys=[self._k("task", key)], args=[_CLAIMED])
+
+    # pending retries --------------------------------------------------------------------
+    def get_pending(self, system: str) -> set[str]:
+        members = cast(set[Any], self.redis.smembers(self._k("pending", system)))
+        return {_text(v) for v in members}
+
+    def add_pending(self, system: str, record_keys: Sequence[str]) -> None:
+        if not record_keys:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self._k("pending", system), *record_keys)
+        pipe.expire(self._k("pending", system), self._ttl_pending)
+        pipe.execute()
+
+    def remove_pending(self, system: str, record_keys: Sequence[str]) -> None:
+        if record_keys:
+            self.redis.srem(self._k("pending", system), *record_keys)
+
+    # person lifecycle memory ------------------------------------------------------------
+    def get_person_state(self, person_keys: Sequence[str]) -> dict[str, dict[str, object]]:
+        if not person_keys:
+            return {}
+        values = cast(list[Any], self.redis.hmget(self._k("person"), list(person_keys)))
+        return {
+            k: json.loads(_text(v))
+            for k, v in zip(person_keys, values, strict=True) if v is not None
+        }  # fmt: skip
+
+    def set_person_state(self, items: Mapping[str, Mapping[str, object]]) -> None:
+        if not items:
+            return
+        encoded = {k: encode_person_state(k, v) for k, v in items.items()}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._k("person"), mapping=encoded)
+        pipe.expire(self._k("person"), self._ttl_person)
+        pipe.execute()
+
+    # locks and maintenance --------------------------------------------------------------
+    def lock(self, name: str, ttl_seconds: float) -> RedisLock:
+        return RedisLock(self.redis, self._k("lock", name), ttl_seconds)
+
+    def clear(self) -> None:
+        """Delete every key under the namespace (what a wiped or replaced Redis looks like)."""
+        batch: list[Any] = []
+        for key in self.redis.scan_iter(match=f"{self.namespace}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                self.redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            self.redis.unlink(*batch)
+
+
+def connect(redis_url: str, namespace: str = "leadsync") -> RedisStateStore:
+    """A `RedisStateStore` on `redis_url`, checked with a PING; StateError names the setting."""
+    try:
+        client = redis.Redis.from_url(
+            redis_url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            socket_timeout=30,
+            health_check_interval=30,
+        )
+        client.ping()
+    except (RedisError, ValueError) as exc:
+        raise StateError(
+            f"LEADSYNC_REDIS_URL: Redis at {redact_url(redis_url)} is unreachable or invalid "
+            f"({type(exc).__name__}); expected redis://[:password@]host:port/db"
+        ) from None
+    return RedisStateStore(client, namespace)

@@ -1,0 +1,221 @@
+"""One contract suite for both state stores: the in-memory fake must behave like Redis.
+
+The Redis store runs against database 13 (LEADSYNC_TEST_REDIS_URL), flushed before and after;
+the Redis half skips with the reason when no server answers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
+
+import pytest
+
+from leadsync.scoring.profile import Event
+from leadsync.state import InMemoryStateStore, RedisStateStore, StateStore
+
+REDIS_URL = os.environ.get("LEADSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+
+
+def _redis_client():  # type: ignore[no-untyped-def]
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}")
+    return client
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
+    if request.param == "memory":
+        yield InMemoryStateStore()
+        return
+    client = _redis_client()
+    client.flushdb()
+    try:
+        yield RedisStateStore(client, namespace="leadsync-test")
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def ev(kind: str, minutes: float, **props: str) -> Event:
+    return Event(kind, T0 + timedelta(minutes=minutes), MappingProxyType(props), "hubspot")
+
+
+def test_cursor_roundtrip_keeps_aware_utc(store: StateStore) -> None:
+    assert store.get_cursor("hubspot:people") is None
+    jst = datetime(2026, 11, 2, 4, 0, 0, 123000, tzinfo=timezone(timedelta(hours=9)))
+    store.set_cursor("hubspot:people", jst)
+    store.set_cursor("salesforce:engagement", T0)
+    assert store.get_cursor("salesforce:engagement") == T0
+    assert store.get_cursor("salesforce:engagement").tzinfo is not None  # type: ignore[union-attr]
+    assert store.get_cursor("hubspot:people") == datetime(2026, 11, 1, 19, 0, 0, 123000, tzinfo=UTC)
+
+
+def test_naive_cursor_is_refused_with_a_clear_error(store: StateStore) -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        store.set_cursor("hubspot:people", datetime(2026, 11, 1))
+
+
+def test_fingerprints_return_only_known_keys_per_kind(store: StateStore) -> None:
+    store.set_fingerprints("written", {"hubspot:contact:1": "a1", "hubspot:contact:2": "b2"})
+    store.set_fingerprints("input", {"hubspot:contact:1": "zz"})
+    store.set_fingerprints("written", {"hubspot:contact:2": "b3"})
+    got = store.get_fingerprints("written", ["hubspot:contact:1", "hubspot:contact:2", "x"])
+    assert got == {"hubspot:contact:1": "a1", "hubspot:contact:2": "b3"}
+    assert store.get_fingerprints("input", ["hubspot:contact:1"]) == {"hubspot:contact:1": "zz"}
+    assert store.get_fingerprints("written", []) == {}
+
+
+def test_events_are_deduped_by_id_sorted_and_roundtrip(store: StateStore) -> None:
+    store.add_events("hubspot:contact:1", {"e2": ev("form_submit", 5, form="demo_request")})
+    store.add_events(
+        "hubspot:contact:1",
+        {
+            "e1": ev("page_view", 0, url="https://x.example/料金?q=1"),
+            "e2": ev("form_submit", 5, form="demo_request"),
+        },
+    )
+    store.add_events("salesforce:Lead:00Q1", {"t1": Event("sales_touch", T0, source=None)})
+    got = store.get_events(["hubspot:contact:1", "salesforce:Lead:00Q1", "hubspot:contact:9"])
+    assert [e.type for e in got["hubspot:contact:1"]] == ["page_view", "form_submit"]
+    assert got["hubspot:contact:1"][0] == ev("page_view", 0, url="https://x.example/料金?q=1")
+    assert got["hubspot:contact:1"][0].at.tzinfo is not None
+    assert got["salesforce:Lead:00Q1"] == [Event("sales_touch", T0)]
+    assert got["hubspot:contact:9"] == []
+
+
+def test_prune_drops_only_events_older_than_before(store: StateStore) -> None:
+    store.add_events("a", {"old": ev("page_view", -100), "new": ev("page_view", 10)})
+    store.add_events("b", {"old1": ev("email_open", -200), "old2": ev("email_open", -150)})
+    store.add_events("c", {"edge": ev("email_open", 0)})
+    assert store.prune_events(T0) == 3
+    got = store.get_events(["a", "b", "c"])
+    assert [e.at for e in got["a"]] == [T0 + timedelta(minutes=10)]
+    assert got["b"] == []
+    assert len(got["c"]) == 1  # exactly at `before` is kept
+    assert store.prune_events(T0) == 0
+    # a record pruned empty accepts events again and they are pruned again later
+    store.add_events("b", {"again": ev("email_open", -1)})
+    assert store.prune_events(T0) == 1
+
+
+def test_task_ledger_claim_is_exclusive_until_release_or_record(store: StateStore) -> None:
+    key = "p-1|mql|2026-11-01T10:00:00Z|due_soon"
+    assert store.claim_task_key(key, 30)
+    assert not store.claim_task_key(key, 30)
+    store.release_task_key(key)
+    assert store.claim_task_key(key, 30)
+    assert store.known_task_keys([key]) == set()  # claimed is not known
+    store.record_task_keys({key: "00T000000000001"})
+    assert store.known_task_keys([key, "other"]) == {key}
+    assert not store.claim_task_key(key, 30)
+    store.release_task_key(key)  # releasing never forgets a recorded task
+    assert store.known_task_keys([key]) == {key}
+    assert not store.claim_task_key(key, 30)
+
+
+def test_claim_expires_after_its_ttl(store: StateStore) -> None:
+    assert store.claim_task_key("k", 0.15)
+    assert not store.claim_task_key("k", 0.15)
+    time.sleep(0.3)
+    assert store.claim_task_key("k", 0.15)
+
+
+def test_claim_race_has_exactly_one_winner(store: StateStore) -> None:
+    wins: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def claim() -> None:
+        barrier.wait()
+        wins.append(store.claim_task_key("race", 10))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_pending_sets_per_system(store: StateStore) -> None:
+    assert store.get_pending("hubspot") == set()
+    store.add_pending("hubspot", ["hubspot:contact:1", "hubspot:contact:2"])
+    store.add_pending("salesforce", ["salesforce:Lead:1"])
+    store.add_pending("hubspot", [])
+    store.remove_pending("hubspot", ["hubspot:contact:1", "hubspot:contact:404"])
+    assert store.get_pending("hubspot") == {"hubspot:contact:2"}
+    assert store.get_pending("salesforce") == {"salesforce:Lead:1"}
+
+
+def test_person_state_roundtrips_json(store: StateStore) -> None:
+    state: dict[str, object] = {"stage_entered_at": "2026-11-01T10:00:00Z", "score_at_mql": 85}
+    store.set_person_state({"p-1": state, "p-2": {"note": "日本語 🚀", "nested": {"a": [1, None]}}})
+    got = store.get_person_state(["p-1", "p-2", "p-3"])
+    assert got == {"p-1": state, "p-2": {"note": "日本語 🚀", "nested": {"a": [1, None]}}}
+
+
+def test_person_state_that_is_not_json_names_the_key(store: StateStore) -> None:
+    from leadsync.state import StateError
+
+    with pytest.raises(StateError, match="p-9"):
+        store.set_person_state({"p-9": {"when": object()}})
+
+
+def test_lock_is_exclusive_extends_and_reports_loss(store: StateStore) -> None:
+    first = store.lock("job:incremental", 0.3)
+    second = store.lock("job:incremental", 0.3)
+    assert first.acquire()
+    assert first.owned()
+    assert not second.acquire()
+    assert first.extend()
+    time.sleep(0.45)  # the lease runs out
+    assert not first.owned()
+    assert second.acquire()
+    assert not first.extend()  # the old holder learns it lost the lease
+    first.release()  # releasing a lost lease leaves the new holder alone
+    assert second.owned()
+    second.release()
+    assert not second.owned()
+    assert store.lock("job:incremental", 5).acquire()
+    assert store.lock("job:other", 5).acquire()  # locks are per name
+
+
+def test_blocking_acquire_waits_for_release(store: StateStore) -> None:
+    holder = store.lock("job:sla", 5)
+    assert holder.acquire()
+    threading.Timer(0.2, holder.release).start()
+    waiter = store.lock("job:sla", 5)
+    started = time.monotonic()
+    assert waiter.acquire(blocking=True)
+    assert 0.1 < time.monotonic() - started < 3
+
+
+def test_clear_wipes_everything(store: StateStore) -> None:
+    store.set_cursor("c", T0)
+    store.set_fingerprints("written", {"a": "1"})
+    store.add_events("a", {"e": ev("page_view", 0)})
+    store.record_task_keys({"k": "1"})
+    assert store.claim_task_key("claimed", 60)
+    store.add_pending("hubspot", ["a"])
+    store.set_person_state({"a": {"x": 1}})
+    lock = store.lock("job:x", 60)
+    assert lock.acquire()
+    store.clear()
+    assert store.get_cursor("c") is None
+    assert store.get_fingerprints("written", ["a"]) == {}
+    assert store.get_events(["a"]) == {"a": []}
+    assert store.known_task_keys(["k"]) == set()
+    assert store.claim_task_key("claimed", 60)
+    assert store.get_pending("hubspot") == set()
+    assert store.get_person_state(["a"]) == {}
+    assert store.lock("job:x", 60).acquire()
+    assert not lock.extend()
