@@ -1,0 +1,134 @@
+"""An in-memory CRM that satisfies the connector Protocol, for pipeline tests (fakes over mocks).
+
+It keeps records with a modification clock, bumps it on every write (so our own writes come back
+as "changed", like the real CRMs), compares written values the way a connector must (only
+changed fields are sent), and can refuse chosen records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from leadsync.connectors.base import (
+    CrmPerson,
+    EngagementEvent,
+    FieldUpdate,
+    FollowUpTask,
+    RecordError,
+    RecordRef,
+    System,
+    TaskResult,
+    WriteResult,
+)
+from leadsync.scoring import Event, Profile, render_reasons
+
+
+def crm_repr(value: object) -> object:
+    if isinstance(value, tuple):
+        return render_reasons(value, 255)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+@dataclass
+class FakeRecord:
+    ref: RecordRef
+    profile: Profile
+    modified_at: datetime
+    written: dict[str, object] = field(default_factory=dict)
+    links: tuple[RecordRef, ...] = ()
+    owner_id: str | None = "owner-1"
+
+
+class FakeConnector:
+    def __init__(self, system: System, clock: Callable[[], datetime]) -> None:
+        self.system = system
+        self.clock = clock
+        self.records: dict[str, FakeRecord] = {}
+        self.events: list[EngagementEvent] = []
+        self.tasks: list[FollowUpTask] = []
+        self.calls = 0
+        self.writes = 0  # records actually written
+        self.reject: set[str] = set()  # record keys whose writes are refused
+        self.owners = {"owner-1": "rep@example.com", "owner-2": "boss@example.com"}
+
+    # -- seeding ------------------------------------------------------------------------
+    def add(self, object_type: str, rid: str, links: tuple[RecordRef, ...] = (),
+            owner_id: str | None = "owner-1", **profile: object) -> RecordRef:
+        ref = RecordRef(self.system, object_type, rid)
+        self.records[ref.key] = FakeRecord(ref, Profile(id=ref.key, **profile),  # type: ignore[arg-type]
+                                           self.clock(), links=links, owner_id=owner_id)
+        return ref
+
+    def touch(self, ref: RecordRef, **profile: object) -> None:
+        rec = self.records[ref.key]
+        rec.profile = replace(rec.profile, **profile)  # type: ignore[arg-type]
+        rec.modified_at = self.clock()
+
+    def add_event(self, ref: RecordRef, event: Event) -> None:
+        self.events.append(EngagementEvent(ref, event, f"e{len(self.events)}", self.clock()))
+
+    # -- Protocol -------------------------------------------------------------------------
+    def _person(self, rec: FakeRecord) -> CrmPerson:
+        w = rec.written
+        profile = replace(rec.profile, stage=w.get("stage") or rec.profile.stage,  # type: ignore[arg-type]
+                          mql_at=_dt(w.get("mql_at")) or rec.profile.mql_at,
+                          sql_at=_dt(w.get("sql_at")) or rec.profile.sql_at)
+        return CrmPerson(ref=rec.ref, profile=profile, modified_at=rec.modified_at,
+                         current=dict(w), links=rec.links, owner_id=rec.owner_id)
+
+    def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:
+        self.calls += 1
+        for rec in list(self.records.values()):
+            if since is None or rec.modified_at >= since:
+                yield self._person(rec)
+
+    def read_people(self, refs: Sequence[RecordRef]) -> list[CrmPerson]:
+        self.calls += 1
+        return [self._person(self.records[r.key]) for r in refs if r.key in self.records]
+
+    def iter_engagement(self, since: datetime) -> Iterator[EngagementEvent]:
+        self.calls += 1
+        yield from (e for e in self.events if e.seen_at >= since)
+
+    def write_updates(self, updates: Sequence[FieldUpdate]) -> WriteResult:
+        self.calls += 1
+        result = WriteResult()
+        for upd in updates:
+            rec = self.records[upd.ref.key]
+            changed = {k: crm_repr(v) for k, v in upd.values.items()
+                       if crm_repr(v) != upd.previous.get(k)}
+            if not changed:
+                result.unchanged.append(upd.ref)
+            elif upd.ref.key in self.reject:
+                result.failed.append(RecordError(upd.ref, "UNABLE_TO_LOCK_ROW", True))
+            else:
+                rec.written.update(changed)
+                rec.modified_at = self.clock()
+                self.writes += 1
+                result.written.append(upd.ref)
+        return result
+
+    def find_task_keys(self, refs: Sequence[RecordRef]) -> set[str]:
+        self.calls += 1
+        wanted = set(refs)
+        return {t.key for t in self.tasks if t.person in wanted}
+
+    def create_tasks(self, tasks: Sequence[FollowUpTask]) -> TaskResult:
+        self.calls += 1
+        self.tasks.extend(tasks)
+        return TaskResult(created={t.key: f"task-{len(self.tasks)}" for t in tasks})
+
+    def list_owners(self) -> dict[str, str]:
+        self.calls += 1
+        return dict(self.owners)
+
+    def api_calls(self) -> int:
+        return self.calls
+
+
+def _dt(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None

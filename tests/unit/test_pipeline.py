@@ -1,0 +1,251 @@
+"""The sync cycle against in-memory CRMs: what reaches the CRMs, and what must not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+import pytest
+
+from leadsync.config.settings import Settings, SlaSettings
+from leadsync.connectors.base import BudgetExhausted, RecordRef
+from leadsync.pipeline import run_job
+from leadsync.runtime import Runtime
+from leadsync.scoring import Event
+from leadsync.config.rules import load_default_rules
+from leadsync.state import InMemoryStateStore
+from tests.fakes import FakeConnector
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def crms(clock: Clock) -> tuple[FakeConnector, FakeConnector]:
+    return FakeConnector("hubspot", clock), FakeConnector("salesforce", clock)
+
+
+def make_runtime(crms: tuple[FakeConnector, FakeConnector], clock: Clock,
+                 state: InMemoryStateStore | None = None, sla: SlaSettings | None = None
+                 ) -> Runtime:
+    hs, sf = crms
+    settings = Settings(sla=sla or SlaSettings())
+    return Runtime(settings=settings, model=load_default_rules(),
+                   connectors={"hubspot": hs, "salesforce": sf},
+                   state=state or InMemoryStateStore(), clock=clock)
+
+
+def demo_request(at: datetime) -> Event:
+    return Event("form_submit", at, MappingProxyType({"form": "demo_request"}))
+
+
+@pytest.fixture
+def mql_person(crms: tuple[FakeConnector, FakeConnector], clock: Clock
+               ) -> Iterator[tuple[RecordRef, RecordRef]]:
+    hs, sf = crms
+    hs_ref = hs.add("contact", "101", email="Taro.Yamada@example.co.jp", title="営業部長",
+                    employees=150)
+    sf_ref = sf.add("Lead", "00Q1", email="taro.yamada@example.co.jp", title="営業部長",
+                    company="Example KK")
+    hs.add_event(hs_ref, demo_request(T0 - timedelta(hours=1)))
+    yield hs_ref, sf_ref
+
+
+def test_one_person_across_crms_gets_the_same_fields_in_both(crms, clock, mql_person) -> None:
+    hs, sf = crms
+    report = run_job(make_runtime(crms, clock), "incremental")
+    hs_ref, sf_ref = mql_person
+    assert report.people == 1
+    assert report.records_written == {"hubspot": 1, "salesforce": 1}
+    written_hs, written_sf = hs.records[hs_ref.key].written, sf.records[sf_ref.key].written
+    assert written_hs == written_sf
+    assert written_hs["stage"] == "mql"
+    assert written_hs["mql_at"] == clock.now.isoformat()
+    assert "デモをリクエスト" in str(written_hs["reasons"])
+    assert report.transitions == {"new->mql": 1} or sum(report.transitions.values()) == 1
+
+
+def test_second_cycle_writes_nothing_and_skips_our_own_echoes(crms, clock, mql_person) -> None:
+    hs, sf = crms
+    runtime = make_runtime(crms, clock)
+    run_job(runtime, "incremental")
+    clock.advance(minutes=5)
+    second = run_job(runtime, "incremental")
+    assert sum(second.records_written.values()) == 0
+    assert second.skipped_unchanged >= 1
+    assert hs.writes == 1 and sf.writes == 1
+
+
+def test_cold_state_second_run_writes_nothing_and_creates_nothing(crms, clock, mql_person) -> None:
+    """`sync --once` twice without Redis: every run starts cold."""
+    hs, sf = crms
+    run_job(make_runtime(crms, clock), "incremental")  # becomes an MQL: mql_at is in the CRMs
+    clock.advance(hours=21)  # inside the 4 h warning window of the 24 h MQL SLA
+    first = run_job(make_runtime(crms, clock), "incremental")
+    assert sum(first.tasks_created.values()) == 1
+    second = run_job(make_runtime(crms, clock), "incremental")
+    assert sum(second.records_written.values()) == 0
+    assert sum(second.tasks_created.values()) == 0
+    assert second.tasks_existing == 1
+    assert len(sf.tasks) == 1 and not hs.tasks  # the task goes where sales works
+
+
+def test_follow_up_task_is_created_once_even_after_state_is_wiped(crms, clock, mql_person) -> None:
+    hs, sf = crms
+    state = InMemoryStateStore()
+    runtime = make_runtime(crms, clock, state)
+    run_job(runtime, "incremental")
+    clock.advance(hours=21)
+    assert sum(run_job(runtime, "sla").tasks_created.values()) == 1
+    task = sf.tasks[0]
+    assert task.priority == "normal" and "leadsync-key: " + task.key in task.body
+    assert task.subject.startswith("[LeadSync]") and "MQL" in task.subject
+    clock.advance(minutes=30)
+    assert sum(run_job(runtime, "incremental").tasks_created.values()) == 0
+    state.clear()
+    assert sum(run_job(runtime, "incremental").tasks_created.values()) == 0
+    assert len(sf.tasks) == 1
+
+
+def test_breach_escalates_to_the_escalation_owner(crms, clock, mql_person) -> None:
+    hs, sf = crms
+    runtime = make_runtime(crms, clock, sla=SlaSettings(escalation_owner="Boss@example.com"))
+    run_job(runtime, "incremental")
+    clock.advance(hours=25)
+    report = run_job(runtime, "sla")
+    assert report.sla.get("breached") == 1
+    breach = [t for t in sf.tasks if t.priority == "high"]
+    assert len(breach) == 1 and breach[0].owner_id == "owner-2"
+
+
+def test_no_owner_and_no_fallback_is_reported_not_skipped_silently(crms, clock) -> None:
+    hs, _ = crms
+    ref = hs.add("contact", "7", email="a@corp.example", owner_id=None)
+    hs.add_event(ref, demo_request(T0 - timedelta(hours=1)))
+    runtime = make_runtime(crms, clock)
+    run_job(runtime, "incremental")
+    clock.advance(hours=21)
+    report = run_job(runtime, "sla")
+    assert report.tasks_unassigned == [ref.key]
+    assert not hs.tasks
+
+
+def test_failed_record_is_retried_next_cycle_and_successes_are_not_rewritten(
+        crms, clock, mql_person) -> None:
+    hs, sf = crms
+    hs_ref, sf_ref = mql_person
+    sf.reject.add(sf_ref.key)
+    runtime = make_runtime(crms, clock)
+    first = run_job(runtime, "incremental")
+    assert first.failed == {"salesforce": 1}
+    assert first.failures[0]["record"] == sf_ref.key
+    sf.reject.clear()
+    clock.advance(minutes=5)
+    second = run_job(runtime, "incremental")
+    assert second.records_written == {"salesforce": 1}
+    assert hs.writes == 1 and sf.writes == 1
+
+
+def test_dry_run_writes_nothing_and_keeps_no_state(crms, clock, mql_person) -> None:
+    hs, sf = crms
+    state = InMemoryStateStore()
+    report = run_job(make_runtime(crms, clock, state), "incremental", dry_run=True)
+    assert report.records_written == {"hubspot": 1, "salesforce": 1}  # what would be written
+    assert hs.writes == sf.writes == 0
+    assert state.get_cursor("hubspot:people") is None
+
+
+def test_lost_lock_stops_before_writing(crms, clock, mql_person) -> None:
+    hs, sf = crms
+
+    class LostLock:
+        def acquire(self, blocking: bool = False) -> bool:
+            return True
+
+        def extend(self) -> bool:
+            return False
+
+        def owned(self) -> bool:
+            return False
+
+        def release(self) -> None:
+            pass
+
+    state = InMemoryStateStore()
+    report = run_job(make_runtime(crms, clock, state), "incremental", lock=LostLock())
+    assert report.stopped_reason == "lock_lost"
+    assert hs.writes == sf.writes == 0
+    assert state.get_cursor("hubspot:people") is None
+
+
+def test_spent_budget_stops_cleanly_with_cursors_intact(crms, clock, mql_person) -> None:
+    hs, sf = crms
+
+    def spent(_updates: object) -> object:
+        raise BudgetExhausted("salesforce daily share spent")
+
+    sf.write_updates = spent  # type: ignore[method-assign]
+    state = InMemoryStateStore()
+    report = run_job(make_runtime(crms, clock, state), "incremental")
+    assert report.stopped_reason == "budget"
+    assert state.get_cursor("hubspot:people") is None
+    assert state.get_cursor("salesforce:people") is None
+
+
+def test_an_older_evaluation_never_overwrites_a_newer_one(crms, clock, mql_person) -> None:
+    hs, sf = crms
+    state = InMemoryStateStore()
+    runtime = make_runtime(crms, clock, state)
+    run_job(runtime, "incremental")
+    person = mql_person[1].key  # the Salesforce Lead is the primary record
+    state.set_fingerprints("evaluated_at", {person: (clock.now + timedelta(hours=1)).isoformat()})
+    hs.touch(mql_person[0], title="CEO")
+    clock.advance(minutes=1)
+    report = run_job(runtime, "incremental")
+    assert report.stale_skipped == 1
+    assert hs.writes == 1
+
+
+def test_people_without_email_stay_separate(crms, clock) -> None:
+    hs, sf = crms
+    hs.add("contact", "1", title="CEO")
+    sf.add("Lead", "00Q9", title="CEO")
+    report = run_job(make_runtime(crms, clock), "incremental")
+    assert report.people == 2
+
+
+def test_cross_system_link_joins_records_without_matching_email(crms, clock) -> None:
+    hs, sf = crms
+    sf_ref = sf.add("Contact", "003A", email="new@corp.example")
+    hs.add("contact", "5", email="old@corp.example", links=(sf_ref,))
+    report = run_job(make_runtime(crms, clock), "incremental")
+    assert report.people == 1
+
+
+def test_new_engagement_on_an_unchanged_record_is_scored(crms, clock, mql_person) -> None:
+    hs, sf = crms
+    runtime = make_runtime(crms, clock)
+    run_job(runtime, "incremental")
+    before = hs.records[mql_person[0].key].written["score"]
+    clock.advance(hours=1)
+    hs.add_event(mql_person[0], Event("page_view", clock.now - timedelta(minutes=5),
+                                      MappingProxyType({"url": "https://x.example/pricing"})))
+    report = run_job(runtime, "incremental")
+    assert hs.records[mql_person[0].key].written["score"] == int(before) + 15  # type: ignore[call-overload]
+    assert report.records_written == {"hubspot": 1, "salesforce": 1}
