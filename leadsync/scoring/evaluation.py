@@ -50,3 +50,7 @@ class Evaluation:
     sla_status: SlaStatus
     sla_due: datetime | None
     follow_up: FollowUp | None
+    # additive: when the SLA clock started (None without a clock), and the unrounded capped sums
+    sla_clock_start: datetime | None = None
+    fit_raw: float = 0.0
+    engagement_raw: float = 0.0

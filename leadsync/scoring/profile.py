@@ -73,7 +73,7 @@ class Profile:
     country: str | None = None
     annual_revenue: float | None = None
     lead_source: str | None = None
-    attributes: Mapping[str, object] = _EMPTY
+    attributes: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
     bant: Bant = Bant()
     events: tuple[Event, ...] = ()
     # previous lifecycle state (as last written by leadsync, or from the CRM)

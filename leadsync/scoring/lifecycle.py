@@ -1,0 +1,131 @@
+"""The lifecycle stage, evaluated each cycle from the profile and its previous stage (DESIGN.md §4).
+
+Decisions the design leaves open, made here:
+- Unknown previous stage (None): "lead" when the person has an email or any event, else
+  "subscriber". The result then counts as a change (the stage is written for the first time).
+- Cold state (stage_entered_at None) is derived: mql -> mql_at, sql -> sql_at,
+  recycled/disqualified -> sales_status_at, otherwise None.
+- Backward sales facts (rejected/lost -> recycled, disqualified -> disqualified) need
+  sales_status_at, and apply only when it is after stage_entered_at (or that is unknown).
+- Forward sales facts (accepted -> sql, opportunity_open -> opportunity, won -> customer) move
+  an on-path person whenever that is forward; a recycled/disqualified person only when the
+  decision is newer than the stage (or either time is unknown).
+- Re-MQL of a recycled person: an instant-MQL occurrence after the recycling, or score over
+  the threshold with a positive-point occurrence after it. Unknown recycling time: no re-MQL.
+- mql_at / sql_at / score_at_mql are set on entering that stage from another one (a re-MQL sets
+  a new mql_at, restarting the SLA clock); a lead qualified and moved on to sql by BANT in the
+  same cycle gets both; lead -> sql by a sales fact gets sql_at only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from leadsync.scoring.engine import Points
+from leadsync.scoring.model import ScoringModel
+from leadsync.scoring.profile import STAGE_ORDER, Profile
+
+_RANK: Final[dict[str, int]] = {stage: rank for rank, stage in enumerate(STAGE_ORDER)}
+_OFF_PATH: Final[frozenset[str]] = frozenset({"recycled", "disqualified"})
+FORWARD_FACTS: Final[dict[str, str]] = {
+    "accepted": "sql", "opportunity_open": "opportunity", "won": "customer",
+}
+BACKWARD_FACTS: Final[dict[str, str]] = {
+    "rejected": "recycled", "lost": "recycled", "disqualified": "disqualified",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StageOutcome:
+    stage: str
+    changed: bool
+    entered_at: datetime | None
+    mql_at: datetime | None
+    sql_at: datetime | None
+    score_at_mql: int | None
+
+
+def previous_stage(profile: Profile) -> str:
+    """The stage the person was in; a default when the profile does not say."""
+    if profile.stage is not None:
+        return profile.stage
+    return "lead" if profile.email or profile.events else "subscriber"
+
+
+def stage_entered(profile: Profile, stage: str) -> datetime | None:
+    """When the person entered `stage`: as recorded, else derived from the stage's own facts."""
+    if profile.stage_entered_at is not None:
+        return profile.stage_entered_at
+    if stage == "mql":
+        return profile.mql_at
+    if stage == "sql":
+        return profile.sql_at
+    if stage in _OFF_PATH:
+        return profile.sales_status_at
+    return None
+
+
+def _is_newer(fact_at: datetime | None, entered: datetime | None) -> bool:
+    return fact_at is None or entered is None or fact_at > entered
+
+
+def _apply_sales_facts(profile: Profile, stage: str, entered: datetime | None) -> str:
+    status = profile.sales_status
+    if status is None:
+        return stage
+    forward = FORWARD_FACTS.get(status)
+    if forward is not None:
+        if stage in _OFF_PATH:
+            return forward if _is_newer(profile.sales_status_at, entered) else stage
+        return forward if _RANK[forward] > _RANK[stage] else stage
+    backward = BACKWARD_FACTS.get(status)
+    if backward is None or backward == stage or profile.sales_status_at is None:
+        return stage
+    return backward if _is_newer(profile.sales_status_at, entered) else stage
+
+
+def _qualifies(model: ScoringModel, points: Points, since: datetime | None) -> bool:
+    """The MQL test; with `since`, only evidence dated after it counts (re-MQL)."""
+    if since is None:
+        return points.instant_at is not None or points.score >= model.mql_threshold
+    if points.instant_at is not None and points.instant_at > since:
+        return True
+    return (
+        points.score >= model.mql_threshold
+        and points.engaged_at is not None
+        and points.engaged_at > since
+    )
+
+
+def decide_stage(
+    profile: Profile, model: ScoringModel, now: datetime, points: Points
+) -> StageOutcome:
+    """The new stage and its timestamps (pure; `now` is the evaluation time)."""
+    before = previous_stage(profile)
+    entered = stage_entered(profile, before)
+    stage = _apply_sales_facts(profile, before, entered)
+    marketing_qualified = False
+    if stage in ("subscriber", "lead"):
+        marketing_qualified = _qualifies(model, points, None)
+    elif stage == "recycled" and stage == before and entered is not None:
+        marketing_qualified = _qualifies(model, points, entered)
+    if marketing_qualified:
+        stage = "mql"
+    if stage == "mql" and profile.bant.count() >= model.bant_min:
+        stage = "sql"
+    changed = stage != profile.stage
+    mql_at, sql_at, score_at_mql = profile.mql_at, profile.sql_at, profile.score_at_mql
+    if stage != before and (stage == "mql" or (stage == "sql" and marketing_qualified)):
+        mql_at, score_at_mql = now, points.score
+    if stage == "sql" and before != "sql":
+        sql_at = now
+    return StageOutcome(
+        stage=stage,
+        changed=changed,
+        entered_at=now if changed else entered,
+        mql_at=mql_at,
+        sql_at=sql_at,
+        score_at_mql=score_at_mql,
+    )

@@ -1,0 +1,169 @@
+"""The scoring model: a rules file compiled once into frozen values (DESIGN.md §3, §5).
+
+`leadsync.config.rules` validates YAML and builds a `ScoringModel`; the core only reads it.
+Everything that can be decided before seeing a profile is decided here: conditions are closures,
+engagement rules are indexed by event type, and the fields fit rules read are listed so a
+profile's facts are built once, for exactly those fields.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from leadsync.scoring.conditions import Condition, Predicate
+from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
+
+#: Age (in half-lives) after which a half-life decay factor is below 0.01: log2(100).
+HALF_LIVES_TO_ONE_PERCENT = math.log2(100)
+MAX_LOOKBACK_DAYS = 400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decay:
+    """`half_life_days` -> 0.5^(age/H); `lifespan_days` -> max(0, 1 - age/L). Exactly one set."""
+
+    half_life_days: float | None = None
+    lifespan_days: float | None = None
+
+    def factor(self, age_days: float) -> float:
+        if self.half_life_days is not None:
+            return float(0.5 ** (age_days / self.half_life_days))
+        if self.lifespan_days is not None:
+            return max(0.0, 1.0 - age_days / self.lifespan_days)
+        return 1.0
+
+    def horizon_days(self) -> float:
+        """Age after which this decay makes an occurrence (practically) worthless."""
+        if self.half_life_days is not None:
+            return self.half_life_days * HALF_LIVES_TO_ONE_PERCENT
+        if self.lifespan_days is not None:
+            return self.lifespan_days
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FitRule:
+    id: str
+    label: str
+    points: float
+    when: Condition
+    fields: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementRule:
+    """Occurrences are events of type `event` whose `where` predicates all hold."""
+
+    id: str
+    label: str
+    points: float
+    event: str
+    where: tuple[tuple[str, Predicate], ...] = ()
+    within_days: float | None = None
+    min_count: int = 1
+    max_times: int | None = None
+    decay: Decay | None = None
+    max_points: float | None = None
+    instant_mql: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecencyRule:
+    """`inactive_days`: newest marketing event older than N days (or none); `active_days`: <= N."""
+
+    id: str
+    label: str
+    points: float
+    inactive_days: float | None = None
+    active_days: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    grade: str
+    min: float | None = None  # None only on the last grade
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    fit_min: float = -100.0
+    fit_max: float = 100.0
+    engagement_min: float = -100.0
+    engagement_max: float = 150.0
+
+
+@dataclass(frozen=True, slots=True)
+class SlaPolicy:
+    mql_hours: float = 24.0
+    sql_hours: float = 48.0
+    mql_warn_hours: float = 4.0
+    sql_warn_hours: float = 8.0
+
+    def for_stage(self, stage: str) -> tuple[float, float] | None:
+        """(deadline hours, warn hours) for a stage with an SLA clock, else None."""
+        if stage == "mql":
+            return self.mql_hours, self.mql_warn_hours
+        if stage == "sql":
+            return self.sql_hours, self.sql_warn_hours
+        return None
+
+
+def _index_by_event(
+    rules: tuple[EngagementRule, ...],
+) -> Mapping[str, tuple[int, ...]]:
+    index: dict[str, list[int]] = {}
+    for position, rule in enumerate(rules):
+        index.setdefault(rule.event, []).append(position)
+    return MappingProxyType({k: tuple(v) for k, v in index.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringModel:
+    """A compiled rules file. Build with `leadsync.config.rules` or directly (tests, demos)."""
+
+    version: str
+    mql_threshold: float = 80.0
+    bant_min: int = 3
+    grades: tuple[Grade, ...] = (Grade("A", 40), Grade("B", 25), Grade("C", 10), Grade("D"))
+    caps: Caps = Caps()
+    fit_rules: tuple[FitRule, ...] = ()
+    engagement_rules: tuple[EngagementRule, ...] = ()
+    recency_rules: tuple[RecencyRule, ...] = ()
+    sla: SlaPolicy = SlaPolicy()
+    free_email_domains: frozenset[str] = FREE_EMAIL_DOMAINS
+    # derived in __post_init__
+    fit_fields: frozenset[str] = field(init=False)
+    rules_by_event: Mapping[str, tuple[int, ...]] = field(init=False)
+    lookback_days: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        fields = frozenset().union(*(r.fields for r in self.fit_rules))
+        object.__setattr__(self, "fit_fields", fields)
+        object.__setattr__(self, "rules_by_event", _index_by_event(self.engagement_rules))
+        object.__setattr__(self, "lookback_days", self._lookback())
+
+    def _lookback(self) -> float:
+        """How far back engagement matters (days): the longest window, lifespan, recency window
+        or half-life horizon (age where the factor drops below 0.01), capped at 400 days.
+        Rules with neither window nor decay do not extend it. With no windows at all: 400."""
+        spans: list[float] = []
+        for rule in self.engagement_rules:
+            if rule.within_days is not None:
+                spans.append(rule.within_days)
+            if rule.decay is not None:
+                spans.append(rule.decay.horizon_days())
+        for recency in self.recency_rules:
+            spans.extend(d for d in (recency.inactive_days, recency.active_days) if d is not None)
+        if not spans:
+            return MAX_LOOKBACK_DAYS
+        return min(MAX_LOOKBACK_DAYS, max(spans))
+
+    def grade_for(self, fit: int) -> str:
+        """First grade whose min <= fit; the last grade (no min) catches the rest."""
+        for grade in self.grades:
+            if grade.min is None or fit >= grade.min:
+                return grade.grade
+        return self.grades[-1].grade

@@ -1,0 +1,112 @@
+"""The hand-off SLA clock and which follow-up task is owed now (DESIGN.md §5).
+
+- The clock runs in mql (from mql_at, falling back to stage_entered_at when a cold CRM record
+  lacks it) and sql (from sql_at, same fallback) for `sla.mql_hours` / `sla.sql_hours`.
+- met: a `sales_touch` with clock_start <= at <= due (and <= now), or a sales_status of
+  working/accepted/opportunity_open decided within [clock_start, due]. Such a status with an
+  unknown decision time (sales_status_at None) counts as met: sales has visibly taken the
+  person, and a false escalation to a rep who is working the lead costs more trust than a
+  missed reminder. Met is final: it stays "met" after the deadline.
+- Otherwise: breached when now > due, due_soon when now >= due - warn, else on_track.
+- The owed task: due_soon -> ("due_soon", normal), breached -> ("breached", high); breached
+  supersedes due_soon. Its key is `task_key(person, stage, clock_start, kind)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from leadsync.scoring.evaluation import FollowUp, SlaStatus, TaskKind
+from leadsync.scoring.model import SlaPolicy
+from leadsync.scoring.profile import Event
+
+MEETS_SLA_STATUSES: Final[frozenset[str]] = frozenset({"working", "accepted", "opportunity_open"})
+TASK_KEY_PREFIX = "ls1-"
+
+
+def task_key(person_id: str, stage: str, clock_start: datetime, kind: str) -> str:
+    """The idempotency key of a follow-up task: "ls1-" + 16 hex chars of SHA-256 over
+    person id, stage, clock start (ISO seconds, UTC, "Z") and kind, joined by U+001F.
+
+    Deterministic across processes and versions of Python; short enough for a CRM text field
+    and a task subject/body marker. "ls1" versions the recipe.
+    """
+    if clock_start.tzinfo is None:
+        raise ValueError("task_key: clock_start must be timezone-aware")
+    start = clock_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    material = "\x1f".join((person_id, stage, start, kind)).encode("utf-8", "surrogatepass")
+    return TASK_KEY_PREFIX + hashlib.sha256(material).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class SlaOutcome:
+    status: SlaStatus
+    due: datetime | None
+    clock_start: datetime | None
+    follow_up: FollowUp | None
+
+
+NO_SLA: Final = SlaOutcome("none", None, None, None)
+
+
+def _met(
+    events: Sequence[Event],
+    *,
+    sales_status: str | None,
+    sales_status_at: datetime | None,
+    start: datetime,
+    due: datetime,
+    now: datetime,
+) -> bool:
+    last = min(due, now)
+    for event in events:
+        if event.type == "sales_touch" and start <= event.at <= last:
+            return True
+    if sales_status in MEETS_SLA_STATUSES:
+        if sales_status_at is None:
+            return True
+        return start <= sales_status_at <= last
+    return False
+
+
+def decide_sla(
+    *,
+    person_id: str,
+    stage: str,
+    clock_start: datetime | None,
+    events: Sequence[Event],
+    sales_status: str | None,
+    sales_status_at: datetime | None,
+    owner: str | None,
+    policy: SlaPolicy,
+    now: datetime,
+) -> SlaOutcome:
+    """SLA status, deadline and owed follow-up for a person now in `stage`."""
+    hours = policy.for_stage(stage)
+    if hours is None or clock_start is None:
+        return NO_SLA
+    due = clock_start + timedelta(hours=hours[0])
+    if _met(events, sales_status=sales_status, sales_status_at=sales_status_at,
+            start=clock_start, due=due, now=now):
+        return SlaOutcome("met", due, clock_start, None)
+    if now > due:
+        status: SlaStatus = "breached"
+    elif now >= due - timedelta(hours=hours[1]):
+        status = "due_soon"
+    else:
+        return SlaOutcome("on_track", due, clock_start, None)
+    kind: TaskKind = "breached" if status == "breached" else "due_soon"
+    follow_up = FollowUp(
+        key=task_key(person_id, stage, clock_start, kind),
+        kind=kind,
+        stage=stage,
+        clock_start=clock_start,
+        due=due,
+        priority="high" if kind == "breached" else "normal",
+        owner=owner,
+    )
+    return SlaOutcome(status, due, clock_start, follow_up)
