@@ -1,0 +1,212 @@
+"""Thin Celery task shells over the pipeline (STYLE.md §8).
+
+Every job runs under a state-store lock `job:<name>`: when another tick or another beat process
+already runs it, the task logs and returns `{"skipped": "locked"}`. The pipeline receives the lock
+and extends it between phases; if the lease was lost it stops before writing more.
+Errors map to Celery behaviour in one place: TransientError -> retry the whole job with bounded
+exponential backoff; AuthError -> fail loudly, no retry; BudgetExhausted -> log and return (the
+next tick resumes from intact cursors). Messages carry only job names and record keys.
+
+The nightly full re-evaluation plans chunks of record keys and fans them out as a group of
+`leadsync.reevaluate_chunk` tasks over all workers; each chunk locks on a hash of its keys so a
+redelivered chunk never runs twice at once (a locked chunk is retried later, not dropped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from celery import Celery, Task, group
+from celery.exceptions import SoftTimeLimitExceeded
+
+from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
+from leadsync.state import Lock, StateStore
+from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA
+
+log = logging.getLogger("leadsync.tasks")
+
+MAX_RETRIES = 4  # whole-job retries after the HTTP layer's own retries gave up
+MAX_DELIVERIES = 3  # deliveries of one message (same id, same retry) before it counts as poison
+RETRY_BASE_SECONDS = 15.0
+REPORT_FIELDS = (
+    "job", "people", "records_written", "tasks_created", "tasks_existing", "failed", "api_calls",
+    "stage_changes", "stopped_reason", "duration_s", "skipped", "chunks", "record_keys",
+)  # fmt: skip
+
+
+class JobContext(Protocol):
+    """What a task shell needs from its worker process; `WorkerContext` in production."""
+
+    lock_seconds: float
+    max_countdown: float
+
+    @property
+    def state(self) -> StateStore: ...
+
+    def run_job(
+        self, job: str, *, lock: Lock, record_keys: Sequence[str] | None = None
+    ) -> Mapping[str, Any]: ...
+    def plan_full(self) -> list[list[str]]: ...
+    def count_delivery(self, delivery_id: str) -> int: ...
+    def record_report(self, report: Mapping[str, Any]) -> None: ...
+
+
+def retry_countdown(retries: int, cap: float) -> float:
+    """Exponential backoff with jitter, capped below the broker visibility timeout."""
+    delay = RETRY_BASE_SECONDS * float(2 ** min(retries, 16)) + random.uniform(0, 5)  # noqa: S311
+    return min(cap, delay)
+
+
+def chunk_lock_name(record_keys: Sequence[str]) -> str:
+    """A lock name that is the same for the same set of keys, whatever their order."""
+    digest = hashlib.blake2b(json.dumps(sorted(record_keys)).encode(), digest_size=10)
+    return f"job:chunk:{digest.hexdigest()}"
+
+
+def validate_record_keys(keys: object) -> list[str]:
+    """The chunk task's only argument; a clear error names what is wrong with it."""
+    if not isinstance(keys, list) or not keys:
+        raise ValueError(f"{TASK_CHUNK}: expected a non-empty list of record keys")
+    for key in keys:
+        if not isinstance(key, str) or key.count(":") < 2:
+            raise ValueError(
+                f"{TASK_CHUNK}: bad record key {str(key)[:60]!r}; "
+                "expected 'system:object:id' such as 'hubspot:contact:1'"
+            )
+    return keys
+
+
+def summarise(task: Task, report: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-able outcome a task returns and records: counts and ids, never record data."""
+    out = {k: report[k] for k in REPORT_FIELDS if k in report}
+    out["task"] = task.name
+    out["task_id"] = task.request.id
+    out["finished_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return out
+
+
+def guarded(
+    task: Task,
+    ctx: JobContext,
+    job: str,
+    lock_name: str,
+    work: Callable[[Lock], Mapping[str, Any]],
+    *,
+    retry_when_locked: bool = False,
+) -> dict[str, Any]:
+    """Run `work` under the job lock with the error mapping of the module docstring."""
+    ids = {"job": job, "task_id": task.request.id, "retries": task.request.retries}
+    deliveries = ctx.count_delivery(f"{task.request.id}:{task.request.retries}")
+    if deliveries > MAX_DELIVERIES:
+        log.error("job dropped: delivered too many times (poison message)", extra=ids)
+        return finish(task, ctx, {"job": job, "skipped": "poison"})
+    lock = ctx.state.lock(lock_name, ctx.lock_seconds)
+    if not lock.acquire(blocking=False):
+        log.info("job skipped: another run holds the lock", extra={**ids, "lock": lock_name})
+        if retry_when_locked:
+            raise task.retry(countdown=min(ctx.lock_seconds, ctx.max_countdown))
+        return finish(task, ctx, {"job": job, "skipped": "locked"})
+    try:
+        report: Mapping[str, Any] = work(lock)
+    except TransientError as exc:
+        countdown = retry_countdown(task.request.retries, ctx.max_countdown)
+        retry_ids = {**ids, "error": type(exc).__name__, "retry_in_s": round(countdown)}
+        log.warning("job hit a transient error: retrying the whole job", extra=retry_ids)
+        raise task.retry(exc=exc, countdown=countdown) from None
+    except BudgetExhausted:
+        log.warning("job stopped: API budget spent; next tick resumes", extra=ids)
+        report = {"job": job, "stopped_reason": "budget"}
+    except SoftTimeLimitExceeded:
+        log.error("job stopped at its soft time limit; next tick resumes", extra=ids)
+        report = {"job": job, "stopped_reason": "time_limit"}
+    except AuthError as exc:
+        log.error("job failed: authentication or configuration is wrong; not retried",
+                  extra={**ids, "error": str(exc)})  # fmt: skip
+        raise
+    finally:
+        lock.release()
+    return finish(task, ctx, report)
+
+
+def finish(task: Task, ctx: JobContext, report: Mapping[str, Any]) -> dict[str, Any]:
+    summary = summarise(task, report)
+    log.info("job finished", extra={"task_id": summary["task_id"], "job": summary.get("job"),
+                                    "stopped_reason": summary.get("stopped_reason"),
+                                    "skipped": summary.get("skipped")})  # fmt: skip
+    try:
+        ctx.record_report(summary)
+    except Exception as exc:  # reporting must never turn a finished job into a failed one
+        log.warning("job report not recorded", extra={"error": type(exc).__name__})
+    return summary
+
+
+class ContextHolder:
+    """One `JobContext` per worker process, built on first use (after the prefork fork) and
+    dropped by `worker_process_init` so a child never inherits its parent's connections."""
+
+    def __init__(self, factory: Callable[[], JobContext]) -> None:
+        self._factory = factory
+        self._context: JobContext | None = None
+
+    def get(self) -> JobContext:
+        if self._context is None:
+            self._context = self._factory()
+        return self._context
+
+    def reset(self, **_: Any) -> None:
+        self._context = None
+
+
+def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
+    """Attach the four leadsync tasks to `app`; returns them by name."""
+
+    def sync_incremental(self: Task) -> dict[str, Any]:
+        ctx = contexts.get()
+        return guarded(self, ctx, "incremental", "job:incremental",
+                       lambda lock: ctx.run_job("incremental", lock=lock))  # fmt: skip
+
+    def sla_sweep(self: Task) -> dict[str, Any]:
+        ctx = contexts.get()
+        return guarded(self, ctx, "sla", "job:sla", lambda lock: ctx.run_job("sla", lock=lock))
+
+    def reevaluate_chunk(self: Task, keys: list[str]) -> dict[str, Any]:
+        record_keys = validate_record_keys(keys)
+        ctx = contexts.get()
+
+        def work(lock: Lock) -> Mapping[str, Any]:
+            return {**ctx.run_job("chunk", lock=lock, record_keys=record_keys),
+                    "record_keys": len(record_keys)}  # fmt: skip
+
+        return guarded(self, ctx, "chunk", chunk_lock_name(record_keys), work,
+                       retry_when_locked=True)  # fmt: skip
+
+    def full_reevaluation(self: Task) -> dict[str, Any]:
+        ctx = contexts.get()
+
+        def work(lock: Lock) -> Mapping[str, Any]:
+            chunks = [c for c in ctx.plan_full() if c]
+            if not lock.extend():  # another full run took over while we planned: it dispatches
+                return {"job": "full", "stopped_reason": "lock_lost", "chunks": 0}
+            if chunks:
+                group(app.signature(TASK_CHUNK, args=(c,)) for c in chunks).apply_async()
+            return {"job": "full", "chunks": len(chunks),
+                    "record_keys": sum(len(c) for c in chunks)}  # fmt: skip
+
+        return guarded(self, ctx, "full", "job:full", work)
+
+    shells = {
+        TASK_INCREMENTAL: sync_incremental,
+        TASK_SLA: sla_sweep,
+        TASK_CHUNK: reevaluate_chunk,
+        TASK_FULL: full_reevaluation,
+    }
+    return {
+        name: app.task(name=name, bind=True, shared=False, max_retries=MAX_RETRIES)(fn)
+        for name, fn in shells.items()
+    }
