@@ -1,0 +1,227 @@
+"""`leadsync score`: offline scoring of profiles for tuning rules before they go live (DESIGN §8).
+
+Input: JSONL (one profile per line, DESIGN.md §2) or CSV (one event per row, profile columns
+repeated; see docs/scoring.md). Output: JSONL (`--format jsonl`, the default, exactly as §8),
+CSV for spreadsheets, or a rich `table` summary for people tuning rules. A malformed line is
+reported on stderr with its line number and skipped; the run goes on and exits 1 at the end if
+any line was bad. A bad rules file or `--now` exits 2 before anything is scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, BinaryIO
+
+import click
+
+from leadsync.config.rules import RulesError, load_default_rules, load_rules
+from leadsync.scoring import (
+    Evaluation,
+    ProfileError,
+    ScoringModel,
+    evaluate,
+    parse_profile,
+    render_reasons,
+)
+from leadsync.scoring.parse import parse_datetime
+from leadsync.scoring.tabular import (
+    OUTPUT_COLUMNS,
+    group_csv_rows,
+    output_record,
+    output_row,
+    summarize,
+)
+
+_FLUSH_EVERY = 2000
+
+
+class _Run:
+    """Counts and reports bad lines; formats evaluations for the chosen output."""
+
+    def __init__(self, fmt: str, out: IO[str]) -> None:
+        self.fmt = fmt
+        self.out = out
+        self.bad = 0
+        self.kept: list[Evaluation] = []
+        self.pending: list[str] = []
+        self.writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+        if self.writer is not None:
+            self.writer.writerow(OUTPUT_COLUMNS)
+
+    def error(self, line: int, message: str) -> None:
+        self.bad += 1
+        click.echo(f"line {line}: {message}", err=True)
+
+    def emit(self, evaluation: Evaluation) -> None:
+        if self.fmt == "jsonl":
+            self.pending.append(json.dumps(output_record(evaluation), ensure_ascii=False))
+            if len(self.pending) >= _FLUSH_EVERY:
+                self.flush()
+        elif self.writer is not None:
+            self.writer.writerow(output_row(evaluation))
+        else:
+            self.kept.append(evaluation)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.out.write("\n".join(self.pending))
+            self.out.write("\n")
+            self.pending.clear()
+
+
+def _score_jsonl(stream: BinaryIO, model: ScoringModel, now: datetime, run: _Run) -> None:
+    loads = json.loads
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            profile = parse_profile(loads(line))
+        except ProfileError as exc:
+            run.error(number, str(exc))
+            continue
+        except (ValueError, RecursionError) as exc:  # JSON or UTF-8 decoding
+            run.error(number, f"invalid JSON: {str(exc)[:120]}")
+            continue
+        run.emit(evaluate(profile, model, now))
+
+
+def _csv_rows(stream: BinaryIO, run: _Run) -> Iterator[tuple[int, dict[str, str]]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    reader = csv.DictReader(text)
+    if reader.fieldnames is None or "id" not in reader.fieldnames:
+        run.error(1, "CSV header must name an 'id' column (see docs/scoring.md)")
+        return
+    line = reader.line_num
+    for row in reader:
+        first, line = line + 1, reader.line_num
+        if None in row:
+            run.error(first, "more cells than header columns")
+        elif any("\ufffd" in (v or "") for v in row.values()):
+            run.error(first, "not valid UTF-8")
+        else:
+            yield first, row
+
+
+def _score_csv(stream: BinaryIO, model: ScoringModel, now: datetime, run: _Run) -> None:
+    profiles, errors = group_csv_rows(_csv_rows(stream, run))
+    for error in errors:
+        run.error(error.line, str(error))
+    for entry in profiles:
+        try:
+            profile = parse_profile(entry.as_dict())
+        except ProfileError as exc:
+            run.error(entry.line_for(exc.field), f"profile {entry.fields['id']!s:.40}: {exc}")
+            continue
+        run.emit(evaluate(profile, model, now))
+
+
+def _print_table(evaluations: list[Evaluation], model: ScoringModel, now: datetime, *,
+                 limit: int, stream: IO[str]) -> None:
+    """A readable summary for people tuning rules: top profiles, rule usage, distributions."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, width=140, highlight=False)
+    summary = summarize(evaluations)
+    top = Table(title=f"Top {min(limit, len(evaluations))} of {summary.profiles} profiles "
+                f"(model {model.version}, now {now.isoformat()})")
+    for column in ("id", "score", "fit", "eng", "grade", "stage", "reasons"):
+        top.add_column(column, justify="right" if column in ("score", "fit", "eng") else "left")
+    ranked = sorted(evaluations, key=lambda ev: (-ev.score, ev.person_id))[:limit]
+    for ev in ranked:
+        top.add_row(ev.person_id, str(ev.score), str(ev.fit), str(ev.engagement), ev.grade,
+                    ev.stage + (" *" if ev.instant_mql else ""), render_reasons(ev.reasons, 80))
+    console.print(top)
+    rules = Table(title="Rules (profiles each rule contributed to)")
+    for column in ("rule", "label", "profiles", "share", "mean points"):
+        rules.add_column(column)
+    for stat in summary.rules:
+        share = stat.profiles / summary.profiles if summary.profiles else 0.0
+        rules.add_row(stat.rule, stat.label, str(stat.profiles), f"{share:.0%}",
+                      f"{stat.mean_points:+.1f}")
+    console.print(rules)
+    console.print("stages: " + ", ".join(f"{k} {v}" for k, v in summary.by_stage.items()))
+    console.print("grades: " + ", ".join(f"{k} {v}" for k, v in summary.by_grade.items()))
+    console.print("score: " + ", ".join(f"{k} {v}" for k, v in summary.score_quantiles.items())
+                  + f"; mql or later: {summary.mql_or_better}  (* = instant MQL occurrence)")
+
+
+def _load_model(rules: Path | None) -> ScoringModel:
+    try:
+        return load_default_rules() if rules is None else load_rules(rules)
+    except RulesError as exc:
+        raise click.exceptions.Exit(_fail(str(exc))) from None
+
+
+def _fail(message: str) -> int:
+    click.echo(f"error: {message}", err=True)
+    return 2
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = parse_datetime(text, "--now")
+    except ProfileError as exc:
+        raise click.exceptions.Exit(_fail(str(exc))) from None
+    if moment is None:
+        raise click.exceptions.Exit(_fail("--now: empty"))
+    return moment
+
+
+@click.command("score")
+@click.option("--rules", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Rules file (YAML). Default: the bundled default model.")
+@click.option("--input", "input_path", required=True,
+              type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Profiles: JSONL (one per line) or CSV (one event per row); '-' for stdin.")
+@click.option("--now", "now_text", default=None,
+              help="Evaluation time, ISO-8601 (naive = UTC). Default: the current time.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "table"]), default="jsonl",
+              show_default=True, help="Output format.")
+@click.option("--input-format", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
+              show_default=True, help="auto: CSV when the file name ends in .csv, else JSONL.")
+@click.option("--output", "-o", "output_path", default="-",
+              type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Where to write results; '-' (default) for stdout.")
+@click.option("--limit", default=40, show_default=True, type=click.IntRange(min=1),
+              help="table: how many top-scoring profiles to list.")
+def score(*, rules: Path | None, input_path: Path, now_text: str | None, fmt: str,
+          input_format: str, output_path: Path, limit: int) -> None:
+    """Score profiles offline with a rules file, for tuning rules before they go live."""
+    model = _load_model(rules)
+    now = _parse_now(now_text)
+    as_csv = input_format == "csv" or (
+        input_format == "auto" and input_path.suffix.lower() == ".csv")
+    stdin, stdout = str(input_path) == "-", str(output_path) == "-"
+    try:
+        source: BinaryIO = sys.stdin.buffer if stdin else input_path.open("rb")
+    except OSError as exc:
+        message = f"--input: cannot read {input_path}: {exc.strerror}"
+        raise click.exceptions.Exit(_fail(message)) from None
+    sink = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n") if stdout \
+        else output_path.open("w", encoding="utf-8", newline="\n")
+    run = _Run(fmt, sink)
+    try:
+        (_score_csv if as_csv else _score_jsonl)(source, model, now, run)
+        run.flush()
+        if fmt == "table":
+            _print_table(run.kept, model, now, limit=limit, stream=sink)
+    finally:
+        sink.flush()
+        if stdout:
+            sink.detach()
+        else:
+            sink.close()
+        if not stdin:
+            source.close()
+    if run.bad:
+        click.echo(f"{run.bad} malformed line(s) skipped", err=True)
+        raise click.exceptions.Exit(1)
