@@ -1,0 +1,157 @@
+"""hubspot-api-client behind the one retry policy, the shared rate limiter and a call counter.
+
+The SDK client and its API objects are built once (each attribute access builds a new urllib3
+pool). The SDK's own retries are switched off (`retry=False`) so that every request goes through
+`call()`: rate limiter, timeout, count, classification, tenacity. Responses are read raw
+(`_preload_content=False`) and parsed as JSON, which keeps the mapping layer on plain dicts and
+lets us see status codes such as 207 and the rate headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import hubspot
+import urllib3
+
+from leadsync.config.settings import HubSpotSettings
+from leadsync.connectors.base import AuthError, BudgetExhausted, ConnectorError
+from leadsync.connectors.http import (
+    CallCounter,
+    Retryable,
+    RetryPolicy,
+    call_with_policy,
+    parse_retry_after,
+    redact,
+)
+from leadsync.connectors.ratelimit import RateLimiter, window_limiter
+
+log = logging.getLogger(__name__)
+
+
+class HubSpotRequestError(ConnectorError):
+    """A 4xx HubSpot refused for this request (not auth, not rate): the caller decides what
+    it means (a rejected batch, a search past its cap, a missing object)."""
+
+    def __init__(self, op: str, status: int, category: str, message: str) -> None:
+        super().__init__(f"HubSpot {op}: {status} {category}: {message}")
+        self.status = status
+        self.category = category
+        self.message = message
+
+
+def _body_json(body: object) -> dict[str, Any]:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(body) if isinstance(body, str) and body else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def classify_hubspot_error(
+    op: str, status: int, body: object, headers: Mapping[str, str] | None
+) -> Exception:
+    """The exception a non-2xx HubSpot answer becomes (see STYLE.md §5's three kinds)."""
+    data = _body_json(body)
+    category = str(data.get("category") or data.get("errorType") or "")
+    message = redact(data.get("message", ""), 200)
+    if status == 429:
+        if str(data.get("policyName", "")).upper() == "DAILY":
+            return BudgetExhausted("HubSpot daily API limit reached (429 DAILY): wait for reset")
+        retry_after = parse_retry_after((headers or {}).get("Retry-After"))
+        return Retryable(f"429 {data.get('policyName', 'RATE_LIMIT')}", retry_after)
+    if status >= 500 or status in (408, 425) or status == 0:
+        return Retryable(f"HTTP {status}")
+    if status == 401:
+        return AuthError(f"HubSpot {op}: access token rejected (401 {category})")
+    if status == 403:
+        return AuthError(f"HubSpot {op}: forbidden, missing scope? (403 {category}: {message})")
+    return HubSpotRequestError(op, status, category, message)
+
+
+class HubSpotClient:
+    """The SDK's API objects plus `call()`, the one way requests are sent."""
+
+    def __init__(
+        self,
+        settings: HubSpotSettings,
+        *,
+        redis: Any | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if settings.access_token is None:
+            raise AuthError("LEADSYNC_HUBSPOT__ACCESS_TOKEN is not set")
+        self.timeout = settings.timeout_seconds
+        self.policy = policy or RetryPolicy(sleep=sleep)
+        self.calls = CallCounter()
+        client = hubspot.Client.create(
+            access_token=settings.access_token.get_secret_value(),
+            host=settings.base_url.rstrip("/"),
+            retry=False,
+        )
+        crm = client.crm
+        self.contacts_basic = crm.contacts.basic_api
+        self.contacts_batch = crm.contacts.batch_api
+        self.contacts_search = crm.contacts.search_api
+        self.tasks_batch = crm.objects.tasks.batch_api
+        self.tasks_search = crm.objects.tasks.search_api
+        self.properties = crm.properties.core_api
+        self.groups = crm.properties.groups_api
+        self.owners = crm.owners.owners_api
+        self.events = client.events.events_api
+        per_window = max(1, int(settings.rate_limit_per_10s * settings.rate_limit_share))
+        self.limiter: RateLimiter = window_limiter(
+            redis, "leadsync:hubspot:rate:10s", per_window, 10.0, sleep
+        )
+        self.search_limiter: RateLimiter = window_limiter(
+            redis, "leadsync:hubspot:rate:search", max(1, math.floor(settings.search_per_second)),
+            1.0, sleep,
+        )  # fmt: skip
+        self.last_rate_headers: dict[str, str] = {}
+
+    def call(
+        self, op: str, fn: Callable[..., Any], *args: Any, search: bool = False, **kwargs: Any
+    ) -> tuple[int, dict[str, Any]]:
+        """Send one SDK request under the policy; return (status, parsed JSON body)."""
+
+        def attempt() -> tuple[int, dict[str, Any]]:
+            self.limiter.acquire()
+            if search:
+                self.search_limiter.acquire()
+            self.calls.add()
+            try:
+                resp = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise Retryable(f"connection: {type(exc).__name__}") from None
+            except Exception as exc:
+                status = getattr(exc, "status", None)
+                if not isinstance(status, int):
+                    raise
+                raise classify_hubspot_error(
+                    op, status, getattr(exc, "body", None), getattr(exc, "headers", None)
+                ) from None
+            self._observe(resp.headers)
+            return int(resp.status), _body_json(resp.data)
+
+        return call_with_policy(f"HubSpot {op}", attempt, self.policy)
+
+    def _observe(self, headers: Mapping[str, str] | None) -> None:
+        """Remember the rate headers; warn when HubSpot's window is tighter than configured."""
+        if not headers:
+            return
+        rate = {k: v for k, v in headers.items() if k.lower().startswith("x-hubspot-ratelimit")}
+        if not rate:
+            return
+        self.last_rate_headers = rate
+        lowered = {k.lower(): v for k, v in rate.items()}
+        remaining = lowered.get("x-hubspot-ratelimit-remaining")
+        if remaining is not None and remaining.isdigit() and int(remaining) == 0:
+            log.info("HubSpot rate window exhausted; limiter will wait", extra={"op": "observe"})

@@ -1,0 +1,217 @@
+"""HubSpot writes: field updates (batches of 100, 207 per record, clear-then-set lifecycle
+moves) and follow-up tasks (batch create with the contact association 204, key search)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from leadsync.config.settings import HubSpotFieldNames
+from leadsync.connectors.base import (
+    FieldUpdate,
+    FollowUpTask,
+    RecordError,
+    RecordRef,
+    TaskResult,
+    WriteResult,
+)
+from leadsync.connectors.http import redact
+from leadsync.connectors.hubspot.client import HubSpotClient, HubSpotRequestError
+from leadsync.connectors.hubspot.mapping import (
+    STAGE_TO_LIFECYCLE,
+    format_datetime,
+    is_backward,
+    same_value,
+)
+from leadsync.connectors.values import InvalidValue, canonical, clean_text, cut
+
+log = logging.getLogger(__name__)
+BATCH = 100
+REASONS_LEN = 1000
+TASK_CONTACT_ASSOCIATION = 204
+KEY_LINE = re.compile(r"leadsync-key:\s*(\S+)")
+RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "CONFLICT", "TEMPORARILY_UNAVAILABLE"})
+
+
+def _wire(value: str | datetime | None) -> str:
+    if value is None:
+        return ""
+    return format_datetime(value) if isinstance(value, datetime) else value
+
+
+def plan_update(
+    update: FieldUpdate, fields: HubSpotFieldNames
+) -> tuple[dict[str, str], str | None]:
+    """(properties to send, lifecyclestage to set in a second request or None).
+
+    Values are validated and formatted first (`InvalidValue` rejects the record); only those
+    differing from `update.previous` are kept. A backward `lifecyclestage` move is sent as ""
+    now and the real value later, because HubSpot refuses to move it backwards.
+    """
+    names = fields.model_dump()
+    props: dict[str, str] = {}
+    second: str | None = None
+    for logical, value in update.values.items():
+        if logical not in names:
+            raise InvalidValue(f"unknown written field {logical!r}")
+        wire = _wire(canonical(logical, value, reasons_len=REASONS_LEN))
+        if not same_value(logical, wire, update.previous.get(logical)):
+            props[names[logical]] = wire
+        if logical == "stage" and isinstance(value, str):
+            lifecycle = STAGE_TO_LIFECYCLE[value]
+            current = update.previous.get("lifecyclestage")
+            current_s = str(current) if current else None
+            if current_s != lifecycle:
+                if is_backward(current_s, lifecycle):
+                    props["lifecyclestage"], second = "", lifecycle
+                else:
+                    props["lifecyclestage"] = lifecycle
+    return props, second
+
+
+def write_updates(
+    client: HubSpotClient, fields: HubSpotFieldNames, updates: Sequence[FieldUpdate]
+) -> WriteResult:
+    """Validate, diff and send updates; per-record failures come back in the result."""
+    result = WriteResult()
+    pending: list[tuple[RecordRef, dict[str, str]]] = []
+    seconds: dict[str, str] = {}
+    for update in updates:
+        if update.ref.system != "hubspot":
+            result.failed.append(RecordError(update.ref, "not a HubSpot record", False))
+            continue
+        try:
+            props, second = plan_update(update, fields)
+        except InvalidValue as exc:
+            result.failed.append(RecordError(update.ref, f"invalid value: {exc}", False))
+            continue
+        if not props:
+            result.unchanged.append(update.ref)
+            continue
+        pending.append((update.ref, props))
+        if second is not None:
+            seconds[update.ref.id] = second
+    ok = _send(client, pending, result.failed)
+    followups = [(ref, {"lifecyclestage": seconds[ref.id]}) for ref in ok if ref.id in seconds]
+    ok_second = set(_send(client, followups, result.failed))
+    failed_second = {ref for ref, _ in followups} - ok_second
+    result.written.extend(ref for ref in ok if ref not in failed_second)
+    return result
+
+
+def _send(
+    client: HubSpotClient,
+    items: Sequence[tuple[RecordRef, Mapping[str, str]]],
+    failed: list[RecordError],
+) -> list[RecordRef]:
+    """Batch-update `items`; return the refs HubSpot accepted, append the others to `failed`."""
+    accepted: list[RecordRef] = []
+    for start in range(0, len(items), BATCH):
+        chunk = items[start : start + BATCH]
+        by_id = {ref.id: ref for ref, _ in chunk}
+        body = {"inputs": [{"id": ref.id, "properties": dict(p)} for ref, p in chunk]}
+        try:
+            _, resp = client.call("contacts batch update", client.contacts_batch.update, body)
+        except HubSpotRequestError as exc:
+            reason = f"{exc.status} {exc.category}: {exc.message}"
+            failed.extend(RecordError(ref, reason, exc.status == 409) for ref in by_id.values())
+            continue
+        errored: set[str] = set()
+        for err in resp.get("errors", []) or []:
+            ids = [str(i) for i in (err.get("context") or {}).get("ids", []) or []]
+            category = str(err.get("category", ""))
+            reason = f"{category}: {redact(err.get('message', ''), 200)}"
+            for rid in ids or [i for i in by_id if i not in _result_ids(resp)]:
+                if rid in by_id and rid not in errored:
+                    errored.add(rid)
+                    failed.append(RecordError(by_id[rid], reason,
+                                              category in RETRYABLE_CATEGORIES))  # fmt: skip
+        accepted.extend(ref for rid, ref in by_id.items() if rid not in errored)
+    return accepted
+
+
+def _result_ids(resp: Mapping[str, Any]) -> set[str]:
+    return {str(r.get("id")) for r in resp.get("results", []) or []}
+
+
+def task_body(task: FollowUpTask) -> str:
+    """The task body, guaranteed to carry the `leadsync-key:` line used for idempotency."""
+    body = clean_text(task.body)
+    line = f"leadsync-key: {task.key}"
+    return body if line in body else f"{body}\n{line}".strip()
+
+
+def _task_input(task: FollowUpTask) -> dict[str, Any]:
+    props = {
+        "hs_task_subject": cut(clean_text(task.subject), 255),
+        "hs_task_body": task_body(task),
+        "hs_timestamp": format_datetime(task.due),
+        "hs_task_priority": "HIGH" if task.priority == "high" else "MEDIUM",
+        "hs_task_type": "TODO",
+        "hs_task_status": "NOT_STARTED",
+    }
+    if task.owner_id:
+        props["hubspot_owner_id"] = task.owner_id
+    assoc = {"associationCategory": "HUBSPOT_DEFINED",
+             "associationTypeId": TASK_CONTACT_ASSOCIATION}  # fmt: skip
+    to = {"to": {"id": task.person.id}, "types": [assoc]}
+    return {"properties": props, "associations": [to]}
+
+
+def create_tasks(client: HubSpotClient, tasks: Sequence[FollowUpTask]) -> TaskResult:
+    """Create tasks in batches of 100; created ids are matched to keys through the body line."""
+    result = TaskResult()
+    valid = []
+    for task in tasks:
+        if task.person.system != "hubspot" or task.due.tzinfo is None:
+            result.failed[task.key] = "not a HubSpot contact or naive due date"
+        else:
+            valid.append(task)
+    for start in range(0, len(valid), BATCH):
+        chunk = valid[start : start + BATCH]
+        body = {"inputs": [_task_input(t) for t in chunk]}
+        try:
+            _, resp = client.call("tasks batch create", client.tasks_batch.create, body)
+        except HubSpotRequestError as exc:
+            for task in chunk:
+                result.failed[task.key] = f"{exc.status} {exc.category}: {exc.message}"
+            continue
+        for raw in resp.get("results", []) or []:
+            match = KEY_LINE.search(str((raw.get("properties") or {}).get("hs_task_body", "")))
+            if match:
+                result.created[match.group(1)] = str(raw.get("id"))
+        for task in chunk:
+            if task.key not in result.created:
+                result.failed[task.key] = "HubSpot did not confirm the task"
+    return result
+
+
+def find_task_keys(client: HubSpotClient, refs: Sequence[RecordRef]) -> set[str]:
+    """Keys in the bodies of `[LeadSync]` tasks associated with these contacts."""
+    ids = sorted({r.id for r in refs if r.system == "hubspot"})
+    keys: set[str] = set()
+    for start in range(0, len(ids), BATCH):
+        after: str | None = None
+        while True:
+            body: dict[str, Any] = {
+                "filterGroups": [{"filters": [
+                    {"propertyName": "associations.contact", "operator": "IN",
+                     "values": ids[start : start + BATCH]},
+                    {"propertyName": "hs_task_subject", "operator": "CONTAINS_TOKEN",
+                     "value": "[LeadSync]"},
+                ]}],
+                "properties": ["hs_task_body", "hs_task_subject"], "limit": 200,
+            }  # fmt: skip
+            if after:
+                body["after"] = after
+            _, page = client.call("tasks search", client.tasks_search.do_search, body, search=True)
+            for raw in page.get("results", []) or []:
+                text = str((raw.get("properties") or {}).get("hs_task_body", ""))
+                keys.update(KEY_LINE.findall(text))
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+    return keys

@@ -1,0 +1,258 @@
+"""`SalesforceConnector`: the Connector Protocol over Salesforce REST (simple-salesforce).
+
+People: Leads and Contacts with `SystemModstamp >=` the cursor, deduped by Id; a converted
+Lead is replaced by its Contact. Lead sales status comes from Lead Status (configured table)
+dated by the newest LeadHistory row; Contact status from its opportunities. Engagement: rep
+Tasks/Events (sales touches) and webinar CampaignMembers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from simple_salesforce.format import format_soql
+
+from leadsync.config.settings import SalesforceSettings
+from leadsync.connectors.base import (
+    ConnectorError,
+    CrmPerson,
+    EngagementEvent,
+    FieldUpdate,
+    FollowUpTask,
+    RecordRef,
+    System,
+    TaskResult,
+    WriteResult,
+)
+from leadsync.connectors.http import RetryPolicy, utc_now
+from leadsync.connectors.ratelimit import DailyBudget
+from leadsync.connectors.salesforce import metadata, writes
+from leadsync.connectors.salesforce.client import SalesforceClient, soql
+from leadsync.connectors.salesforce.mapping import (
+    CONTACT_FIELDS,
+    LEAD_FIELDS,
+    activity_to_event,
+    map_lead_status,
+    member_to_event,
+    opportunity_status,
+    parse_datetime,
+    record_to_person,
+)
+
+log = logging.getLogger(__name__)
+ID_CHUNK = 200
+OWNER_CACHE = timedelta(minutes=15)
+ROLE_FIELDS = "ContactId, Opportunity.IsClosed, Opportunity.IsWon, Opportunity.LastModifiedDate"
+
+
+def _soql_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SalesforceConnector:
+    """Salesforce Leads/Contacts, activity, field writes and Tasks (DESIGN §2, §4-§6)."""
+
+    system: System = "salesforce"
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        redis: Any | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.fields = settings.fields
+        self.clock = clock
+        self.budget = DailyBudget(settings.daily_budget_share, redis=redis, clock=clock)
+        self.client = SalesforceClient(settings, budget=self.budget, policy=policy, sleep=sleep)
+        self._owners: dict[str, str] | None = None
+        self._owners_at: datetime | None = None
+        self._unknown_statuses: set[str] = set()
+        written = tuple(self.fields.model_dump().values())
+        self._lead_fields = ", ".join(LEAD_FIELDS + written)
+        self._contact_fields = ", ".join(CONTACT_FIELDS + written)
+
+    def api_calls(self) -> int:
+        return self.client.api_calls()
+
+    def list_owners(self) -> dict[str, str]:
+        """User Id -> lowercased email, cached for 15 minutes (one sync run)."""
+        now = self.clock()
+        if self._owners is not None and self._owners_at and now - self._owners_at < OWNER_CACHE:
+            return self._owners
+        owners: dict[str, str] = {}
+        for page in self.client.query_pages("owners", soql("Id, Email", "User")):
+            owners.update({str(u["Id"]): str(u["Email"]).lower() for u in page if u.get("Email")})
+        self._owners, self._owners_at = owners, now
+        return owners
+
+    # ---- people -----------------------------------------------------------------------------
+    def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:
+        """Leads then Contacts modified at or after `since`; converted Leads yield their Contact."""
+        where = f"SystemModstamp >= {_soql_time(since)}" if since else ""
+        order = "SystemModstamp, Id"
+        seen: set[str] = set()
+        converted: list[str] = []
+        query = soql(self._lead_fields, "Lead", where, order)
+        for page in self.client.query_pages("leads", query):
+            live = []
+            for raw in page:
+                if raw.get("IsConverted") and raw.get("ConvertedContactId"):
+                    converted.append(str(raw["ConvertedContactId"]))
+                elif str(raw["Id"]) not in seen:
+                    seen.add(str(raw["Id"]))
+                    live.append(raw)
+            yield from self._leads_to_people(live)
+        query = soql(self._contact_fields, "Contact", where, order)
+        for page in self.client.query_pages("contacts", query):
+            fresh = [r for r in page if str(r["Id"]) not in seen]
+            seen.update(str(r["Id"]) for r in fresh)
+            yield from self._contacts_to_people(fresh)
+        missing = sorted(set(converted) - seen)
+        yield from self._read_contacts(missing)
+
+    def _leads_to_people(self, raws: list[dict[str, Any]]) -> Iterator[CrmPerson]:
+        owners = self.list_owners()
+        statuses = {str(r["Id"]): self._lead_status(r.get("Status")) for r in raws}
+        dated = self._status_dates([i for i, s in statuses.items() if s is not None])
+        for raw in raws:
+            rid = str(raw["Id"])
+            status = statuses[rid]
+            at = dated.get(rid) or parse_datetime(raw.get("CreatedDate"))
+            yield record_to_person(raw, "Lead", owners=owners, fields=self.fields,
+                                   sales=(status, at))  # fmt: skip
+
+    def _lead_status(self, status: object) -> str | None:
+        mapped, known = map_lead_status(str(status) if status else None, self.settings.status_map)
+        if not known and str(status) not in self._unknown_statuses:
+            self._unknown_statuses.add(str(status))
+            log.warning("unknown Lead Status; add it to LEADSYNC_SALESFORCE__STATUS_MAP",
+                        extra={"lead_status": str(status)[:40]})  # fmt: skip
+        return mapped
+
+    def _status_dates(self, lead_ids: list[str]) -> dict[str, datetime]:
+        """Newest LeadHistory Status change per Lead."""
+        newest: dict[str, datetime] = {}
+        for start in range(0, len(lead_ids), ID_CHUNK):
+            where = format_soql("Field = 'Status' AND LeadId IN {}",
+                                lead_ids[start : start + ID_CHUNK])  # fmt: skip
+            query = soql("LeadId, CreatedDate", "LeadHistory", where)
+            for page in self.client.query_pages("lead history", query):
+                for row in page:
+                    at = parse_datetime(row.get("CreatedDate"))
+                    lid = str(row.get("LeadId"))
+                    if at is not None and (lid not in newest or at > newest[lid]):
+                        newest[lid] = at
+        return newest
+
+    def _contacts_to_people(self, raws: list[dict[str, Any]]) -> Iterator[CrmPerson]:
+        owners = self.list_owners()
+        roles: dict[str, list[dict[str, Any]]] = {}
+        ids = [str(r["Id"]) for r in raws]
+        for start in range(0, len(ids), ID_CHUNK):
+            where = format_soql("ContactId IN {}", ids[start : start + ID_CHUNK])
+            query = soql(ROLE_FIELDS, "OpportunityContactRole", where)
+            for page in self.client.query_pages("contact roles", query):
+                for row in page:
+                    roles.setdefault(str(row.get("ContactId")), []).append(row)
+        for raw in raws:
+            sales = opportunity_status(roles.get(str(raw["Id"]), []))
+            yield record_to_person(raw, "Contact", owners=owners, fields=self.fields, sales=sales)
+
+    def _read_contacts(self, ids: Sequence[str]) -> Iterator[CrmPerson]:
+        for start in range(0, len(ids), ID_CHUNK):
+            where = format_soql("Id IN {}", list(ids[start : start + ID_CHUNK]))
+            query = soql(self._contact_fields, "Contact", where)
+            for page in self.client.query_pages("contacts by id", query):
+                yield from self._contacts_to_people(page)
+
+    def _read_leads(self, ids: Sequence[str]) -> Iterator[CrmPerson]:
+        for start in range(0, len(ids), ID_CHUNK):
+            where = format_soql("Id IN {}", list(ids[start : start + ID_CHUNK]))
+            query = soql(self._lead_fields, "Lead", where)
+            for page in self.client.query_pages("leads by id", query):
+                live = [r for r in page if not r.get("IsConverted")]
+                converted = [str(r["ConvertedContactId"]) for r in page
+                             if r.get("IsConverted") and r.get("ConvertedContactId")]  # fmt: skip
+                yield from self._leads_to_people(live)
+                yield from self._read_contacts(converted)
+
+    def read_people(self, refs: Sequence[RecordRef]) -> list[CrmPerson]:
+        """Read these Leads/Contacts (a converted Lead comes back as its Contact)."""
+        sf = [r for r in refs if r.system == "salesforce"]
+        people = list(self._read_leads([r.id for r in sf if r.object_type == "Lead"]))
+        people += self._read_contacts([r.id for r in sf if r.object_type == "Contact"])
+        unique = {p.ref: p for p in people}
+        return list(unique.values())
+
+    def find_people_by_email(self, email: str) -> list[CrmPerson]:
+        """Leads and Contacts with this email (for `leadsync explain`)."""
+        value = email.strip().lower()
+        ids: list[str] = []
+        for obj in ("Lead", "Contact"):
+            query = soql("Id", obj, format_soql("Email = {}", value))
+            for page in self.client.query_pages("people by email", query):
+                ids.extend(str(r["Id"]) for r in page)
+        refs = [RecordRef("salesforce", "Lead" if i.startswith("00Q") else "Contact", i)
+                for i in ids]  # fmt: skip
+        return self.read_people(refs)
+
+    # ---- engagement ---------------------------------------------------------------------------
+    def iter_engagement(self, since: datetime) -> Iterator[EngagementEvent]:
+        """Rep Tasks and Events (sales touches) and webinar attendance seen at or after `since`."""
+        when = f"SystemModstamp >= {_soql_time(since)}"
+        order = "SystemModstamp, Id"
+        queries = [
+            ("Task", soql("Id, WhoId, Subject, Type, CreatedDate, SystemModstamp", "Task",
+                          f"{when} AND WhoId != null", order)),
+            ("Event", soql("Id, WhoId, Subject, Type, StartDateTime, CreatedDate, SystemModstamp",
+                           "Event", f"{when} AND WhoId != null", order)),
+        ]  # fmt: skip
+        for kind, query in queries:
+            for page in self.client.query_pages(f"{kind.lower()}s", query):
+                for raw in page:
+                    event = activity_to_event(raw, kind)
+                    if event is not None:
+                        yield event
+        query = soql("Id, CampaignId, LeadId, ContactId, Status, Campaign.Type, CreatedDate, "
+                     "SystemModstamp", "CampaignMember", f"{when} AND Status = 'Attended'",
+                     order)  # fmt: skip
+        for page in self.client.query_pages("campaign members", query):
+            for raw in page:
+                member = member_to_event(raw)
+                if member is not None:
+                    yield member
+
+    # ---- writes, tasks, provisioning -----------------------------------------------------------
+    def write_updates(self, updates: Sequence[FieldUpdate]) -> WriteResult:
+        return writes.write_updates(self.client, self.fields, updates)
+
+    def find_task_keys(self, refs: Sequence[RecordRef]) -> set[str]:
+        return writes.find_task_keys(self.client, refs)
+
+    def create_tasks(self, tasks: Sequence[FollowUpTask]) -> TaskResult:
+        return writes.create_tasks(self.client, tasks)
+
+    def provision(self, out_dir: Path | None = None) -> list[str]:
+        """Write the source-format metadata package (default: ./leadsync-salesforce)."""
+        target = out_dir or Path("leadsync-salesforce")
+        return metadata.write_package(target, self.fields, self.settings.api_version)
+
+    def check(self) -> list[str]:
+        """Login, API access and the written fields on Lead and Contact ([] when fine)."""
+        problems: list[str] = []
+        for obj in metadata.OBJECTS:
+            try:
+                describe = self.client.rest(f"describe {obj}", f"sobjects/{obj}/describe")
+            except ConnectorError as exc:
+                return [*problems, f"Salesforce: cannot describe {obj}: {exc}"]
+            problems.extend(metadata.describe_problems(obj, describe or {}, self.fields))
+        return problems

@@ -1,0 +1,263 @@
+"""simple-salesforce over one policy-wrapped `requests.Session`.
+
+`PolicySession` is the HTTP boundary for Salesforce: every request (logins included) passes
+the daily budget, gets a timeout, is counted, and is retried under the one tenacity policy.
+403 REQUEST_LIMIT_EXCEEDED stops the run (`BudgetExhausted`); 401 INVALID_SESSION_ID triggers
+one re-login through the connector's callback and one replay. `SalesforceClient` logs in by
+password (SOAP), session id + instance URL, or JWT bearer, and exposes `query_pages` / `rest`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
+from simple_salesforce.login import SalesforceLogin
+
+from leadsync.config.settings import SalesforceSettings
+from leadsync.connectors.base import AuthError, BudgetExhausted, ConnectorError
+from leadsync.connectors.http import (
+    RETRYABLE_STATUS,
+    CallCounter,
+    Retryable,
+    RetryPolicy,
+    call_with_policy,
+    parse_retry_after,
+    redact,
+)
+from leadsync.connectors.ratelimit import DailyBudget
+
+log = logging.getLogger(__name__)
+
+
+class SalesforceRequestError(ConnectorError):
+    """A request Salesforce refused (4xx other than auth and limits); message is redacted."""
+
+    def __init__(self, op: str, status: int, code: str, message: str) -> None:
+        super().__init__(f"Salesforce {op}: {status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+def error_code(resp: requests.Response) -> str:
+    """The first `errorCode` of a REST error body ('' when there is none)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return ""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return str(body[0].get("errorCode", ""))
+    return str(body.get("error", "")) if isinstance(body, dict) else ""
+
+
+class PolicySession(requests.Session):
+    """A requests.Session whose every request goes through budget, timeout, count and retry."""
+
+    def __init__(
+        self,
+        *,
+        policy: RetryPolicy,
+        budget: DailyBudget,
+        timeout: float,
+        on_expired: Callable[[], str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.policy = policy
+        self.budget = budget
+        self.timeout = timeout
+        self.calls = CallCounter()
+        self.on_expired = on_expired
+
+    def _attempt(self, method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
+        self.budget.check()
+        self.calls.add()
+        self.budget.record_call()
+        try:
+            resp = super().request(method, url, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Retryable(f"connection: {type(exc).__name__}") from None
+        self.budget.observe(resp.headers.get("Sforce-Limit-Info"))
+        if resp.status_code == 403 and error_code(resp) == "REQUEST_LIMIT_EXCEEDED":
+            raise BudgetExhausted(
+                "Salesforce daily API limit exceeded (403 REQUEST_LIMIT_EXCEEDED)"
+            )
+        is_soap_fault = "/services/Soap/" in url and b"Fault" in resp.content[:2000]
+        if resp.status_code in RETRYABLE_STATUS and not is_soap_fault:
+            raise Retryable(
+                f"HTTP {resp.status_code} {error_code(resp)}".strip(),
+                parse_retry_after(resp.headers.get("Retry-After")),
+            )
+        return resp
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if args:
+            raise TypeError("PolicySession.request takes keyword arguments only")
+        kwargs.setdefault("timeout", self.timeout)
+        path = url.split("?", maxsplit=1)[0].rsplit("/services/", 1)[-1]
+        op = f"Salesforce {method} {path[:60]}"
+        resp = call_with_policy(op, lambda: self._attempt(method, url, kwargs), self.policy)
+        if resp.status_code == 401 and error_code(resp) == "INVALID_SESSION_ID":
+            if self.on_expired is None:
+                raise AuthError("Salesforce session expired and session-id auth cannot re-login")
+            log.info("Salesforce session expired; logging in again", extra={"op": op})
+            token = self.on_expired()
+            headers = dict(kwargs.get("headers") or {})
+            headers["Authorization"] = f"Bearer {token}"
+            kwargs["headers"] = headers
+            resp = call_with_policy(op, lambda: self._attempt(method, url, kwargs), self.policy)
+            if resp.status_code == 401:
+                raise AuthError("Salesforce rejected the session right after re-login (401)")
+        return resp
+
+
+def _jwt_token(settings: SalesforceSettings, session: requests.Session) -> tuple[str, str]:
+    """JWT bearer grant posted to `{login_url}/services/oauth2/token` -> (token, instance)."""
+    if not settings.private_key_file or not settings.consumer_key or not settings.username:
+        raise AuthError("LEADSYNC_SALESFORCE__PRIVATE_KEY_FILE/CONSUMER_KEY/USERNAME needed")
+    try:
+        key = settings.private_key_file.read_bytes()
+    except OSError:
+        raise AuthError("LEADSYNC_SALESFORCE__PRIVATE_KEY_FILE cannot be read") from None
+    login_url = str(settings.login_url).rstrip("/")
+    claims = {"iss": settings.consumer_key, "sub": settings.username, "aud": login_url,
+              "exp": int((datetime.now(UTC) + timedelta(minutes=3)).timestamp())}  # fmt: skip
+    assertion = jwt.encode(claims, key, algorithm="RS256")
+    resp = session.post(
+        f"{login_url}/services/oauth2/token",
+        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
+    )
+    if resp.status_code != 200:
+        raise AuthError(f"Salesforce JWT login refused ({resp.status_code} {error_code(resp)})")
+    body = resp.json()
+    instance = str(body["instance_url"]).split("://", 1)[-1].rstrip("/")
+    return str(body["access_token"]), instance
+
+
+def login(settings: SalesforceSettings, session: requests.Session) -> tuple[str, str]:
+    """(session id, instance host[:port]) for the configured auth mode."""
+    mode = settings.auth_mode
+    try:
+        if mode == "session":
+            instance = str(settings.instance_url).split("://", 1)[-1].rstrip("/")
+            return settings.session_id.get_secret_value(), instance  # type: ignore[union-attr]
+        if mode == "password":
+            token = settings.security_token.get_secret_value() if settings.security_token else ""
+            password = settings.password.get_secret_value()  # type: ignore[union-attr]
+            extra: dict[str, Any] = (
+                {"scratch_url": settings.login_url.rstrip("/")}
+                if settings.login_url
+                else {"domain": settings.domain}
+            )
+            result: tuple[str, str] = SalesforceLogin(
+                username=settings.username, password=password, security_token=token,
+                sf_version=settings.api_version, session=session, **extra,
+            )  # fmt: skip
+            return result
+        if mode == "jwt":
+            if settings.login_url:
+                return _jwt_token(settings, session)
+            jwt_result: tuple[str, str] = SalesforceLogin(
+                username=settings.username, consumer_key=settings.consumer_key,
+                privatekey_file=str(settings.private_key_file), domain=settings.domain,
+                session=session,
+            )  # fmt: skip
+            return jwt_result
+    except SalesforceAuthenticationFailed as exc:
+        raise AuthError(f"Salesforce login refused ({redact(exc.code, 60)})") from None
+    raise AuthError("Salesforce has no credentials (LEADSYNC_SALESFORCE__USERNAME etc.)")
+
+
+class SalesforceClient:
+    """A logged-in simple-salesforce client that re-logs in once when the session expires."""
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        budget: DailyBudget,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        can_relogin = settings.auth_mode in ("password", "jwt")
+        self.session = PolicySession(
+            policy=policy or RetryPolicy(sleep=sleep),
+            budget=budget,
+            timeout=settings.timeout_seconds,
+            on_expired=self._relogin if can_relogin else None,
+        )
+        if settings.ca_bundle:
+            self.session.verify = str(settings.ca_bundle)
+        self._sf: Salesforce | None = None
+
+    @property
+    def sf(self) -> Salesforce:
+        if self._sf is None:
+            self._relogin()
+        assert self._sf is not None
+        return self._sf
+
+    def _relogin(self) -> str:
+        session_id, instance = login(self.settings, self.session)
+        self._sf = Salesforce(session_id=session_id, instance=instance, session=self.session,
+                              version=self.settings.api_version)  # fmt: skip
+        return session_id
+
+    def _guard(self, op: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except SalesforceError as exc:
+            code = _content_code(exc.content)
+            if code in ("INVALID_FIELD", "INVALID_TYPE", "NOT_FOUND") or exc.status in (401, 403):
+                raise AuthError(
+                    f"Salesforce {op}: {exc.status} {code} (check fields/permissions)"
+                ) from None
+            raise SalesforceRequestError(op, exc.status, code, "request refused") from None
+
+    def query_pages(self, op: str, soql: str) -> Iterator[list[dict[str, Any]]]:
+        """Pages of records for `soql`, following nextRecordsUrl."""
+        page = self._guard(op, lambda: self.sf.query(soql))
+        while True:
+            yield list(page.get("records", []))
+            nxt = page.get("nextRecordsUrl")
+            if page.get("done", True) or not nxt:
+                return
+            page = self._guard(op, functools.partial(self._more, str(nxt)))
+
+    def _more(self, url: str) -> Any:
+        return self.sf.query_more(url, identifier_is_url=True)
+
+    def rest(self, op: str, path: str, method: str = "GET", json: Any = None) -> Any:
+        """`sf.restful(path)` under the guard (paths relative to /services/data/vXX.X/)."""
+        kwargs = {"json": json} if json is not None else {}
+        return self._guard(op, lambda: self.sf.restful(path, method=method, **kwargs))
+
+    def api_calls(self) -> int:
+        return self.session.calls.value
+
+
+def soql(fields: str, obj: str, where: str = "", order: str = "") -> str:
+    """A SOQL statement from trusted parts: field lists and object names come from code and
+    settings, datetimes are formatted by us, and user values go through `format_soql` first."""
+    text = f"SELECT {fields} FROM {obj}"  # noqa: S608 - see docstring; no raw user input here
+    if where:
+        text += f" WHERE {where}"
+    if order:
+        text += f" ORDER BY {order}"
+    return text
+
+
+def _content_code(content: object) -> str:
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode", ""))
+    return ""
