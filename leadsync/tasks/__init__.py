@@ -19,9 +19,10 @@ _built: dict[str, Celery] = {}
 
 
 def _build() -> Celery:
-    from celery.signals import worker_process_init
+    from celery.signals import after_setup_logger, worker_process_init
 
     from leadsync.config.settings import load_settings
+    from leadsync.logs import configure_logging
     from leadsync.tasks.celery_app import create_app
     from leadsync.tasks.jobs import ContextHolder, register_tasks
     from leadsync.tasks.worker import WorkerContext
@@ -30,6 +31,8 @@ def _build() -> Celery:
     celery_app = create_app(settings)
     contexts = ContextHolder(lambda: WorkerContext(settings))
     worker_process_init.connect(contexts.reset, weak=False)
+    # leadsync's own loggers print JSON lines through the redacting filter (RELIABILITY.md §11)
+    after_setup_logger.connect(lambda **_: configure_logging(settings.log_level), weak=False)
     register_tasks(celery_app, contexts)
     return celery_app
 
