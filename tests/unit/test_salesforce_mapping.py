@@ -1,0 +1,201 @@
+"""Salesforce value mapping, write planning and the metadata package (pure; table-driven)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from leadsync.config.settings import SalesforceFieldNames, SalesforceSettings
+from leadsync.connectors.base import FieldUpdate, FollowUpTask, RecordRef
+from leadsync.connectors.salesforce.mapping import (
+    activity_to_event,
+    format_datetime,
+    map_lead_status,
+    member_to_event,
+    opportunity_status,
+    parse_datetime,
+    record_to_person,
+)
+from leadsync.connectors.salesforce.metadata import describe_problems, write_package
+from leadsync.connectors.salesforce.writes import plan_update, task_record
+from leadsync.connectors.values import InvalidValue
+from leadsync.scoring.evaluation import Reason
+
+FIELDS = SalesforceFieldNames()
+STATUS_MAP = SalesforceSettings().status_map
+LEAD = RecordRef("salesforce", "Lead", "00Q000000000001AAA")
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("Open - Not Contacted", (None, True)), ("Working - Contacted", ("working", True)),
+     ("working - CONTACTED", ("working", True)), ("Qualified", ("accepted", True)),
+     ("Unqualified", ("disqualified", True)), ("Nurture", ("rejected", True)),
+     ("Rejected", ("rejected", True)), ("Something New", (None, False)), (None, (None, True))],
+)  # fmt: skip
+def test_lead_status_table_case_insensitive(status: str | None, expected: tuple) -> None:  # type: ignore[type-arg]
+    assert map_lead_status(status, STATUS_MAP) == expected
+
+
+def _opp(closed: bool, won: bool, at: str) -> dict:  # type: ignore[type-arg]
+    return {"Opportunity": {"IsClosed": closed, "IsWon": won, "LastModifiedDate": at}}
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [([], (None, None)),
+     ([_opp(False, False, "2026-11-01T00:00:00.000+0000")],
+      ("opportunity_open", datetime(2026, 11, 1, tzinfo=UTC))),
+     ([_opp(True, False, "2026-10-01T00:00:00.000+0000"),
+       _opp(False, False, "2026-11-02T00:00:00.000+0000")],
+      ("opportunity_open", datetime(2026, 11, 2, tzinfo=UTC))),
+     ([_opp(True, True, "2026-09-01T00:00:00.000+0000"),
+       _opp(False, False, "2026-11-02T00:00:00.000+0000")],
+      ("won", datetime(2026, 9, 1, tzinfo=UTC))),
+     ([_opp(True, False, "2026-10-01T00:00:00.000+0000")],
+      ("lost", datetime(2026, 10, 1, tzinfo=UTC)))],
+)  # fmt: skip
+def test_contact_sales_status_from_opportunities(roles: list, expected: tuple) -> None:  # type: ignore[type-arg]
+    assert opportunity_status(roles) == expected
+
+
+def test_lead_record_to_person() -> None:
+    raw = {"Id": LEAD.id, "FirstName": "Hanako", "LastName": "Suzuki", "Email": "H@Example.com",
+           "Title": "Director", "Company": "ACME", "NumberOfEmployees": 250, "Industry": "saas",
+           "Country": "JP", "AnnualRevenue": 1000000.0, "LeadSource": "Web", "OwnerId": "005A",
+           "SystemModstamp": "2026-11-01T10:00:00.000+0000", "BANT_Budget__c": True,
+           "BANT_Need__c": False, "LeadSync_Stage__c": "mql", "LeadSync_Score__c": 85.0,
+           "LeadSync_MQL_At__c": "2026-10-30T09:00:00.000+0000"}  # fmt: skip
+    at = datetime(2026, 10, 31, tzinfo=UTC)
+    person = record_to_person(raw, "Lead", owners={"005A": "rep@example.com"}, fields=FIELDS,
+                              sales=("working", at))  # fmt: skip
+    p = person.profile
+    assert person.ref == LEAD and p.id == LEAD.key and p.email == "h@example.com"
+    assert p.employees == 250 and p.company == "ACME" and p.owner == "rep@example.com"
+    assert (p.bant.budget, p.bant.need, p.bant.timeline) == (True, False, None)
+    assert p.stage == "mql" and p.sales_status == "working" and p.sales_status_at == at
+    assert p.mql_at == datetime(2026, 10, 30, 9, tzinfo=UTC)
+    assert person.modified_at == datetime(2026, 11, 1, 10, tzinfo=UTC)
+    assert person.current == {"stage": "mql", "score": 85.0,
+                              "mql_at": "2026-10-30T09:00:00.000+0000"}  # fmt: skip
+
+
+def test_contact_falls_back_to_account() -> None:
+    raw = {"Id": "003000000000001AAA", "Account": {"Name": "Example KK", "NumberOfEmployees": 1200,
+           "Industry": "manufacturing", "BillingCountry": "JP", "AnnualRevenue": 5.0}}  # fmt: skip
+    p = record_to_person(raw, "Contact", owners={}, fields=FIELDS).profile
+    assert (p.company, p.employees, p.industry, p.country) == (
+        "Example KK",
+        1200,
+        "manufacturing",
+        "JP",
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "channel"),
+    [({"Type": "Call"}, "Task", "call"), ({"Type": "Email"}, "Task", "email"),
+     ({"Type": "Meeting"}, "Task", "meeting"), ({"Type": None}, "Task", "other"),
+     ({"Type": "Other"}, "Event", "other"), ({}, "Event", "meeting")],
+)  # fmt: skip
+def test_activity_channel_from_type(raw: dict, kind: str, channel: str) -> None:  # type: ignore[type-arg]
+    base = {"Id": "00T1", "WhoId": LEAD.id, "Subject": "Call", "CreatedDate":
+            "2026-11-01T10:00:00.000+0000", "StartDateTime": "2026-11-01T11:00:00.000+0000",
+            "SystemModstamp": "2026-11-01T12:00:00.000+0000"}  # fmt: skip
+    item = activity_to_event({**base, **raw}, kind)
+    assert item is not None and item.event.type == "sales_touch"
+    assert item.event.props["channel"] == channel and item.person == LEAD
+    assert item.seen_at == datetime(2026, 11, 1, 12, tzinfo=UTC)
+    assert item.event.at.hour == (11 if kind == "Event" else 10)
+
+
+def test_own_tasks_and_unknown_whos_are_not_sales_touches() -> None:
+    base = {"Id": "00T1", "WhoId": LEAD.id, "CreatedDate": "2026-11-01T10:00:00.000+0000"}
+    assert activity_to_event({**base, "Subject": "[LeadSync] Follow up"}, "Task") is None
+    assert activity_to_event({**base, "WhoId": "001xx"}, "Task") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "ctype", "webinar"),
+    [("Attended", "Webinar", True), ("attended", "webinar", True), ("Registered", "Webinar", False),
+     ("Attended", "Email", False)],
+)  # fmt: skip
+def test_campaign_members(status: str, ctype: str, webinar: bool) -> None:
+    raw = {"Id": "00v1", "ContactId": "003000000000001AAA", "LeadId": LEAD.id, "Status": status,
+           "CampaignId": "701x", "Campaign": {"Type": ctype},
+           "SystemModstamp": "2026-11-01T10:00:00.000+0000"}  # fmt: skip
+    item = member_to_event(raw)
+    assert (item is not None) is webinar
+    if item:
+        assert item.event.type == "webinar_attended" and item.person.object_type == "Contact"
+
+
+def test_dates() -> None:
+    when = datetime(2026, 11, 1, 10, 0, 0, 5000, tzinfo=UTC)
+    assert format_datetime(when) == "2026-11-01T10:00:00.005+0000"
+    assert parse_datetime("2026-11-01T10:00:00.005+0000") == when
+    assert parse_datetime("2026-11-01") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert parse_datetime("31/12/2026") is None
+
+
+def test_plan_update_diffs_in_salesforce_form_and_cuts_reasons() -> None:
+    reasons = tuple(Reason(f"r{i}", "とても長い理由のラベル" * 3, 10.0) for i in range(20))
+    update = FieldUpdate(LEAD, {"score": 85, "stage": "mql", "reasons": reasons,
+                                "sla_due": None, "mql_at": datetime(2026, 11, 1, tzinfo=UTC)},
+                         previous={"score": 85.0, "stage": "lead",
+                                   "sla_due": "2026-11-02T00:00:00.000+0000",
+                                   "mql_at": "2026-11-01T00:00:00.000+0000"})  # fmt: skip
+    out = plan_update(update, FIELDS)
+    assert set(out) == {"LeadSync_Stage__c", "LeadSync_Reasons__c", "LeadSync_SLA_Due__c"}
+    assert out["LeadSync_SLA_Due__c"] is None
+    assert len(str(out["LeadSync_Reasons__c"])) == 255
+    assert str(out["LeadSync_Reasons__c"]).endswith("…")
+
+
+def test_plan_update_rejects_bad_values() -> None:
+    with pytest.raises(InvalidValue, match="sla_status"):
+        plan_update(FieldUpdate(LEAD, {"sla_status": "late"}), FIELDS)
+
+
+def test_task_record_shape() -> None:
+    task = FollowUpTask(key="k-1", person=LEAD, owner_id="005A", subject="[LeadSync] MQL SLA",
+                        body="Call them", due=datetime(2026, 11, 2, 9, tzinfo=UTC),
+                        priority="high")  # fmt: skip
+    rec = task_record(task)
+    assert rec["Subject"] == "[LeadSync] MQL SLA" and rec["ActivityDate"] == "2026-11-02"
+    assert rec["Priority"] == "High" and rec["Status"] == "Not Started"
+    assert rec["OwnerId"] == "005A" and rec["WhoId"] == LEAD.id
+    assert rec["Description"].endswith("leadsync-key: k-1")
+
+
+def test_metadata_package_is_source_format(tmp_path: Path) -> None:
+    paths = write_package(tmp_path, FIELDS, "59.0")
+    assert (tmp_path / "sfdx-project.json").exists() and len(paths) == 21
+    stage = tmp_path / "force-app/main/default/objects/Lead/fields/LeadSync_Stage__c.field-meta.xml"
+    root = ET.parse(stage).getroot()
+    ns = {"m": "http://soap.sforce.com/2006/04/metadata"}
+    values = [v.text for v in root.findall(".//m:value/m:fullName", ns)]
+    assert values[:6] == ["subscriber", "lead", "mql", "sql", "opportunity", "customer"]
+    assert {"recycled", "disqualified"} <= set(values)
+    reasons = (
+        tmp_path
+        / "force-app/main/default/objects/Contact/fields/LeadSync_Reasons__c.field-meta.xml"
+    )
+    assert ET.parse(reasons).getroot().find("m:length", ns).text == "255"  # type: ignore[union-attr]
+
+
+def test_describe_problems() -> None:
+    describe = {"fields": [{"name": "LeadSync_Score__c", "type": "double", "updateable": True},
+                           {"name": "LeadSync_Reasons__c", "type": "string", "length": 100,
+                            "updateable": True},
+                           {"name": "LeadSync_Stage__c", "type": "string",
+                            "updateable": False}]}  # fmt: skip
+    problems = describe_problems("Lead", describe, FIELDS)
+    text = "\n".join(problems)
+    assert "Lead.LeadSync_Fit_Grade__c is missing" in text
+    assert "LeadSync_Reasons__c holds 100" in text
+    assert "LeadSync_Stage__c is not writable" in text and "expected picklist" in text
+    assert "LeadSync_Score__c" not in text
