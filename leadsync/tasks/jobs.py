@@ -191,7 +191,9 @@ def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
 
         def work(lock: Lock) -> Mapping[str, Any]:
             chunks = [c for c in ctx.plan_full() if c]
-            if not lock.extend():  # another full run took over while we planned: it dispatches
+            # a long plan may outlive the lease: dispatch only if the lock is (again) ours, so
+            # a second full run that took over meanwhile is the only one to dispatch
+            if not (lock.extend() or lock.acquire()):
                 return {"job": "full", "stopped_reason": "lock_lost", "chunks": 0}
             if chunks:
                 group(app.signature(TASK_CHUNK, args=(c,)) for c in chunks).apply_async()

@@ -7,6 +7,7 @@ error mapping, locking and fan-out are exercised through Celery's own task machi
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -193,3 +194,38 @@ def test_bad_chunk_argument_is_refused_by_name(app: Celery, ctx: FakeContext, ba
     with pytest.raises(ValueError, match=TASK_CHUNK):
         run(app, TASK_CHUNK, bad)
     assert ctx.calls == []
+
+
+def test_full_run_whose_lock_was_taken_while_planning_does_not_dispatch(
+    app: Celery, ctx: FakeContext
+) -> None:
+    ctx.lock_seconds = 0.05
+    ctx.chunks = [["hubspot:contact:1"]]
+    thief = ctx.state.lock("job:full", 30)
+    original_plan = ctx.plan_full
+
+    def slow_plan() -> list[list[str]]:
+        time.sleep(0.1)  # the lease runs out and another full run takes the lock
+        assert thief.acquire()
+        return original_plan()
+
+    ctx.plan_full = slow_plan  # type: ignore[method-assign]
+    result = run(app, TASK_FULL)
+    assert result["stopped_reason"] == "lock_lost"
+    assert ctx.calls == []
+
+
+def test_full_run_whose_lease_lapsed_unclaimed_still_dispatches(
+    app: Celery, ctx: FakeContext
+) -> None:
+    ctx.lock_seconds = 0.05
+    ctx.chunks = [["hubspot:contact:1"]]
+    original_plan = ctx.plan_full
+
+    def slow_plan() -> list[list[str]]:
+        time.sleep(0.1)
+        return original_plan()
+
+    ctx.plan_full = slow_plan  # type: ignore[method-assign]
+    assert run(app, TASK_FULL)["chunks"] == 1
+    assert ctx.calls == [("chunk", True, ("hubspot:contact:1",))]
