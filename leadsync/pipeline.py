@@ -168,6 +168,20 @@ class _Cycle:
                 self.new_events.setdefault(item.person.key, {})[item.id] = item.event
                 newest = max(newest, item.seen_at)
             self.cursors[name] = min(newest, self.now)
+        self.drop_known_events()
+
+    def drop_known_events(self) -> None:
+        """The cursor boundary is re-read (`>=`): events already stored are not news."""
+        if not self.new_events:
+            return
+        stored = self.state.get_events(list(self.new_events))
+        for key, known in stored.items():
+            sigs = {_event_sig(ev) for ev in known}
+            fresh = {i: ev for i, ev in self.new_events[key].items() if _event_sig(ev) not in sigs}
+            if fresh:
+                self.new_events[key] = fresh
+            else:
+                del self.new_events[key]
 
     def drop_unchanged(self, records: dict[str, CrmPerson], force: set[str]
                        ) -> tuple[dict[str, CrmPerson], dict[str, CrmPerson]]:
@@ -188,11 +202,18 @@ class _Cycle:
         return kept, spare
 
     def open_sla_records(self) -> set[str]:
+        """Records of people whose SLA clock reaches its next step (warning, deadline) by now."""
         person_ids = sorted(self.state.get_pending(OPEN_SLA))
         memory = self.state.get_person_state(person_ids) if person_ids else {}
+        now_iso = self.now.isoformat()
         keys: set[str] = set()
         for pid in person_ids:
-            keys.update(str(k) for k in memory.get(pid, {}).get("records", [pid]))  # type: ignore[union-attr]
+            mem = memory.get(pid, {})
+            check_at = mem.get("sla_check_at")
+            if isinstance(check_at, str) and check_at > now_iso:
+                continue
+            records = mem.get("records")
+            keys.update(str(k) for k in records) if isinstance(records, list) else keys.add(pid)
         return keys
 
     def related_keys(self, records: dict[str, CrmPerson]) -> set[str]:
@@ -287,8 +308,10 @@ class _Cycle:
                 continue
             self.checkpoint()
             result = conn.write_updates(updates)
-            self.report.records_written[system] += len(result.written)
-            self.report.records_unchanged[system] += len(result.unchanged)
+            if result.written:
+                self.report.records_written[system] += len(result.written)
+            if result.unchanged:
+                self.report.records_unchanged[system] += len(result.unchanged)
             for err in result.failed:
                 self.failed_keys.add(err.ref.key)
                 self.report.add_failure(err.ref.key, err.reason)
@@ -331,10 +354,12 @@ class _Cycle:
                 if email:
                     emails[email_hash(email)] = " ".join(
                         sorted({*emails.get(email_hash(email), "").split(), *keys}))
+            check_at = self.sla_check_at(ev)
             memory[person.id] = {
                 "stage": ev.stage, "records": keys, "score_at_mql": ev.score_at_mql,
                 "stage_entered_at": ev.stage_entered_at.isoformat()
-                if ev.stage_entered_at else None}
+                if ev.stage_entered_at else None,
+                "sla_check_at": check_at.isoformat() if check_at else None}
             evaluated_at[person.id] = self.now.isoformat()
             if _sla_open(ev, self.now):
                 open_sla.append(person.id)
@@ -357,6 +382,23 @@ class _Cycle:
             for name, value in self.cursors.items():
                 self.state.set_cursor(name, value)
         self.state.prune_events(self.now - timedelta(days=float(self.rt.model.lookback_days)))
+
+
+    def sla_check_at(self, ev: Evaluation) -> datetime | None:
+        """When this person's SLA status can next change without any new input."""
+        if ev.sla_due is None or ev.sla_status not in ("on_track", "due_soon", "breached"):
+            return None
+        sla = self.rt.model.sla
+        warn = sla.sql_warn_hours if ev.stage == "sql" else sla.mql_warn_hours
+        if ev.sla_status == "on_track":
+            return ev.sla_due - timedelta(hours=warn)
+        if ev.sla_status == "due_soon":
+            return ev.sla_due + timedelta(seconds=1)
+        return ev.sla_due + SLA_REVISIT_AFTER_BREACH
+
+
+def _event_sig(ev: Event) -> tuple[str, datetime, tuple[tuple[str, str], ...]]:
+    return ev.type, ev.at, tuple(sorted(ev.props.items()))
 
 
 def _sla_open(ev: Evaluation, now: datetime) -> bool:
