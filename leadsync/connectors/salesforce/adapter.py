@@ -45,7 +45,7 @@ from leadsync.connectors.salesforce.mapping import (
 )
 
 log = logging.getLogger(__name__)
-ID_CHUNK = 200
+ID_CHUNK = 400  # ids per IN (...): keeps the GET URL under Salesforce's 16 KB
 OWNER_CACHE = timedelta(minutes=15)
 ROLE_FIELDS = "ContactId, Opportunity.IsClosed, Opportunity.IsWon, Opportunity.LastModifiedDate"
 
@@ -96,13 +96,19 @@ class SalesforceConnector:
 
     # ---- people -----------------------------------------------------------------------------
     def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:
-        """Leads then Contacts modified at or after `since`; converted Leads yield their Contact."""
+        """Leads then Contacts modified at or after `since`; converted Leads yield their Contact.
+
+        A full read (since=None) loads Lead Status history and contact roles with one paged
+        query each instead of one query per chunk of ids: that keeps a full sync within a few
+        calls of the minimum the page sizes imply.
+        """
         where = f"SystemModstamp >= {_soql_time(since)}" if since else ""
         order = "SystemModstamp, Id"
+        dates = self._status_dates("Field = 'Status'") if since is None else None
+        roles = self._roles("") if since is None else None
         seen: set[str] = set()
         converted: list[str] = []
-        query = soql(self._lead_fields, "Lead", where, order)
-        for page in self.client.query_pages("leads", query):
+        for page in self.client.query_pages("leads", soql(self._lead_fields, "Lead", where, order)):
             live = []
             for raw in page:
                 if raw.get("IsConverted") and raw.get("ConvertedContactId"):
@@ -110,23 +116,31 @@ class SalesforceConnector:
                 elif str(raw["Id"]) not in seen:
                     seen.add(str(raw["Id"]))
                     live.append(raw)
-            yield from self._leads_to_people(live)
+            yield from self._leads_to_people(live, dates)
         query = soql(self._contact_fields, "Contact", where, order)
         for page in self.client.query_pages("contacts", query):
             fresh = [r for r in page if str(r["Id"]) not in seen]
             seen.update(str(r["Id"]) for r in fresh)
-            yield from self._contacts_to_people(fresh)
+            yield from self._contacts_to_people(fresh, roles)
         missing = sorted(set(converted) - seen)
-        yield from self._read_contacts(missing)
+        yield from self._read_contacts(missing, roles)
 
-    def _leads_to_people(self, raws: list[dict[str, Any]]) -> Iterator[CrmPerson]:
+    def _leads_to_people(
+        self, raws: list[dict[str, Any]], dates: dict[str, datetime] | None = None
+    ) -> Iterator[CrmPerson]:
         owners = self.list_owners()
         statuses = {str(r["Id"]): self._lead_status(r.get("Status")) for r in raws}
-        dated = self._status_dates([i for i, s in statuses.items() if s is not None])
+        if dates is None:
+            wanted = [i for i, s in statuses.items() if s is not None]
+            dates = {}
+            for start in range(0, len(wanted), ID_CHUNK):
+                chunk = wanted[start : start + ID_CHUNK]
+                dates.update(self._status_dates(format_soql(
+                    "Field = 'Status' AND LeadId IN {}", chunk)))  # fmt: skip
         for raw in raws:
             rid = str(raw["Id"])
             status = statuses[rid]
-            at = dated.get(rid) or parse_datetime(raw.get("CreatedDate"))
+            at = dates.get(rid) or parse_datetime(raw.get("CreatedDate"))
             yield record_to_person(raw, "Lead", owners=owners, fields=self.fields,
                                    sales=(status, at))  # fmt: skip
 
@@ -138,41 +152,49 @@ class SalesforceConnector:
                         extra={"lead_status": str(status)[:40]})  # fmt: skip
         return mapped
 
-    def _status_dates(self, lead_ids: list[str]) -> dict[str, datetime]:
-        """Newest LeadHistory Status change per Lead."""
+    def _status_dates(self, where: str) -> dict[str, datetime]:
+        """Newest LeadHistory Status change per Lead among the rows `where` selects."""
         newest: dict[str, datetime] = {}
-        for start in range(0, len(lead_ids), ID_CHUNK):
-            where = format_soql("Field = 'Status' AND LeadId IN {}",
-                                lead_ids[start : start + ID_CHUNK])  # fmt: skip
-            query = soql("LeadId, CreatedDate", "LeadHistory", where)
-            for page in self.client.query_pages("lead history", query):
-                for row in page:
-                    at = parse_datetime(row.get("CreatedDate"))
-                    lid = str(row.get("LeadId"))
-                    if at is not None and (lid not in newest or at > newest[lid]):
-                        newest[lid] = at
+        query = soql("LeadId, CreatedDate", "LeadHistory", where)
+        for page in self.client.query_pages("lead history", query):
+            for row in page:
+                at = parse_datetime(row.get("CreatedDate"))
+                lid = str(row.get("LeadId"))
+                if at is not None and (lid not in newest or at > newest[lid]):
+                    newest[lid] = at
         return newest
 
-    def _contacts_to_people(self, raws: list[dict[str, Any]]) -> Iterator[CrmPerson]:
-        owners = self.list_owners()
+    def _roles(self, where: str) -> dict[str, list[dict[str, Any]]]:
+        """OpportunityContactRole rows (with the Opportunity's state) by ContactId."""
         roles: dict[str, list[dict[str, Any]]] = {}
-        ids = [str(r["Id"]) for r in raws]
-        for start in range(0, len(ids), ID_CHUNK):
-            where = format_soql("ContactId IN {}", ids[start : start + ID_CHUNK])
-            query = soql(ROLE_FIELDS, "OpportunityContactRole", where)
-            for page in self.client.query_pages("contact roles", query):
-                for row in page:
-                    roles.setdefault(str(row.get("ContactId")), []).append(row)
+        query = soql(ROLE_FIELDS, "OpportunityContactRole", where)
+        for page in self.client.query_pages("contact roles", query):
+            for row in page:
+                roles.setdefault(str(row.get("ContactId")), []).append(row)
+        return roles
+
+    def _contacts_to_people(
+        self, raws: list[dict[str, Any]], roles: dict[str, list[dict[str, Any]]] | None = None
+    ) -> Iterator[CrmPerson]:
+        owners = self.list_owners()
+        if roles is None:
+            ids = [str(r["Id"]) for r in raws]
+            roles = {}
+            for start in range(0, len(ids), ID_CHUNK):
+                roles.update(self._roles(format_soql("ContactId IN {}",
+                                                     ids[start : start + ID_CHUNK])))  # fmt: skip
         for raw in raws:
             sales = opportunity_status(roles.get(str(raw["Id"]), []))
             yield record_to_person(raw, "Contact", owners=owners, fields=self.fields, sales=sales)
 
-    def _read_contacts(self, ids: Sequence[str]) -> Iterator[CrmPerson]:
+    def _read_contacts(
+        self, ids: Sequence[str], roles: dict[str, list[dict[str, Any]]] | None = None
+    ) -> Iterator[CrmPerson]:
         for start in range(0, len(ids), ID_CHUNK):
             where = format_soql("Id IN {}", list(ids[start : start + ID_CHUNK]))
             query = soql(self._contact_fields, "Contact", where)
             for page in self.client.query_pages("contacts by id", query):
-                yield from self._contacts_to_people(page)
+                yield from self._contacts_to_people(page, roles)
 
     def _read_leads(self, ids: Sequence[str]) -> Iterator[CrmPerson]:
         for start in range(0, len(ids), ID_CHUNK):
