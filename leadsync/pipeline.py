@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -117,6 +117,8 @@ class _Cycle:
         self.dry_run = dry_run
         self.cursors: dict[str, datetime] = {}
         self.new_events: dict[str, dict[str, Event]] = {}
+        self.failed_keys: set[str] = set()
+        self.processed: set[str] = set()
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -299,7 +301,6 @@ class _Cycle:
             for rec in person.records:
                 by_system.setdefault(rec.ref.system, []).append(
                     FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
-        self.failed_keys: set[str] = set()
         for system, updates in by_system.items():
             conn = self.rt.connectors[system]
             if self.dry_run:
@@ -335,54 +336,33 @@ class _Cycle:
         """Save what this cycle learned, then move the cursors: only after the writes."""
         if self.dry_run:
             return
-        failed = getattr(self, "failed_keys", set())
         self.commit_engagement()
-        inputs: dict[str, str] = {}
-        groups: dict[str, str] = {}
-        emails: dict[str, str] = {}
-        memory: dict[str, dict[str, object]] = {}
-        evaluated_at: dict[str, str] = {}
+        self.commit_indexes(people)
+        memory: dict[str, Mapping[str, object]] = {}
         open_sla: list[str] = []
         closed_sla: list[str] = []
         for person, ev in zip(people, evaluations, strict=True):
-            keys = [r.ref.key for r in person.records]
-            for rec in person.records:
-                if rec.ref.key not in failed:
-                    inputs[rec.ref.key] = input_fingerprint(rec)
-                groups[rec.ref.key] = " ".join(keys)
-                email = normalise_email(rec.profile.email)
-                if email:
-                    emails[email_hash(email)] = " ".join(
-                        sorted({*emails.get(email_hash(email), "").split(), *keys}))
             check_at = self.sla_check_at(ev)
             memory[person.id] = {
-                "stage": ev.stage, "records": keys, "score_at_mql": ev.score_at_mql,
+                "stage": ev.stage, "records": [r.ref.key for r in person.records],
+                "score_at_mql": ev.score_at_mql,
                 "stage_entered_at": ev.stage_entered_at.isoformat()
                 if ev.stage_entered_at else None,
                 "sla_check_at": check_at.isoformat() if check_at else None}
-            evaluated_at[person.id] = self.now.isoformat()
-            if _sla_open(ev, self.now):
-                open_sla.append(person.id)
-            else:
-                closed_sla.append(person.id)
-        for fingerprint_kind, items in (("input", inputs), ("group", groups), ("email", emails),
-                                        ("evaluated_at", evaluated_at)):
-            if items:
-                self.state.set_fingerprints(fingerprint_kind, items)
+            (open_sla if _sla_open(ev, self.now) else closed_sla).append(person.id)
         if memory:
             self.state.set_person_state(memory)
+            self.state.set_fingerprints("evaluated_at", dict.fromkeys(memory, self.now.isoformat()))
         self.state.add_pending(OPEN_SLA, open_sla)
         self.state.remove_pending(OPEN_SLA, closed_sla)
         for system in self.rt.connectors:
-            mine = [k for k in failed if k.startswith(system + ":")]
-            done = [k for k in inputs if k.startswith(system + ":")]
-            self.state.remove_pending(system, done)
-            self.state.add_pending(system, mine)
+            prefix = system + ":"
+            self.state.remove_pending(system, [k for k in self.processed if k.startswith(prefix)])
+            self.state.add_pending(system, [k for k in self.failed_keys if k.startswith(prefix)])
         if self.report.stopped_reason is None:
             for name, value in self.cursors.items():
                 self.state.set_cursor(name, value)
         self.state.prune_events(self.now - timedelta(days=float(self.rt.model.lookback_days)))
-
 
     def sla_check_at(self, ev: Evaluation) -> datetime | None:
         """When this person's SLA status can next change without any new input."""
@@ -395,6 +375,26 @@ class _Cycle:
         if ev.sla_status == "due_soon":
             return ev.sla_due + timedelta(seconds=1)
         return ev.sla_due + SLA_REVISIT_AFTER_BREACH
+
+    def commit_indexes(self, people: Sequence[Person]) -> None:
+        """Input fingerprints (echo suppression) and the identity indexes (group, email)."""
+        inputs: dict[str, str] = {}
+        groups: dict[str, str] = {}
+        emails: dict[str, set[str]] = {}
+        for person in people:
+            keys = [r.ref.key for r in person.records]
+            for rec in person.records:
+                if rec.ref.key not in self.failed_keys:
+                    inputs[rec.ref.key] = input_fingerprint(rec)
+                groups[rec.ref.key] = " ".join(keys)
+                email = normalise_email(rec.profile.email)
+                if email:
+                    emails.setdefault(email_hash(email), set()).update(keys)
+        self.processed = set(inputs)
+        for kind, items in (("input", inputs), ("group", groups),
+                            ("email", {h: " ".join(sorted(k)) for h, k in emails.items()})):
+            if items:
+                self.state.set_fingerprints(kind, items)
 
 
 def _event_sig(ev: Event) -> tuple[str, datetime, tuple[tuple[str, str], ...]]:

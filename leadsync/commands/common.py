@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -42,6 +43,6 @@ def environ(overlay: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[red]leadsync: {message}[/red]")
     raise click.exceptions.Exit(code)

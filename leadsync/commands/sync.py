@@ -10,6 +10,7 @@ import click
 
 from leadsync.commands.common import console, err_console, fail, settings_or_exit
 from leadsync.commands.render import print_summary
+from leadsync.pipeline import Job
 
 log = logging.getLogger("leadsync.sync")
 LOCK_TTL_SECONDS = 900.0
@@ -31,7 +32,7 @@ def sync(once: bool, dry_run: bool, full: bool, as_json: bool) -> None:
     if not runtime.connectors:
         fail("no CRM is configured: set LEADSYNC_HUBSPOT__ACCESS_TOKEN and/or the "
              "LEADSYNC_SALESFORCE__* credentials (see README, Settings)")
-    job = "full" if full else "incremental"
+    job: Job = "full" if full else "incremental"
     while True:
         lock = runtime.state.lock("job:sync", LOCK_TTL_SECONDS)
         if not lock.acquire():

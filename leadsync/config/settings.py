@@ -73,7 +73,7 @@ class SalesforceSettings(BaseModel):
     api_version: str = "59.0"
     timeout_seconds: float = Field(30.0, gt=0)
     daily_budget_share: float = Field(0.5, gt=0, le=1)  # of the org's daily API limit
-    # Lead Status (sales-owned picklist) -> normalised sales_status; keys compared case-insensitively
+    # Lead Status (sales-owned picklist) -> normalised sales_status; case-insensitive keys
     status_map: dict[str, str] = {
         "Open - Not Contacted": "",
         "Working - Contacted": "working",

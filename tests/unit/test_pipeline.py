@@ -8,12 +8,12 @@ from types import MappingProxyType
 
 import pytest
 
+from leadsync.config.rules import load_default_rules
 from leadsync.config.settings import Settings, SlaSettings
 from leadsync.connectors.base import BudgetExhausted, RecordRef
 from leadsync.pipeline import run_job
 from leadsync.runtime import Runtime
 from leadsync.scoring import Event
-from leadsync.config.rules import load_default_rules
 from leadsync.state import InMemoryStateStore
 from tests.fakes import FakeConnector
 
