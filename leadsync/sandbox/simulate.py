@@ -1,0 +1,260 @@
+"""Simulated time passing: what people and reps do while leadsync sleeps.
+
+People produce marketing events at a rate driven by their hidden propensity (the best of them
+request demos); reps call open MQLs and SQLs (sooner for better-fit people), move Lead Status,
+convert leads and open, win or lose opportunities. Everything is written with the timestamps
+the CRMs would give it, so leadsync's incremental reads see it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from leadsync.sandbox import pools
+from leadsync.sandbox.seed import Seeder
+from leadsync.sandbox.seed_journey import KINDS, add_history, add_task, emit, kind_weights
+from leadsync.sandbox.store import Person
+
+if TYPE_CHECKING:
+    from leadsync.sandbox.app import Sandbox
+
+HOUR = 3600.0
+EVENTS_PER_HOUR = 1.5 / (180 * 24)  # seeded histories hold ~(1 + 20p) events per 180 days
+
+
+def simulate(sb: Sandbox, hours: float) -> dict[str, int]:
+    """Generate `hours` of activity ending at the new sandbox time; return what happened."""
+    if hours <= 0:
+        raise ValueError(f"simulate needs a positive number of hours, got {hours}")
+    with sb.data.lock:
+        sb.data.counters["simulate"] += 1
+        start = sb.clock.now().timestamp()
+        seeder = Seeder(sb.data, 0, 0, sb.clock.now(), provision_hubspot=True)
+        seeder.rng = random.Random(  # noqa: S311 - reproducible simulation
+            f"simulate:{sb.seed}:{sb.data.counters['simulate']}"
+        )
+        done: Counter[str] = Counter()
+        opportunities: dict[str, list[str]] = {}
+        for role in sb.data.sf["OpportunityContactRole"].values():
+            opportunities.setdefault(role.get("ContactId") or "", []).append(role["OpportunityId"])
+        for person in sb.data.people:
+            _marketing(seeder, person, start, hours, done)
+            _sales(seeder, person, start, hours, done)
+            if person.sf_contact_id:
+                _close_opportunities(
+                    seeder,
+                    opportunities.get(person.sf_contact_id, []),
+                    person.fit,
+                    start=start,
+                    hours=hours,
+                    done=done,
+                )
+        _merge_events(seeder)
+        sb.clock.advance(hours * HOUR)
+    return dict(done)
+
+
+def _marketing(
+    seeder: Seeder, person: Person, start: float, hours: float, done: Counter[str]
+) -> None:
+    if not person.hs_ids:
+        return
+    rng, p = seeder.rng, person.propensity
+    expected = (1 + 20 * p) * EVENTS_PER_HOUR * hours
+    count = int(expected) + (1 if rng.random() < expected % 1 else 0)
+    if count:
+        for kind in rng.choices(list(KINDS), cum_weights=kind_weights(p), k=count):
+            emit(
+                seeder,
+                person.hs_ids[0],
+                kind,
+                start + rng.random() * hours * HOUR,
+                rng.choice(pools.WEBINARS)[0],
+            )
+            done["events"] += 1
+    if rng.random() < p**3 * 0.004 * hours:
+        when = start + rng.random() * hours * HOUR
+        seeder.event(
+            when,
+            person.hs_ids[0],
+            "e_submitted_form",
+            hs_form_id="demo_request",
+            hs_url=pools.DEMO_PAGE,
+        )
+        done["demo_requests"] += 1
+
+
+def _record(seeder: Seeder, person: Person) -> tuple[str, dict[str, Any]] | None:
+    if person.sf_contact_id:
+        return "Contact", seeder.data.sf["Contact"][person.sf_contact_id]
+    if person.sf_lead_id:
+        return "Lead", seeder.data.sf["Lead"][person.sf_lead_id]
+    return None
+
+
+def _sales(seeder: Seeder, person: Person, start: float, hours: float, done: Counter[str]) -> None:
+    found = _record(seeder, person)
+    if found is None:
+        return
+    obj, record = found
+    stage = record.get("LeadSync_Stage__c")
+    rng = seeder.rng
+    if stage in ("mql", "sql"):
+        clock = record.get("LeadSync_SQL_At__c" if stage == "sql" else "LeadSync_MQL_At__c")
+        if (
+            clock
+            and person.touched_clock != clock
+            and rng.random() < min(1.0, hours / 24 * (0.3 + 0.9 * person.fit))
+        ):
+            when = start + rng.random() * hours * HOUR
+            add_task(
+                seeder,
+                record["Id"],
+                record.get("OwnerId"),
+                when,
+                rng.choice(["Call", "Call", "Email"]),
+            )
+            person.touched_clock = clock
+            done["rep_touches"] += 1
+            if obj == "Lead" and record.get("Status") == "Open - Not Contacted":
+                _set_status(seeder, record, "Working - Contacted", when)
+                done["status_changes"] += 1
+        if stage == "sql" and rng.random() < hours / (24 * 14) * person.fit:
+            _open_opportunity(seeder, person, obj, record, start + rng.random() * hours * HOUR)
+            done["opportunities_opened"] += 1
+        elif (
+            stage == "mql" and obj == "Lead" and rng.random() < hours / (24 * 30) * (1 - person.fit)
+        ):
+            _set_status(
+                seeder,
+                record,
+                rng.choice(["Unqualified", "Nurture"]),
+                start + rng.random() * hours * HOUR,
+            )
+            done["status_changes"] += 1
+
+
+def _set_status(seeder: Seeder, lead: dict[str, Any], status: str, when: float) -> None:
+    add_history(seeder, lead["Id"], when, status, lead.get("Status") or "Open - Not Contacted")
+    lead["Status"] = status
+    lead["LastModifiedDate"] = lead["SystemModstamp"] = seeder.sf(when)
+
+
+def _open_opportunity(
+    seeder: Seeder, person: Person, obj: str, record: dict[str, Any], when: float
+) -> None:
+    data = seeder.data
+    stamp = seeder.sf(when)
+    if obj == "Lead":  # convert: the Contact carries leadsync's fields from now on
+        contact_id = data.new_sf_id("003")
+        keep = ("FirstName", "LastName", "Email", "Title", "LeadSource", "OwnerId")
+        contact = {k: record[k] for k in keep if k in record}
+        contact.update({k: v for k, v in record.items() if k.startswith(("LeadSync_", "BANT_"))})
+        account = data.new_sf_id("001")
+        data.sf["Account"][account] = {
+            "Id": account,
+            "Name": record.get("Company", "Unknown"),
+            "NumberOfEmployees": record.get("NumberOfEmployees"),
+            "Industry": record.get("Industry"),
+            "CreatedDate": stamp,
+            "SystemModstamp": stamp,
+        }
+        contact.update(
+            {
+                "Id": contact_id,
+                "AccountId": account,
+                "CreatedDate": stamp,
+                "LastModifiedDate": stamp,
+                "SystemModstamp": stamp,
+            }
+        )
+        data.sf["Contact"][contact_id] = contact
+        record.update(
+            {
+                "IsConverted": True,
+                "ConvertedContactId": contact_id,
+                "ConvertedDate": stamp[:10],
+                "Status": "Qualified",
+                "LastModifiedDate": stamp,
+                "SystemModstamp": stamp,
+            }
+        )
+        person.sf_contact_id = contact_id
+    assert person.sf_contact_id is not None
+    oid = data.new_sf_id("006")
+    data.sf["Opportunity"][oid] = {
+        "Id": oid,
+        "Name": "New business",
+        "StageName": "Qualification",
+        "IsClosed": False,
+        "IsWon": False,
+        "CloseDate": seeder.sf(when + 30 * 24 * HOUR)[:10],
+        "Amount": 1_000_000.0,
+        "OwnerId": record.get("OwnerId"),
+        "CreatedDate": stamp,
+        "LastModifiedDate": stamp,
+        "SystemModstamp": stamp,
+    }
+    rid = data.new_sf_id("00K")
+    data.sf["OpportunityContactRole"][rid] = {
+        "Id": rid,
+        "OpportunityId": oid,
+        "ContactId": person.sf_contact_id,
+        "IsPrimary": True,
+        "CreatedDate": stamp,
+        "SystemModstamp": stamp,
+    }
+
+
+def _close_opportunities(
+    seeder: Seeder,
+    opportunity_ids: list[str],
+    fit: float,
+    *,
+    start: float,
+    hours: float,
+    done: Counter[str],
+) -> None:
+    data, rng = seeder.data, seeder.rng
+    if not opportunity_ids or rng.random() >= hours / (24 * 30):
+        return
+    for oid in opportunity_ids:
+        opp = data.sf["Opportunity"].get(oid)
+        if opp is None or opp.get("IsClosed"):
+            continue
+        won = rng.random() < 0.3 + 0.5 * fit
+        stamp = seeder.sf(start + rng.random() * hours * HOUR)
+        opp.update(
+            {
+                "StageName": "Closed Won" if won else "Closed Lost",
+                "IsClosed": True,
+                "IsWon": won,
+                "CloseDate": stamp[:10],
+                "LastModifiedDate": stamp,
+                "SystemModstamp": stamp,
+            }
+        )
+        done["opportunities_won" if won else "opportunities_lost"] += 1
+
+
+def _merge_events(seeder: Seeder) -> None:
+    data = seeder.data
+    if not seeder.raw_events:
+        return
+    seeder.raw_events.sort(key=lambda e: (e[0], e[1]))
+    first_seq = data.counters["event"] + 1
+    new = [
+        (ms, seq, cid, etype, props)
+        for seq, (ms, cid, etype, props) in enumerate(seeder.raw_events, first_seq)
+    ]
+    data.counters["event"] += len(new)
+    if data.hs_events and new[0][0] < data.hs_events[-1][0]:
+        data.hs_events.extend(new)
+        data.hs_events.sort(key=lambda e: (e[0], e[1]))
+    else:
+        data.hs_events.extend(new)
+    for ms, _, cid, etype, _ in new:
+        if etype == "e_submitted_form" and cid in data.hs_contacts:  # forms update the contact
+            data.hs_contacts[cid]["lastmodifieddate"] = seeder.hs(ms / 1000)
