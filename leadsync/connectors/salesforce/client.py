@@ -103,6 +103,10 @@ class PolicySession(requests.Session):
         if args:
             raise TypeError("PolicySession.request takes keyword arguments only")
         kwargs.setdefault("timeout", self.timeout)
+        if self.verify is not True:
+            # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override Session.verify; the
+            # configured CA bundle must win, so it is passed per request.
+            kwargs.setdefault("verify", self.verify)
         path = url.split("?", maxsplit=1)[0].rsplit("/services/", 1)[-1]
         op = f"Salesforce {method} {path[:60]}"
         resp = call_with_policy(op, lambda: self._attempt(method, url, kwargs), self.policy)
