@@ -150,7 +150,7 @@ def _where(raw: object, where: Where) -> tuple[tuple[str, Predicate], ...]:
     out: list[tuple[str, Predicate]] = []
     for prop, ops in raw.items():
         try:
-            out.append((str(prop), compile_ops(ops, f"where.{prop}")))
+            out.append((str(prop), compile_ops(ops, f"where.{prop}", text_only=True)))
         except ConditionError as exc:
             raise where.error(exc.key, exc.message) from None
     return tuple(out)

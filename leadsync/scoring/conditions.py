@@ -142,6 +142,11 @@ def _members(raw: object, key: str) -> list[Predicate]:
 
 def _op_in(raw: object, key: str) -> Predicate:
     tests = _members(raw, key)
+    assert isinstance(raw, list | tuple)  # checked by _members
+    if all(type(item) is str for item in raw):  # the common case: a set lookup for strings
+        texts = frozenset(str(item).strip().lower() for item in raw)
+        return lambda v: v in texts if isinstance(v, str) else (
+            v is not None and any(t(v) for t in tests))
     return lambda v: v is not None and any(t(v) for t in tests)
 
 
@@ -214,11 +219,26 @@ def compile_operator(op: str, raw: object, key: str) -> Predicate:
     return builder(raw, key)
 
 
-def compile_ops(spec: object, key: str) -> Predicate:
-    """A `{OP: V, ...}` mapping (all must hold) into one predicate."""
+def _text_operator(op: str, raw: object, key: str) -> Predicate:
+    """Like `compile_operator`, specialised for values known to be lower-case str or None
+    (event properties): the common `contains` / string `eq` skip the type dispatch."""
+    general = compile_operator(op, raw, key)  # validates
+    if op == "contains" and isinstance(raw, str):
+        needle = raw.lower()
+        return lambda v: v is not None and needle in v  # type: ignore[operator]
+    if op == "eq" and isinstance(raw, str):
+        text = raw.strip().lower()
+        return lambda v: v == text
+    return general
+
+
+def compile_ops(spec: object, key: str, *, text_only: bool = False) -> Predicate:
+    """A `{OP: V, ...}` mapping (all must hold) into one predicate. `text_only`: the value is
+    always a lower-case string or None (event properties), which allows faster predicates."""
     if not isinstance(spec, Mapping) or not spec:
         raise ConditionError(key, "expected a mapping of operator to value, e.g. {eq: x}")
-    preds = [compile_operator(str(op), raw, f"{key}.{op}") for op, raw in spec.items()]
+    build = _text_operator if text_only else compile_operator
+    preds = [build(str(op), raw, f"{key}.{op}") for op, raw in spec.items()]
     if len(preds) == 1:
         return preds[0]
     return lambda v: all(p(v) for p in preds)

@@ -24,7 +24,8 @@ def evaluate(profile: Profile, model: ScoringModel, now: datetime) -> Evaluation
     """Score, grade, stage, SLA and owed follow-up for `profile` at `now` (aware, UTC)."""
     if now.utcoffset() != _ZERO:
         raise ValueError("evaluate: `now` must be timezone-aware UTC")
-    events = sorted((e for e in profile.events if e.at <= now), key=_BY_TIME, reverse=True)
+    events = [e for e in profile.events if e.at <= now]
+    events.sort(key=_BY_TIME, reverse=True)
     points = score_points(profile, model, now, events)
     outcome = decide_stage(profile, model, now, points)
     if outcome.stage == "mql":

@@ -8,8 +8,8 @@ rule keeps the ages of its occurrences in order, so "the most recent max_times" 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from leadsync.scoring.conditions import normalize_fact
 from leadsync.scoring.derived import derive_seniority, email_domain, is_free_email
@@ -50,8 +50,7 @@ for _name in ("budget", "authority", "need", "timeline"):
 KNOWN_FIELDS = frozenset(_FIELD_GETTERS)
 
 
-@dataclass(frozen=True, slots=True)
-class Points:
+class Points(NamedTuple):
     """A profile's points before lifecycle: rounded totals, reasons, and MQL evidence."""
 
     fit: int
@@ -82,47 +81,48 @@ def _clamp(value: float, low: float, high: float) -> float:
     return low if value < low else high if value > high else value
 
 
-def _matches(rule: EngagementRule, props: dict[str, object]) -> bool:
-    return all(predicate(props.get(name)) for name, predicate in rule.where)
-
-
 def _occurrences(
     events: Sequence[Event], model: ScoringModel, now: datetime
-) -> list[list[tuple[float, datetime]] | None]:
-    """Per engagement rule: (age_days, at) of its occurrences, newest first (None if none)."""
-    rules = model.engagement_rules
-    index = model.rules_by_event
-    found: list[list[tuple[float, datetime]] | None] = [None] * len(rules)
+) -> list[list[datetime] | None]:
+    """Per engagement rule: the times of its occurrences, newest first (None if none).
+
+    Hot path: per event, one plan lookup and one memo lookup of its rule matches (see
+    `EventPlan.matching`); windows compared as datetimes against per-profile cut-offs.
+    """
+    plans = model.event_plans
+    found: list[list[datetime] | None] = [None] * len(model.engagement_rules)
+    cutoffs = [None if w is None else now - w for w in model.windows]
     for event in events:
-        positions = index.get(event.type)
-        if positions is None:
+        plan = plans.get(event.type)
+        if plan is None:
             continue
-        age = (now - event.at).total_seconds() / SECONDS_PER_DAY
-        props: dict[str, object] | None = None
-        for i in positions:
-            rule = rules[i]
-            if rule.within_days is not None and age > rule.within_days:
+        props = event.props
+        matched = plan.matching(tuple([props.get(name) for name in plan.props]))
+        if not matched:
+            continue
+        at = event.at
+        for i in matched:
+            cutoff = cutoffs[i]
+            if cutoff is not None and at < cutoff:
                 continue
-            if rule.where:
-                if props is None:
-                    props = {k: normalize_fact(v) for k, v in event.props.items()}
-                if not _matches(rule, props):
-                    continue
             bucket = found[i]
             if bucket is None:
-                found[i] = [(age, event.at)]
+                found[i] = [at]
             else:
-                bucket.append((age, event.at))
+                bucket.append(at)
     return found
 
 
-def _rule_points(rule: EngagementRule, hits: list[tuple[float, datetime]]) -> float:
+def _rule_points(rule: EngagementRule, hits: list[datetime], now: datetime) -> float:
     counted = hits if rule.max_times is None else hits[: rule.max_times]
     decay = rule.decay
     if decay is None:
         total = rule.points * len(counted)
     else:
-        total = rule.points * sum(decay.factor(age) for age, _ in counted)
+        factor = decay.factor
+        total = rule.points * sum(
+            factor((now - at).total_seconds() / SECONDS_PER_DAY) for at in counted
+        )
     cap = rule.max_points
     if cap is not None:
         total = _clamp(total, -cap, cap)
@@ -156,8 +156,8 @@ def score_points(
         if hits is None or len(hits) < rules[i].min_count:
             continue
         rule = rules[i]
-        points = _rule_points(rule, hits)
-        newest = hits[0][1]
+        points = _rule_points(rule, hits, now)
+        newest = hits[0]
         if rule.instant_mql and (instant_at is None or newest > instant_at):
             instant_at = newest
         if rule.points > 0 and (engaged_at is None or newest > engaged_at):
@@ -188,10 +188,25 @@ def score_points(
     )
 
 
+_REASONS: dict[tuple[str, str, float], Reason] = {}
+_REASONS_LIMIT = 65536
+
+
+def _reason(rule_id: str, label: str, points: float) -> Reason:
+    """A shared immutable Reason: the same few (rule, points) pairs recur across profiles."""
+    key = (rule_id, label, points)
+    reason = _REASONS.get(key)
+    if reason is None:
+        if len(_REASONS) >= _REASONS_LIMIT:
+            _REASONS.clear()
+        reason = _REASONS[key] = Reason(rule_id, label, points)
+    return reason
+
+
 def _reasons(contributions: list[tuple[str, str, float]]) -> tuple[Reason, ...]:
     """Non-zero contributions (at one decimal), largest |points| first, rule order on ties."""
     reasons = [
-        Reason(rule_id, label, rounded)
+        _reason(rule_id, label, rounded)
         for rule_id, label, points in contributions
         if (rounded := round_one_decimal(points)) != 0
     ]

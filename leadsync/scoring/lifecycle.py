@@ -19,9 +19,8 @@ Decisions the design leaves open, made here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 from leadsync.scoring.engine import Points
 from leadsync.scoring.model import ScoringModel
@@ -37,8 +36,7 @@ BACKWARD_FACTS: Final[dict[str, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class StageOutcome:
+class StageOutcome(NamedTuple):
     stage: str
     changed: bool
     entered_at: datetime | None

@@ -2,7 +2,8 @@
 
 `leadsync.config.rules` validates YAML and builds a `ScoringModel`; the core only reads it.
 Everything that can be decided before seeing a profile is decided here: conditions are closures,
-engagement rules are indexed by event type, and the fields fit rules read are listed so a
+engagement rules are planned per event type (which properties to lower-case once, which
+rules to try), and the fields fit rules read are listed so a
 profile's facts are built once, for exactly those fields.
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import MappingProxyType
+from typing import NamedTuple
 
 from leadsync.scoring.conditions import Condition, Predicate
 from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
@@ -111,13 +114,55 @@ class SlaPolicy:
         return None
 
 
-def _index_by_event(
-    rules: tuple[EngagementRule, ...],
-) -> Mapping[str, tuple[int, ...]]:
-    index: dict[str, list[int]] = {}
+MEMO_LIMIT = 8192
+
+
+class EventPlan(NamedTuple):
+    """How to match one event type: the properties its rules read and, per rule,
+    (rule position, ((property position, predicate), ...)).
+
+    `memo` remembers which rules' `where` clauses hold for given raw property values (URLs
+    and form ids repeat across a customer base); it is an optimisation only, bounded by
+    MEMO_LIMIT entries and cleared when full, and never changes a result.
+    """
+
+    props: tuple[str, ...]
+    rules: tuple[tuple[int, tuple[tuple[int, Predicate], ...]], ...]
+    memo: dict[tuple[str | None, ...], tuple[int, ...]]
+
+    def matching(self, values: tuple[str | None, ...]) -> tuple[int, ...]:
+        """Positions of the rules whose `where` holds for these raw property values."""
+        found = self.memo.get(values)
+        if found is not None:
+            return found
+        lowered = [v.lower() if v else None for v in values]
+        found = tuple(
+            i for i, checks in self.rules if all(pred(lowered[pos]) for pos, pred in checks)
+        )
+        if len(self.memo) >= MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[values] = found
+        return found
+
+
+def _plan_events(rules: tuple[EngagementRule, ...]) -> Mapping[str, EventPlan]:
+    by_type: dict[str, list[int]] = {}
     for position, rule in enumerate(rules):
-        index.setdefault(rule.event, []).append(position)
-    return MappingProxyType({k: tuple(v) for k, v in index.items()})
+        by_type.setdefault(rule.event, []).append(position)
+    plans: dict[str, EventPlan] = {}
+    for event_type, positions in by_type.items():
+        props: list[str] = []
+        for i in positions:
+            props.extend(name for name, _ in rules[i].where if name not in props)
+        plans[event_type] = EventPlan(
+            tuple(props),
+            tuple(
+                (i, tuple((props.index(name), pred) for name, pred in rules[i].where))
+                for i in positions
+            ),
+            {},
+        )
+    return MappingProxyType(plans)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +180,21 @@ class ScoringModel:
     sla: SlaPolicy = SlaPolicy()
     free_email_domains: frozenset[str] = FREE_EMAIL_DOMAINS
     # derived in __post_init__
-    fit_fields: frozenset[str] = field(init=False)
-    rules_by_event: Mapping[str, tuple[int, ...]] = field(init=False)
-    lookback_days: float = field(init=False)
+    fit_fields: frozenset[str] = field(init=False, compare=False)
+    event_plans: Mapping[str, EventPlan] = field(init=False, compare=False)
+    # within_days per engagement rule, as timedeltas
+    windows: tuple[timedelta | None, ...] = field(init=False, compare=False)
+    lookback_days: float = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         fields = frozenset().union(*(r.fields for r in self.fit_rules))
         object.__setattr__(self, "fit_fields", fields)
-        object.__setattr__(self, "rules_by_event", _index_by_event(self.engagement_rules))
+        object.__setattr__(self, "event_plans", _plan_events(self.engagement_rules))
+        windows = tuple(None if r.within_days is None else timedelta(days=r.within_days)
+                        for r in self.engagement_rules)
+        object.__setattr__(self, "windows", windows)
+        if not self.grades or self.grades[-1].min is not None:
+            raise ValueError("ScoringModel: grades must end with a grade without min")
         object.__setattr__(self, "lookback_days", self._lookback())
 
     def _lookback(self) -> float:

@@ -41,22 +41,26 @@ class ProfileError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
 
 
 def parse_datetime(value: object, field: str) -> datetime | None:
     """Aware UTC datetime from ISO text (Z/offset/naive/bare date) or epoch s/ms; None if empty."""
+    if type(value) is str and value:
+        try:  # fast path: well-formed ISO text
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is UTC:
+                return moment
+            return _to_utc(moment, field)
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ProfileError(field, f"not a date: {value!r}")
-        seconds = value / 1000 if abs(value) > 1e11 else value
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ProfileError(field, f"date out of range: {value!r}") from None
+        return _from_epoch(value, field)
     elif isinstance(value, str):
         text = value.strip()
         try:
@@ -68,12 +72,27 @@ def parse_datetime(value: object, field: str) -> datetime | None:
                 raise ProfileError(field, f"not an ISO-8601 date: {text[:40]!r}") from None
     else:
         raise ProfileError(field, f"expected an ISO-8601 date, got {type(value).__name__}")
+    return _to_utc(moment, field)
+
+
+def _from_epoch(value: float, field: str) -> datetime:
+    """Epoch seconds, or milliseconds when the number is too large to be seconds (> 1e11)."""
+    if not math.isfinite(value):
+        raise ProfileError(field, f"not a date: {value!r}")
+    seconds = value / 1000 if abs(value) > 1e11 else value
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ProfileError(field, f"date out of range: {value!r}") from None
+
+
+def _to_utc(moment: datetime, field: str) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     try:
         return moment.astimezone(UTC)
     except OverflowError:
-        raise ProfileError(field, f"date out of range: {str(value)[:40]!r}") from None
+        raise ProfileError(field, f"date out of range: {moment.isoformat()[:40]!r}") from None
 
 
 def _text(obj: Mapping[str, object], key: str) -> str | None:
@@ -154,26 +173,40 @@ def _bant(value: object) -> Bant:
                                                                "timeline")))
 
 
-def _event(raw: object, index: int) -> Event:
-    where = f"events[{index}]"
-    if not isinstance(raw, Mapping):
-        raise ProfileError(where, f"expected an object, got {type(raw).__name__}")
-    kind = raw.get("type")
-    if not isinstance(kind, str) or not kind.strip():
-        raise ProfileError(f"{where}.type", "missing or not a string")
-    at = parse_datetime(raw.get("at"), f"{where}.at")
-    if at is None:
-        raise ProfileError(f"{where}.at", "missing")
+_EVENT_RESERVED = frozenset({"type", "at", "source"})
+
+
+def _props(raw: Mapping[str, object]) -> dict[str, str]:
     props: dict[str, str] = {}
     for key, value in raw.items():
-        if key in ("type", "at", "source") or value is None:
+        if key in _EVENT_RESERVED or value is None:
             continue
-        if isinstance(value, Mapping | list):
-            raise ProfileError(f"{where}.{key}", "expected a scalar value")
-        props[str(key)] = value if isinstance(value, str) else str(value)
+        if type(value) is str:  # the common case first: no ABC isinstance checks
+            props[key] = value
+        elif isinstance(value, str | bool | int | float):
+            props[str(key)] = str(value)
+        else:
+            raise ProfileError(str(key), "expected a scalar value")
+    return props
+
+
+def _event(raw: object, index: int) -> Event:
+    if type(raw) is not dict and not isinstance(raw, Mapping):
+        raise ProfileError(f"events[{index}]", f"expected an object, got {type(raw).__name__}")
+    kind = raw.get("type")
+    if type(kind) is not str or not kind or kind != kind.strip().lower():
+        if not isinstance(kind, str) or not kind.strip():
+            raise ProfileError(f"events[{index}].type", "missing or not a string")
+        kind = kind.strip().lower()
+    try:
+        at = parse_datetime(raw.get("at"), "at")
+        props = _props(raw)
+    except ProfileError as exc:  # field names are built only on error: this is the hot path
+        raise ProfileError(f"events[{index}].{exc.field}", exc.message) from None
+    if at is None:
+        raise ProfileError(f"events[{index}].at", "missing")
     source = raw.get("source")
-    return Event(kind.strip().lower(), at, MappingProxyType(props),
-                 source if isinstance(source, str) else None)
+    return Event(kind, at, MappingProxyType(props), source if isinstance(source, str) else None)
 
 
 def _events(value: object) -> tuple[Event, ...]:

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 from leadsync.scoring.evaluation import FollowUp, SlaStatus, TaskKind
 from leadsync.scoring.model import SlaPolicy
@@ -42,8 +41,7 @@ def task_key(person_id: str, stage: str, clock_start: datetime, kind: str) -> st
     return TASK_KEY_PREFIX + hashlib.sha256(material).hexdigest()[:16]
 
 
-@dataclass(frozen=True, slots=True)
-class SlaOutcome:
+class SlaOutcome(NamedTuple):
     status: SlaStatus
     due: datetime | None
     clock_start: datetime | None
