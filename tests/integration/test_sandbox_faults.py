@@ -1,0 +1,117 @@
+"""Fault injection and the /__sandbox__ control API, over real sockets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from hubspot.crm.contacts import (
+    ApiException,
+    BatchInputSimplePublicObjectBatchInput,
+    SimplePublicObjectBatchInput,
+)
+from simple_salesforce import SalesforceGeneralError
+
+from leadsync.sandbox import Faults, Sandbox
+from tests.sandbox_support import hubspot_client, salesforce
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(contacts=60, seed=3) as box:
+        yield box
+
+
+def _control(sb: Sandbox, name: str, body: dict[str, object] | None = None) -> dict[str, object]:
+    url = f"{sb.hubspot_url}/__sandbox__/{name}"
+    response = (
+        requests.post(url, json=body, timeout=5)
+        if body is not None
+        else requests.get(url, timeout=5)
+    )
+    response.raise_for_status()
+    result: dict[str, object] = response.json()
+    return result
+
+
+def test_error_rate_serves_5xx_but_never_on_control_endpoints(sb: Sandbox) -> None:
+    sb.set_faults(Faults(error_rate=1.0))
+    with pytest.raises(ApiException) as exc:
+        hubspot_client(sb).crm.contacts.basic_api.get_page(limit=1)
+    assert exc.value.status == 503
+    sb.set_faults(Faults())
+    sf = salesforce(sb)
+    sb.set_faults(Faults(error_rate=1.0))
+    with pytest.raises(SalesforceGeneralError) as sf_exc:
+        sf.query("SELECT Id FROM Lead")
+    assert sf_exc.value.status == 500
+    stats = _control(sb, "stats")  # control endpoints are never faulted
+    assert stats["hubspot"]["errors_injected"] == 1  # type: ignore[index]
+    assert stats["salesforce"]["errors_injected"] == 1  # type: ignore[index]
+
+
+def test_drop_and_latency(sb: Sandbox) -> None:
+    url = f"{sb.hubspot_url}/crm/v3/objects/contacts"
+    headers = {"Authorization": f"Bearer {sb.hubspot_token}"}
+    sb.set_faults(Faults(drop_rate=1.0))
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(url, headers=headers, timeout=5)
+    sb.set_faults(Faults(latency_ms=150))
+    started = time.perf_counter()
+    assert requests.get(url, headers=headers, timeout=5).status_code == 200
+    assert time.perf_counter() - started >= 0.15
+
+
+def test_record_failures_in_batches(sb: Sandbox) -> None:
+    sb.set_faults(Faults(record_failure_rate=1.0))
+    cid = next(iter(sb.data.hs_contacts))
+    body = BatchInputSimplePublicObjectBatchInput(
+        inputs=[SimplePublicObjectBatchInput(id=cid, properties={"leadsync_score": "3"})]
+    )
+    result = hubspot_client(sb).crm.contacts.batch_api.update(body)
+    assert result.num_errors == 1 and not result.results
+    lead = next(iter(sb.data.sf["Lead"]))
+    before = dict(sb.data.sf["Lead"][lead])
+    records = [{"attributes": {"type": "Lead"}, "id": lead, "LeadSync_Score__c": 3}]
+    out = salesforce(sb).restful(
+        "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": records}
+    )
+    assert out[0]["errors"][0]["statusCode"] == "UNABLE_TO_LOCK_ROW"
+    assert sb.data.sf["Lead"][lead] == before
+
+
+def test_fault_seed_makes_a_faulty_run_reproducible(sb: Sandbox) -> None:
+    def run() -> list[int]:
+        sb.set_faults(Faults(error_rate=0.5, seed=42))
+        statuses = []
+        for _ in range(20):
+            try:
+                hubspot_client(sb).crm.contacts.basic_api.get_page(limit=1)
+                statuses.append(200)
+            except ApiException as exc:
+                statuses.append(exc.status)
+        return statuses
+
+    first = run()
+    assert first == run() and 200 in first and 503 in first
+
+
+def test_control_faults_clock_and_simulate(sb: Sandbox) -> None:
+    assert _control(sb, "faults", {"latency_ms": 1, "error_rate": 0.25})["error_rate"] == 0.25
+    assert sb.faults.faults == Faults(latency_ms=1, error_rate=0.25)
+    bad = requests.post(f"{sb.hubspot_url}/__sandbox__/faults", json={"nope": 1}, timeout=5)
+    assert bad.status_code == 400 and "nope" in bad.json()["error"]
+    before = sb.now()
+    moved = _control(sb, "clock", {"advance_seconds": 3600})
+    assert str(moved["now"]) >= (before.replace(microsecond=0)).isoformat()
+    assert (sb.now() - before).total_seconds() >= 3600
+    events_before = len(sb.data.hs_events)
+    summary = _control(sb, "simulate", {"hours": 48})
+    assert (sb.now() - before).total_seconds() >= 3600 + 48 * 3600
+    assert len(sb.data.hs_events) - events_before == summary.get("events", 0) + summary.get(
+        "demo_requests", 0
+    )
+    reset = requests.delete(f"{sb.hubspot_url}/__sandbox__/stats", timeout=5).json()
+    assert reset["hubspot"]["requests"] == {}
