@@ -5,6 +5,7 @@ every run ends with the CRM in the expected state and the request count within b
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -167,3 +168,33 @@ def test_salesforce_daily_limit_stops_cleanly(monkeypatch: pytest.MonkeyPatch) -
             conn._owners = None  # force a fresh owner query
             conn.list_owners()
         assert conn.api_calls() == sent  # nothing more was sent
+
+
+def test_no_secret_or_email_reaches_logs_or_errors(
+    sb: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A faulty run of both connectors, captured at INFO (DEBUG for leadsync): no token,
+    password, session id or email in any message or structured field."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="leadsync")
+    settings = _settings()
+    sb.set_faults(Faults(burst_429=2, error_rate=0.1, record_failure_rate=0.2, seed=9))
+    errors: list[str] = []
+    for conn in (HubSpotConnector(settings.hubspot), SalesforceConnector(settings.salesforce)):
+        people = list(conn.iter_changed_people(None))[:150]
+        result = conn.write_updates([FieldUpdate(p.ref, {"score": 1, "model": "x"}, p.current)
+                                     for p in people])  # fmt: skip
+        errors += [f.reason for f in result.failed]
+        conn.find_people_by_email(next(p.profile.email for p in people if p.profile.email))
+    sb.set_faults(Faults(expire_sessions=True))
+    SalesforceConnector(settings.salesforce).list_owners()
+    secrets = [sb.env["LEADSYNC_HUBSPOT__ACCESS_TOKEN"], sb.env["LEADSYNC_SALESFORCE__PASSWORD"],
+               sb.env["LEADSYNC_SALESFORCE__SECURITY_TOKEN"]]  # fmt: skip
+    texts = errors + [r.getMessage() + " " + str(r.__dict__) for r in caplog.records]
+    assert any("retrying" in t for t in texts)  # the faults produced log lines to inspect
+    for text in texts:
+        assert not any(s in text for s in secrets), text[:200]
+        assert not re.search(r"00D\w{12,15}!", text), text[:200]  # Salesforce session id
+        assert not re.search(r"[\w.+-]+@[\w-]+\.[\w.]+", text), text[:200]  # an email address
