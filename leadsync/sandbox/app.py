@@ -98,7 +98,9 @@ class Sandbox:
         """Generate the data set (done by `start` if not done before)."""
         with self.data.lock:
             if not self._seeded:
-                seed_data(self.data, self.contacts, self.seed, self.clock.now(), self._provision)
+                seed_data(
+                    self.data, self.contacts, self.seed, self.clock.virtual_now(), self._provision
+                )
                 self._seeded = True
 
     def start(self) -> Sandbox:

@@ -72,6 +72,12 @@ class Clock:
             elapsed = time.monotonic() - self._origin + self._offset
         return self._start + timedelta(seconds=elapsed)
 
+    def virtual_now(self) -> datetime:
+        """The start plus every explicit move, without the real time that passed: what the
+        generator seeds against, so the same seed gives the same data."""
+        with self._lock:
+            return self._start + timedelta(seconds=self._offset)
+
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError(f"the sandbox clock only moves forward; got {seconds} seconds")
