@@ -87,7 +87,7 @@ def canonical(  # noqa: PLR0911 - one return per field kind reads best
     """Validate one logical value and return its canonical form: str, aware datetime, or None
     (clear). Raise `InvalidValue` naming the field when it cannot be written."""
     if value is None:
-        if name in DATETIME_FIELDS or name in ("reasons", "sla_status"):
+        if name in DATETIME_FIELDS or name in ("reasons", "sla_status", "model"):
             return None
         raise InvalidValue(f"{name}: cannot be cleared")
     if name in INT_FIELDS:
@@ -104,11 +104,12 @@ def canonical(  # noqa: PLR0911 - one return per field kind reads best
             raise InvalidValue(f"{name}: expected one character, got {len(grade)}")
         return grade
     if name == "model":
-        return _text(name, value, 40)
+        return _text(name, value, 40) or None
     if name == "reasons":
+        # no reasons is an empty field: CRMs store "" as null, so it must compare as a clear
         if isinstance(value, str):
-            return _text(name, value, reasons_len)
+            return _text(name, value, reasons_len) or None
         if isinstance(value, tuple | list) and all(isinstance(r, Reason) for r in value):
-            return render_reasons(value, reasons_len)
+            return render_reasons(value, reasons_len) or None
         raise InvalidValue(f"{name}: expected a tuple of Reason or text")
     raise InvalidValue(f"unknown written field {name!r}")

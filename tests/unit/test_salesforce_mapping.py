@@ -155,6 +155,13 @@ def test_plan_update_diffs_in_salesforce_form_and_cuts_reasons() -> None:
     assert str(out["LeadSync_Reasons__c"]).endswith("…")
 
 
+def test_no_reasons_is_a_cleared_field_not_a_change() -> None:
+    """Salesforce stores "" as null: an empty reasons tuple must compare equal to it."""
+    assert plan_update(FieldUpdate(LEAD, {"reasons": (), "model": ""}), FIELDS) == {}
+    update = FieldUpdate(LEAD, {"reasons": ()}, previous={"reasons": "+5 x"})
+    assert plan_update(update, FIELDS) == {"LeadSync_Reasons__c": None}
+
+
 def test_plan_update_rejects_bad_values() -> None:
     with pytest.raises(InvalidValue, match="sla_status"):
         plan_update(FieldUpdate(LEAD, {"sla_status": "late"}), FIELDS)
