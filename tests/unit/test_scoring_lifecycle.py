@@ -207,14 +207,15 @@ def test_task_key_is_deterministic_short_and_distinct() -> None:
     assert key == task_key("p-1", "mql", start.replace(microsecond=0), "due_soon")
     other_tz = start.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
     assert key == task_key("p-1", "mql", other_tz, "due_soon")
-    variants = {task_key("p-1", "mql", start, "breached"), task_key("p-2", "mql", start, "due_soon"),
+    variants = {task_key("p-1", "mql", start, "breached"),
+                task_key("p-2", "mql", start, "due_soon"),
                 task_key("p-1", "sql", start, "due_soon"),
                 task_key("p-1", "mql", start + timedelta(seconds=1), "due_soon")}
     assert key not in variants and len(variants) == 4
     with pytest.raises(ValueError, match="timezone-aware"):
-        task_key("p-1", "mql", datetime(2026, 11, 1), "due_soon")  # noqa: DTZ001
+        task_key("p-1", "mql", datetime(2026, 11, 1), "due_soon")
 
 
 def test_evaluate_requires_utc_now() -> None:
     with pytest.raises(ValueError, match="UTC"):
-        evaluate(parse_profile({"id": "x"}), MODEL, datetime(2026, 11, 1))  # noqa: DTZ001
+        evaluate(parse_profile({"id": "x"}), MODEL, datetime(2026, 11, 1))

@@ -127,7 +127,8 @@ REASONS = (Reason("demo", "デモをリクエスト", 50.0), Reason("pricing", "
 
 
 def test_render_reasons_format() -> None:
-    assert render_reasons(REASONS, 255) == "+50 デモをリクエスト; +15 料金ページを閲覧; −20 フリーメール"
+    expected = "+50 デモをリクエスト; +15 料金ページを閲覧; −20 フリーメール"
+    assert render_reasons(REASONS, 255) == expected
     assert render_reasons((Reason("a", "A", 7.5), Reason("b", "B", -0.5)), 100) == "+7.5 A; −0.5 B"
     assert render_reasons((), 10) == ""
 

@@ -1,0 +1,180 @@
+"""`leadsync score` end to end through click: formats, bad lines, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from leadsync.cli import cli
+
+NOW = "2026-11-03T00:00:00Z"
+GOOD = {
+    "id": "p-1", "email": "taro.yamada@example.co.jp", "title": "営業部長", "employees": 150,
+    "events": [
+        {"type": "page_view", "at": "2026-11-01T10:00:00Z", "url": "https://www.example.com/pricing"},
+        {"type": "form_submit", "at": "2026-11-02T09:00:00Z", "form": "demo_request"}],
+    "stage": "lead",
+}
+COLD = {"id": "p-2", "email": "x@gmail.com", "title": "Engineer"}
+
+
+def invoke(tmp_path: Path, lines: list[str], *args: str, name: str = "in.jsonl"):  # type: ignore[no-untyped-def]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    return runner.invoke(cli, ["score", "--input", str(path), "--now", NOW, *args])
+
+
+def test_jsonl_output_is_exactly_the_contract(tmp_path: Path) -> None:
+    result = invoke(tmp_path, [json.dumps(GOOD), json.dumps(COLD)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in records] == ["p-1", "p-2"]
+    first = records[0]
+    assert list(first) == ["id", "score", "fit", "engagement", "grade", "stage", "instant_mql",
+                           "reasons", "model"]
+    assert (first["fit"], first["grade"], first["stage"], first["instant_mql"]) == (
+        25, "B", "mql", True)
+    assert first["score"] == first["fit"] + first["engagement"]
+    assert first["reasons"][0] == {"rule": "demo", "label": "デモをリクエスト", "points": 50.0}
+    assert first["model"] == "default-2026.11"
+    assert records[1]["reasons"][0]["rule"] in {"free-email", "inactive-90d"}
+    assert "デモ" in result.stdout  # not \\u-escaped
+
+
+def test_bad_lines_are_reported_with_numbers_and_skipped(tmp_path: Path) -> None:
+    lines = [json.dumps(GOOD), "{not json", "", json.dumps({"id": "p-3", "events": "x"}),
+             json.dumps({"id": "p-4", "events": [{"type": "page_view", "at": "someday"}]}),
+             json.dumps(["a list"]), json.dumps(COLD)]
+    result = invoke(tmp_path, lines)
+    assert result.exit_code == 1
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["p-1", "p-2"]
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("line 2: invalid JSON")
+    assert errors[1] == "line 4: events: expected a list, got str"
+    assert errors[2].startswith("line 5: events[0].at: not an ISO-8601 date")
+    assert errors[3].startswith("line 6: profile: expected an object")
+    assert errors[-1] == "4 malformed line(s) skipped"
+
+
+def test_invalid_utf8_line_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"id": "\xff"}\n')
+    result = CliRunner().invoke(cli, ["score", "--input", str(path), "--now", NOW])
+    assert result.exit_code == 1
+    assert len(result.stdout.splitlines()) == 1
+    assert result.stderr.startswith("line 2: invalid JSON")
+
+
+def test_rules_file_and_its_errors(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: tuned-1\nfit:\n  - {id: jp, label: 日本, points: 7, "
+                     "when: {field: email_domain, matches: '\\.jp$'}}\n", encoding="utf-8")
+    result = invoke(tmp_path, [json.dumps(GOOD)], "--rules", str(rules))
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert (record["fit"], record["model"]) == (7, "tuned-1")
+    rules.write_text("version: bad\nfit:\n  - {id: jp, points: 7, when: {field: x, near: 1}}\n",
+                     encoding="utf-8")
+    result = invoke(tmp_path, [json.dumps(GOOD)], "--rules", str(rules))
+    assert result.exit_code == 2
+    assert "rules.yaml: rule 'jp': when.near: unknown operator" in result.stderr
+    assert result.stdout == ""
+
+
+def test_bad_now_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(GOOD), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["score", "--input", str(path), "--now", "tomorrow"])
+    assert result.exit_code == 2 and "--now" in result.stderr
+
+
+def test_now_changes_the_result(tmp_path: Path) -> None:
+    later = invoke(tmp_path, [json.dumps(GOOD)])
+    result = CliRunner().invoke(cli, ["score", "--input", str(tmp_path / "in.jsonl"),
+                                      "--now", "2027-06-01T00:00:00+09:00"])
+    assert json.loads(result.stdout)["score"] < json.loads(later.stdout)["score"]
+
+
+CSV_HEADER = ["id", "email", "title", "employees", "bant_budget", "plan", "event_type",
+              "event_at", "event_url", "event_form"]
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def test_csv_input_groups_rows_by_id(tmp_path: Path) -> None:
+    text = csv_text([
+        ["p-1", "taro.yamada@example.co.jp", "営業部長", "150", "true", "gold", "page_view",
+         "2026-11-01T19:00:00+09:00", "https://www.example.com/pricing", ""],
+        ["p-2", "x@gmail.com", "Engineer", "", "", "", "", "", "", ""],
+        ["p-1", "", "", "", "", "", "form_submit", "2026-11-02T09:00:00Z", "", "demo_request"],
+    ])
+    path = tmp_path / "in.csv"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["score", "--input", str(path), "--now", NOW])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in records] == ["p-1", "p-2"]
+    assert (records[0]["fit"], records[0]["stage"], records[0]["instant_mql"]) == (25, "mql", True)
+    # same person as JSONL gives the same answer
+    jsonl = invoke(tmp_path, [json.dumps(GOOD)])
+    assert json.loads(jsonl.stdout)["score"] == records[0]["score"]
+
+
+def test_csv_bad_rows_name_their_line(tmp_path: Path) -> None:
+    text = csv_text([
+        ["p-1", "a@example.com", "", "", "", "", "page_view", "2026-11-01", "/x", ""],
+        ["", "b@example.com", "", "", "", "", "", "", "", ""],
+        ["p-1", "", "", "", "", "", "page_view", "not a date", "/y", ""],
+        ["p-2", "c@example.com", "", "", "", "", "", "", "", ""],
+    ])
+    path = tmp_path / "in.csv"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["score", "--input", str(path), "--now", NOW])
+    assert result.exit_code == 1
+    assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == ["p-2"]
+    assert "line 3: id: missing" in result.stderr
+    assert "line 4: profile p-1: events[1].at" in result.stderr
+
+
+def test_csv_output_format(tmp_path: Path) -> None:
+    result = invoke(tmp_path, [json.dumps(GOOD)], "--format", "csv")
+    assert result.exit_code == 0
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["id", "score", "fit", "engagement", "grade", "stage", "instant_mql",
+                       "reasons", "model"]
+    assert rows[1][0] == "p-1" and rows[1][6] == "true"
+    assert rows[1][7].startswith("+50 デモをリクエスト; +15 役職が部長以上")
+
+
+def test_table_format_summarises(tmp_path: Path) -> None:
+    result = invoke(tmp_path, [json.dumps(GOOD), json.dumps(COLD)], "--format", "table")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Top 2 of 2 profiles" in out and "p-1" in out and "p-2" in out
+    assert "senior-title" in out and "stages:" in out and "grades:" in out
+
+
+def test_output_file_and_stdin(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(cli, ["score", "--input", "-", "--now", NOW, "-o", str(out)],
+                                input=json.dumps(GOOD) + "\n")
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text(encoding="utf-8"))["id"] == "p-1"
+
+
+@pytest.mark.parametrize("missing", ["--input"])
+def test_input_is_required(missing: str) -> None:
+    result = CliRunner().invoke(cli, ["score", "--now", NOW])
+    assert result.exit_code == 2 and missing in result.output
