@@ -9,6 +9,7 @@ lets us see status codes such as 207 and the rate headers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -108,13 +109,15 @@ class HubSpotClient:
         self.owners = crm.owners.owners_api
         self.events = client.events.events_api
         per_window = max(1, int(settings.rate_limit_per_10s * settings.rate_limit_share))
+        # one window per private app (HubSpot's unit), named by a short hash, never the token
+        app = hashlib.sha256(settings.access_token.get_secret_value().encode()).hexdigest()[:12]
         self.limiter: RateLimiter = window_limiter(
-            redis, "leadsync:hubspot:rate:10s", per_window, 10.0, sleep
+            redis, f"leadsync:hubspot:{app}:rate:10s", per_window, 10.0, sleep
         )
+        per_second = max(1, math.floor(settings.search_per_second))
         self.search_limiter: RateLimiter = window_limiter(
-            redis, "leadsync:hubspot:rate:search", max(1, math.floor(settings.search_per_second)),
-            1.0, sleep,
-        )  # fmt: skip
+            redis, f"leadsync:hubspot:{app}:rate:search", per_second, 1.0, sleep
+        )
         self.last_rate_headers: dict[str, str] = {}
 
     def call(

@@ -8,6 +8,7 @@ Tasks/Events (sales touches) and webinar CampaignMembers.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -71,7 +72,11 @@ class SalesforceConnector:
         self.settings = settings
         self.fields = settings.fields
         self.clock = clock
-        self.budget = DailyBudget(settings.daily_budget_share, redis=redis, clock=clock)
+        org = settings.username or settings.instance_url or "default"
+        prefix = f"leadsync:sf:{hashlib.sha256(org.encode()).hexdigest()[:12]}:budget"
+        self.budget = DailyBudget(
+            settings.daily_budget_share, redis=redis, key_prefix=prefix, clock=clock
+        )
         self.client = SalesforceClient(settings, budget=self.budget, policy=policy, sleep=sleep)
         self._owners: dict[str, str] | None = None
         self._owners_at: datetime | None = None
