@@ -100,6 +100,10 @@ def compile_filter(spec: Any, types: dict[str, str]) -> Predicate:  # noqa: PLR0
     if op not in ("EQ", "NEQ", "GT", "GTE", "LT", "LTE"):
         raise validation_error(f"Unsupported filter operator {op!r}")
     symbol = {"EQ": "==", "NEQ": "!=", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<="}[op]
+    if type_ in ("datetime", "date") and op != "NEQ":
+        # stored ISO text sorts chronologically; a missing value must fail every operator here
+        compare, missing = _OPS[symbol], ("\uffff" if op in ("LT", "LTE") else "")
+        return lambda p: bool(compare(p.get(name) or missing, value))
     return lambda p: _cmp(_stored(type_, p.get(name)), symbol, value)
 
 
@@ -147,7 +151,8 @@ def search(
     items: Iterable[tuple[str, dict[str, str]]], body: dict[str, Any], types: dict[str, str]
 ) -> tuple[list[tuple[str, dict[str, str]]], int, int | None]:
     """Run a search request body; return (page of (id, properties), total, next offset)."""
-    limit = body.get("limit") or 10
+    limit = body.get("limit")
+    limit = 10 if limit is None else limit
     try:
         limit = int(limit)
         after = int(body.get("after") or 0)

@@ -306,6 +306,7 @@ class HubSpotApi:
     def batch_update(self, req: Request) -> Response:
         inputs = _inputs(req.json())
         results, errors = [], []
+        stamp = hs_time(self.clock.now())
         with self.data.lock:
             for item in inputs:
                 rid = str(item.get("id", "")) if isinstance(item, dict) else ""
@@ -322,7 +323,7 @@ class HubSpotApi:
                             "CONFLICT",
                             "Another update to this object is in progress; try again later.",
                         )
-                    results.append(self._update(rid, props_in))
+                    results.append(self._update(rid, props_in, stamp))
                 except ApiError as exc:
                     errors.append(_batch_error(exc.body["category"], exc.body["message"], [rid]))
         return self._batch_response(results, errors)
@@ -330,10 +331,12 @@ class HubSpotApi:
     def update_contact(self, req: Request) -> Response:
         body = req.json()
         with self.data.lock:
-            obj = self._update(req.params["id"], body.get("properties") or {})
+            obj = self._update(
+                req.params["id"], body.get("properties") or {}, hs_time(self.clock.now())
+            )
         return json_response(200, obj, records=1)
 
-    def _update(self, rid: str, values: dict[str, Any]) -> dict[str, Any]:
+    def _update(self, rid: str, values: dict[str, Any], stamp: str) -> dict[str, Any]:
         """Validate and apply one contact update; raise ApiError naming the property at fault."""
         props = self.data.hs_contacts.get(rid)
         if props is None:
@@ -366,7 +369,7 @@ class HubSpotApi:
                 props.pop(name, None)
             else:
                 props[name] = value
-        props["lastmodifieddate"] = hs_time(self.clock.now())
+        props["lastmodifieddate"] = stamp
         self.stats.written("hubspot")
         return self._object(rid, props, list(dict.fromkeys([*DEFAULT_PROPS, *clean])))
 
