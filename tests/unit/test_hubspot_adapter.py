@@ -222,3 +222,24 @@ def test_provision_creates_group_and_missing_properties_idempotently() -> None:
     assert "property leadsync_stage: created" in done
     assert all(line.endswith("exists") for line in again)
     assert created.count("leadsync_stage") == 1
+
+
+def test_rate_headers_pace_requests_and_hint_429_waits() -> None:
+    spent = {"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "0",
+             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}  # fmt: skip
+    state = {"n": 0}
+
+    def app(method: str, path: str, query: dict, body: Any) -> tuple:  # type: ignore[type-arg]
+        state["n"] += 1
+        if state["n"] == 1:  # a 429 without Retry-After but with the rate headers
+            return 429, spent, {"status": "error", "policyName": "TEN_SECONDLY_ROLLING"}
+        return 200, spent, OWNERS  # success, but the window is now spent
+
+    sleeps: list[float] = []
+    with scripted_server(app) as server:
+        conn = make(server)
+        conn.client.policy = RetryPolicy(max_attempts=3, base_delay=0.001, sleep=sleeps.append,
+                                         rng=random.Random(1))  # fmt: skip
+        conn.list_owners()
+    # the 429's wait is at least one slot (10 s / 100), then the spent window pauses once more
+    assert sleeps == [pytest.approx(0.1), pytest.approx(0.1)]

@@ -56,6 +56,18 @@ def _body_json(body: object) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def rate_pause(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to hold off when the X-HubSpot-RateLimit-* headers say the window is spent:
+    one slot's share of the interval (the rolling window frees a slot about that often)."""
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    remaining = lowered.get("x-hubspot-ratelimit-remaining", "")
+    interval = lowered.get("x-hubspot-ratelimit-interval-milliseconds", "")
+    most = lowered.get("x-hubspot-ratelimit-max", "")
+    if not (remaining.isdigit() and interval.isdigit() and most.isdigit()) or int(remaining) > 0:
+        return None
+    return int(interval) / 1000 / max(1, int(most))
+
+
 def classify_hubspot_error(
     op: str, status: int, body: object, headers: Mapping[str, str] | None
 ) -> Exception:
@@ -67,6 +79,8 @@ def classify_hubspot_error(
         if str(data.get("policyName", "")).upper() == "DAILY":
             return BudgetExhausted("HubSpot daily API limit reached (429 DAILY): wait for reset")
         retry_after = parse_retry_after((headers or {}).get("Retry-After"))
+        if retry_after is None:
+            retry_after = rate_pause(headers)
         return Retryable(f"429 {data.get('policyName', 'RATE_LIMIT')}", retry_after)
     if status >= 500 or status in (408, 425) or status == 0:
         return Retryable(f"HTTP {status}")
@@ -147,14 +161,14 @@ class HubSpotClient:
         return call_with_policy(f"HubSpot {op}", attempt, self.policy)
 
     def _observe(self, headers: Mapping[str, str] | None) -> None:
-        """Remember the rate headers; warn when HubSpot's window is tighter than configured."""
-        if not headers:
-            return
-        rate = {k: v for k, v in headers.items() if k.lower().startswith("x-hubspot-ratelimit")}
+        """Remember the rate headers; when they say the window is spent, pause before the
+        next request instead of drawing a 429 (search responses carry no such headers)."""
+        rate = {k: v for k, v in (headers or {}).items()
+                if k.lower().startswith("x-hubspot-ratelimit")}  # fmt: skip
         if not rate:
             return
         self.last_rate_headers = rate
-        lowered = {k.lower(): v for k, v in rate.items()}
-        remaining = lowered.get("x-hubspot-ratelimit-remaining")
-        if remaining is not None and remaining.isdigit() and int(remaining) == 0:
-            log.info("HubSpot rate window exhausted; limiter will wait", extra={"op": "observe"})
+        pause = rate_pause(rate)
+        if pause:
+            log.info("HubSpot rate window spent; pausing", extra={"wait_s": round(pause, 3)})
+            self.policy.sleep(pause)
