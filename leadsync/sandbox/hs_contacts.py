@@ -1,0 +1,262 @@
+"""HubSpot contacts (list, read, batch read/update, search), properties, groups, owners."""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+from leadsync.sandbox import hs_search
+from leadsync.sandbox.hs_common import (
+    DEFAULT_PROPS,
+    HsBase,
+    batch_error,
+    batch_inputs,
+    hs_error,
+    int_arg,
+    invalid_property,
+    search_response,
+)
+from leadsync.sandbox.hs_schema import (
+    LIFECYCLE,
+    READ_ONLY,
+    normalize,
+    property_definition,
+)
+from leadsync.sandbox.store import hs_time
+from leadsync.sandbox.wire import ApiError, Request, Response, json_response
+
+
+class ContactHandlers(HsBase):
+    """Contacts, contact properties and owners."""
+
+    def list_contacts(self, req: Request) -> Response:
+        limit = int_arg(req, "limit", 10, 1, 100)
+        after = int_arg(req, "after", 0, 0, None)
+        wanted = self._wanted(req.query.get("properties"), DEFAULT_PROPS)
+        with self.data.lock:
+            ids = self._sorted_ids()
+            start = bisect.bisect_right(ids, after)
+            chunk = ids[start : start + limit]
+            results = [self._object(str(i), self.data.hs_contacts[str(i)], wanted) for i in chunk]
+            more = start + limit < len(ids)
+        payload: dict[str, Any] = {"results": results}
+        if more and chunk:
+            payload["paging"] = {
+                "next": {"after": str(chunk[-1] + 1 - 1), "link": f"{req.path}?after={chunk[-1]}"}
+            }
+        return json_response(200, payload, records=len(results))
+
+    def _sorted_ids(self) -> list[int]:
+        cached = getattr(self, "_ids_cache", None)
+        if cached is None or cached[0] != len(self.data.hs_contacts):
+            cached = (len(self.data.hs_contacts), sorted(int(i) for i in self.data.hs_contacts))
+            self._ids_cache = cached
+        return cached[1]
+
+    def get_contact(self, req: Request) -> Response:
+        wanted = self._wanted(req.query.get("properties"), DEFAULT_PROPS)
+        with self.data.lock:
+            props = self.data.hs_contacts.get(req.params["id"])
+            if props is None:
+                raise hs_error(
+                    404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric."
+                )
+            return json_response(200, self._object(req.params["id"], props, wanted), records=1)
+
+    def batch_read(self, req: Request) -> Response:
+        body = req.json()
+        inputs = batch_inputs(body)
+        wanted = self._wanted(body.get("properties"), DEFAULT_PROPS)
+        results, errors = [], []
+        with self.data.lock:
+            for item in inputs:
+                rid = str(item.get("id", "")) if isinstance(item, dict) else ""
+                props = self.data.hs_contacts.get(rid)
+                if props is None:
+                    errors.append(rid)
+                else:
+                    results.append(self._object(rid, props, wanted))
+        return self._batch_response(
+            results,
+            [
+                batch_error(
+                    "OBJECT_NOT_FOUND",
+                    "Could not get some CONTACT objects, they may be deleted or not exist.",
+                    errors,
+                )
+            ]
+            if errors
+            else [],
+        )
+
+    def batch_update(self, req: Request) -> Response:
+        inputs = batch_inputs(req.json())
+        results, errors = [], []
+        stamp = hs_time(self.clock.now())
+        with self.data.lock:
+            for item in inputs:
+                rid = str(item.get("id", "")) if isinstance(item, dict) else ""
+                props_in = item.get("properties") if isinstance(item, dict) else None
+                try:
+                    if not isinstance(props_in, dict):
+                        raise hs_error(
+                            400, "VALIDATION_ERROR", "each input needs id and properties"
+                        )
+                    if self.faults.chance(self.faults.faults.record_failure_rate):
+                        self.stats.error_injected("hubspot")
+                        raise hs_error(
+                            409,
+                            "CONFLICT",
+                            "Another update to this object is in progress; try again later.",
+                        )
+                    results.append(self._update(rid, props_in, stamp))
+                except ApiError as exc:
+                    errors.append(batch_error(exc.body["category"], exc.body["message"], [rid]))
+        return self._batch_response(results, errors)
+
+    def update_contact(self, req: Request) -> Response:
+        body = req.json()
+        with self.data.lock:
+            obj = self._update(
+                req.params["id"], body.get("properties") or {}, hs_time(self.clock.now())
+            )
+        return json_response(200, obj, records=1)
+
+    def _update(self, rid: str, values: dict[str, Any], stamp: str) -> dict[str, Any]:
+        """Validate and apply one contact update; raise ApiError naming the property at fault."""
+        props = self.data.hs_contacts.get(rid)
+        if props is None:
+            raise hs_error(404, "OBJECT_NOT_FOUND", f"Object not found. objectId={rid}")
+        clean: dict[str, str] = {}
+        for name, value in values.items():
+            definition = self.data.hs_properties.get(name)
+            if definition is None:
+                raise invalid_property(
+                    name, "PROPERTY_DOESNT_EXIST", f"Property {name!r} does not exist"
+                )
+            if name in READ_ONLY:
+                raise hs_error(400, "VALIDATION_ERROR", f"Property {name!r} is read-only")
+            try:
+                options = [o["value"] for o in definition.get("options", [])]
+                clean[name] = normalize(definition["type"], options, value)
+            except ValueError as exc:
+                raise invalid_property(name, "INVALID_OPTION", str(exc)) from None
+        stage = clean.get("lifecyclestage")
+        current = props.get("lifecyclestage") or ""
+        if stage and current and LIFECYCLE.index(stage) < LIFECYCLE.index(current):
+            raise invalid_property(
+                "lifecyclestage",
+                "INVALID_OPTION",
+                f"{stage} is not a valid option: lifecyclestage can only move forward "
+                f"(currently {current}); clear it first",
+            )
+        for name, value in clean.items():
+            if value == "":
+                props.pop(name, None)
+            else:
+                props[name] = value
+        props["lastmodifieddate"] = stamp
+        self.stats.written("hubspot")
+        return self._object(rid, props, list(dict.fromkeys([*DEFAULT_PROPS, *clean])))
+
+    def search_contacts(self, req: Request) -> Response:
+        body = req.json()
+        wanted = self._wanted(body.get("properties"), DEFAULT_PROPS)
+        with self.data.lock:
+            page, total, nxt = hs_search.search(self.data.hs_contacts.items(), body, self._types())
+            results = [self._object(rid, props, wanted) for rid, props in page]
+        return search_response(results, total, nxt)
+
+    # -- properties and owners -----------------------------------------------------------------
+
+    def list_properties(self, req: Request) -> Response:
+        with self.data.lock:
+            results = list(self.data.hs_properties.values())
+        return json_response(200, {"results": results}, records=len(results))
+
+    def get_property(self, req: Request) -> Response:
+        with self.data.lock:
+            found = self.data.hs_properties.get(req.params["name"])
+        if found is None:
+            raise hs_error(
+                404, "OBJECT_NOT_FOUND", f"Unable to find property {req.params['name']!r}"
+            )
+        return json_response(200, found, records=1)
+
+    def create_property(self, req: Request) -> Response:
+        body = req.json()
+        missing = [
+            k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
+        ]
+        if missing:
+            raise hs_error(
+                400, "VALIDATION_ERROR", f"Property definition is missing {', '.join(missing)}"
+            )
+        if body["type"] not in ("string", "number", "date", "datetime", "enumeration", "bool"):
+            raise hs_error(400, "VALIDATION_ERROR", f"Unknown property type {body['type']!r}")
+        options = tuple(
+            str(o.get("value")) for o in body.get("options") or [] if isinstance(o, dict)
+        )
+        if body["type"] == "enumeration" and not options:
+            raise hs_error(
+                400, "VALIDATION_ERROR", f"Enumeration property {body['name']!r} needs options"
+            )
+        with self.data.lock:
+            if body["name"] in self.data.hs_properties:
+                raise hs_error(
+                    409,
+                    "OBJECT_ALREADY_EXISTS",
+                    f"A property named {body['name']!r} already exists.",
+                )
+            if body["groupName"] not in self.data.hs_groups:
+                raise hs_error(
+                    400, "VALIDATION_ERROR", f"Property group {body['groupName']!r} does not exist"
+                )
+            definition = property_definition(
+                body["name"],
+                body["label"],
+                body["type"],
+                body["fieldType"],
+                options=options,
+                group=body["groupName"],
+                now=self.clock.now(),
+            )
+            self.data.hs_properties[body["name"]] = definition
+        return json_response(201, definition, records=1)
+
+    def list_groups(self, req: Request) -> Response:
+        with self.data.lock:
+            results = list(self.data.hs_groups.values())
+        return json_response(200, {"results": results}, records=len(results))
+
+    def create_group(self, req: Request) -> Response:
+        body = req.json()
+        if not body.get("name") or not body.get("label"):
+            raise hs_error(400, "VALIDATION_ERROR", "A property group needs name and label")
+        with self.data.lock:
+            if body["name"] in self.data.hs_groups:
+                raise hs_error(
+                    409, "OBJECT_ALREADY_EXISTS", f"A group named {body['name']!r} already exists."
+                )
+            group = {
+                "name": body["name"],
+                "label": body["label"],
+                "displayOrder": int(body.get("displayOrder", -1)),
+                "archived": False,
+            }
+            self.data.hs_groups[body["name"]] = group
+        return json_response(201, group, records=1)
+
+    def owners(self, req: Request) -> Response:
+        email = (req.arg("email") or "").lower()
+        limit = int_arg(req, "limit", 100, 1, 500)
+        after = int_arg(req, "after", 0, 0, None)
+        with self.data.lock:
+            owners = [
+                o for o in self.data.hs_owners.values() if not email or o["email"].lower() == email
+            ]
+        page = owners[after : after + limit]
+        payload: dict[str, Any] = {"results": page}
+        if after + limit < len(owners):
+            payload["paging"] = {"next": {"after": str(after + limit)}}
+        return json_response(200, payload, records=len(page))

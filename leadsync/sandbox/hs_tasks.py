@@ -1,0 +1,196 @@
+"""HubSpot tasks (create, batch create, search, read) and the events API."""
+
+from __future__ import annotations
+
+import bisect
+from datetime import datetime
+from typing import Any
+
+from leadsync.sandbox import hs_search
+from leadsync.sandbox.hs_common import (
+    CONTACT_ASSOCIATION,
+    TASK_DEFAULT_PROPS,
+    HsBase,
+    batch_error,
+    batch_inputs,
+    hs_error,
+    int_arg,
+    invalid_property,
+    search_response,
+    time_ms,
+)
+from leadsync.sandbox.hs_schema import (
+    READ_ONLY,
+    TASK_OPTIONS,
+    TASK_TYPES,
+    normalize,
+)
+from leadsync.sandbox.store import hs_time, task_key
+from leadsync.sandbox.wire import ApiError, Request, Response, json_response
+
+
+class TaskHandlers(HsBase):
+    """Tasks associated with contacts, and contact events."""
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def _new_task(self, item: Any) -> dict[str, Any]:
+        if not isinstance(item, dict) or not isinstance(item.get("properties"), dict):
+            raise hs_error(400, "VALIDATION_ERROR", "a task needs properties")
+        clean: dict[str, str] = {}
+        for name, value in item["properties"].items():
+            if name not in TASK_TYPES or name in READ_ONLY:
+                raise invalid_property(
+                    name, "PROPERTY_DOESNT_EXIST", f"Property {name!r} does not exist"
+                )
+            try:
+                clean[name] = normalize(TASK_TYPES[name], list(TASK_OPTIONS.get(name, ())), value)
+            except ValueError as exc:
+                raise hs_error(400, "VALIDATION_ERROR", f"Property {name!r}: {exc}") from None
+        if not clean.get("hs_timestamp"):
+            raise hs_error(400, "VALIDATION_ERROR", "Property hs_timestamp is required for tasks")
+        contacts = self._task_contacts(item.get("associations") or [])
+        now = hs_time(self.clock.now())
+        tid = self.data.new_hs_id("task")
+        clean.update({"hs_object_id": tid, "hs_createdate": now, "hs_lastmodifieddate": now})
+        clean.setdefault("hs_task_status", "NOT_STARTED")
+        self.data.hs_tasks[tid] = clean
+        self.data.hs_task_contacts[tid] = contacts
+        self.stats.task_created("hubspot", task_key(clean.get("hs_task_body")))
+        return self._object(tid, clean, list(clean), "hs_createdate", "hs_lastmodifieddate")
+
+    def _task_contacts(self, associations: Any) -> list[str]:
+        contacts = []
+        for assoc in associations if isinstance(associations, list) else []:
+            target = str((assoc.get("to") or {}).get("id", "")) if isinstance(assoc, dict) else ""
+            types = assoc.get("types") or [] if isinstance(assoc, dict) else []
+            if not any(
+                isinstance(t, dict)
+                and t.get("associationTypeId") == CONTACT_ASSOCIATION
+                and t.get("associationCategory") == "HUBSPOT_DEFINED"
+                for t in types
+            ):
+                raise hs_error(
+                    400,
+                    "VALIDATION_ERROR",
+                    "association types must include HUBSPOT_DEFINED "
+                    f"{CONTACT_ASSOCIATION} (task to contact)",
+                )
+            if target not in self.data.hs_contacts:
+                raise hs_error(
+                    400, "VALIDATION_ERROR", f"association target contact {target} does not exist"
+                )
+            contacts.append(target)
+        return contacts
+
+    def create_task(self, req: Request) -> Response:
+        with self.data.lock:
+            return json_response(201, self._new_task(req.json()), records=1)
+
+    def batch_create_tasks(self, req: Request) -> Response:
+        inputs = batch_inputs(req.json())
+        results, errors = [], []
+        with self.data.lock:
+            for index, item in enumerate(inputs):
+                try:
+                    if self.faults.chance(self.faults.faults.record_failure_rate):
+                        self.stats.error_injected("hubspot")
+                        raise hs_error(
+                            409,
+                            "CONFLICT",
+                            "Another request for this object is in progress; try again later.",
+                        )
+                    results.append(self._new_task(item))
+                except ApiError as exc:
+                    errors.append(
+                        batch_error(
+                            exc.body["category"], exc.body["message"], [], {"index": str(index)}
+                        )
+                    )
+        return self._batch_response(results, errors, ok_status=201)
+
+    def get_task(self, req: Request) -> Response:
+        wanted = self._wanted(req.query.get("properties"), TASK_DEFAULT_PROPS)
+        with self.data.lock:
+            props = self.data.hs_tasks.get(req.params["id"])
+            if props is None:
+                raise hs_error(404, "OBJECT_NOT_FOUND", "Object not found.")
+            obj = self._object(
+                req.params["id"], props, wanted, "hs_createdate", "hs_lastmodifieddate"
+            )
+        return json_response(200, obj, records=1)
+
+    def search_tasks(self, req: Request) -> Response:
+        body = req.json()
+        wanted = self._wanted(body.get("properties"), TASK_DEFAULT_PROPS)
+        types = {**TASK_TYPES, "associations.contact": "string"}
+        with self.data.lock:
+            items = (
+                (
+                    tid,
+                    {
+                        **p,
+                        "associations.contact": ";".join(self.data.hs_task_contacts.get(tid, [])),
+                    },
+                )
+                for tid, p in self.data.hs_tasks.items()
+            )
+            page, total, nxt = hs_search.search(items, body, types)
+            results = [
+                self._object(t, p, wanted, "hs_createdate", "hs_lastmodifieddate") for t, p in page
+            ]
+        return search_response(results, total, nxt)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def events(self, req: Request) -> Response:
+        if (req.arg("objectType") or "contact") not in ("contact", "contacts", "0-1"):
+            raise hs_search.validation_error("objectType must be contact")
+        event_type = req.arg("eventType")
+        limit = int_arg(req, "limit", 100, 1, 100)
+        start_key = (
+            (time_ms(req.arg("occurredAfter")), 1 << 62)
+            if req.arg("occurredAfter")
+            else (-(1 << 62), 0)
+        )
+        cursor = req.arg("after")
+        if cursor:
+            try:
+                ms, seq = (int(x) for x in cursor.split("-"))
+            except ValueError:
+                raise hs_search.validation_error(f"invalid paging cursor {cursor!r}") from None
+            start_key = max(start_key, (ms, seq))
+        before = time_ms(req.arg("occurredBefore")) if req.arg("occurredBefore") else None
+        object_id = req.arg("objectId")
+        results: list[dict[str, Any]] = []
+        last: tuple[int, int] | None = None
+        with self.data.lock:
+            events = self.data.hs_events
+            pos = bisect.bisect_right(events, start_key, key=lambda e: (e[0], e[1]))
+            while pos < len(events) and len(results) <= limit:
+                ms, seq, cid, etype, props = events[pos]
+                pos += 1
+                if before is not None and ms >= before:
+                    break
+                if (event_type and etype != event_type) or (object_id and cid != object_id):
+                    continue
+                if len(results) == limit:
+                    results.append({})  # marker: there is at least one more
+                    break
+                results.append(
+                    {
+                        "occurredAt": hs_time(
+                            datetime.fromtimestamp(ms / 1000, self.clock.now().tzinfo)
+                        ),
+                        "eventType": etype,
+                        "id": f"{ms}-{seq}",
+                        "objectId": cid,
+                        "objectType": "contact",
+                        "properties": props,
+                    }
+                )
+                last = (ms, seq)
+        payload: dict[str, Any] = {"results": [r for r in results if r]}
+        if len(results) > limit and last is not None:
+            payload["paging"] = {"next": {"after": f"{last[0]}-{last[1]}"}}
+        return json_response(200, payload, records=len(payload["results"]))
