@@ -8,6 +8,7 @@ shows what happened: stage changes, top scores with reasons, tasks created, API 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from typing import Any
 
@@ -36,7 +37,8 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
     from leadsync.state import InMemoryStateStore
 
     cycles = 1 + int(days * 24 / step_hours)
-    with Sandbox(contacts=contacts, seed=seed) as sb, environ(sb.env):
+    quiet = {} if os.environ.get("LEADSYNC_LOG_LEVEL") else {"LEADSYNC_LOG_LEVEL": "WARNING"}
+    with Sandbox(contacts=contacts, seed=seed) as sb, environ({**sb.env, **quiet}):
         settings = settings_or_exit().model_copy(update={"redis_url": None})
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=sb.now)
         reports: list[CycleReport] = []
@@ -70,6 +72,7 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any]) -> dict
                                        ("records_written", "tasks_created", "failed",
                                         "api_calls", "transitions")}
     top: list[dict[str, Any]] = []
+    unassigned: set[str] = set()
     for rep in reports:
         outcomes.update(rep.outcomes)
         totals["records_written"].update(rep.records_written)
@@ -77,6 +80,7 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any]) -> dict
         totals["failed"].update(rep.failed)
         totals["api_calls"].update(rep.api_calls)
         totals["transitions"].update(rep.transitions)
+        unassigned.update(rep.tasks_unassigned)
         top = rep.top if rep.job == "full" else top
     return {
         "people": len(outcomes),
@@ -91,6 +95,7 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any]) -> dict
         "api_calls": dict(totals["api_calls"]),
         "duplicate_task_keys": {s: v.get("duplicate_task_keys", 0)
                                 for s, v in sandbox_stats.items() if isinstance(v, dict)},
+        "tasks_unassigned": len(unassigned),
         "stopped": [r.stopped_reason for r in reports if r.stopped_reason],
         "top": top,
     }

@@ -40,20 +40,29 @@ def by_system_table(title: str, rows: Mapping[str, Mapping[str, int]]) -> Table:
 
 
 def top_table(top: list[dict[str, Any]]) -> Table:
-    table = Table(title="Top scores", title_justify="left")
-    for col, justify in (("person", "left"), ("score", "right"), ("grade", "center"),
+    table = Table(title="Top scores (why: the three biggest reasons)", title_justify="left")
+    for col, justify in (("record", "left"), ("score", "right"), ("grade", "center"),
                          ("stage", "left"), ("why", "left")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, no_wrap=col != "why")  # type: ignore[arg-type]
     for row in top:
-        table.add_row(row["person"], str(row["score"]), row["grade"], row["stage"],
-                      row["reasons"])
+        reasons = "; ".join(str(row["reasons"]).split("; ")[:3])
+        table.add_row(short_record(row["person"]), str(row["score"]), row["grade"],
+                      row["stage"], reasons)
     return table
+
+
+def short_record(key: str) -> str:
+    """`salesforce:Contact:0035g0000000152AAA` -> `SF Contact …152AAA`."""
+    system, _, rest = key.partition(":")
+    object_type, _, rid = rest.partition(":")
+    prefix = {"salesforce": "SF", "hubspot": "HS"}.get(system, system)
+    return f"{prefix} {object_type} {'…' + rid[-6:] if len(rid) > 8 else rid}"
 
 
 def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     """The cycle or demo summary: stages, changes, SLA, writes, tasks, API calls."""
     stage_counts: Mapping[str, int] = summary.get("stages", {})
-    console.print(counts_table(f"People by stage ({summary.get('people', 0):,} people)", "stage",
+    console.print(counts_table(f"{summary.get('people', 0):,} people by stage", "stage",
                                stage_counts, tuple(_STAGE_SORT)))
     if summary.get("transitions"):
         console.print(counts_table(f"Stage changes ({summary.get('stage_changes', 0):,})",
@@ -65,5 +74,11 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
         "failed records": summary.get("failed", {}),
         "API calls": summary.get("api_calls", {}),
     }))
+    unassigned = summary.get("tasks_unassigned", 0)
+    if not isinstance(unassigned, int):
+        unassigned = len(unassigned)
+    if unassigned:
+        console.print(f"[yellow]{unassigned} owed task(s) had no owner and no fallback owner "
+                      "(set LEADSYNC_SLA__FALLBACK_OWNER)[/yellow]")
     if summary.get("top"):
         console.print(top_table(summary["top"]))
