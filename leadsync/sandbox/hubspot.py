@@ -1,5 +1,6 @@
-"""HubSpot v3 handlers: contacts (list, read, batch read/update, search), properties and groups,
-owners, tasks (create, batch create, search) and the events API; token auth and rate limits."""
+"""HubSpot v3: routes, private-app token auth and rate limits (10 s window, search per second,
+daily). Handlers live in `hs_contacts` (contacts, properties, owners) and `hs_tasks` (tasks,
+events)."""
 
 from __future__ import annotations
 

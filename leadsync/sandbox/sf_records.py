@@ -11,8 +11,14 @@ from typing import Any
 
 from leadsync.sandbox.sf_schema import FIELDS, FIELDS_LOWER, ID_PREFIX, PREFIX_OBJECT, SfField
 from leadsync.sandbox.store import SandboxData, parse_time, sf_time
+from leadsync.sandbox.wire import ApiError
 
 SfError = dict[str, Any]
+
+
+def sf_error(status: int, code: str, message: str) -> ApiError:
+    """A whole-request Salesforce error: `[{"message", "errorCode"}]`."""
+    return ApiError(status, [{"message": message, "errorCode": code}])
 
 
 def error(code: str, message: str, fields: list[str] | None = None) -> SfError:
