@@ -42,7 +42,7 @@ class ContactHandlers(HsBase):
         payload: dict[str, Any] = {"results": results}
         if more and chunk:
             payload["paging"] = {
-                "next": {"after": str(chunk[-1] + 1 - 1), "link": f"{req.path}?after={chunk[-1]}"}
+                "next": {"after": str(chunk[-1]), "link": f"{req.path}?after={chunk[-1]}"}
             }
         return json_response(200, payload, records=len(results))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from leadsync.sandbox import hs_search
@@ -148,49 +148,44 @@ class TaskHandlers(HsBase):
             raise hs_search.validation_error("objectType must be contact")
         event_type = req.arg("eventType")
         limit = int_arg(req, "limit", 100, 1, 100)
-        start_key = (
-            (time_ms(req.arg("occurredAfter")), 1 << 62)
-            if req.arg("occurredAfter")
-            else (-(1 << 62), 0)
-        )
-        cursor = req.arg("after")
-        if cursor:
-            try:
-                ms, seq = (int(x) for x in cursor.split("-"))
-            except ValueError:
-                raise hs_search.validation_error(f"invalid paging cursor {cursor!r}") from None
-            start_key = max(start_key, (ms, seq))
-        before = time_ms(req.arg("occurredBefore")) if req.arg("occurredBefore") else None
+        start_key, before = _window(req)
         object_id = req.arg("objectId")
         results: list[dict[str, Any]] = []
-        last: tuple[int, int] | None = None
+        more = False
         with self.data.lock:
             events = self.data.hs_events
             pos = bisect.bisect_right(events, start_key, key=lambda e: (e[0], e[1]))
-            while pos < len(events) and len(results) <= limit:
-                ms, seq, cid, etype, props = events[pos]
-                pos += 1
+            for index in range(pos, len(events)):  # O(page), not O(position)
+                ms, seq, cid, etype, props = events[index]
                 if before is not None and ms >= before:
                     break
                 if (event_type and etype != event_type) or (object_id and cid != object_id):
                     continue
                 if len(results) == limit:
-                    results.append({})  # marker: there is at least one more
+                    more = True
                     break
-                results.append(
-                    {
-                        "occurredAt": hs_time(
-                            datetime.fromtimestamp(ms / 1000, self.clock.now().tzinfo)
-                        ),
-                        "eventType": etype,
-                        "id": f"{ms}-{seq}",
-                        "objectId": cid,
-                        "objectType": "contact",
-                        "properties": props,
-                    }
-                )
-                last = (ms, seq)
-        payload: dict[str, Any] = {"results": [r for r in results if r]}
-        if len(results) > limit and last is not None:
-            payload["paging"] = {"next": {"after": f"{last[0]}-{last[1]}"}}
+                moment = datetime.fromtimestamp(ms / 1000, UTC)
+                results.append({"occurredAt": hs_time(moment), "eventType": etype,
+                                "id": f"{ms}-{seq}", "objectId": cid, "objectType": "contact",
+                                "properties": props})  # fmt: skip
+        payload: dict[str, Any] = {"results": results}
+        if more:
+            payload["paging"] = {"next": {"after": results[-1]["id"]}}
         return json_response(200, payload, records=len(payload["results"]))
+
+
+def _window(req: Request) -> tuple[tuple[int, int], int | None]:
+    """The (ms, seq) key to start after, from occurredAfter and the paging cursor, and the
+    occurredBefore bound in ms."""
+    start_key = (-(1 << 62), 0)
+    if req.arg("occurredAfter"):
+        start_key = (time_ms(req.arg("occurredAfter")), 1 << 62)
+    cursor = req.arg("after")
+    if cursor:
+        try:
+            ms, seq = (int(x) for x in cursor.split("-"))
+        except ValueError:
+            raise hs_search.validation_error(f"invalid paging cursor {cursor!r}") from None
+        start_key = max(start_key, (ms, seq))
+    before = time_ms(req.arg("occurredBefore")) if req.arg("occurredBefore") else None
+    return start_key, before
