@@ -130,8 +130,7 @@ class Settings(BaseSettings):
     sync_interval_seconds: int = Field(300, ge=10)
     sla_sweep_seconds: int = Field(900, ge=10)
     full_reevaluation_hour_utc: int = Field(2, ge=0, le=23)
-    max_people_per_cycle: int = Field(50_000, ge=1)
-    sandbox_stats_url: str | None = None
+    sandbox_stats_url: str | None = None  # informational: printed by `leadsync sandbox serve`
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Celery worker (leadsync.tasks): job lock lease (extended between pipeline phases), hard
     # task time limit (soft limit: 90 %), and the broker visibility timeout, which must exceed it
