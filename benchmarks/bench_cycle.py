@@ -48,11 +48,11 @@ def point_env_at(env: dict[str, str], redis_url: str | None) -> None:
         os.environ["LEADSYNC_REDIS_URL"] = redis_url
 
 
-def run_in_process(people: int, seed: int) -> dict[str, Any]:
+def run_in_process(people: int, seed: int, hs_limit: int) -> dict[str, Any]:
     from leadsync.pipeline import run_job
     from leadsync.runtime import build_runtime
 
-    with Sandbox(contacts=people, seed=seed) as sb:
+    with Sandbox(contacts=people, seed=seed, hubspot_rate_limit=hs_limit) as sb:
         point_env_at(sb.env, None)
         runtime = build_runtime(load_settings())
         started = time.perf_counter()
@@ -94,11 +94,16 @@ def wait_for_fanout(client: redis.Redis, timeout: float) -> tuple[dict[str, Any]
     raise TimeoutError(f"the full re-evaluation did not finish within {timeout:.0f}s")
 
 
-def run_celery(people: int, seed: int, workers: int, redis_url: str) -> dict[str, Any]:
+def run_celery(
+    people: int, seed: int, workers: int, redis_url: str, hs_limit: int
+) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     procs: list[subprocess.Popen[bytes]] = []
-    with Sandbox(contacts=people, seed=seed) as sb, tempfile.TemporaryDirectory() as tmp:
+    with (
+        Sandbox(contacts=people, seed=seed, hubspot_rate_limit=hs_limit) as sb,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSYNC_")}
         env.update(sb.env, LEADSYNC_REDIS_URL=redis_url, LEADSYNC_LOG_LEVEL="WARNING",
                    LEADSYNC_TASK_TIME_LIMIT_SECONDS="1500",
@@ -138,13 +143,16 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--hubspot-rate-limit", type=int, default=100, help="per 10 s")
     parser.add_argument("--skip-celery", action="store_true")
     args = parser.parse_args()
-    result: dict[str, Any] = {"people": args.people, "seed": args.seed, "cpus": os.cpu_count()}
-    result["in_process"] = run_in_process(args.people, args.seed)
+    hs_limit = args.hubspot_rate_limit
+    result: dict[str, Any] = {"people": args.people, "seed": args.seed, "cpus": os.cpu_count(),
+                              "hubspot_rate_limit_per_10s": hs_limit}  # fmt: skip
+    result["in_process"] = run_in_process(args.people, args.seed, hs_limit)
     if not args.skip_celery:
-        one = run_celery(args.people, args.seed, 1, args.redis_url)
-        two = run_celery(args.people, args.seed, 2, args.redis_url)
+        one = run_celery(args.people, args.seed, 1, args.redis_url, hs_limit)
+        two = run_celery(args.people, args.seed, 2, args.redis_url, hs_limit)
         result["celery_1_worker"], result["celery_2_workers"] = one, two
         result["speedup_2_vs_1"] = round(one["wall_s"] / two["wall_s"], 2)
     print(json.dumps(result))
