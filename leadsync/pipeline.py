@@ -139,8 +139,7 @@ class _Cycle:
             records, spare = self.drop_unchanged(records, force)
         records.update(self.read_missing(force, records, spare))
         records.update(self.read_missing(self.related_keys(records), records, spare))
-        people = self.resolve(records.values())
-        evaluations = self.evaluate(people)
+        people, evaluations = self.evaluate(self.resolve(records.values()))
         self.write(people, evaluations)
         self.follow_ups(people, evaluations)
         self.commit(people, evaluations)
@@ -270,9 +269,22 @@ class _Cycle:
             people.append(Person(id=pid, records=tuple(group), profile=profile))
         return people
 
-    def evaluate(self, people: Sequence[Person]) -> list[Evaluation]:
+    def evaluate(self, candidates: Sequence[Person]) -> tuple[list[Person], list[Evaluation]]:
+        """Evaluate everyone; a person the core cannot evaluate is reported and skipped, the
+        rest of the cycle goes on (RELIABILITY.md §9)."""
         model, now, report = self.rt.model, self.now, self.report
-        evaluations = [evaluate(p.profile, model, now) for p in people]
+        people: list[Person] = []
+        evaluations: list[Evaluation] = []
+        for person in candidates:
+            try:
+                evaluations.append(evaluate(person.profile, model, now))
+            except Exception as exc:  # hostile data must not stop the cycle
+                log.error("person could not be evaluated: skipped",
+                          extra={"person": person.id, "error": type(exc).__name__})
+                for rec in person.records:
+                    report.add_failure(rec.ref.key, f"evaluation failed: {type(exc).__name__}")
+                continue
+            people.append(person)
         report.people += len(people)
         for person, ev in zip(people, evaluations, strict=True):
             report.stages[ev.stage] += 1
@@ -283,7 +295,7 @@ class _Cycle:
         ranked = sorted(zip(people, evaluations, strict=True), key=lambda pe: -pe[1].score)
         report.top = [{"person": p.id, "score": e.score, "grade": e.grade, "stage": e.stage,
                        "reasons": render_reasons(e.reasons, 120)} for p, e in ranked[:TOP_N]]
-        return evaluations
+        return people, evaluations
 
     def checkpoint(self) -> None:
         if self.lock is not None and not self.lock.extend():

@@ -249,3 +249,24 @@ def test_new_engagement_on_an_unchanged_record_is_scored(crms, clock, mql_person
     report = run_job(runtime, "incremental")
     assert hs.records[mql_person[0].key].written["score"] == int(before) + 15  # type: ignore[call-overload]
     assert report.records_written == {"hubspot": 1, "salesforce": 1}
+
+
+def test_a_person_the_core_cannot_evaluate_is_reported_and_the_rest_continue(
+        crms, clock, mql_person, monkeypatch) -> None:
+    from leadsync import pipeline
+
+    hs, sf = crms
+    bad = hs.add("contact", "666", email="bad@corp.example")
+    real = pipeline.evaluate
+
+    def flaky(profile, model, now):  # type: ignore[no-untyped-def]
+        if profile.id == bad.key:
+            raise OverflowError("hostile value")
+        return real(profile, model, now)
+
+    monkeypatch.setattr(pipeline, "evaluate", flaky)
+    report = run_job(make_runtime(crms, clock), "incremental")
+    assert report.people == 1
+    assert report.failures == [{"record": bad.key, "reason": "evaluation failed: OverflowError"}]
+    assert report.records_written == {"hubspot": 1, "salesforce": 1}
+    assert hs.records[bad.key].written == {}
