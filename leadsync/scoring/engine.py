@@ -7,47 +7,19 @@ rule keeps the ages of its occurrences in order, so "the most recent max_times" 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import NamedTuple
 
-from leadsync.scoring.conditions import normalize_fact
-from leadsync.scoring.derived import derive_seniority, email_domain, is_free_email
 from leadsync.scoring.evaluation import Reason
 from leadsync.scoring.model import EngagementRule, ScoringModel
+from leadsync.scoring.plans import ReasonEntry, shared_entry
 from leadsync.scoring.profile import EVENT_TYPES, Event, Profile
-from leadsync.scoring.reasons import round_half_away, round_one_decimal
+from leadsync.scoring.reasons import round_half_away
 
 SECONDS_PER_DAY = 86400.0
 MARKETING_EVENT_TYPES = EVENT_TYPES - {"sales_touch"}
-
-_Getter = Callable[[Profile, ScoringModel], object]
-_FIELD_GETTERS: dict[str, _Getter] = {
-    "email_domain": lambda p, m: email_domain(p.email),
-    "email_free": lambda p, m: is_free_email(email_domain(p.email), m.free_email_domains),
-    "seniority": lambda p, m: derive_seniority(p.title),
-    "bant_count": lambda p, m: p.bant.count(),
-    "event_count": lambda p, m: len(p.events),
-}
-
-
-def _profile_field(name: str) -> _Getter:
-    return lambda p, m: getattr(p, name)
-
-
-def _bant_field(name: str) -> _Getter:
-    return lambda p, m: getattr(p.bant, name)
-
-
-for _name in ("id", "email", "first_name", "last_name", "title", "company", "employees",
-              "industry", "country", "annual_revenue", "lead_source", "stage",
-              "sales_status", "owner", "score_at_mql"):
-    _FIELD_GETTERS[_name] = _profile_field(_name)
-for _name in ("budget", "authority", "need", "timeline"):
-    _FIELD_GETTERS[f"bant_{_name}"] = _bant_field(_name)
-
-#: Field names rules may read besides `attributes` keys.
-KNOWN_FIELDS = frozenset(_FIELD_GETTERS)
 
 
 class Points(NamedTuple):
@@ -68,13 +40,7 @@ class Points(NamedTuple):
 
 def profile_facts(profile: Profile, model: ScoringModel) -> dict[str, object]:
     """Values of the fields the model's fit rules read, normalized once (lower-cased strings)."""
-    facts: dict[str, object] = {}
-    attributes = profile.attributes
-    for name in model.fit_fields:
-        getter = _FIELD_GETTERS.get(name)
-        value = getter(profile, model) if getter is not None else attributes.get(name)
-        facts[name] = normalize_fact(value)
-    return facts
+    return model.tables.fit.facts(profile)
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -87,17 +53,20 @@ def _occurrences(
     """Per engagement rule: the times of its occurrences, newest first (None if none).
 
     Hot path: per event, one plan lookup and one memo lookup of its rule matches (see
-    `EventPlan.matching`); windows compared as datetimes against per-profile cut-offs.
+    `EventPlan.matching`); windows compared as datetimes against per-`now` cut-offs.
     """
-    plans = model.event_plans
-    found: list[list[datetime] | None] = [None] * len(model.engagement_rules)
-    cutoffs = [None if w is None else now - w for w in model.windows]
+    tables = model.tables
+    plans = tables.event_plans
+    found: list[list[datetime] | None] = [None] * len(tables.windows)
+    cutoffs = tables.cutoffs(now)
     for event in events:
         plan = plans.get(event.type)
         if plan is None:
             continue
-        props = event.props
-        matched = plan.matching(tuple([props.get(name) for name in plan.props]))
+        key = plan.key(event.props)
+        matched = plan.memo.get(key)
+        if matched is None:
+            matched = plan.matching(key)
         if not matched:
             continue
         at = event.at
@@ -136,26 +105,39 @@ def _newest_marketing_age(events: Sequence[Event], now: datetime) -> float | Non
     return None
 
 
-def score_points(
-    profile: Profile, model: ScoringModel, now: datetime, events: Sequence[Event]
-) -> Points:
-    """Fit, engagement and reasons; `events` are the profile's events up to `now`, newest first."""
-    contributions: list[tuple[str, str, float]] = []
-    fit_sum = 0.0
-    if model.fit_rules:
-        facts = profile_facts(profile, model)
-        for fit_rule in model.fit_rules:
-            if fit_rule.when(facts):
-                fit_sum += fit_rule.points
-                contributions.append((fit_rule.id, fit_rule.label, fit_rule.points))
+def _recency(events: Sequence[Event], model: ScoringModel, now: datetime, total: float,
+             entries: list[ReasonEntry]) -> float:
+    """`total` plus the recency rules' points; adds the fired rules' entries to `entries`."""
+    newest_age = _newest_marketing_age(events, now)
+    for recency, entry in zip(model.recency_rules, model.tables.recency_entries, strict=True):
+        if recency.inactive_days is not None:
+            fires = newest_age is None or newest_age > recency.inactive_days
+        else:
+            fires = newest_age is not None and newest_age <= (recency.active_days or 0.0)
+        if fires:
+            total += recency.points
+            if entry is not None:
+                entries.append(entry)
+    return total
+
+
+def _engagement(
+    found: list[list[datetime] | None], model: ScoringModel, now: datetime,
+    entries: list[ReasonEntry],
+) -> tuple[float, datetime | None, datetime | None]:
+    """Engagement sum, newest instant-MQL occurrence and newest positive-point occurrence, from
+    each rule's occurrences (`_occurrences`); adds the rules' reason entries to `entries`."""
     engagement_sum = 0.0
     instant_at: datetime | None = None
     engaged_at: datetime | None = None
     rules = model.engagement_rules
-    for i, hits in enumerate(_occurrences(events, model, now)):
-        if hits is None or len(hits) < rules[i].min_count:
+    tables = model.tables.engagement_reasons
+    for i, hits in enumerate(found):
+        if hits is None:
             continue
         rule = rules[i]
+        if len(hits) < rule.min_count:
+            continue
         points = _rule_points(rule, hits, now)
         newest = hits[0]
         if rule.instant_mql and (instant_at is None or newest > instant_at):
@@ -163,52 +145,39 @@ def score_points(
         if rule.points > 0 and (engaged_at is None or newest > engaged_at):
             engaged_at = newest
         engagement_sum += points
-        contributions.append((rule.id, rule.label, points))
+        table = tables[i]
+        entry = shared_entry(rule.id, rule.label, points) if table is None else table.entry(points)
+        if entry is not None:
+            entries.append(entry)
+    return engagement_sum, instant_at, engaged_at
+
+
+def score_points(
+    profile: Profile, model: ScoringModel, now: datetime, events: Sequence[Event]
+) -> Points:
+    """Fit, engagement and reasons; `events` are the profile's events up to `now`, newest first."""
+    entries: list[ReasonEntry]  # in rule order: fit, engagement, recency
+    if model.fit_rules:
+        fit_sum, fired = model.tables.fit.score(profile)
+        entries = list(fired)
+    else:
+        fit_sum, entries = 0.0, []
+    engagement_sum, instant_at, engaged_at = _engagement(
+        _occurrences(events, model, now), model, now, entries)
     if model.recency_rules:
-        newest_age = _newest_marketing_age(events, now)
-        for recency in model.recency_rules:
-            if recency.inactive_days is not None:
-                fires = newest_age is None or newest_age > recency.inactive_days
-            else:
-                fires = newest_age is not None and newest_age <= (recency.active_days or 0.0)
-            if fires:
-                engagement_sum += recency.points
-                contributions.append((recency.id, recency.label, recency.points))
+        engagement_sum = _recency(events, model, now, engagement_sum, entries)
     caps = model.caps
     fit_raw = _clamp(fit_sum, caps.fit_min, caps.fit_max)
     engagement_raw = _clamp(engagement_sum, caps.engagement_min, caps.engagement_max)
-    return Points(
-        fit=round_half_away(fit_raw),
-        engagement=round_half_away(engagement_raw),
-        fit_raw=fit_raw,
-        engagement_raw=engagement_raw,
-        reasons=_reasons(contributions),
-        instant_at=instant_at,
-        engaged_at=engaged_at,
-    )
+    return Points(round_half_away(fit_raw), round_half_away(engagement_raw), fit_raw,
+                  engagement_raw, _reasons(entries), instant_at, engaged_at)
 
 
-_REASONS: dict[tuple[str, str, float], Reason] = {}
-_REASONS_LIMIT = 65536
+_SORT_KEY = itemgetter(0)
 
 
-def _reason(rule_id: str, label: str, points: float) -> Reason:
-    """A shared immutable Reason: the same few (rule, points) pairs recur across profiles."""
-    key = (rule_id, label, points)
-    reason = _REASONS.get(key)
-    if reason is None:
-        if len(_REASONS) >= _REASONS_LIMIT:
-            _REASONS.clear()
-        reason = _REASONS[key] = Reason(rule_id, label, points)
-    return reason
-
-
-def _reasons(contributions: list[tuple[str, str, float]]) -> tuple[Reason, ...]:
-    """Non-zero contributions (at one decimal), largest |points| first, rule order on ties."""
-    reasons = [
-        _reason(rule_id, label, rounded)
-        for rule_id, label, points in contributions
-        if (rounded := round_one_decimal(points)) != 0
-    ]
-    reasons.sort(key=lambda r: -abs(r.points))
-    return tuple(reasons)
+def _reasons(entries: list[ReasonEntry]) -> tuple[Reason, ...]:
+    """Largest |points| first, rule order on ties (a stable sort on -|points|)."""
+    if len(entries) > 1:
+        entries.sort(key=_SORT_KEY)
+    return tuple([reason for _, reason in entries])

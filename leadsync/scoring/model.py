@@ -10,14 +10,11 @@ profile's facts are built once, for exactly those fields.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from types import MappingProxyType
-from typing import NamedTuple
 
 from leadsync.scoring.conditions import Condition, Predicate
 from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
+from leadsync.scoring.plans import ModelTables
 
 #: Age (in half-lives) after which a half-life decay factor is below 0.01: log2(100).
 HALF_LIVES_TO_ONE_PERCENT = math.log2(100)
@@ -114,57 +111,6 @@ class SlaPolicy:
         return None
 
 
-MEMO_LIMIT = 8192
-
-
-class EventPlan(NamedTuple):
-    """How to match one event type: the properties its rules read and, per rule,
-    (rule position, ((property position, predicate), ...)).
-
-    `memo` remembers which rules' `where` clauses hold for given raw property values (URLs
-    and form ids repeat across a customer base); it is an optimisation only, bounded by
-    MEMO_LIMIT entries and cleared when full, and never changes a result.
-    """
-
-    props: tuple[str, ...]
-    rules: tuple[tuple[int, tuple[tuple[int, Predicate], ...]], ...]
-    memo: dict[tuple[str | None, ...], tuple[int, ...]]
-
-    def matching(self, values: tuple[str | None, ...]) -> tuple[int, ...]:
-        """Positions of the rules whose `where` holds for these raw property values."""
-        found = self.memo.get(values)
-        if found is not None:
-            return found
-        lowered = [v.lower() if v else None for v in values]
-        found = tuple(
-            i for i, checks in self.rules if all(pred(lowered[pos]) for pos, pred in checks)
-        )
-        if len(self.memo) >= MEMO_LIMIT:
-            self.memo.clear()
-        self.memo[values] = found
-        return found
-
-
-def _plan_events(rules: tuple[EngagementRule, ...]) -> Mapping[str, EventPlan]:
-    by_type: dict[str, list[int]] = {}
-    for position, rule in enumerate(rules):
-        by_type.setdefault(rule.event, []).append(position)
-    plans: dict[str, EventPlan] = {}
-    for event_type, positions in by_type.items():
-        props: list[str] = []
-        for i in positions:
-            props.extend(name for name, _ in rules[i].where if name not in props)
-        plans[event_type] = EventPlan(
-            tuple(props),
-            tuple(
-                (i, tuple((props.index(name), pred) for name, pred in rules[i].where))
-                for i in positions
-            ),
-            {},
-        )
-    return MappingProxyType(plans)
-
-
 @dataclass(frozen=True, slots=True)
 class ScoringModel:
     """A compiled rules file. Build with `leadsync.config.rules` or directly (tests, demos)."""
@@ -181,18 +127,15 @@ class ScoringModel:
     free_email_domains: frozenset[str] = FREE_EMAIL_DOMAINS
     # derived in __post_init__
     fit_fields: frozenset[str] = field(init=False, compare=False)
-    event_plans: Mapping[str, EventPlan] = field(init=False, compare=False)
-    # within_days per engagement rule, as timedeltas
-    windows: tuple[timedelta | None, ...] = field(init=False, compare=False)
     lookback_days: float = field(init=False, compare=False)
+    #: lookup tables and memos for the hot path (see `leadsync.scoring.plans`)
+    tables: ModelTables = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         fields = frozenset().union(*(r.fields for r in self.fit_rules))
         object.__setattr__(self, "fit_fields", fields)
-        object.__setattr__(self, "event_plans", _plan_events(self.engagement_rules))
-        windows = tuple(None if r.within_days is None else timedelta(days=r.within_days)
-                        for r in self.engagement_rules)
-        object.__setattr__(self, "windows", windows)
+        object.__setattr__(self, "tables", ModelTables(
+            self.fit_rules, self.engagement_rules, self.recency_rules, self.free_email_domains))
         if not self.grades or self.grades[-1].min is not None:
             raise ValueError("ScoringModel: grades must end with a grade without min")
         object.__setattr__(self, "lookback_days", self._lookback())

@@ -1,0 +1,123 @@
+"""Profile facts for fit rules, and the fit points they earn (DESIGN.md §2-§3).
+
+A fact is a profile field, a derived field (email_domain, email_free, seniority, bant_count,
+event_count) or an `attributes` key, normalized as conditions compare it (`normalize_fact`:
+strings lower-cased and stripped, "" as missing). `FitTable` reads exactly the facts a model's
+fit rules name and remembers the fit outcome per combination of fact values: a customer base
+has few distinct (seniority, size band, free mail) combinations, so most profiles cost a
+handful of attribute reads and one dict hit instead of running every condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import TYPE_CHECKING, Final
+
+from leadsync.scoring.conditions import normalize_fact
+from leadsync.scoring.derived import derive_seniority, email_domain, is_free_email
+from leadsync.scoring.profile import Profile
+
+if TYPE_CHECKING:
+    from leadsync.scoring.model import FitRule
+    from leadsync.scoring.plans import ReasonEntry
+
+Getter = Callable[[Profile], object]
+
+_PROFILE_FIELDS: Final = (
+    "id", "email", "first_name", "last_name", "title", "company", "employees", "industry",
+    "country", "annual_revenue", "lead_source", "stage", "sales_status", "owner", "score_at_mql",
+)
+_BANT_FIELDS: Final = ("budget", "authority", "need", "timeline")
+_DERIVED: Final = ("email_domain", "email_free", "seniority", "bant_count", "event_count")
+
+#: Field names rules may read besides `attributes` keys.
+KNOWN_FIELDS: Final = frozenset(
+    (*_PROFILE_FIELDS, *(f"bant_{name}" for name in _BANT_FIELDS), *_DERIVED)
+)
+#: Fact types whose equality means "every condition sees the same thing" once the type is
+#: part of the memo key (True == 1 otherwise); anything else (lists, custom types) is not cached.
+_PLAIN_TYPES: Final = frozenset({str, int, float, bool, type(None)})
+MEMO_LIMIT: Final = 8192
+
+
+def _normalized(raw: Getter) -> Getter:
+    def get(profile: Profile) -> object:
+        value = raw(profile)
+        return normalize_fact(value) if isinstance(value, str) else value
+
+    return get
+
+
+def _seniority(profile: Profile) -> object:
+    return derive_seniority(profile.title)  # already one of the lower-case level names
+
+
+#: Derived facts that are normalized by construction (email_free needs the model's domains).
+_DERIVED_GETTERS: Final[dict[str, Getter]] = {
+    "seniority": _seniority,
+    "email_domain": _normalized(lambda p: email_domain(p.email)),
+    "bant_count": lambda p: p.bant.count(),
+    "event_count": lambda p: len(p.events),
+}
+
+
+def fact_getter(name: str, free_domains: frozenset[str]) -> Getter:
+    """A function returning the normalized fact `name` of a profile."""
+    if name == "email_free":
+        return lambda p: is_free_email(email_domain(p.email), free_domains)
+    derived = _DERIVED_GETTERS.get(name)
+    if derived is not None:
+        return derived
+    if name in _PROFILE_FIELDS:
+        return _normalized(attrgetter(name))
+    if name.startswith("bant_") and name[5:] in _BANT_FIELDS:
+        return _normalized(attrgetter(f"bant.{name[5:]}"))
+    return _normalized(lambda p: p.attributes.get(name))
+
+
+class FitTable:
+    """The fit rules of one model: facts to read, and a memo of their outcome per fact values.
+
+    `score(profile)` returns (fit sum before caps, reason entries of the rules that fired, in
+    rule order); rules fire on their own constant points. The memo is bounded and cleared when
+    full; it never changes a result.
+    """
+
+    __slots__ = ("entries", "getters", "memo", "names", "rules")
+
+    def __init__(self, rules: Sequence[FitRule], entries: Sequence[ReasonEntry | None],
+                 free_domains: frozenset[str]) -> None:
+        self.rules = tuple(rules)
+        self.entries = tuple(entries)
+        self.names = tuple(sorted(frozenset().union(*(r.fields for r in rules))))
+        self.getters = tuple(fact_getter(name, free_domains) for name in self.names)
+        self.memo: dict[tuple[object, ...], tuple[float, tuple[ReasonEntry, ...]]] = {}
+
+    def facts(self, profile: Profile) -> dict[str, object]:
+        """The normalized facts the fit rules read, by field name."""
+        return dict(zip(self.names, [get(profile) for get in self.getters], strict=True))
+
+    def score(self, profile: Profile) -> tuple[float, tuple[ReasonEntry, ...]]:
+        """Fit sum and reason entries for `profile` (memoised on plain fact values)."""
+        values = tuple([get(profile) for get in self.getters])
+        types = tuple(map(type, values))
+        if not _PLAIN_TYPES.issuperset(types):
+            return self._run(dict(zip(self.names, values, strict=True)))
+        key = values + types
+        found = self.memo.get(key)
+        if found is None:
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
+            found = self.memo[key] = self._run(dict(zip(self.names, values, strict=True)))
+        return found
+
+    def _run(self, facts: dict[str, object]) -> tuple[float, tuple[ReasonEntry, ...]]:
+        fit_sum = 0.0
+        fired: list[ReasonEntry] = []
+        for rule, entry in zip(self.rules, self.entries, strict=True):
+            if rule.when(facts):
+                fit_sum += rule.points
+                if entry is not None:
+                    fired.append(entry)
+        return fit_sum, tuple(fired)

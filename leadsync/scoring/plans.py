@@ -1,0 +1,180 @@
+"""Lookup tables a `ScoringModel` builds once so that scoring a profile is mostly dict hits.
+
+- `EventPlan`, per event type: the properties its engagement rules read, and a memo from those
+  raw property values to the rules whose `where` holds (URLs and form ids repeat across a
+  customer base).
+- `ReasonTable`: the shared `Reason` of a contribution, paired with its sort key, by rule and
+  raw points (most contributions are a rule's constant points, or a small multiple of them).
+
+Every memo here is an optimisation only: bounded, cleared when full, and never changes a
+result. Nothing in this module imports the model, so `model.py` can build these tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from operator import methodcaller
+from typing import TYPE_CHECKING, Final, NamedTuple, cast
+
+from leadsync.scoring.conditions import Predicate
+from leadsync.scoring.evaluation import Reason
+from leadsync.scoring.facts import FitTable
+from leadsync.scoring.reasons import round_one_decimal
+
+if TYPE_CHECKING:
+    from leadsync.scoring.model import EngagementRule, FitRule, RecencyRule
+
+MEMO_LIMIT: Final = 8192
+
+#: A non-zero contribution ready for sorting: (-|points at one decimal|, shared Reason).
+ReasonEntry = tuple[float, Reason]
+PropsKey = Callable[[Mapping[str, str]], object]
+
+
+def _props_key(names: tuple[str, ...]) -> PropsKey:
+    """The memo key of an event's props: the one value read (the common case), else a tuple."""
+    if len(names) == 1:
+        return methodcaller("get", names[0])  # C-level `props.get(name)`
+    return lambda props: tuple([props.get(name) for name in names])
+
+
+class EventPlan(NamedTuple):
+    """How to match one event type: the properties its rules read, `key` (their raw values in
+    a hashable form) and, per rule, (rule position, ((property position, predicate), ...))."""
+
+    props: tuple[str, ...]
+    rules: tuple[tuple[int, tuple[tuple[int, Predicate], ...]], ...]
+    key: PropsKey
+    memo: dict[object, tuple[int, ...]]
+
+    def matching(self, key: object) -> tuple[int, ...]:
+        """Positions of the rules whose `where` holds for `key` (from `self.key(props)`)."""
+        found = self.memo.get(key)
+        if found is not None:
+            return found
+        values = cast("tuple[str | None, ...]", key if len(self.props) != 1 else (key,))
+        lowered = [v.lower() if v else None for v in values]
+        found = tuple(
+            i for i, checks in self.rules if all(pred(lowered[pos]) for pos, pred in checks)
+        )
+        if len(self.memo) >= MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[key] = found
+        return found
+
+
+def plan_events(
+    rules: Sequence[tuple[str, tuple[tuple[str, Predicate], ...]]],
+) -> Mapping[str, EventPlan]:
+    """One `EventPlan` per event type from (event type, where) of each engagement rule."""
+    by_type: dict[str, list[int]] = {}
+    for position, (event_type, _) in enumerate(rules):
+        by_type.setdefault(event_type, []).append(position)
+    plans: dict[str, EventPlan] = {}
+    for event_type, positions in by_type.items():
+        props: list[str] = []
+        for i in positions:
+            props.extend(name for name, _ in rules[i][1] if name not in props)
+        names = tuple(props)
+        checks = tuple(
+            (i, tuple((props.index(name), pred) for name, pred in rules[i][1]))
+            for i in positions
+        )
+        plans[event_type] = EventPlan(names, checks, _props_key(names), {})
+    return plans
+
+
+_SHARED: dict[tuple[str, str, float], ReasonEntry] = {}
+_MISSING: Final = object()
+
+
+def shared_entry(rule_id: str, label: str, points: float) -> ReasonEntry | None:
+    """The entry of a contribution, None when it rounds to zero (no reason is shown for it).
+
+    Reasons are shared immutable values: the same few (rule, points) pairs recur across profiles.
+    """
+    rounded = round_one_decimal(points)
+    if rounded == 0:
+        return None
+    key = (rule_id, label, rounded)
+    entry = _SHARED.get(key)
+    if entry is None:
+        if len(_SHARED) >= MEMO_LIMIT * 8:
+            _SHARED.clear()
+        entry = _SHARED[key] = (-abs(rounded), Reason(rule_id, label, rounded))
+    return entry
+
+
+class ReasonTable:
+    """Entries of one rule's contributions by raw points (a memo over `shared_entry`)."""
+
+    __slots__ = ("label", "memo", "rule_id")
+
+    def __init__(self, rule_id: str, label: str) -> None:
+        self.rule_id = rule_id
+        self.label = label
+        self.memo: dict[float, ReasonEntry | None] = {}
+
+    def entry(self, points: float) -> ReasonEntry | None:
+        """The entry for `points`; None when it rounds to zero."""
+        found = self.memo.get(points, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        if len(self.memo) >= MEMO_LIMIT:
+            self.memo.clear()
+        entry = self.memo[points] = shared_entry(self.rule_id, self.label, points)
+        return entry
+
+
+class ModelTables:
+    """What `score_points` looks up per profile, built once when the model is built.
+
+    - `event_plans`: an `EventPlan` per event type that some engagement rule counts;
+    - `windows`: per engagement rule, its `within_days` as a timedelta (None without one), and
+      `cutoffs(now)`: the oldest time each window accepts, memoised per `now` (a batch shares it);
+    - `engagement_reasons`: per engagement rule, a `ReasonTable` (None for decayed rules,
+      whose points rarely repeat: they use `shared_entry` directly);
+    - `fit`: the fit rules' facts and memoised outcomes (`FitTable`);
+    - `recency_entries`: the constant entry of each recency rule.
+    """
+
+    __slots__ = (
+        "_cutoffs",
+        "engagement_reasons",
+        "event_plans",
+        "fit",
+        "recency_entries",
+        "windows",
+    )
+
+    def __init__(
+        self,
+        fit_rules: Sequence[FitRule],
+        engagement_rules: Sequence[EngagementRule],
+        recency_rules: Sequence[RecencyRule],
+        free_domains: frozenset[str],
+    ) -> None:
+        self.event_plans = plan_events([(r.event, r.where) for r in engagement_rules])
+        self.windows = tuple(None if r.within_days is None else timedelta(days=r.within_days)
+                             for r in engagement_rules)
+        self.engagement_reasons = tuple(
+            None if r.decay is not None else ReasonTable(r.id, r.label) for r in engagement_rules
+        )
+        self.fit = FitTable(fit_rules, [shared_entry(r.id, r.label, r.points) for r in fit_rules],
+                            free_domains)
+        self.recency_entries = tuple(
+            shared_entry(r.id, r.label, r.points) for r in recency_rules
+        )
+        self._cutoffs: dict[datetime, tuple[datetime | None, ...]] = {}
+
+    def cutoffs(self, now: datetime) -> tuple[datetime | None, ...]:
+        """Per engagement rule, the oldest occurrence time its window counts at `now`."""
+        found = self._cutoffs.get(now)
+        if found is None:
+            if len(self._cutoffs) >= 64:
+                self._cutoffs.clear()
+            found = self._cutoffs[now] = tuple(
+                None if window is None else now - window for window in self.windows
+            )
+        return found
