@@ -78,6 +78,8 @@ class Comparison:
     field: str
     op: str  # = != > >= < <= IN NOTIN LIKE
     value: Any  # str | float | bool | None | DateRange | tuple
+    # IN/NOT IN over plain strings (ids, picklist values): lower-cased set for O(1) membership
+    lookup: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +226,11 @@ class _Parser:
         tok = self.take()
         if tok.text == "NOT":
             self.expect("IN")
-            return Comparison(name, "NOTIN", self.value_list())
+            values = self.value_list()
+            return Comparison(name, "NOTIN", values, _string_set(values))
         if tok.text == "IN":
-            return Comparison(name, "IN", self.value_list())
+            values = self.value_list()
+            return Comparison(name, "IN", values, _string_set(values))
         if tok.text == "LIKE":
             pattern = self.literal()
             if not isinstance(pattern, str):
@@ -333,6 +337,17 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:  # noqa: PLR0911 - pe
     return bool(ordered[op])
 
 
+def _plain_string(value: object) -> bool:
+    """A string that `_compare` would not treat as a date (those need the slow path)."""
+    return isinstance(value, str) and not (len(value) >= 10 and value[4:5] == "-")
+
+
+def _string_set(values: Any) -> frozenset[str] | None:
+    if isinstance(values, tuple) and values and all(_plain_string(v) for v in values):
+        return frozenset(v.lower() for v in values)
+    return None
+
+
 def matches(node: Any, row: dict[str, Any], get: Getter) -> bool:
     """Evaluate a WHERE tree against one record."""
     if isinstance(node, BoolOp):
@@ -345,7 +360,10 @@ def matches(node: Any, row: dict[str, Any], get: Getter) -> bool:
     if node.op == "LIKE":
         return value is not None and bool(node.value.match(str(value)))
     if node.op in ("IN", "NOTIN"):
-        found = any(_compare(value, "=", v) for v in node.value)
+        if node.lookup is not None and (value is None or _plain_string(value)):
+            found = value is not None and value.lower() in node.lookup
+        else:
+            found = any(_compare(value, "=", v) for v in node.value)
         return found if node.op == "IN" else (value is not None and not found)
     return _compare(value, node.op, node.value)
 
