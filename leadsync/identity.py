@@ -34,6 +34,11 @@ def email_hash(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8")).hexdigest()[:32]
 
 
+def event_signature(ev: Event) -> tuple[str, datetime, tuple[tuple[str, str], ...]]:
+    """Two events with the same type, time and properties are one (seen twice, or in both CRMs)."""
+    return ev.type, ev.at, tuple(sorted(ev.props.items()))
+
+
 def record_rank(ref: RecordRef) -> tuple[int, str, str]:
     return (_RANK.get((ref.system, ref.object_type), 9), ref.object_type, ref.id)
 
@@ -151,7 +156,7 @@ def merge_profile(person_id: str, records: Sequence[CrmPerson],
     seen: set[tuple[str, datetime, tuple[tuple[str, str], ...]]] = set()
     merged_events: list[Event] = []
     for ev in events:
-        sig = (ev.type, ev.at, tuple(sorted(ev.props.items())))
+        sig = event_signature(ev)
         if sig not in seen:
             seen.add(sig)
             merged_events.append(ev)

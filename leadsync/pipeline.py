@@ -25,7 +25,14 @@ from typing import Literal
 
 from leadsync.connectors.base import BudgetExhausted, CrmPerson, FieldUpdate, RecordRef
 from leadsync.followups import OwedTask, create_owed_tasks
-from leadsync.identity import Person, email_hash, group_records, merge_profile, normalise_email
+from leadsync.identity import (
+    Person,
+    email_hash,
+    event_signature,
+    group_records,
+    merge_profile,
+    normalise_email,
+)
 from leadsync.report import CycleReport
 from leadsync.runtime import Runtime
 from leadsync.scoring import Evaluation, Event, evaluate, render_reasons
@@ -177,8 +184,9 @@ class _Cycle:
             return
         stored = self.state.get_events(list(self.new_events))
         for key, known in stored.items():
-            sigs = {_event_sig(ev) for ev in known}
-            fresh = {i: ev for i, ev in self.new_events[key].items() if _event_sig(ev) not in sigs}
+            sigs = {event_signature(ev) for ev in known}
+            fresh = {i: ev for i, ev in self.new_events[key].items()
+                     if event_signature(ev) not in sigs}
             if fresh:
                 self.new_events[key] = fresh
             else:
@@ -315,12 +323,9 @@ class _Cycle:
                     FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
         for system, updates in by_system.items():
             conn = self.rt.connectors[system]
-            if self.dry_run:
-                self.report.records_written[system] += sum(
-                    1 for u in updates if _differs(u))
-                continue
-            self.checkpoint()
-            result = conn.write_updates(updates)
+            if not self.dry_run:
+                self.checkpoint()
+            result = conn.write_updates(updates, dry_run=self.dry_run)
             if result.written:
                 self.report.records_written[system] += len(result.written)
             if result.unchanged:
@@ -409,29 +414,8 @@ class _Cycle:
                 self.state.set_fingerprints(kind, items)
 
 
-def _event_sig(ev: Event) -> tuple[str, datetime, tuple[tuple[str, str], ...]]:
-    return ev.type, ev.at, tuple(sorted(ev.props.items()))
-
-
 def _sla_open(ev: Evaluation, now: datetime) -> bool:
     if ev.sla_status in ("on_track", "due_soon"):
         return True
     return bool(ev.sla_status == "breached" and ev.sla_due is not None
                 and now - ev.sla_due < SLA_REVISIT_AFTER_BREACH)
-
-
-def _differs(update: FieldUpdate) -> bool:
-    """Dry-run estimate of whether a record would be written (the connector's exact
-    comparison happens in CRM representation at write time)."""
-    return any(_plain(v) != _plain(update.previous.get(k)) for k, v in update.values.items())
-
-
-def _plain(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S")
-    if isinstance(value, tuple):
-        return render_reasons(value, 255)
-    text = str(value)
-    return text[:-2] if text.endswith(".0") else text

@@ -94,8 +94,9 @@ class FakeConnector:
         self.calls += 1
         yield from (e for e in self.events if e.seen_at >= since)
 
-    def write_updates(self, updates: Sequence[FieldUpdate]) -> WriteResult:
-        self.calls += 1
+    def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                      ) -> WriteResult:
+        self.calls += 0 if dry_run else 1
         result = WriteResult()
         for upd in updates:
             rec = self.records[upd.ref.key]
@@ -103,6 +104,8 @@ class FakeConnector:
                        if crm_repr(v) != upd.previous.get(k)}
             if not changed:
                 result.unchanged.append(upd.ref)
+            elif dry_run:
+                result.written.append(upd.ref)
             elif upd.ref.key in self.reject:
                 result.failed.append(RecordError(upd.ref, "UNABLE_TO_LOCK_ROW", True))
             else:

@@ -155,8 +155,10 @@ class Connector(Protocol):
         """Engagement and sales events seen at or after `since`."""
         ...
 
-    def write_updates(self, updates: Sequence[FieldUpdate]) -> WriteResult:
-        """Write changed values in batches; per-record failures are returned, not raised."""
+    def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                      ) -> WriteResult:
+        """Write changed values in batches; per-record failures are returned, not raised.
+        With `dry_run`, validate and compare only: `written` lists what would be written."""
         ...
 
     def find_task_keys(self, refs: Sequence[RecordRef]) -> set[str]:

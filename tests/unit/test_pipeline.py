@@ -197,7 +197,7 @@ def test_lost_lock_stops_before_writing(crms, clock, mql_person) -> None:
 def test_spent_budget_stops_cleanly_with_cursors_intact(crms, clock, mql_person) -> None:
     hs, sf = crms
 
-    def spent(_updates: object) -> object:
+    def spent(_updates: object, *, dry_run: bool = False) -> object:
         raise BudgetExhausted("salesforce daily share spent")
 
     sf.write_updates = spent  # type: ignore[method-assign]

@@ -210,8 +210,9 @@ class HubSpotConnector:
                 return
 
     # ---- writes, tasks, provisioning (see writes.py / provision.py) --------------------------
-    def write_updates(self, updates: Sequence[FieldUpdate]) -> WriteResult:
-        return writes.write_updates(self.client, self.fields, updates)
+    def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                      ) -> WriteResult:
+        return writes.write_updates(self.client, self.fields, updates, dry_run=dry_run)
 
     def find_task_keys(self, refs: Sequence[RecordRef]) -> set[str]:
         return writes.find_task_keys(self.client, refs)

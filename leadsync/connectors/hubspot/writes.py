@@ -73,9 +73,11 @@ def plan_update(
 
 
 def write_updates(
-    client: HubSpotClient, fields: HubSpotFieldNames, updates: Sequence[FieldUpdate]
+    client: HubSpotClient, fields: HubSpotFieldNames, updates: Sequence[FieldUpdate],
+    *, dry_run: bool = False,
 ) -> WriteResult:
-    """Validate, diff and send updates; per-record failures come back in the result."""
+    """Validate, diff and send updates; per-record failures come back in the result.
+    With `dry_run`, nothing is sent: `written` lists the records that would be."""
     result = WriteResult()
     pending: list[tuple[RecordRef, dict[str, str]]] = []
     seconds: dict[str, str] = {}
@@ -94,6 +96,9 @@ def write_updates(
         pending.append((update.ref, props))
         if second is not None:
             seconds[update.ref.id] = second
+    if dry_run:
+        result.written.extend(ref for ref, _ in pending)
+        return result
     ok = _send(client, pending, result.failed)
     followups = [(ref, {"lifecyclestage": seconds[ref.id]}) for ref in ok if ref.id in seconds]
     ok_second = set(_send(client, followups, result.failed))

@@ -259,8 +259,9 @@ class SalesforceConnector:
                     yield member
 
     # ---- writes, tasks, provisioning -----------------------------------------------------------
-    def write_updates(self, updates: Sequence[FieldUpdate]) -> WriteResult:
-        return writes.write_updates(self.client, self.fields, updates)
+    def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                      ) -> WriteResult:
+        return writes.write_updates(self.client, self.fields, updates, dry_run=dry_run)
 
     def find_task_keys(self, refs: Sequence[RecordRef]) -> set[str]:
         return writes.find_task_keys(self.client, refs)

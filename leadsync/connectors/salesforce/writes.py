@@ -70,9 +70,11 @@ def _collection(
 
 
 def write_updates(
-    client: SalesforceClient, fields: SalesforceFieldNames, updates: Sequence[FieldUpdate]
+    client: SalesforceClient, fields: SalesforceFieldNames, updates: Sequence[FieldUpdate],
+    *, dry_run: bool = False,
 ) -> WriteResult:
-    """Validate, diff and PATCH changed fields; failures are per record, never the batch."""
+    """Validate, diff and PATCH changed fields; failures are per record, never the batch.
+    With `dry_run`, nothing is sent: `written` lists the records that would be."""
     result = WriteResult()
     pending: list[tuple[RecordRef, dict[str, Any]]] = []
     for update in updates:
@@ -89,6 +91,9 @@ def write_updates(
             result.unchanged.append(ref)
             continue
         pending.append((ref, {"attributes": {"type": ref.object_type}, "id": ref.id, **changed}))
+    if dry_run:
+        result.written.extend(ref for ref, _ in pending)
+        return result
     for start in range(0, len(pending), COLLECTION):
         chunk = pending[start : start + COLLECTION]
         try:
