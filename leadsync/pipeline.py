@@ -16,13 +16,13 @@ lock stops writing (§1); a spent API budget stops the run cleanly with cursors 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
+from leadsync import memory
 from leadsync.connectors.base import BudgetExhausted, CrmPerson, FieldUpdate, RecordRef
 from leadsync.followups import OwedTask, create_owed_tasks
 from leadsync.identity import (
@@ -44,8 +44,6 @@ Job = Literal["incremental", "full", "sla", "chunk"]
 JOBS: tuple[str, ...] = ("incremental", "full", "sla", "chunk")
 # HubSpot search lags writes by a few seconds: re-read a little before the newest timestamp seen
 CURSOR_OVERLAP = timedelta(minutes=2)
-SLA_REVISIT_AFTER_BREACH = timedelta(days=7)
-OPEN_SLA = "sla"  # pending-set name for people whose SLA clock is running
 FULL_CHUNK_PEOPLE = 500
 TOP_N = 10
 
@@ -59,16 +57,6 @@ def written_values(ev: Evaluation) -> dict[str, object]:
     return {"score": ev.score, "fit_grade": ev.grade, "engagement": ev.engagement,
             "stage": ev.stage, "reasons": ev.reasons, "mql_at": ev.mql_at, "sql_at": ev.sql_at,
             "sla_due": ev.sla_due, "sla_status": ev.sla_status, "model": ev.model}
-
-
-def input_fingerprint(rec: CrmPerson) -> str:
-    """What of a record feeds the evaluation, minus the fields leadsync itself writes."""
-    p = rec.profile
-    parts = (p.email, p.first_name, p.last_name, p.title, p.company, p.employees, p.industry,
-             p.country, p.annual_revenue, p.lead_source, sorted(p.attributes.items(), key=str),
-             p.bant, p.sales_status, p.sales_status_at, p.owner, rec.owner_id,
-             sorted(link.key for link in rec.links))
-    return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
 
 
 def run_job(runtime: Runtime, job: Job, *, dry_run: bool = False, lock: Lock | None = None,
@@ -125,7 +113,6 @@ class _Cycle:
         self.cursors: dict[str, datetime] = {}
         self.new_events: dict[str, dict[str, Event]] = {}
         self.failed_keys: set[str] = set()
-        self.processed: set[str] = set()
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -138,7 +125,7 @@ class _Cycle:
             for system in self.rt.connectors:
                 force |= self.state.get_pending(system)
         if job in ("incremental", "sla"):
-            force |= self.open_sla_records()
+            force |= memory.open_sla_records(self.state, self.now)
         if job == "chunk":
             force |= set(record_keys)
         spare: dict[str, CrmPerson] = {}
@@ -203,27 +190,12 @@ class _Cycle:
         kept: dict[str, CrmPerson] = {}
         spare: dict[str, CrmPerson] = {}
         for key, rec in records.items():
-            if key in force or seen.get(key) != input_fingerprint(rec):
+            if key in force or seen.get(key) != memory.input_fingerprint(rec):
                 kept[key] = rec
             else:
                 spare[key] = rec
         self.report.skipped_unchanged += len(spare)
         return kept, spare
-
-    def open_sla_records(self) -> set[str]:
-        """Records of people whose SLA clock reaches its next step (warning, deadline) by now."""
-        person_ids = sorted(self.state.get_pending(OPEN_SLA))
-        memory = self.state.get_person_state(person_ids) if person_ids else {}
-        now_iso = self.now.isoformat()
-        keys: set[str] = set()
-        for pid in person_ids:
-            mem = memory.get(pid, {})
-            check_at = mem.get("sla_check_at")
-            if isinstance(check_at, str) and check_at > now_iso:
-                continue
-            records = mem.get("records")
-            keys.update(str(k) for k in records) if isinstance(records, list) else keys.add(pid)
-        return keys
 
     def related_keys(self, records: dict[str, CrmPerson]) -> set[str]:
         """Other records of the same people: linked ids, same email, or grouped last time."""
@@ -354,68 +326,13 @@ class _Cycle:
         if self.dry_run:
             return
         self.commit_engagement()
-        self.commit_indexes(people)
-        memory: dict[str, Mapping[str, object]] = {}
-        open_sla: list[str] = []
-        closed_sla: list[str] = []
-        for person, ev in zip(people, evaluations, strict=True):
-            check_at = self.sla_check_at(ev)
-            memory[person.id] = {
-                "stage": ev.stage, "records": [r.ref.key for r in person.records],
-                "score_at_mql": ev.score_at_mql,
-                "stage_entered_at": ev.stage_entered_at.isoformat()
-                if ev.stage_entered_at else None,
-                "sla_check_at": check_at.isoformat() if check_at else None}
-            (open_sla if _sla_open(ev, self.now) else closed_sla).append(person.id)
-        if memory:
-            self.state.set_person_state(memory)
-            self.state.set_fingerprints("evaluated_at", dict.fromkeys(memory, self.now.isoformat()))
-        self.state.add_pending(OPEN_SLA, open_sla)
-        self.state.remove_pending(OPEN_SLA, closed_sla)
+        processed = memory.save_indexes(self.state, people, self.failed_keys)
+        memory.save_people(self.state, people, evaluations, self.rt.model.sla, self.now)
         for system in self.rt.connectors:
             prefix = system + ":"
-            self.state.remove_pending(system, [k for k in self.processed if k.startswith(prefix)])
+            self.state.remove_pending(system, [k for k in processed if k.startswith(prefix)])
             self.state.add_pending(system, [k for k in self.failed_keys if k.startswith(prefix)])
         if self.report.stopped_reason is None:
             for name, value in self.cursors.items():
                 self.state.set_cursor(name, value)
         self.state.prune_events(self.now - timedelta(days=float(self.rt.model.lookback_days)))
-
-    def sla_check_at(self, ev: Evaluation) -> datetime | None:
-        """When this person's SLA status can next change without any new input."""
-        if ev.sla_due is None or ev.sla_status not in ("on_track", "due_soon", "breached"):
-            return None
-        sla = self.rt.model.sla
-        warn = sla.sql_warn_hours if ev.stage == "sql" else sla.mql_warn_hours
-        if ev.sla_status == "on_track":
-            return ev.sla_due - timedelta(hours=warn)
-        if ev.sla_status == "due_soon":
-            return ev.sla_due + timedelta(seconds=1)
-        return ev.sla_due + SLA_REVISIT_AFTER_BREACH
-
-    def commit_indexes(self, people: Sequence[Person]) -> None:
-        """Input fingerprints (echo suppression) and the identity indexes (group, email)."""
-        inputs: dict[str, str] = {}
-        groups: dict[str, str] = {}
-        emails: dict[str, set[str]] = {}
-        for person in people:
-            keys = [r.ref.key for r in person.records]
-            for rec in person.records:
-                if rec.ref.key not in self.failed_keys:
-                    inputs[rec.ref.key] = input_fingerprint(rec)
-                groups[rec.ref.key] = " ".join(keys)
-                email = normalise_email(rec.profile.email)
-                if email:
-                    emails.setdefault(email_hash(email), set()).update(keys)
-        self.processed = set(inputs)
-        for kind, items in (("input", inputs), ("group", groups),
-                            ("email", {h: " ".join(sorted(k)) for h, k in emails.items()})):
-            if items:
-                self.state.set_fingerprints(kind, items)
-
-
-def _sla_open(ev: Evaluation, now: datetime) -> bool:
-    if ev.sla_status in ("on_track", "due_soon"):
-        return True
-    return bool(ev.sla_status == "breached" and ev.sla_due is not None
-                and now - ev.sla_due < SLA_REVISIT_AFTER_BREACH)

@@ -1,0 +1,111 @@
+"""What a cycle remembers between runs, in the state store (a cache: the CRMs are the record).
+
+- input fingerprints per record: a record whose inputs are unchanged (typically the echo of our
+  own write, which bumps the CRM's modification time) costs nothing more (RELIABILITY.md §5);
+- identity indexes: the records grouped with a record last time, and records by email hash, so
+  a change to one record brings in the person's other records;
+- per person: stage entry time, records, and when the SLA clock next needs a look;
+- the set of people whose SLA clock is running, and when each was last evaluated (a newer
+  evaluation is never overwritten by an older one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from leadsync.connectors.base import CrmPerson
+from leadsync.identity import Person, email_hash, normalise_email
+from leadsync.scoring import Evaluation, SlaPolicy
+from leadsync.state import StateStore
+
+OPEN_SLA = "sla"  # pending-set name for people whose SLA clock is running
+SLA_REVISIT_AFTER_BREACH = timedelta(days=7)
+
+
+def input_fingerprint(rec: CrmPerson) -> str:
+    """What of a record feeds the evaluation, minus the fields leadsync itself writes."""
+    p = rec.profile
+    parts = (p.email, p.first_name, p.last_name, p.title, p.company, p.employees, p.industry,
+             p.country, p.annual_revenue, p.lead_source, sorted(p.attributes.items(), key=str),
+             p.bant, p.sales_status, p.sales_status_at, p.owner, rec.owner_id,
+             sorted(link.key for link in rec.links))
+    return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+
+
+def sla_check_at(ev: Evaluation, sla: SlaPolicy) -> datetime | None:
+    """When this person's SLA status can next change without any new input."""
+    if ev.sla_due is None or ev.sla_status not in ("on_track", "due_soon", "breached"):
+        return None
+    warn = sla.sql_warn_hours if ev.stage == "sql" else sla.mql_warn_hours
+    if ev.sla_status == "on_track":
+        return ev.sla_due - timedelta(hours=warn)
+    if ev.sla_status == "due_soon":
+        return ev.sla_due + timedelta(seconds=1)
+    return ev.sla_due + SLA_REVISIT_AFTER_BREACH
+
+
+def sla_open(ev: Evaluation, now: datetime) -> bool:
+    if ev.sla_status in ("on_track", "due_soon"):
+        return True
+    return bool(ev.sla_status == "breached" and ev.sla_due is not None
+                and now - ev.sla_due < SLA_REVISIT_AFTER_BREACH)
+
+
+def open_sla_records(state: StateStore, now: datetime) -> set[str]:
+    """Records of people whose SLA clock reaches its next step (warning, deadline) by now."""
+    person_ids = sorted(state.get_pending(OPEN_SLA))
+    remembered = state.get_person_state(person_ids) if person_ids else {}
+    now_iso = now.isoformat()
+    keys: set[str] = set()
+    for pid in person_ids:
+        mem = remembered.get(pid, {})
+        check_at = mem.get("sla_check_at")
+        if isinstance(check_at, str) and check_at > now_iso:
+            continue
+        records = mem.get("records")
+        keys.update(str(k) for k in records) if isinstance(records, list) else keys.add(pid)
+    return keys
+
+
+def save_indexes(state: StateStore, people: Sequence[Person], failed: set[str]) -> set[str]:
+    """Input fingerprints (not for records whose write failed: they must be retried) and the
+    identity indexes. Returns the record keys now settled."""
+    inputs: dict[str, str] = {}
+    groups: dict[str, str] = {}
+    emails: dict[str, set[str]] = {}
+    for person in people:
+        keys = [r.ref.key for r in person.records]
+        for rec in person.records:
+            if rec.ref.key not in failed:
+                inputs[rec.ref.key] = input_fingerprint(rec)
+            groups[rec.ref.key] = " ".join(keys)
+            email = normalise_email(rec.profile.email)
+            if email:
+                emails.setdefault(email_hash(email), set()).update(keys)
+    for kind, items in (("input", inputs), ("group", groups),
+                        ("email", {h: " ".join(sorted(k)) for h, k in emails.items()})):
+        if items:
+            state.set_fingerprints(kind, items)
+    return set(inputs)
+
+
+def save_people(state: StateStore, people: Sequence[Person], evaluations: Sequence[Evaluation],
+                sla: SlaPolicy, now: datetime) -> None:
+    remembered: dict[str, Mapping[str, object]] = {}
+    open_sla: list[str] = []
+    closed_sla: list[str] = []
+    for person, ev in zip(people, evaluations, strict=True):
+        check_at = sla_check_at(ev, sla)
+        remembered[person.id] = {
+            "stage": ev.stage, "records": [r.ref.key for r in person.records],
+            "score_at_mql": ev.score_at_mql,
+            "stage_entered_at": ev.stage_entered_at.isoformat() if ev.stage_entered_at else None,
+            "sla_check_at": check_at.isoformat() if check_at else None}
+        (open_sla if sla_open(ev, now) else closed_sla).append(person.id)
+    if remembered:
+        state.set_person_state(remembered)
+        state.set_fingerprints("evaluated_at", dict.fromkeys(remembered, now.isoformat()))
+    state.add_pending(OPEN_SLA, open_sla)
+    state.remove_pending(OPEN_SLA, closed_sla)
