@@ -64,18 +64,27 @@ class ContactHandlers(HsBase):
             return json_response(200, self._object(req.params["id"], props, wanted), records=1)
 
     def batch_read(self, req: Request) -> Response:
+        """Read up to 100 contacts by id or, with `idProperty: "email"`, by email (matched
+        case-insensitively; with duplicates, the oldest contact, as HubSpot keeps one)."""
         body = req.json()
         inputs = batch_inputs(body)
         wanted = self._wanted(body.get("properties"), DEFAULT_PROPS)
+        id_property = body.get("idProperty") or "hs_object_id"
+        if id_property not in ("hs_object_id", "email"):
+            raise hs_error(
+                400, "VALIDATION_ERROR", f"idProperty {id_property!r} is not a unique property"
+            )
         results, errors = [], []
         with self.data.lock:
+            by_email = self._email_index() if id_property == "email" else {}
             for item in inputs:
-                rid = str(item.get("id", "")) if isinstance(item, dict) else ""
-                props = self.data.hs_contacts.get(rid)
+                key = str(item.get("id", "")) if isinstance(item, dict) else ""
+                rid = by_email.get(key.strip().lower()) if id_property == "email" else key
+                props = self.data.hs_contacts.get(rid or "")
                 if props is None:
-                    errors.append(rid)
+                    errors.append(key)
                 else:
-                    results.append(self._object(rid, props, wanted))
+                    results.append(self._object(str(rid), props, wanted))
         return self._batch_response(
             results,
             [
@@ -88,6 +97,21 @@ class ContactHandlers(HsBase):
             if errors
             else [],
         )
+
+    def _email_index(self) -> dict[str, str]:
+        """Lowercased email -> the lowest contact id with it; rebuilt when contacts are added
+        or an email is written."""
+        version = (len(self.data.hs_contacts), self.data.counters["hs_email_writes"])
+        cached = getattr(self, "_email_cache", None)
+        if cached is None or cached[0] != version:
+            index: dict[str, str] = {}
+            for rid in sorted(self.data.hs_contacts, key=int):
+                email = self.data.hs_contacts[rid].get("email")
+                if email:
+                    index.setdefault(email.lower(), rid)
+            cached = (version, index)
+            self._email_cache = cached
+        return cached[1]
 
     def batch_update(self, req: Request) -> Response:
         inputs = batch_inputs(req.json())
@@ -150,6 +174,8 @@ class ContactHandlers(HsBase):
                 f"{stage} is not a valid option: lifecyclestage can only move forward "
                 f"(currently {current}); clear it first",
             )
+        if "email" in clean:
+            self.data.counters["hs_email_writes"] += 1
         for name, value in clean.items():
             if value == "":
                 props.pop(name, None)

@@ -1,6 +1,6 @@
 """HubSpot v3: routes, private-app token auth and rate limits (10 s window, search per second,
-daily). Handlers live in `hs_contacts` (contacts, properties, owners) and `hs_tasks` (tasks,
-events)."""
+daily). Handlers live in `hs_contacts` (contacts, properties, owners), `hs_tasks` (tasks,
+v3 events) and `hs_marketing` (email events, forms, form submissions)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from leadsync.sandbox.hs_common import (
     hs_error,
 )
 from leadsync.sandbox.hs_contacts import ContactHandlers
+from leadsync.sandbox.hs_marketing import MarketingHandlers
 from leadsync.sandbox.hs_tasks import TaskHandlers
 from leadsync.sandbox.store import Clock, RollingWindow, SandboxData, Stats
 from leadsync.sandbox.wire import ApiError, Request, Response, correlation_id
 
 
-class HubSpotApi(ContactHandlers, TaskHandlers):
+class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers):
     """The HubSpot side of the sandbox, bound to one private-app token."""
 
     def __init__(
@@ -115,6 +116,19 @@ class HubSpotApi(ContactHandlers, TaskHandlers):
                 self.get_task,
             ),
             ("GET", re.compile(r"/events/v3/events"), "GET /events/v3/events", self.events),
+            (
+                "GET",
+                re.compile(r"/email/public/v1/events"),
+                "GET /email/public/v1/events",
+                self.email_events,
+            ),
+            ("GET", re.compile(r"/marketing/v3/forms"), "GET /marketing/v3/forms", self.list_forms),
+            (
+                "GET",
+                re.compile(r"/form-integrations/v1/submissions/forms/(?P<guid>[\w-]+)"),
+                "GET /form-integrations/v1/submissions/forms/{guid}",
+                self.form_submissions,
+            ),
         ]
 
     # -- auth and limits -----------------------------------------------------------------------

@@ -14,6 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadsync.sandbox import pools
+from leadsync.sandbox.hs_marketing import (
+    NEWSLETTER_FORM,
+    NEWSLETTER_PAGE,
+    define_forms,
+    route_events,
+)
 from leadsync.sandbox.hs_schema import default_properties
 from leadsync.sandbox.seed_journey import Journey, add_journey
 from leadsync.sandbox.store import Person, SandboxData, hs_time, sf_time
@@ -102,6 +108,7 @@ class Seeder:
                 "displayOrder": 1,
                 "archived": False,
             }
+        define_forms(data, self.hs(self.ts(400)))
         self.owners = data.owners = self._owners()
         self.campaigns = data.campaigns = self._campaigns()
         companies = self._companies()
@@ -402,16 +409,19 @@ class Seeder:
             props["salesforcecontactid"] = person.sf_contact_id
         if journey is not None:
             props.update(journey.hubspot_fields(self))
+        if props["lifecyclestage"] == "subscriber":  # they signed up for the newsletter
+            self.event(base["created"], cid, "e_submitted_form", hs_form_id=NEWSLETTER_FORM,
+                       hs_url=NEWSLETTER_PAGE)  # fmt: skip
         self.data.hs_contacts[cid] = props
         person.hs_ids.append(cid)
         return cid
 
     def _finish_events(self) -> None:
         self.raw_events.sort(key=lambda e: (e[0], e[1]))
-        self.data.hs_events = [
+        self.data.hs_events = route_events(self.data, [
             (ms, seq, cid, etype, props)
             for seq, (ms, cid, etype, props) in enumerate(self.raw_events, start=1)
-        ]
+        ])  # fmt: skip
         self.data.counters["event"] = len(self.raw_events)
         self.raw_events = []
 

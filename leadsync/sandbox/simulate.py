@@ -13,6 +13,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from leadsync.sandbox import pools
+from leadsync.sandbox.hs_marketing import route_events
 from leadsync.sandbox.seed import Seeder
 from leadsync.sandbox.seed_journey import KINDS, add_history, add_task, emit, kind_weights
 from leadsync.sandbox.store import Person
@@ -250,11 +251,12 @@ def _merge_events(seeder: Seeder) -> None:
         for seq, (ms, cid, etype, props) in enumerate(seeder.raw_events, first_seq)
     ]
     data.counters["event"] += len(new)
-    if data.hs_events and new[0][0] < data.hs_events[-1][0]:
-        data.hs_events.extend(new)
+    kept = route_events(data, new)  # email events and form submissions go to their own APIs
+    if data.hs_events and kept and kept[0][0] < data.hs_events[-1][0]:
+        data.hs_events.extend(kept)
         data.hs_events.sort(key=lambda e: (e[0], e[1]))
     else:
-        data.hs_events.extend(new)
+        data.hs_events.extend(kept)
     for ms, _, cid, etype, _ in new:
         if etype == "e_submitted_form" and cid in data.hs_contacts:  # forms update the contact
             data.hs_contacts[cid]["lastmodifieddate"] = seeder.hs(ms / 1000)

@@ -244,7 +244,11 @@ class Person:
 class SandboxData:
     """The stores. HubSpot: `hs_contacts` (id -> properties, all strings), `hs_tasks` (id ->
     properties), `hs_task_contacts` (task id -> associated contact ids), `hs_events` (sorted
-    tuples `(occurred_ms, seq, contact_id, event_type, properties)`), `hs_owners` (id -> owner),
+    tuples `(occurred_ms, seq, contact_id, event_type, properties)`: page views, webinars and
+    meetings), `hs_email_events` (sorted `(created_ms, seq, recipient, type, fields)`: OPEN,
+    CLICK, STATUSCHANGE of the email events API), `hs_forms` (form GUID -> form definition),
+    `hs_form_submissions` (form GUID -> ascending `(submitted_ms, seq, email, fields)`),
+    `hs_owners` (id -> owner),
     `hs_properties` / `hs_groups` (contact property and group definitions).
     Salesforce: `sf[object][id] -> record` (only non-null fields are stored; missing means null).
     `people`: the hidden per-person truth used by the generator and `simulate`."""
@@ -253,6 +257,11 @@ class SandboxData:
     hs_tasks: dict[str, dict[str, str]] = field(default_factory=dict)
     hs_task_contacts: dict[str, list[str]] = field(default_factory=dict)
     hs_events: list[tuple[int, int, str, str, dict[str, str]]] = field(default_factory=list)
+    hs_email_events: list[tuple[int, int, str, str, dict[str, Any]]] = field(default_factory=list)
+    hs_forms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hs_form_submissions: dict[str, list[tuple[int, int, str, dict[str, str]]]] = field(
+        default_factory=dict
+    )
     hs_owners: dict[str, dict[str, Any]] = field(default_factory=dict)
     hs_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     hs_groups: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -98,6 +98,13 @@ def test_fault_seed_makes_a_faulty_run_reproducible(sb: Sandbox) -> None:
     assert first == run() and 200 in first and 503 in first
 
 
+def _activity(sb: Sandbox) -> int:
+    """Events in the v3 events, email events and form submission stores together."""
+    data = sb.data
+    forms = sum(len(rows) for rows in data.hs_form_submissions.values())
+    return len(data.hs_events) + len(data.hs_email_events) + forms
+
+
 def test_control_faults_clock_and_simulate(sb: Sandbox) -> None:
     assert _control(sb, "faults", {"latency_ms": 1, "error_rate": 0.25})["error_rate"] == 0.25
     assert sb.faults.faults == Faults(latency_ms=1, error_rate=0.25)
@@ -107,11 +114,13 @@ def test_control_faults_clock_and_simulate(sb: Sandbox) -> None:
     moved = _control(sb, "clock", {"advance_seconds": 3600})
     assert str(moved["now"]) >= (before.replace(microsecond=0)).isoformat()
     assert (sb.now() - before).total_seconds() >= 3600
-    events_before = len(sb.data.hs_events)
+    events_before = _activity(sb)
     summary = _control(sb, "simulate", {"hours": 48})
     assert (sb.now() - before).total_seconds() >= 3600 + 48 * 3600
-    assert len(sb.data.hs_events) - events_before == summary.get("events", 0) + summary.get(
-        "demo_requests", 0
-    )
+    # every generated event lands in one API's store, except email/form activity of
+    # contacts without an email (HubSpot records neither without an address)
+    added = _activity(sb) - events_before
+    generated = summary.get("events", 0) + summary.get("demo_requests", 0)
+    assert 0 < added <= generated and added >= generated * 0.8
     reset = requests.delete(f"{sb.hubspot_url}/__sandbox__/stats", timeout=5).json()
     assert reset["hubspot"]["requests"] == {}

@@ -26,7 +26,8 @@ def data() -> SandboxData:
 
 
 def _snapshot(data: SandboxData) -> tuple[Any, ...]:
-    return (data.hs_contacts, data.sf, data.hs_events, data.hs_owners)
+    return (data.hs_contacts, data.sf, data.hs_events, data.hs_owners, data.hs_email_events,
+            data.hs_form_submissions, data.hs_forms)  # fmt: skip
 
 
 def test_same_seed_same_data_and_other_seed_differs(data: SandboxData) -> None:
@@ -115,6 +116,13 @@ def test_people_mix(data: SandboxData) -> None:
 
 def test_engagement_follows_propensity_and_conversion_follows_fit(data: SandboxData) -> None:
     per_contact = Counter(e[2] for e in data.hs_events)
+    by_email: dict[str, str] = {}  # email events and form submissions are keyed by email: the oldest contact
+    for rid in sorted(data.hs_contacts, key=int, reverse=True):
+        if data.hs_contacts[rid].get("email"):
+            by_email[data.hs_contacts[rid]["email"].lower()] = rid
+    per_contact.update(by_email[e[2].lower()] for e in data.hs_email_events)
+    for rows in data.hs_form_submissions.values():
+        per_contact.update(by_email[row[2].lower()] for row in rows)
     people = [p for p in data.people if p.hs_ids]
     people.sort(key=lambda p: p.propensity)
     low = sum(per_contact[p.hs_ids[0]] for p in people[: len(people) // 4])
@@ -135,6 +143,12 @@ def test_simulate_is_deterministic_and_produces_activity() -> None:
     assert one == two and one["events"] > 0 and one["rep_touches"] > 0
     # same activity; timestamps follow each sandbox's (real-time ticking) clock
     assert [e[2:] for e in first.data.hs_events] == [e[2:] for e in second.data.hs_events]
+    assert [e[2:] for e in first.data.hs_email_events] == [
+        e[2:] for e in second.data.hs_email_events
+    ]
+    assert {g: [r[2:] for r in rows] for g, rows in first.data.hs_form_submissions.items()} == {
+        g: [r[2:] for r in rows] for g, rows in second.data.hs_form_submissions.items()
+    }
     assert (first.now() - DEFAULT_NOW).total_seconds() >= 48 * 3600
     with pytest.raises(ValueError, match="positive"):
         first.simulate(0)
