@@ -2,8 +2,8 @@
 
 Reads: contacts changed since a cursor through search on `lastmodifieddate` (GTE, ascending,
 deduped by id, restarted from the last value before the 10,000-result cap), everyone through
-the list endpoint, engagement through the events API. Writes and tasks live in `writes.py`,
-provisioning and checks in `provision.py`.
+the list endpoint, engagement through the events, email events and forms APIs (`engagement.py`).
+Writes and tasks live in `writes.py`, provisioning and checks in `provision.py`.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ from leadsync.connectors.base import (
     WriteResult,
 )
 from leadsync.connectors.http import RetryPolicy, utc_now
+from leadsync.connectors.hubspot import engagement, writes
 from leadsync.connectors.hubspot import provision as _provision
-from leadsync.connectors.hubspot import writes
 from leadsync.connectors.hubspot.client import HubSpotClient
 from leadsync.connectors.hubspot.mapping import (
     CONTACT_PROPERTIES,
     contact_to_person,
-    event_from_raw,
     parse_datetime,
 )
 
@@ -193,21 +192,9 @@ class HubSpotConnector:
 
     # ---- engagement ------------------------------------------------------------------------
     def iter_engagement(self, since: datetime) -> Iterator[EngagementEvent]:
-        """Contact events of the types leadsync scores, occurred at or after `since`."""
-        after: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"object_type": "contact", "occurred_after": _iso(since),
-                                      "limit": 100}  # fmt: skip
-            if after:
-                kwargs["after"] = after
-            _, page = self.client.call("events", self.client.events.get_page, **kwargs)
-            for raw in page.get("results", []):
-                event = event_from_raw(raw)
-                if event is not None and event.seen_at >= since:
-                    yield event
-            after = _next_after(page)
-            if not after:
-                return
+        """Engagement at or after `since`: v3 events (page views, webinars, meetings), email
+        opens/clicks/unsubscribes and form submissions, resolved to contacts by email."""
+        return engagement.iter_engagement(self.client, since)
 
     # ---- writes, tasks, provisioning (see writes.py / provision.py) --------------------------
     def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False

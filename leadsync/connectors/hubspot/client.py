@@ -5,6 +5,12 @@ pool). The SDK's own retries are switched off (`retry=False`) so that every requ
 `call()`: rate limiter, timeout, count, classification, tenacity. Responses are read raw
 (`_preload_content=False`) and parsed as JSON, which keeps the mapping layer on plain dicts and
 lets us see status codes such as 207 and the rate headers.
+
+Endpoints without an SDK wrapper (email events, forms, form submissions) go through
+`request()`: the SDK's own `api_request` builder (`hubspot.utils.requests.http_request_builder.
+Request`: base URL, bearer auth, query string, JSON body) sent on one kept-alive
+`requests.Session` with our timeout (`api_request` itself sends with no timeout), under the
+same limiter, counter, classification and tenacity policy as `call()`.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import hubspot
+import requests
 import urllib3
+from hubspot.utils.requests.http_request_builder import Request as SdkRequest
 
 from leadsync.config.settings import HubSpotSettings
 from leadsync.connectors.base import AuthError, BudgetExhausted, ConnectorError
@@ -112,6 +120,10 @@ class HubSpotClient:
             host=settings.base_url.rstrip("/"),
             retry=False,
         )
+        # what `client.api_request` builds from: the token and `base_url` (not `host`)
+        self._raw_config = {"access_token": settings.access_token.get_secret_value(),
+                            "base_url": settings.base_url.rstrip("/")}  # fmt: skip
+        self._session = requests.Session()
         crm = client.crm
         self.contacts_basic = crm.contacts.basic_api
         self.contacts_batch = crm.contacts.batch_api
@@ -157,6 +169,39 @@ class HubSpotClient:
                 ) from None
             self._observe(resp.headers)
             return int(resp.status), _body_json(resp.data)
+
+        return call_with_policy(f"HubSpot {op}", attempt, self.policy)
+
+    def request(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        qs: Mapping[str, object] | None = None,
+        body: object = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Send one request to an endpoint the SDK does not wrap; return (status, JSON body)."""
+        options: dict[str, Any] = {"method": method, "path": path}
+        if qs:
+            options["qs"] = dict(qs)
+        if body is not None:
+            options["body"] = body
+        built = SdkRequest(self._raw_config, options)
+
+        def attempt() -> tuple[int, dict[str, Any]]:
+            self.limiter.acquire()
+            self.calls.add()
+            try:
+                resp = self._session.request(
+                    built.get_method(), built.get_url(), timeout=self.timeout,
+                    **built.get_options_for_sending(),
+                )  # fmt: skip
+            except requests.RequestException as exc:
+                raise Retryable(f"connection: {type(exc).__name__}") from None
+            if resp.status_code >= 300:
+                raise classify_hubspot_error(op, resp.status_code, resp.content, resp.headers)
+            self._observe(resp.headers)
+            return resp.status_code, _body_json(resp.content)
 
         return call_with_policy(f"HubSpot {op}", attempt, self.policy)
 

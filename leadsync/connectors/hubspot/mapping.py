@@ -50,10 +50,6 @@ LEAD_STATUS_TO_SALES: Mapping[str, str | None] = MappingProxyType({
 })  # fmt: skip
 EVENT_TYPES: Mapping[str, tuple[str, tuple[tuple[str, str], ...]]] = MappingProxyType({
     "e_visited_page": ("page_view", (("hs_url", "url"),)),
-    "e_submitted_form": ("form_submit", (("hs_form_id", "form"), ("hs_url", "url"))),
-    "e_opened_email": ("email_open", (("hs_email_campaign_id", "campaign"),)),
-    "e_clicked_email": ("email_click", (("hs_url", "url"),)),
-    "e_unsubscribed_email": ("email_unsubscribe", ()),
     "e_attended_webinar": ("webinar_attended", (("hs_webinar_id", "webinar"),)),
     "e_booked_meeting": ("meeting_booked", ()),
 })  # fmt: skip
@@ -190,7 +186,9 @@ def contact_to_person(
 
 
 def event_from_raw(raw: Mapping[str, object]) -> EngagementEvent | None:
-    """One `/events/v3/events` result as an EngagementEvent; unknown types and bad rows -> None."""
+    """One `/events/v3/events` result as an EngagementEvent; unknown types and bad rows -> None.
+    Email and form events are read from their own APIs (`marketing.py`), never from here,
+    so the same open or submission is not counted twice."""
     kind = EVENT_TYPES.get(str(raw.get("eventType", "")))
     at = parse_datetime(raw.get("occurredAt"))
     object_id = raw.get("objectId")
