@@ -5,6 +5,11 @@
    of 2,000 per object + Collections of 200). Target: ratio <= 1.2.
 2. Incremental runs where 1 % and 5 % of people changed: calls must scale with the changes,
    not with the total.
+3. HubSpot engagement (v3 events, email events, form submissions, contacts read by email):
+   a full 180-day read vs. the minimum the page sizes imply (events 100, email events 1,000 per
+   type, forms 100, submissions 50 per form, batch read 100 distinct emails), and incremental
+   reads after simulated hours: a constant floor (one request per stream and form) plus pages
+   in proportion to the new activity.
 
 Usage: python benchmarks/bench_connectors.py [--contacts 10000] [--seed 7]
 """
@@ -16,7 +21,9 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from leadsync.config.settings import load_settings
@@ -49,6 +56,38 @@ def minimum(system: str, people: list[CrmPerson]) -> int:
         return math.ceil(n / 100) * 2
     leads = sum(1 for p in people if p.ref.object_type == "Lead")
     return math.ceil(leads / 2000) + math.ceil((n - leads) / 2000) + math.ceil(n / 200)
+
+
+def engagement_minimum(sb: Any, since: datetime) -> int:
+    """Fewest HubSpot requests that can return all engagement since `since` (from the store)."""
+    data, ms = sb.data, since.timestamp() * 1000
+    v3 = sum(1 for e in data.hs_events if e[0] >= ms)
+    email = Counter(e[3] for e in data.hs_email_events if e[0] >= ms)
+    emails = {e[2].lower() for e in data.hs_email_events if e[0] >= ms}
+    pages = max(1, math.ceil(v3 / 100)) + math.ceil(len(data.hs_forms) / 100)
+    pages += sum(max(1, math.ceil(email[t] / 1000)) for t in ("OPEN", "CLICK", "STATUSCHANGE"))
+    for rows in data.hs_form_submissions.values():
+        recent = [r for r in rows if r[0] >= ms]
+        emails.update(r[2].lower() for r in recent)
+        pages += max(1, math.ceil(len(recent) / 50))
+    return pages + math.ceil(len(emails) / 100)
+
+
+def bench_engagement(sb: Any, conn: HubSpotConnector) -> dict[str, Any]:
+    since = sb.now() - timedelta(days=180)
+    calls, seconds, events = measure(conn, lambda: list(conn.iter_engagement(since)))
+    floor = engagement_minimum(sb, since)
+    full = {"events": len(events), "calls": calls, "minimum_calls": floor,
+            "ratio": round(calls / floor, 3), "seconds": seconds}  # fmt: skip
+    out: dict[str, Any] = {"full": full}
+    for hours in (1, 24):
+        cursor = sb.now()
+        sb.simulate(hours=hours)
+        calls, seconds, events = measure(conn, lambda c=cursor: list(conn.iter_engagement(c)))
+        out[f"incremental_{hours}h"] = {"events": len(events), "calls": calls,
+                                        "minimum_calls": engagement_minimum(sb, cursor),
+                                        "seconds": seconds}  # fmt: skip
+    return out
 
 
 def measure(conn: Connector, fn: Callable[[], Any]) -> tuple[int, float, Any]:
@@ -106,6 +145,8 @@ def main() -> None:
         for conn in (HubSpotConnector(settings.hubspot),
                      SalesforceConnector(settings.salesforce)):  # fmt: skip
             report[conn.system] = bench_system(sb, conn)
+            if isinstance(conn, HubSpotConnector):
+                report["hubspot_engagement"] = bench_engagement(sb, conn)
         stats = sb.stats()
         report["hubspot"]["rate_limited_429"] = stats["hubspot"]["rate_limited"]
         report["seconds_total"] = round(time.perf_counter() - started, 1)
