@@ -137,6 +137,8 @@ def main() -> None:
             "contacts": args.contacts,
             "seed_seconds": round(seed_seconds, 2),
             "hubspot_events": len(box.data.hs_events),
+            "hubspot_email_events": len(box.data.hs_email_events),
+            "hubspot_form_submissions": sum(len(v) for v in box.data.hs_form_submissions.values()),
             "salesforce_records": sum(len(v) for v in box.data.sf.values()),
             "batch_read_ms": _percentiles(_timed(read, args.rounds)),
             "batch_update_ms": _percentiles(_timed(update, args.rounds)),

@@ -38,7 +38,10 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
 
     cycles = 1 + int(days * 24 / step_hours)
     quiet = {} if os.environ.get("LEADSYNC_LOG_LEVEL") else {"LEADSYNC_LOG_LEVEL": "WARNING"}
-    with Sandbox(contacts=contacts, seed=seed) as sb, environ({**sb.env, **quiet}):
+    # Pro tier (190 per 10 s): HubSpot's Salesforce integration needs Pro or Enterprise
+    with Sandbox(contacts=contacts, seed=seed, hubspot_rate_limit=190) as sb, environ(
+        {**sb.env, **quiet}
+    ):
         settings = settings_or_exit().model_copy(update={"redis_url": None})
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=sb.now)
         reports: list[CycleReport] = []
