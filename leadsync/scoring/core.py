@@ -6,15 +6,17 @@ ignored everywhere (engagement, recency, instant MQL, SLA).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
+from typing import Any, cast
 
-from leadsync.scoring.engine import score_points
+from leadsync.scoring.engine import Points, score_points
 from leadsync.scoring.evaluation import Evaluation
-from leadsync.scoring.lifecycle import decide_stage
+from leadsync.scoring.lifecycle import StageOutcome, decide_stage
 from leadsync.scoring.model import ScoringModel
 from leadsync.scoring.profile import Profile
-from leadsync.scoring.sla import decide_sla
+from leadsync.scoring.sla import NO_SLA, SlaOutcome, decide_sla
 
 _BY_TIME = attrgetter("at")
 _ZERO = timedelta(0)
@@ -22,10 +24,11 @@ _ZERO = timedelta(0)
 
 def evaluate(profile: Profile, model: ScoringModel, now: datetime) -> Evaluation:
     """Score, grade, stage, SLA and owed follow-up for `profile` at `now` (aware, UTC)."""
-    if now.utcoffset() != _ZERO:
+    if now.tzinfo is not UTC and now.utcoffset() != _ZERO:
         raise ValueError("evaluate: `now` must be timezone-aware UTC")
-    events = [e for e in profile.events if e.at <= now]
-    events.sort(key=_BY_TIME, reverse=True)
+    events = sorted(profile.events, key=_BY_TIME, reverse=True)
+    if events and events[0].at > now:  # future events sort first: drop them
+        events = [e for e in events if e.at <= now]
     points = score_points(profile, model, now, events)
     outcome = decide_stage(profile, model, now, points)
     if outcome.stage == "mql":
@@ -34,7 +37,7 @@ def evaluate(profile: Profile, model: ScoringModel, now: datetime) -> Evaluation
         clock_start = outcome.sql_at or outcome.entered_at
     else:
         clock_start = None
-    sla = decide_sla(
+    sla = NO_SLA if clock_start is None else decide_sla(
         person_id=profile.id,
         stage=outcome.stage,
         clock_start=clock_start,
@@ -45,25 +48,51 @@ def evaluate(profile: Profile, model: ScoringModel, now: datetime) -> Evaluation
         policy=model.sla,
         now=now,
     )
-    return Evaluation(
-        person_id=profile.id,
-        score=points.score,
-        fit=points.fit,
-        engagement=points.engagement,
-        grade=model.grade_for(points.fit),
-        reasons=points.reasons,
-        instant_mql=points.instant_at is not None,
-        model=model.version,
-        stage=outcome.stage,
-        stage_changed=outcome.changed,
-        stage_entered_at=outcome.entered_at,
-        mql_at=outcome.mql_at,
-        sql_at=outcome.sql_at,
-        score_at_mql=outcome.score_at_mql,
-        sla_status=sla.status,
-        sla_due=sla.due,
-        follow_up=sla.follow_up,
-        sla_clock_start=sla.clock_start,
-        fit_raw=points.fit_raw,
-        engagement_raw=points.engagement_raw,
-    )
+    return _assemble(profile, model, points, outcome, sla)
+
+
+class _Draft:
+    """A writable twin of `Evaluation`: the same slots, in the same order, on the same base.
+
+    `Evaluation` is frozen (the public API), so its generated __init__ stores each of its 20
+    fields through a guarded `object.__setattr__`, which made it the single largest cost of
+    `evaluate`. `_assemble` instead fills a draft with plain slot stores and then re-labels it
+    as an `Evaluation` (`__class__` assignment, allowed between identical slot layouts). The
+    result is an ordinary, frozen Evaluation: same fields, equality, hash, repr and pickling.
+    """
+
+    __slots__ = Evaluation.__slots__
+
+
+if Evaluation.__slots__ != tuple(f.name for f in fields(Evaluation)) or hasattr(
+    Evaluation, "__post_init__"
+):  # pragma: no cover - a guard for whoever changes Evaluation
+    raise RuntimeError("core._Draft: Evaluation's layout changed; update _assemble")
+
+
+def _assemble(profile: Profile, model: ScoringModel, points: Points, outcome: StageOutcome,
+              sla: SlaOutcome) -> Evaluation:
+    """The `Evaluation`, every field set (see `_Draft`)."""
+    draft: Any = _Draft()  # typed loosely: it becomes an Evaluation below
+    draft.person_id = profile.id
+    draft.score = points.score
+    draft.fit = points.fit
+    draft.engagement = points.engagement
+    draft.grade = model.tables.grade_for(points.fit)
+    draft.reasons = points.reasons
+    draft.instant_mql = points.instant_at is not None
+    draft.model = model.version
+    draft.stage = outcome.stage
+    draft.stage_changed = outcome.changed
+    draft.stage_entered_at = outcome.entered_at
+    draft.mql_at = outcome.mql_at
+    draft.sql_at = outcome.sql_at
+    draft.score_at_mql = outcome.score_at_mql
+    draft.sla_status = sla.status
+    draft.sla_due = sla.due
+    draft.follow_up = sla.follow_up
+    draft.sla_clock_start = sla.clock_start
+    draft.fit_raw = points.fit_raw
+    draft.engagement_raw = points.engagement_raw
+    draft.__class__ = Evaluation
+    return cast(Evaluation, draft)

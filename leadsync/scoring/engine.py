@@ -13,10 +13,10 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from leadsync.scoring.evaluation import Reason
-from leadsync.scoring.model import EngagementRule, ScoringModel
-from leadsync.scoring.plans import ReasonEntry, shared_entry
+from leadsync.scoring.model import Decay, EngagementRule, ScoringModel
+from leadsync.scoring.plans import MISSING, ReasonEntry, shared_entry
 from leadsync.scoring.profile import EVENT_TYPES, Event, Profile
-from leadsync.scoring.reasons import round_half_away
+from leadsync.scoring.reasons import clamp, round_half_away
 
 SECONDS_PER_DAY = 86400.0
 MARKETING_EVENT_TYPES = EVENT_TYPES - {"sales_touch"}
@@ -25,6 +25,7 @@ MARKETING_EVENT_TYPES = EVENT_TYPES - {"sales_touch"}
 class Points(NamedTuple):
     """A profile's points before lifecycle: rounded totals, reasons, and MQL evidence."""
 
+    score: int  # fit + engagement
     fit: int
     engagement: int
     fit_raw: float
@@ -33,18 +34,10 @@ class Points(NamedTuple):
     instant_at: datetime | None  # newest instant_mql occurrence
     engaged_at: datetime | None  # newest occurrence of a positive-point engagement rule
 
-    @property
-    def score(self) -> int:
-        return self.fit + self.engagement
-
 
 def profile_facts(profile: Profile, model: ScoringModel) -> dict[str, object]:
     """Values of the fields the model's fit rules read, normalized once (lower-cased strings)."""
     return model.tables.fit.facts(profile)
-
-
-def _clamp(value: float, low: float, high: float) -> float:
-    return low if value < low else high if value > high else value
 
 
 def _occurrences(
@@ -56,19 +49,18 @@ def _occurrences(
     `EventPlan.matching`); windows compared as datetimes against per-`now` cut-offs.
     """
     tables = model.tables
-    plans = tables.event_plans
+    plan_for = tables.event_plans.get
     found: list[list[datetime] | None] = [None] * len(tables.windows)
     cutoffs = tables.cutoffs(now)
     for event in events:
-        plan = plans.get(event.type)
+        plan = plan_for(event.type)
         if plan is None:
             continue
-        key = plan.key(event.props)
+        prop = plan.prop
+        key = event.props.get(prop) if prop is not None else plan.key(event.props)
         matched = plan.memo.get(key)
         if matched is None:
             matched = plan.matching(key)
-        if not matched:
-            continue
         at = event.at
         for i in matched:
             cutoff = cutoffs[i]
@@ -82,43 +74,13 @@ def _occurrences(
     return found
 
 
-def _rule_points(rule: EngagementRule, hits: list[datetime], now: datetime) -> float:
+def _decayed(rule: EngagementRule, decay: Decay, hits: list[datetime], now: datetime) -> float:
+    """The decayed points of a rule's counted occurrences (the newest max_times)."""
     counted = hits if rule.max_times is None else hits[: rule.max_times]
-    decay = rule.decay
-    if decay is None:
-        total = rule.points * len(counted)
-    else:
-        factor = decay.factor
-        total = rule.points * sum(
-            factor((now - at).total_seconds() / SECONDS_PER_DAY) for at in counted
-        )
-    cap = rule.max_points
-    if cap is not None:
-        total = _clamp(total, -cap, cap)
-    return total
-
-
-def _newest_marketing_age(events: Sequence[Event], now: datetime) -> float | None:
-    for event in events:
-        if event.type in MARKETING_EVENT_TYPES:
-            return (now - event.at).total_seconds() / SECONDS_PER_DAY
-    return None
-
-
-def _recency(events: Sequence[Event], model: ScoringModel, now: datetime, total: float,
-             entries: list[ReasonEntry]) -> float:
-    """`total` plus the recency rules' points; adds the fired rules' entries to `entries`."""
-    newest_age = _newest_marketing_age(events, now)
-    for recency, entry in zip(model.recency_rules, model.tables.recency_entries, strict=True):
-        if recency.inactive_days is not None:
-            fires = newest_age is None or newest_age > recency.inactive_days
-        else:
-            fires = newest_age is not None and newest_age <= (recency.active_days or 0.0)
-        if fires:
-            total += recency.points
-            if entry is not None:
-                entries.append(entry)
-    return total
+    factor = decay.factor
+    return rule.points * sum(
+        factor((now - at).total_seconds() / SECONDS_PER_DAY) for at in counted
+    )
 
 
 def _engagement(
@@ -136,9 +98,18 @@ def _engagement(
         if hits is None:
             continue
         rule = rules[i]
-        if len(hits) < rule.min_count:
+        count = len(hits)
+        if count < rule.min_count:
             continue
-        points = _rule_points(rule, hits, now)
+        decay = rule.decay
+        if decay is not None:
+            points = _decayed(rule, decay, hits, now)
+        else:
+            limit = rule.max_times
+            points = rule.points * (count if limit is None or count < limit else limit)
+        cap = rule.max_points
+        if cap is not None:
+            points = clamp(points, -cap, cap)
         newest = hits[0]
         if rule.instant_mql and (instant_at is None or newest > instant_at):
             instant_at = newest
@@ -146,38 +117,59 @@ def _engagement(
             engaged_at = newest
         engagement_sum += points
         table = tables[i]
-        entry = shared_entry(rule.id, rule.label, points) if table is None else table.entry(points)
+        entry = MISSING if table is None else table.memo.get(points, MISSING)
+        if entry is MISSING:
+            entry = shared_entry(rule.id, rule.label, points) if table is None else table.entry(
+                points)
         if entry is not None:
-            entries.append(entry)
+            entries.append(entry)  # type: ignore[arg-type]
     return engagement_sum, instant_at, engaged_at
+
+
+def _recency(events: Sequence[Event], model: ScoringModel, now: datetime, total: float,
+             entries: list[ReasonEntry]) -> float:
+    """`total` plus the recency rules' points; adds the fired rules' entries to `entries`.
+    Their clock is the newest marketing event (anything but a sales touch)."""
+    newest_age: float | None = None
+    for event in events:
+        if event.type in MARKETING_EVENT_TYPES:
+            newest_age = (now - event.at).total_seconds() / SECONDS_PER_DAY
+            break
+    for recency, entry in zip(model.recency_rules, model.tables.recency_entries, strict=True):
+        if recency.inactive_days is not None:
+            fires = newest_age is None or newest_age > recency.inactive_days
+        else:
+            fires = newest_age is not None and newest_age <= (recency.active_days or 0.0)
+        if fires:
+            total += recency.points
+            if entry is not None:
+                entries.append(entry)
+    return total
 
 
 def score_points(
     profile: Profile, model: ScoringModel, now: datetime, events: Sequence[Event]
 ) -> Points:
     """Fit, engagement and reasons; `events` are the profile's events up to `now`, newest first."""
-    entries: list[ReasonEntry]  # in rule order: fit, engagement, recency
-    if model.fit_rules:
-        fit_sum, fired = model.tables.fit.score(profile)
-        entries = list(fired)
-    else:
-        fit_sum, entries = 0.0, []
+    fit_raw, fit, fired = model.tables.fit.score(profile)
+    entries = list(fired)  # reason entries in rule order: fit, engagement, recency
     engagement_sum, instant_at, engaged_at = _engagement(
         _occurrences(events, model, now), model, now, entries)
     if model.recency_rules:
         engagement_sum = _recency(events, model, now, engagement_sum, entries)
     caps = model.caps
-    fit_raw = _clamp(fit_sum, caps.fit_min, caps.fit_max)
-    engagement_raw = _clamp(engagement_sum, caps.engagement_min, caps.engagement_max)
-    return Points(round_half_away(fit_raw), round_half_away(engagement_raw), fit_raw,
-                  engagement_raw, _reasons(entries), instant_at, engaged_at)
+    engagement_raw = clamp(engagement_sum, caps.engagement_min, caps.engagement_max)
+    engagement = round_half_away(engagement_raw)
+    return Points(fit + engagement, fit, engagement, fit_raw, engagement_raw, _reasons(entries),
+                  instant_at, engaged_at)
 
 
 _SORT_KEY = itemgetter(0)
+_REASON = itemgetter(1)
 
 
 def _reasons(entries: list[ReasonEntry]) -> tuple[Reason, ...]:
     """Largest |points| first, rule order on ties (a stable sort on -|points|)."""
     if len(entries) > 1:
         entries.sort(key=_SORT_KEY)
-    return tuple([reason for _, reason in entries])
+    return tuple(map(_REASON, entries))

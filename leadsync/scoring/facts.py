@@ -11,15 +11,17 @@ handful of attribute reads and one dict hit instead of running every condition.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, call
 from typing import TYPE_CHECKING, Final
 
 from leadsync.scoring.conditions import normalize_fact
 from leadsync.scoring.derived import derive_seniority, email_domain, is_free_email
 from leadsync.scoring.profile import Profile
+from leadsync.scoring.reasons import clamp, round_half_away
 
 if TYPE_CHECKING:
-    from leadsync.scoring.model import FitRule
+    from leadsync.scoring.model import ScoringModel
     from leadsync.scoring.plans import ReasonEntry
 
 Getter = Callable[[Profile], object]
@@ -76,31 +78,36 @@ def fact_getter(name: str, free_domains: frozenset[str]) -> Getter:
     return _normalized(lambda p: p.attributes.get(name))
 
 
+#: What the fit rules make of a profile: (fit after caps, rounded fit, reason entries).
+FitOutcome = tuple[float, int, tuple["ReasonEntry", ...]]
+
+
 class FitTable:
     """The fit rules of one model: facts to read, and a memo of their outcome per fact values.
 
-    `score(profile)` returns (fit sum before caps, reason entries of the rules that fired, in
-    rule order); rules fire on their own constant points. The memo is bounded and cleared when
-    full; it never changes a result.
+    `score(profile)` returns a `FitOutcome`; fired rules add their own constant points, in rule
+    order, and the sum is capped and rounded as DESIGN.md §3 says. The memo is bounded and
+    cleared when full; it never changes a result.
     """
 
-    __slots__ = ("entries", "getters", "memo", "names", "rules")
+    __slots__ = ("caps", "entries", "getters", "memo", "names", "rules")
 
-    def __init__(self, rules: Sequence[FitRule], entries: Sequence[ReasonEntry | None],
-                 free_domains: frozenset[str]) -> None:
-        self.rules = tuple(rules)
+    def __init__(self, model: ScoringModel, entries: Sequence[ReasonEntry | None]) -> None:
+        self.rules = model.fit_rules
         self.entries = tuple(entries)
-        self.names = tuple(sorted(frozenset().union(*(r.fields for r in rules))))
-        self.getters = tuple(fact_getter(name, free_domains) for name in self.names)
-        self.memo: dict[tuple[object, ...], tuple[float, tuple[ReasonEntry, ...]]] = {}
+        self.caps = (model.caps.fit_min, model.caps.fit_max)
+        self.names = tuple(sorted(model.fit_fields))
+        domains = model.free_email_domains
+        self.getters = tuple(fact_getter(name, domains) for name in self.names)
+        self.memo: dict[tuple[object, ...], FitOutcome] = {}
 
     def facts(self, profile: Profile) -> dict[str, object]:
         """The normalized facts the fit rules read, by field name."""
-        return dict(zip(self.names, [get(profile) for get in self.getters], strict=True))
+        return dict(zip(self.names, map(call, self.getters, repeat(profile)), strict=True))
 
-    def score(self, profile: Profile) -> tuple[float, tuple[ReasonEntry, ...]]:
-        """Fit sum and reason entries for `profile` (memoised on plain fact values)."""
-        values = tuple([get(profile) for get in self.getters])
+    def score(self, profile: Profile) -> FitOutcome:
+        """Capped and rounded fit, and reason entries, for `profile` (memoised on plain facts)."""
+        values = tuple(map(call, self.getters, repeat(profile)))
         types = tuple(map(type, values))
         if not _PLAIN_TYPES.issuperset(types):
             return self._run(dict(zip(self.names, values, strict=True)))
@@ -112,7 +119,7 @@ class FitTable:
             found = self.memo[key] = self._run(dict(zip(self.names, values, strict=True)))
         return found
 
-    def _run(self, facts: dict[str, object]) -> tuple[float, tuple[ReasonEntry, ...]]:
+    def _run(self, facts: dict[str, object]) -> FitOutcome:
         fit_sum = 0.0
         fired: list[ReasonEntry] = []
         for rule, entry in zip(self.rules, self.entries, strict=True):
@@ -120,4 +127,5 @@ class FitTable:
                 fit_sum += rule.points
                 if entry is not None:
                     fired.append(entry)
-        return fit_sum, tuple(fired)
+        fit_raw = clamp(fit_sum, *self.caps)
+        return fit_raw, round_half_away(fit_raw), tuple(fired)

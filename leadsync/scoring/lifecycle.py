@@ -103,7 +103,7 @@ def decide_stage(
     """The new stage and its timestamps (pure; `now` is the evaluation time)."""
     before = previous_stage(profile)
     entered = stage_entered(profile, before)
-    stage = _apply_sales_facts(profile, before, entered)
+    stage = before if profile.sales_status is None else _apply_sales_facts(profile, before, entered)
     marketing_qualified = False
     if stage in ("subscriber", "lead"):
         marketing_qualified = _qualifies(model, points, None)
@@ -119,11 +119,5 @@ def decide_stage(
         mql_at, score_at_mql = now, points.score
     if stage == "sql" and before != "sql":
         sql_at = now
-    return StageOutcome(
-        stage=stage,
-        changed=changed,
-        entered_at=now if changed else entered,
-        mql_at=mql_at,
-        sql_at=sql_at,
-        score_at_mql=score_at_mql,
-    )
+    # stage, changed, entered_at, mql_at, sql_at, score_at_mql (positional: a hot path)
+    return StageOutcome(stage, changed, now if changed else entered, mql_at, sql_at, score_at_mql)

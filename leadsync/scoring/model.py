@@ -134,8 +134,7 @@ class ScoringModel:
     def __post_init__(self) -> None:
         fields = frozenset().union(*(r.fields for r in self.fit_rules))
         object.__setattr__(self, "fit_fields", fields)
-        object.__setattr__(self, "tables", ModelTables(
-            self.fit_rules, self.engagement_rules, self.recency_rules, self.free_email_domains))
+        object.__setattr__(self, "tables", ModelTables(self))
         if not self.grades or self.grades[-1].min is not None:
             raise ValueError("ScoringModel: grades must end with a grade without min")
         object.__setattr__(self, "lookback_days", self._lookback())

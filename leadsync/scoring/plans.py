@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from operator import methodcaller
-from typing import TYPE_CHECKING, Final, NamedTuple, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from leadsync.scoring.conditions import Predicate
 from leadsync.scoring.evaluation import Reason
@@ -23,7 +23,7 @@ from leadsync.scoring.facts import FitTable
 from leadsync.scoring.reasons import round_one_decimal
 
 if TYPE_CHECKING:
-    from leadsync.scoring.model import EngagementRule, FitRule, RecencyRule
+    from leadsync.scoring.model import ScoringModel
 
 MEMO_LIMIT: Final = 8192
 
@@ -39,14 +39,21 @@ def _props_key(names: tuple[str, ...]) -> PropsKey:
     return lambda props: tuple([props.get(name) for name in names])
 
 
-class EventPlan(NamedTuple):
-    """How to match one event type: the properties its rules read, `key` (their raw values in
-    a hashable form) and, per rule, (rule position, ((property position, predicate), ...))."""
+class EventPlan:
+    """How to match one event type: `prop`, the one property its rules read (None when they
+    read none or several; then `key(props)` builds the memo key), the `memo` of matches, the
+    properties read and, per rule, (rule position, ((property position, predicate), ...)).
+    A slotted class rather than a NamedTuple: its attributes are read per event."""
 
-    props: tuple[str, ...]
-    rules: tuple[tuple[int, tuple[tuple[int, Predicate], ...]], ...]
-    key: PropsKey
-    memo: dict[object, tuple[int, ...]]
+    __slots__ = ("key", "memo", "prop", "props", "rules")
+
+    def __init__(self, props: tuple[str, ...],
+                 rules: tuple[tuple[int, tuple[tuple[int, Predicate], ...]], ...]) -> None:
+        self.prop = props[0] if len(props) == 1 else None
+        self.memo: dict[object, tuple[int, ...]] = {}
+        self.key = _props_key(props)
+        self.props = props
+        self.rules = rules
 
     def matching(self, key: object) -> tuple[int, ...]:
         """Positions of the rules whose `where` holds for `key` (from `self.key(props)`)."""
@@ -81,12 +88,13 @@ def plan_events(
             (i, tuple((props.index(name), pred) for name, pred in rules[i][1]))
             for i in positions
         )
-        plans[event_type] = EventPlan(names, checks, _props_key(names), {})
+        plans[event_type] = EventPlan(names, checks)
     return plans
 
 
 _SHARED: dict[tuple[str, str, float], ReasonEntry] = {}
-_MISSING: Final = object()
+#: `ReasonTable.memo.get(points, MISSING)`: the memo also holds None (rounds to zero).
+MISSING: Final = object()
 
 
 def shared_entry(rule_id: str, label: str, points: float) -> ReasonEntry | None:
@@ -118,8 +126,8 @@ class ReasonTable:
 
     def entry(self, points: float) -> ReasonEntry | None:
         """The entry for `points`; None when it rounds to zero."""
-        found = self.memo.get(points, _MISSING)
-        if found is not _MISSING:
+        found = self.memo.get(points, MISSING)
+        if found is not MISSING:
             return found  # type: ignore[return-value]
         if len(self.memo) >= MEMO_LIMIT:
             self.memo.clear()
@@ -141,6 +149,8 @@ class ModelTables:
 
     __slots__ = (
         "_cutoffs",
+        "_grades",
+        "_model_grade",
         "engagement_reasons",
         "event_plans",
         "fit",
@@ -148,25 +158,31 @@ class ModelTables:
         "windows",
     )
 
-    def __init__(
-        self,
-        fit_rules: Sequence[FitRule],
-        engagement_rules: Sequence[EngagementRule],
-        recency_rules: Sequence[RecencyRule],
-        free_domains: frozenset[str],
-    ) -> None:
-        self.event_plans = plan_events([(r.event, r.where) for r in engagement_rules])
+    def __init__(self, model: ScoringModel) -> None:
+        rules = model.engagement_rules
+        self.event_plans = plan_events([(r.event, r.where) for r in rules])
         self.windows = tuple(None if r.within_days is None else timedelta(days=r.within_days)
-                             for r in engagement_rules)
+                             for r in rules)
         self.engagement_reasons = tuple(
-            None if r.decay is not None else ReasonTable(r.id, r.label) for r in engagement_rules
+            None if r.decay is not None else ReasonTable(r.id, r.label) for r in rules
         )
-        self.fit = FitTable(fit_rules, [shared_entry(r.id, r.label, r.points) for r in fit_rules],
-                            free_domains)
+        self.fit = FitTable(model, [shared_entry(r.id, r.label, r.points)
+                                    for r in model.fit_rules])
         self.recency_entries = tuple(
-            shared_entry(r.id, r.label, r.points) for r in recency_rules
+            shared_entry(r.id, r.label, r.points) for r in model.recency_rules
         )
+        self._model_grade = model.grade_for
+        self._grades: dict[int, str] = {}
         self._cutoffs: dict[datetime, tuple[datetime | None, ...]] = {}
+
+    def grade_for(self, fit: int) -> str:
+        """`ScoringModel.grade_for`, memoised (fits are a few small integers)."""
+        grade = self._grades.get(fit)
+        if grade is None:
+            if len(self._grades) >= MEMO_LIMIT:
+                self._grades.clear()
+            grade = self._grades[fit] = self._model_grade(fit)
+        return grade
 
     def cutoffs(self, now: datetime) -> tuple[datetime | None, ...]:
         """Per engagement rule, the oldest occurrence time its window counts at `now`."""

@@ -22,6 +22,11 @@ def round_half_away(value: float) -> int:
     return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
+def clamp(value: float, low: float, high: float) -> float:
+    """`value` limited to [low, high]."""
+    return low if value < low else high if value > high else value
+
+
 def round_one_decimal(value: float) -> float:
     """Round to one decimal, halves away from zero (0.05 -> 0.1, -0.05 -> -0.1)."""
     scaled = abs(value) * 10
