@@ -30,16 +30,17 @@ def evaluate(profile: Profile, model: ScoringModel, now: datetime) -> Evaluation
     if events and events[0].at > now:  # future events sort first: drop them
         events = [e for e in events if e.at <= now]
     points = score_points(profile, model, now, events)
-    outcome = decide_stage(profile, model, now, points)
-    if outcome.stage == "mql":
-        clock_start = outcome.mql_at or outcome.entered_at
-    elif outcome.stage == "sql":
-        clock_start = outcome.sql_at or outcome.entered_at
+    outcome = decide_stage(profile, model, now, (points[0], points[6], points[7]))
+    stage, _, entered_at, mql_at, sql_at, _ = outcome
+    if stage == "mql":
+        clock_start = mql_at or entered_at
+    elif stage == "sql":
+        clock_start = sql_at or entered_at
     else:
         clock_start = None
     sla = NO_SLA if clock_start is None else decide_sla(
         person_id=profile.id,
-        stage=outcome.stage,
+        stage=stage,
         clock_start=clock_start,
         events=events,
         sales_status=profile.sales_status,
@@ -73,26 +74,25 @@ if Evaluation.__slots__ != tuple(f.name for f in fields(Evaluation)) or hasattr(
 def _assemble(profile: Profile, model: ScoringModel, points: Points, outcome: StageOutcome,
               sla: SlaOutcome) -> Evaluation:
     """The `Evaluation`, every field set (see `_Draft`)."""
+    score, fit, engagement, fit_raw, engagement_raw, reasons, instant_at, _ = points
+    stage, changed, entered_at, mql_at, sql_at, score_at_mql = outcome
     draft: Any = _Draft()  # typed loosely: it becomes an Evaluation below
     draft.person_id = profile.id
-    draft.score = points.score
-    draft.fit = points.fit
-    draft.engagement = points.engagement
-    draft.grade = model.tables.grade_for(points.fit)
-    draft.reasons = points.reasons
-    draft.instant_mql = points.instant_at is not None
+    draft.score = score
+    draft.fit = fit
+    draft.engagement = engagement
+    draft.grade = model.tables.grade_for(fit)
+    draft.reasons = reasons
+    draft.instant_mql = instant_at is not None
     draft.model = model.version
-    draft.stage = outcome.stage
-    draft.stage_changed = outcome.changed
-    draft.stage_entered_at = outcome.entered_at
-    draft.mql_at = outcome.mql_at
-    draft.sql_at = outcome.sql_at
-    draft.score_at_mql = outcome.score_at_mql
-    draft.sla_status = sla.status
-    draft.sla_due = sla.due
-    draft.follow_up = sla.follow_up
-    draft.sla_clock_start = sla.clock_start
-    draft.fit_raw = points.fit_raw
-    draft.engagement_raw = points.engagement_raw
+    draft.stage = stage
+    draft.stage_changed = changed
+    draft.stage_entered_at = entered_at
+    draft.mql_at = mql_at
+    draft.sql_at = sql_at
+    draft.score_at_mql = score_at_mql
+    draft.sla_status, draft.sla_due, draft.sla_clock_start, draft.follow_up = sla
+    draft.fit_raw = fit_raw
+    draft.engagement_raw = engagement_raw
     draft.__class__ = Evaluation
     return cast(Evaluation, draft)

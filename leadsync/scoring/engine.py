@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from operator import itemgetter
-from typing import NamedTuple
 
 from leadsync.scoring.evaluation import Reason
 from leadsync.scoring.model import Decay, EngagementRule, ScoringModel
@@ -22,17 +21,11 @@ SECONDS_PER_DAY = 86400.0
 MARKETING_EVENT_TYPES = EVENT_TYPES - {"sales_touch"}
 
 
-class Points(NamedTuple):
-    """A profile's points before lifecycle: rounded totals, reasons, and MQL evidence."""
-
-    score: int  # fit + engagement
-    fit: int
-    engagement: int
-    fit_raw: float
-    engagement_raw: float
-    reasons: tuple[Reason, ...]
-    instant_at: datetime | None  # newest instant_mql occurrence
-    engaged_at: datetime | None  # newest occurrence of a positive-point engagement rule
+#: What `score_points` returns, in this order: score (fit + engagement), fit, engagement,
+#: fit_raw and engagement_raw (capped, unrounded), reasons, instant_at (newest instant_mql
+#: occurrence) and engaged_at (newest occurrence of a positive-point engagement rule).
+#: A plain tuple: it is built and unpacked once per profile, on the hot path.
+Points = tuple[int, int, int, float, float, tuple[Reason, ...], datetime | None, datetime | None]
 
 
 def profile_facts(profile: Profile, model: ScoringModel) -> dict[str, object]:
@@ -135,7 +128,7 @@ def _recency(events: Sequence[Event], model: ScoringModel, now: datetime, total:
         if event.type in MARKETING_EVENT_TYPES:
             newest_age = (now - event.at).total_seconds() / SECONDS_PER_DAY
             break
-    for recency, entry in zip(model.recency_rules, model.tables.recency_entries, strict=True):
+    for recency, entry in model.tables.recency:
         if recency.inactive_days is not None:
             fires = newest_age is None or newest_age > recency.inactive_days
         else:
@@ -160,8 +153,8 @@ def score_points(
     caps = model.caps
     engagement_raw = clamp(engagement_sum, caps.engagement_min, caps.engagement_max)
     engagement = round_half_away(engagement_raw)
-    return Points(fit + engagement, fit, engagement, fit_raw, engagement_raw, _reasons(entries),
-                  instant_at, engaged_at)
+    return (fit + engagement, fit, engagement, fit_raw, engagement_raw, _reasons(entries),
+            instant_at, engaged_at)
 
 
 _SORT_KEY = itemgetter(0)

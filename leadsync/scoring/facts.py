@@ -16,7 +16,7 @@ from operator import attrgetter, call
 from typing import TYPE_CHECKING, Final
 
 from leadsync.scoring.conditions import normalize_fact
-from leadsync.scoring.derived import derive_seniority, email_domain, is_free_email
+from leadsync.scoring.derived import derive_seniority, email_domain
 from leadsync.scoring.profile import Profile
 from leadsync.scoring.reasons import clamp, round_half_away
 
@@ -39,6 +39,7 @@ KNOWN_FIELDS: Final = frozenset(
 )
 #: Fact types whose equality means "every condition sees the same thing" once the type is
 #: part of the memo key (True == 1 otherwise); anything else (lists, custom types) is not cached.
+#: Derived facts (`_DERIVED`) always have one type per field, so only stored facts are checked.
 _PLAIN_TYPES: Final = frozenset({str, int, float, bool, type(None)})
 MEMO_LIMIT: Final = 8192
 
@@ -67,7 +68,11 @@ _DERIVED_GETTERS: Final[dict[str, Getter]] = {
 def fact_getter(name: str, free_domains: frozenset[str]) -> Getter:
     """A function returning the normalized fact `name` of a profile."""
     if name == "email_free":
-        return lambda p: is_free_email(email_domain(p.email), free_domains)
+        def email_free(profile: Profile) -> bool | None:
+            domain = email_domain(profile.email)  # `is_free_email`, inlined: a per-profile path
+            return None if domain is None else domain in free_domains
+
+        return email_free
     derived = _DERIVED_GETTERS.get(name)
     if derived is not None:
         return derived
@@ -90,7 +95,7 @@ class FitTable:
     cleared when full; it never changes a result.
     """
 
-    __slots__ = ("caps", "entries", "getters", "memo", "names", "rules")
+    __slots__ = ("caps", "entries", "getters", "memo", "names", "raw", "rules")
 
     def __init__(self, model: ScoringModel, entries: Sequence[ReasonEntry | None]) -> None:
         self.rules = model.fit_rules
@@ -99,6 +104,9 @@ class FitTable:
         self.names = tuple(sorted(model.fit_fields))
         domains = model.free_email_domains
         self.getters = tuple(fact_getter(name, domains) for name in self.names)
+        #: positions of facts read as stored (fields, attributes), which may hold any type;
+        #: derived facts have fixed types (str, bool or int) and need no check
+        self.raw = tuple(i for i, name in enumerate(self.names) if name not in _DERIVED)
         self.memo: dict[tuple[object, ...], FitOutcome] = {}
 
     def facts(self, profile: Profile) -> dict[str, object]:
@@ -106,12 +114,14 @@ class FitTable:
         return dict(zip(self.names, map(call, self.getters, repeat(profile)), strict=True))
 
     def score(self, profile: Profile) -> FitOutcome:
-        """Capped and rounded fit, and reason entries, for `profile` (memoised on plain facts)."""
-        values = tuple(map(call, self.getters, repeat(profile)))
-        types = tuple(map(type, values))
-        if not _PLAIN_TYPES.issuperset(types):
-            return self._run(dict(zip(self.names, values, strict=True)))
-        key = values + types
+        """Capped and rounded fit, and reason entries, for `profile` (memoised on fact values)."""
+        values = tuple([get(profile) for get in self.getters])
+        key = values
+        for i in self.raw:  # facts of any type: tell True from 1 in the key, skip containers
+            kind = type(values[i])
+            if kind not in _PLAIN_TYPES:
+                return self._run(dict(zip(self.names, values, strict=True)))
+            key += (kind,)
         found = self.memo.get(key)
         if found is None:
             if len(self.memo) >= MEMO_LIMIT:

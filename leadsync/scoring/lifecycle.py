@@ -20,11 +20,14 @@ Decisions the design leaves open, made here:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, NamedTuple
+from typing import Final
 
-from leadsync.scoring.engine import Points
 from leadsync.scoring.model import ScoringModel
 from leadsync.scoring.profile import STAGE_ORDER, Profile
+
+#: The MQL evidence from the points: (score, newest instant_mql occurrence, newest occurrence
+#: of a positive-point engagement rule).
+Evidence = tuple[int, datetime | None, datetime | None]
 
 _RANK: Final[dict[str, int]] = {stage: rank for rank, stage in enumerate(STAGE_ORDER)}
 _OFF_PATH: Final[frozenset[str]] = frozenset({"recycled", "disqualified"})
@@ -36,13 +39,9 @@ BACKWARD_FACTS: Final[dict[str, str]] = {
 }
 
 
-class StageOutcome(NamedTuple):
-    stage: str
-    changed: bool
-    entered_at: datetime | None
-    mql_at: datetime | None
-    sql_at: datetime | None
-    score_at_mql: int | None
+#: What `decide_stage` returns, in this order: stage, changed, entered_at, mql_at, sql_at,
+#: score_at_mql. A plain tuple: built and unpacked once per profile, on the hot path.
+StageOutcome = tuple[str, bool, datetime | None, datetime | None, datetime | None, int | None]
 
 
 def previous_stage(profile: Profile) -> str:
@@ -84,21 +83,18 @@ def _apply_sales_facts(profile: Profile, stage: str, entered: datetime | None) -
     return backward if _is_newer(profile.sales_status_at, entered) else stage
 
 
-def _qualifies(model: ScoringModel, points: Points, since: datetime | None) -> bool:
+def _qualifies(model: ScoringModel, evidence: Evidence, since: datetime | None) -> bool:
     """The MQL test; with `since`, only evidence dated after it counts (re-MQL)."""
+    score, instant_at, engaged_at = evidence
     if since is None:
-        return points.instant_at is not None or points.score >= model.mql_threshold
-    if points.instant_at is not None and points.instant_at > since:
+        return instant_at is not None or score >= model.mql_threshold
+    if instant_at is not None and instant_at > since:
         return True
-    return (
-        points.score >= model.mql_threshold
-        and points.engaged_at is not None
-        and points.engaged_at > since
-    )
+    return score >= model.mql_threshold and engaged_at is not None and engaged_at > since
 
 
 def decide_stage(
-    profile: Profile, model: ScoringModel, now: datetime, points: Points
+    profile: Profile, model: ScoringModel, now: datetime, evidence: Evidence
 ) -> StageOutcome:
     """The new stage and its timestamps (pure; `now` is the evaluation time)."""
     before = previous_stage(profile)
@@ -106,9 +102,9 @@ def decide_stage(
     stage = before if profile.sales_status is None else _apply_sales_facts(profile, before, entered)
     marketing_qualified = False
     if stage in ("subscriber", "lead"):
-        marketing_qualified = _qualifies(model, points, None)
+        marketing_qualified = _qualifies(model, evidence, None)
     elif stage == "recycled" and stage == before and entered is not None:
-        marketing_qualified = _qualifies(model, points, entered)
+        marketing_qualified = _qualifies(model, evidence, entered)
     if marketing_qualified:
         stage = "mql"
     if stage == "mql" and profile.bant.count() >= model.bant_min:
@@ -116,8 +112,7 @@ def decide_stage(
     changed = stage != profile.stage
     mql_at, sql_at, score_at_mql = profile.mql_at, profile.sql_at, profile.score_at_mql
     if stage != before and (stage == "mql" or (stage == "sql" and marketing_qualified)):
-        mql_at, score_at_mql = now, points.score
+        mql_at, score_at_mql = now, evidence[0]
     if stage == "sql" and before != "sql":
         sql_at = now
-    # stage, changed, entered_at, mql_at, sql_at, score_at_mql (positional: a hot path)
-    return StageOutcome(stage, changed, now if changed else entered, mql_at, sql_at, score_at_mql)
+    return stage, changed, now if changed else entered, mql_at, sql_at, score_at_mql

@@ -23,7 +23,7 @@ from leadsync.scoring.facts import FitTable
 from leadsync.scoring.reasons import round_one_decimal
 
 if TYPE_CHECKING:
-    from leadsync.scoring.model import ScoringModel
+    from leadsync.scoring.model import RecencyRule, ScoringModel
 
 MEMO_LIMIT: Final = 8192
 
@@ -144,7 +144,7 @@ class ModelTables:
     - `engagement_reasons`: per engagement rule, a `ReasonTable` (None for decayed rules,
       whose points rarely repeat: they use `shared_entry` directly);
     - `fit`: the fit rules' facts and memoised outcomes (`FitTable`);
-    - `recency_entries`: the constant entry of each recency rule.
+    - `recency`: each recency rule with its constant reason entry.
     """
 
     __slots__ = (
@@ -154,7 +154,7 @@ class ModelTables:
         "engagement_reasons",
         "event_plans",
         "fit",
-        "recency_entries",
+        "recency",
         "windows",
     )
 
@@ -168,9 +168,8 @@ class ModelTables:
         )
         self.fit = FitTable(model, [shared_entry(r.id, r.label, r.points)
                                     for r in model.fit_rules])
-        self.recency_entries = tuple(
-            shared_entry(r.id, r.label, r.points) for r in model.recency_rules
-        )
+        self.recency: tuple[tuple[RecencyRule, ReasonEntry | None], ...] = tuple(
+            (r, shared_entry(r.id, r.label, r.points)) for r in model.recency_rules)
         self._model_grade = model.grade_for
         self._grades: dict[int, str] = {}
         self._cutoffs: dict[datetime, tuple[datetime | None, ...]] = {}
