@@ -116,7 +116,8 @@ def test_people_mix(data: SandboxData) -> None:
 
 def test_engagement_follows_propensity_and_conversion_follows_fit(data: SandboxData) -> None:
     per_contact = Counter(e[2] for e in data.hs_events)
-    by_email: dict[str, str] = {}  # email events and form submissions are keyed by email: the oldest contact
+    # email events and form submissions are keyed by email: they belong to the oldest contact
+    by_email: dict[str, str] = {}
     for rid in sorted(data.hs_contacts, key=int, reverse=True):
         if data.hs_contacts[rid].get("email"):
             by_email[data.hs_contacts[rid]["email"].lower()] = rid
