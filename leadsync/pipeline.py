@@ -42,7 +42,8 @@ log = logging.getLogger("leadsync.pipeline")
 
 Job = Literal["incremental", "full", "sla", "chunk"]
 JOBS: tuple[str, ...] = ("incremental", "full", "sla", "chunk")
-# HubSpot search lags writes by a few seconds: re-read a little before the newest timestamp seen
+# Search indexes lag writes and events arrive late: re-read a little before the newest
+# timestamp seen (deduped by fingerprints and event signatures)
 CURSOR_OVERLAP = timedelta(minutes=2)
 FULL_CHUNK_PEOPLE = 500
 TOP_N = 10
@@ -162,7 +163,8 @@ class _Cycle:
             for item in conn.iter_engagement(since):
                 self.new_events.setdefault(item.person.key, {})[item.id] = item.event
                 newest = max(newest, item.seen_at)
-            self.cursors[name] = min(newest, self.now)
+            # late-arriving events: re-read the overlap too; `drop_known_events` dedupes it
+            self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
         self.drop_known_events()
 
     def drop_known_events(self) -> None:
