@@ -81,7 +81,8 @@ def _assemble(profile: Profile, model: ScoringModel, points: Points, outcome: St
     draft.score = score
     draft.fit = fit
     draft.engagement = engagement
-    draft.grade = model.tables.grade_for(fit)
+    tables = model.tables
+    draft.grade = tables.grades.get(fit) or tables.grade_for(fit)
     draft.reasons = reasons
     draft.instant_mql = instant_at is not None
     draft.model = model.version

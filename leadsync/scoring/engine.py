@@ -7,15 +7,18 @@ rule keeps the ages of its occurrences in order, so "the most recent max_times" 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import datetime
+from math import copysign, floor
 from operator import itemgetter
+from typing import cast
 
 from leadsync.scoring.evaluation import Reason
 from leadsync.scoring.model import Decay, EngagementRule, ScoringModel
-from leadsync.scoring.plans import MISSING, ReasonEntry, shared_entry
+from leadsync.scoring.plans import ReasonEntry, shared_entry
 from leadsync.scoring.profile import EVENT_TYPES, Event, Profile
-from leadsync.scoring.reasons import clamp, round_half_away
+from leadsync.scoring.reasons import clamp
 
 SECONDS_PER_DAY = 86400.0
 MARKETING_EVENT_TYPES = EVENT_TYPES - {"sales_touch"}
@@ -33,32 +36,28 @@ def profile_facts(profile: Profile, model: ScoringModel) -> dict[str, object]:
     return model.tables.fit.facts(profile)
 
 
-def _occurrences(
-    events: Sequence[Event], model: ScoringModel, now: datetime
-) -> list[list[datetime] | None]:
-    """Per engagement rule: the times of its occurrences, newest first (None if none).
+def _occurrences(events: Sequence[Event], model: ScoringModel) -> list[list[datetime] | None]:
+    """Per engagement rule: the times of its occurrences, newest first (None if none), before
+    any window (`_engagement` trims each windowed rule's list once, see `_within`).
 
-    Hot path: per event, one plan lookup and one memo lookup of its rule matches (see
-    `EventPlan.matching`); windows compared as datetimes against per-`now` cut-offs.
+    Hot path: per event, one plan lookup, the memo of its rule matches read by subscripts (the
+    cheapest reads of a dict behind a mappingproxy), and an append per matched rule. A
+    KeyError means the slow path (`EventPlan.matches`): the event lacks the property, its
+    plan reads no or several properties (`plan.prop` None), or the value is new to the memo.
     """
     tables = model.tables
     plan_for = tables.event_plans.get
-    found: list[list[datetime] | None] = [None] * len(tables.windows)
-    cutoffs = tables.cutoffs(now)
+    found: list[list[datetime] | None] = [None] * len(model.engagement_rules)
     for event in events:
         plan = plan_for(event.type)
         if plan is None:
             continue
-        prop = plan.prop
-        key = event.props.get(prop) if prop is not None else plan.key(event.props)
-        matched = plan.memo.get(key)
-        if matched is None:
-            matched = plan.matching(key)
+        try:
+            matched = plan.memo[event.props[plan.prop]]  # type: ignore[index]
+        except KeyError:
+            matched = plan.matches(event.props)
         at = event.at
         for i in matched:
-            cutoff = cutoffs[i]
-            if cutoff is not None and at < cutoff:
-                continue
             bucket = found[i]
             if bucket is None:
                 found[i] = [at]
@@ -67,13 +66,30 @@ def _occurrences(
     return found
 
 
-def _decayed(rule: EngagementRule, decay: Decay, hits: list[datetime], now: datetime) -> float:
-    """The decayed points of a rule's counted occurrences (the newest max_times)."""
+def _within(hits: list[datetime], cutoff: datetime) -> list[datetime]:
+    """The leading `hits` (newest first) at or after `cutoff`: a window keeps a prefix.
+
+    `cutoff.__gt__` is False on that prefix and True after it, an ascending key, so
+    `bisect_left` finds where the prefix ends in a few C-level comparisons.
+    """
+    return hits[: bisect_left(hits, True, key=cutoff.__gt__)]
+
+
+def _decayed(rule: EngagementRule, decay: Decay, half_life: float | None,
+             hits: list[datetime], now: datetime) -> float:
+    """The decayed points of a rule's counted occurrences (the newest max_times), summed newest
+    first. A half-life decay is computed here as `Decay.factor` does (the same float
+    operations, so the same result) without a call per occurrence."""
     counted = hits if rule.max_times is None else hits[: rule.max_times]
-    factor = decay.factor
-    return rule.points * sum(
-        factor((now - at).total_seconds() / SECONDS_PER_DAY) for at in counted
-    )
+    total = 0.0  # what sum() starts from for floats: the same additions, the same rounding
+    if half_life is not None:
+        for at in counted:
+            total += float(0.5 ** ((now - at).total_seconds() / SECONDS_PER_DAY / half_life))
+    else:
+        factor = decay.factor
+        for at in counted:
+            total += factor((now - at).total_seconds() / SECONDS_PER_DAY)
+    return rule.points * total
 
 
 def _engagement(
@@ -81,41 +97,43 @@ def _engagement(
     entries: list[ReasonEntry],
 ) -> tuple[float, datetime | None, datetime | None]:
     """Engagement sum, newest instant-MQL occurrence and newest positive-point occurrence, from
-    each rule's occurrences (`_occurrences`); adds the rules' reason entries to `entries`."""
+    each rule's occurrences (`_occurrences`); adds the rules' reason entries to `entries`.
+    An undecayed rule's points and entry depend on its count only (`ReasonTable.counted`)."""
     engagement_sum = 0.0
     instant_at: datetime | None = None
     engaged_at: datetime | None = None
     rules = model.engagement_rules
     tables = model.tables.engagement_reasons
-    for i, hits in enumerate(found):
-        if hits is None:
+    cutoffs = model.tables.cutoffs_at.get(now) or model.tables.cutoffs(now)
+    for i, occurrences in enumerate(found):
+        if occurrences is None:
             continue
+        cutoff = cutoffs[i]
+        # a window drops the occurrences older than its cut-off (the oldest come last)
+        hits = occurrences if cutoff is None or occurrences[-1] >= cutoff else _within(
+            occurrences, cutoff)
         rule = rules[i]
         count = len(hits)
-        if count < rule.min_count:
+        if count < rule.min_count or not count:
             continue
-        decay = rule.decay
-        if decay is not None:
-            points = _decayed(rule, decay, hits, now)
+        table = tables[i]
+        if table is not None:  # undecayed
+            points, entry = table.by_count.get(count) or table.counted(count)
         else:
-            limit = rule.max_times
-            points = rule.points * (count if limit is None or count < limit else limit)
-        cap = rule.max_points
-        if cap is not None:
-            points = clamp(points, -cap, cap)
+            decay = cast(Decay, rule.decay)
+            points = _decayed(rule, decay, model.tables.half_lives[i], hits, now)
+            cap = rule.max_points
+            if cap is not None:
+                points = clamp(points, -cap, cap)
+            entry = shared_entry(rule.id, rule.label, points)
         newest = hits[0]
         if rule.instant_mql and (instant_at is None or newest > instant_at):
             instant_at = newest
         if rule.points > 0 and (engaged_at is None or newest > engaged_at):
             engaged_at = newest
         engagement_sum += points
-        table = tables[i]
-        entry = MISSING if table is None else table.memo.get(points, MISSING)
-        if entry is MISSING:
-            entry = shared_entry(rule.id, rule.label, points) if table is None else table.entry(
-                points)
         if entry is not None:
-            entries.append(entry)  # type: ignore[arg-type]
+            entries.append(entry)
     return engagement_sum, instant_at, engaged_at
 
 
@@ -147,12 +165,15 @@ def score_points(
     fit_raw, fit, fired = model.tables.fit.score(profile)
     entries = list(fired)  # reason entries in rule order: fit, engagement, recency
     engagement_sum, instant_at, engaged_at = _engagement(
-        _occurrences(events, model, now), model, now, entries)
+        _occurrences(events, model), model, now, entries)
     if model.recency_rules:
         engagement_sum = _recency(events, model, now, engagement_sum, entries)
     caps = model.caps
-    engagement_raw = clamp(engagement_sum, caps.engagement_min, caps.engagement_max)
-    engagement = round_half_away(engagement_raw)
+    low, high = caps.engagement_min, caps.engagement_max
+    # `clamp` and `round_half_away`, inlined: two calls per profile saved on the hot path
+    engagement_raw = low if engagement_sum < low else high if engagement_sum > high else (
+        engagement_sum)
+    engagement = int(copysign(floor(abs(engagement_raw) + 0.5), engagement_raw))
     return (fit + engagement, fit, engagement, fit_raw, engagement_raw, _reasons(entries),
             instant_at, engaged_at)
 

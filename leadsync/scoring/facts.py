@@ -115,7 +115,7 @@ class FitTable:
 
     def score(self, profile: Profile) -> FitOutcome:
         """Capped and rounded fit, and reason entries, for `profile` (memoised on fact values)."""
-        values = tuple([get(profile) for get in self.getters])
+        values = tuple(map(call, self.getters, repeat(profile)))  # no comprehension frame
         key = values
         for i in self.raw:  # facts of any type: tell True from 1 in the key, skip containers
             kind = type(values[i])

@@ -97,12 +97,16 @@ def decide_stage(
     profile: Profile, model: ScoringModel, now: datetime, evidence: Evidence
 ) -> StageOutcome:
     """The new stage and its timestamps (pure; `now` is the evaluation time)."""
-    before = previous_stage(profile)
-    entered = stage_entered(profile, before)
+    before = profile.stage  # `previous_stage` and `stage_entered`, their common case inlined
+    if before is None:
+        before = previous_stage(profile)
+    entered = profile.stage_entered_at
+    if entered is None:
+        entered = stage_entered(profile, before)
     stage = before if profile.sales_status is None else _apply_sales_facts(profile, before, entered)
     marketing_qualified = False
-    if stage in ("subscriber", "lead"):
-        marketing_qualified = _qualifies(model, evidence, None)
+    if stage in ("subscriber", "lead"):  # `_qualifies(model, evidence, None)`, inlined
+        marketing_qualified = evidence[1] is not None or evidence[0] >= model.mql_threshold
     elif stage == "recycled" and stage == before and entered is not None:
         marketing_qualified = _qualifies(model, evidence, entered)
     if marketing_qualified:

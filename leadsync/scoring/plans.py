@@ -4,7 +4,8 @@
   raw property values to the rules whose `where` holds (URLs and form ids repeat across a
   customer base).
 - `ReasonTable`: the shared `Reason` of a contribution, paired with its sort key, by rule and
-  raw points (most contributions are a rule's constant points, or a small multiple of them).
+  raw points (most contributions are a rule's constant points, or a small multiple of them);
+  for an undecayed rule also its capped points and entry by occurrence count (`counted`).
 
 Every memo here is an optimisation only: bounded, cleared when full, and never changes a
 result. Nothing in this module imports the model, so `model.py` can build these tables.
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Final, cast
 from leadsync.scoring.conditions import Predicate
 from leadsync.scoring.evaluation import Reason
 from leadsync.scoring.facts import FitTable
-from leadsync.scoring.reasons import round_one_decimal
+from leadsync.scoring.reasons import clamp, round_one_decimal
 
 if TYPE_CHECKING:
     from leadsync.scoring.model import RecencyRule, ScoringModel
@@ -54,6 +55,11 @@ class EventPlan:
         self.key = _props_key(props)
         self.props = props
         self.rules = rules
+
+    def matches(self, props: Mapping[str, str]) -> tuple[int, ...]:
+        """Positions of the rules whose `where` holds for an event's `props`."""
+        prop = self.prop
+        return self.matching(props.get(prop) if prop is not None else self.key(props))
 
     def matching(self, key: object) -> tuple[int, ...]:
         """Positions of the rules whose `where` holds for `key` (from `self.key(props)`)."""
@@ -114,15 +120,44 @@ def shared_entry(rule_id: str, label: str, points: float) -> ReasonEntry | None:
     return entry
 
 
+#: An undecayed rule's contribution for an occurrence count: (points after its cap, entry).
+Counted = tuple[float, "ReasonEntry | None"]
+
+
 class ReasonTable:
-    """Entries of one rule's contributions by raw points (a memo over `shared_entry`)."""
+    """Entries of one rule's contributions by raw points (a memo over `shared_entry`), and for
+    an undecayed rule (`points` set) its contribution by occurrence count (`counted`)."""
 
-    __slots__ = ("label", "memo", "rule_id")
+    __slots__ = ("by_count", "cap", "label", "limit", "memo", "points", "rule_id")
 
-    def __init__(self, rule_id: str, label: str) -> None:
+    def __init__(self, rule_id: str, label: str, points: float | None = None,
+                 limit: int | None = None, cap: float | None = None) -> None:
         self.rule_id = rule_id
         self.label = label
         self.memo: dict[float, ReasonEntry | None] = {}
+        self.points = points
+        self.limit = limit
+        self.cap = cap
+        #: `counted` results by occurrence count (counts are small: a bounded dict suffices)
+        self.by_count: dict[int, Counted] = {}
+
+    def counted(self, count: int) -> Counted:
+        """Points and entry of `count` occurrences of an undecayed rule: its points times the
+        count (at most max_times), limited to +-max_points (DESIGN.md §3)."""
+        found = self.by_count.get(count)
+        if found is not None:
+            return found
+        if self.points is None:
+            raise ValueError(f"ReasonTable {self.rule_id!r}: counted() needs the rule's points")
+        limit = self.limit
+        points = self.points * (count if limit is None or count < limit else limit)
+        cap = self.cap
+        if cap is not None:
+            points = clamp(points, -cap, cap)
+        if len(self.by_count) >= MEMO_LIMIT:
+            self.by_count.clear()
+        found = self.by_count[count] = (points, self.entry(points))
+        return found
 
     def entry(self, points: float) -> ReasonEntry | None:
         """The entry for `points`; None when it rounds to zero."""
@@ -143,17 +178,19 @@ class ModelTables:
       `cutoffs(now)`: the oldest time each window accepts, memoised per `now` (a batch shares it);
     - `engagement_reasons`: per engagement rule, a `ReasonTable` (None for decayed rules,
       whose points rarely repeat: they use `shared_entry` directly);
+    - `half_lives`: per engagement rule, its decay's half-life in days (None without one);
     - `fit`: the fit rules' facts and memoised outcomes (`FitTable`);
     - `recency`: each recency rule with its constant reason entry.
     """
 
     __slots__ = (
-        "_cutoffs",
-        "_grades",
         "_model_grade",
+        "cutoffs_at",
         "engagement_reasons",
         "event_plans",
         "fit",
+        "grades",
+        "half_lives",
         "recency",
         "windows",
     )
@@ -164,32 +201,38 @@ class ModelTables:
         self.windows = tuple(None if r.within_days is None else timedelta(days=r.within_days)
                              for r in rules)
         self.engagement_reasons = tuple(
-            None if r.decay is not None else ReasonTable(r.id, r.label) for r in rules
+            None if r.decay is not None
+            else ReasonTable(r.id, r.label, r.points, r.max_times, r.max_points)
+            for r in rules
         )
+        self.half_lives = tuple(None if r.decay is None else r.decay.half_life_days
+                                for r in rules)
         self.fit = FitTable(model, [shared_entry(r.id, r.label, r.points)
                                     for r in model.fit_rules])
         self.recency: tuple[tuple[RecencyRule, ReasonEntry | None], ...] = tuple(
             (r, shared_entry(r.id, r.label, r.points)) for r in model.recency_rules)
         self._model_grade = model.grade_for
-        self._grades: dict[int, str] = {}
-        self._cutoffs: dict[datetime, tuple[datetime | None, ...]] = {}
+        #: the memos behind `grade_for` and `cutoffs`; hot callers read them first
+        #: (`grades.get(fit) or grade_for(fit)`) and so skip a call per profile
+        self.grades: dict[int, str] = {}
+        self.cutoffs_at: dict[datetime, tuple[datetime | None, ...]] = {}
 
     def grade_for(self, fit: int) -> str:
         """`ScoringModel.grade_for`, memoised (fits are a few small integers)."""
-        grade = self._grades.get(fit)
+        grade = self.grades.get(fit)
         if grade is None:
-            if len(self._grades) >= MEMO_LIMIT:
-                self._grades.clear()
-            grade = self._grades[fit] = self._model_grade(fit)
+            if len(self.grades) >= MEMO_LIMIT:
+                self.grades.clear()
+            grade = self.grades[fit] = self._model_grade(fit)
         return grade
 
     def cutoffs(self, now: datetime) -> tuple[datetime | None, ...]:
         """Per engagement rule, the oldest occurrence time its window counts at `now`."""
-        found = self._cutoffs.get(now)
+        found = self.cutoffs_at.get(now)
         if found is None:
-            if len(self._cutoffs) >= 64:
-                self._cutoffs.clear()
-            found = self._cutoffs[now] = tuple(
+            if len(self.cutoffs_at) >= 64:
+                self.cutoffs_at.clear()
+            found = self.cutoffs_at[now] = tuple(
                 None if window is None else now - window for window in self.windows
             )
         return found
