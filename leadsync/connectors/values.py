@@ -34,6 +34,29 @@ def clean_text(value: str) -> str:
     return unicodedata.normalize("NFC", _CONTROL.sub("", value))
 
 
+def read_text(value: object) -> str | None:
+    """A value read from a CRM as clean text; None for missing or blank."""
+    if value is None:
+        return None
+    text = clean_text(str(value)).strip()
+    return text or None
+
+
+def read_float(value: object) -> float | None:
+    """A CRM value ("1.5e3", 12, "n/a") as a finite float, or None."""
+    try:
+        number = float(str(value))
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def read_int(value: object) -> int | None:
+    """A CRM value as an integer (fractions truncated), or None."""
+    number = read_float(value)
+    return None if number is None else int(number)
+
+
 def cut(value: str, max_len: int) -> str:
     """`value` cut to `max_len` characters, ending in `…` when something was dropped."""
     if max_len < 1:

@@ -8,7 +8,6 @@ lower bound; `lifecyclestage` maps to leadsync stages (other -> None) and back p
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from types import MappingProxyType
 
 from leadsync.config.settings import HubSpotFieldNames
 from leadsync.connectors.base import CrmPerson, EngagementEvent, RecordRef
-from leadsync.connectors.values import DATETIME_FIELDS, clean_text
+from leadsync.connectors.values import DATETIME_FIELDS, read_float, read_text
 from leadsync.scoring.profile import STAGES, Bant, Event, Profile
 
 log = logging.getLogger(__name__)
@@ -95,27 +94,12 @@ def _bool(value: object) -> bool | None:
     return None
 
 
-def _float(value: object) -> float | None:
-    try:
-        number = float(str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    text = clean_text(str(value)).strip()
-    return text or None
-
-
 def lifecycle_stage(props: Mapping[str, object], fields: HubSpotFieldNames) -> str | None:
     """leadsync's own stage field first, else `lifecyclestage` mapped back, else None."""
-    own = _text(props.get(fields.stage))
+    own = read_text(props.get(fields.stage))
     if own in STAGES:
         return own
-    native = _text(props.get("lifecyclestage"))
+    native = read_text(props.get("lifecyclestage"))
     return LIFECYCLE_TO_STAGE.get(native.lower()) if native else None
 
 
@@ -145,26 +129,26 @@ def contact_to_person(
     props_raw = raw.get("properties")
     props: Mapping[str, object] = props_raw if isinstance(props_raw, Mapping) else {}
     ref = RecordRef("hubspot", "contact", str(raw["id"]))
-    owner_id = _text(props.get("hubspot_owner_id"))
-    lead_status = _text(props.get("hs_lead_status"))
+    owner_id = read_text(props.get("hubspot_owner_id"))
+    lead_status = read_text(props.get("hs_lead_status"))
     links = tuple(
         RecordRef("salesforce", obj, sf_id)
         for obj, key in (("Lead", "salesforceleadid"), ("Contact", "salesforcecontactid"))
-        if (sf_id := _text(props.get(key)))
+        if (sf_id := read_text(props.get(key)))
     )
-    email = _text(props.get("email"))
+    email = read_text(props.get("email"))
     profile = Profile(
         id=ref.key,
         email=email.lower() if email else None,
-        first_name=_text(props.get("firstname")),
-        last_name=_text(props.get("lastname")),
-        title=_text(props.get("jobtitle")),
-        company=_text(props.get("company")),
+        first_name=read_text(props.get("firstname")),
+        last_name=read_text(props.get("lastname")),
+        title=read_text(props.get("jobtitle")),
+        company=read_text(props.get("company")),
         employees=employees_from_range(props.get("numemployees")),
-        industry=_text(props.get("industry")),
-        country=_text(props.get("country")),
-        annual_revenue=_float(props.get("annualrevenue")),
-        lead_source=_text(props.get("hs_analytics_source")),
+        industry=read_text(props.get("industry")),
+        country=read_text(props.get("country")),
+        annual_revenue=read_float(props.get("annualrevenue")),
+        lead_source=read_text(props.get("hs_analytics_source")),
         bant=Bant(
             *(_bool(props.get(f"bant_{k}")) for k in ("budget", "authority", "need", "timeline"))
         ),
@@ -211,5 +195,5 @@ def same_value(logical: str, new: str, current: object) -> bool:
     if logical in DATETIME_FIELDS and new:
         return parse_datetime(cur) == parse_datetime(new)
     if logical in ("score", "engagement"):
-        return _float(cur) == _float(new)
+        return read_float(cur) == read_float(new)
     return cur == new

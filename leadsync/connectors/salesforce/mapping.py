@@ -8,14 +8,13 @@ from leadsync's own LeadSync_Stage__c (Salesforce has no native lifecycle stage)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
 from leadsync.config.settings import SalesforceFieldNames
 from leadsync.connectors.base import CrmPerson, EngagementEvent, RecordRef
-from leadsync.connectors.values import DATETIME_FIELDS, clean_text
+from leadsync.connectors.values import DATETIME_FIELDS, read_float, read_int, read_text
 from leadsync.scoring.profile import STAGES, Bant, Event, Profile
 
 BANT_FIELDS = ("BANT_Budget__c", "BANT_Authority__c", "BANT_Need__c", "BANT_Timeline__c")
@@ -92,29 +91,6 @@ def opportunity_status(roles: Iterable[Mapping[str, object]]) -> tuple[str | Non
     return None, None
 
 
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    text = clean_text(str(value)).strip()
-    return text or None
-
-
-def _int(value: object) -> int | None:
-    try:
-        number = float(str(value))
-    except (TypeError, ValueError):
-        return None
-    return int(number) if math.isfinite(number) else None
-
-
-def _float(value: object) -> float | None:
-    try:
-        number = float(str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _bool(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
 
@@ -140,23 +116,24 @@ def record_to_person(
     ref = RecordRef("salesforce", object_type, str(raw["Id"]))
     account_raw = raw.get("Account")
     account: Mapping[str, object] = account_raw if isinstance(account_raw, Mapping) else {}
-    owner_id = _text(raw.get("OwnerId"))
-    stage = _text(raw.get(fields.stage))
-    email = _text(raw.get("Email"))
-    employees = _int(raw.get("NumberOfEmployees"))
+    owner_id = read_text(raw.get("OwnerId"))
+    stage = read_text(raw.get(fields.stage))
+    email = read_text(raw.get("Email"))
+    employees = read_int(raw.get("NumberOfEmployees"))
     bant = [_bool(raw.get(f)) for f in BANT_FIELDS]
     profile = Profile(
         id=ref.key,
         email=email.lower() if email else None,
-        first_name=_text(raw.get("FirstName")),
-        last_name=_text(raw.get("LastName")),
-        title=_text(raw.get("Title")),
-        company=_text(raw.get("Company")) or _text(account.get("Name")),
-        employees=employees if employees is not None else _int(account.get("NumberOfEmployees")),
-        industry=_text(raw.get("Industry")) or _text(account.get("Industry")),
-        country=_text(raw.get("Country")) or _text(account.get("BillingCountry")),
-        annual_revenue=_float(raw.get("AnnualRevenue") or account.get("AnnualRevenue")),
-        lead_source=_text(raw.get("LeadSource")),
+        first_name=read_text(raw.get("FirstName")),
+        last_name=read_text(raw.get("LastName")),
+        title=read_text(raw.get("Title")),
+        company=read_text(raw.get("Company")) or read_text(account.get("Name")),
+        employees=employees if employees is not None
+        else read_int(account.get("NumberOfEmployees")),
+        industry=read_text(raw.get("Industry")) or read_text(account.get("Industry")),
+        country=read_text(raw.get("Country")) or read_text(account.get("BillingCountry")),
+        annual_revenue=read_float(raw.get("AnnualRevenue") or account.get("AnnualRevenue")),
+        lead_source=read_text(raw.get("LeadSource")),
         bant=Bant(*bant),
         stage=stage if stage in STAGES else None,
         sales_status=sales[0],
@@ -176,7 +153,7 @@ def record_to_person(
 
 def activity_to_event(raw: Mapping[str, object], kind: str) -> EngagementEvent | None:
     """A Task or Event of a rep as a `sales_touch`; leadsync's own tasks and bad rows -> None."""
-    who = _text(raw.get("WhoId"))
+    who = read_text(raw.get("WhoId"))
     obj = object_of(who) if who else None
     subject = str(raw.get("Subject") or "")
     if who is None or obj is None or subject.startswith(OWN_TASK_PREFIX):
@@ -200,7 +177,7 @@ def member_to_event(raw: Mapping[str, object]) -> EngagementEvent | None:
         return None
     if str(campaign.get("Type", "")).lower() != "webinar":
         return None
-    contact, lead = _text(raw.get("ContactId")), _text(raw.get("LeadId"))
+    contact, lead = read_text(raw.get("ContactId")), read_text(raw.get("LeadId"))
     ref = RecordRef("salesforce", "Contact", contact) if contact else (
         RecordRef("salesforce", "Lead", lead) if lead else None)  # fmt: skip
     at = parse_datetime(raw.get("SystemModstamp")) or parse_datetime(raw.get("CreatedDate"))
@@ -220,5 +197,5 @@ def same_value(logical: str, new: object, current: object) -> bool:
     if logical in DATETIME_FIELDS:
         return parse_datetime(current) == parse_datetime(new)
     if logical in ("score", "engagement"):
-        return _float(current) == _float(new)
+        return read_float(current) == read_float(new)
     return str(current) == str(new)
