@@ -1,8 +1,14 @@
 """Structured logging: one JSON object per line, ids not people, never a secret.
 
-Every record passes a redaction filter that masks email addresses, bearer tokens, session ids
-and `password=`-style pairs in the message and in `extra=` values, so an SDK exception text that
-carries a response body cannot leak record data or credentials (RELIABILITY.md §11).
+Every record passes a redaction filter that masks email addresses (also URL-encoded, as in a
+SOQL query string), bearer tokens, session ids and `password=`-style pairs in the message and in
+`extra=` values, so an SDK exception text that carries a response body cannot leak record data or
+credentials (RELIABILITY.md §11).
+
+Third-party loggers are covered too: the filter is put on the root logger's handlers (Celery's,
+when the worker runs), and the HTTP stacks' loggers are held at INFO or above, because at DEBUG
+the HubSpot SDK logs whole response bodies (names included, which no pattern can mask) and
+urllib3 logs request URLs (SOQL with emails in them).
 """
 
 from __future__ import annotations
@@ -14,19 +20,26 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
+# plain addresses, and URL-encoded ones (`%40`; there `+` and `%` are separators, not the name)
+_EMAIL = re.compile(r"(?:[\w.!#$%&'*+/=?^`{|}~-]+@|[\w.-]+%40)[\w-]+(?:\.[\w-]+)+")
+# Loggers whose DEBUG output carries record data: request URLs and response bodies.
+QUIET_LOGGERS = ("urllib3", "requests", "hubspot", "simple_salesforce")
+# each keeps its group 1 (the label) and masks what follows it
 _SECRETS = [
-    re.compile(r"(?i)(bearer\s+)[\w.\-~+/=]+"),
+    re.compile(r"(?i)((?:bearer|oauth)\s+)[\w.~+/=!-]+"),
     re.compile(r"(?i)\b(pat-[a-z0-9]{2,}-)[\w-]+"),
-    re.compile(r"(?i)((?:password|passwd|secret|token|session_?id|sessionId|access_token|"
-               r"security_token|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s,\"'&<}]+"),
-    re.compile(r"(<sessionId>)[^<]+"),
-    re.compile(r"\b(00D[\w]{12,15}!)[\w.]+"),  # Salesforce session ids
+    re.compile(r"(?i)([\"']?(?:password|passwd|secret|client_secret|token|access_token|"
+               r"security_token|session_?id|sessionId|assertion|hapikey|authorization)[\"']?"
+               r"\s*[:=]\s*[\"']?)[^\s,\"'&<}]+"),
+    re.compile(r"(?i)(<(?:\w+:)?(?:password|sessionId|username)>)[^<]+"),
+    re.compile(r"\b(00D\w{12,15}!)[\w.]+"),  # Salesforce session ids (the org id part stays)
 ]
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
 def redact(text: str) -> str:
+    """`text` with emails, tokens, session ids and passwords masked (the one set of patterns;
+    `leadsync.connectors.http.redact` also cuts it to a length)."""
     text = _EMAIL.sub("<email>", text)
     for pattern in _SECRETS:
         text = pattern.sub(lambda m: m.group(1) + "<redacted>", text)
@@ -63,7 +76,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
-    """Install the JSON handler on the `leadsync` logger (idempotent)."""
+    """Install the JSON handler on the `leadsync` logger (idempotent), put the redacting filter
+    on the root logger's handlers, and keep the HTTP stacks' loggers at INFO or above."""
     logger = logging.getLogger("leadsync")
     for handler in list(logger.handlers):
         if getattr(handler, "_leadsync", False):
@@ -75,3 +89,10 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    for root_handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in root_handler.filters):
+            root_handler.addFilter(RedactingFilter())
+    for name in QUIET_LOGGERS:
+        third_party = logging.getLogger(name)
+        if third_party.getEffectiveLevel() < logging.INFO:
+            third_party.setLevel(logging.INFO)

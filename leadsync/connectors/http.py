@@ -13,7 +13,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from tenacity import (
 )
 
 from leadsync.connectors.base import TransientError
+from leadsync.logs import redact as redact_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -142,25 +142,10 @@ class CallCounter:
         return self._n
 
 
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
-_BEARER = re.compile(r"(?i)(bearer|oauth)\s+[\w.~+/=!-]+")
-_SF_SESSION = re.compile(r"00D\w{12,15}![\w.]+")
-_XML_SECRET = re.compile(r"(?i)<(\w+:)?(password|sessionId|username)>[^<]*<")
-_KV_SECRET = re.compile(
-    r"(?i)([\"']?(?:access_token|password|security_token|session_id|sessionId|assertion|"
-    r"client_secret|hapikey|token)[\"']?\s*[:=]\s*)[\"']?[^\"'&,\s}]+"
-)
-
-
 def redact(text: object, limit: int = 300) -> str:
-    """Text safe for logs and user-facing errors: no emails, tokens, sessions or passwords,
-    and cut to `limit` characters (bodies may hold whole records)."""
-    s = str(text)
-    s = _EMAIL.sub("<email>", s)
-    s = _BEARER.sub(r"\1 <redacted>", s)
-    s = _SF_SESSION.sub("<session>", s)
-    s = _XML_SECRET.sub(lambda m: f"<{m.group(1) or ''}{m.group(2)}><redacted><", s)
-    s = _KV_SECRET.sub(r"\1<redacted>", s)
+    """Text safe for logs and user-facing errors: no emails, tokens, sessions or passwords
+    (`leadsync.logs.redact`), and cut to `limit` characters (bodies may hold whole records)."""
+    s = redact_text(str(text))
     if len(s) > limit:
         s = s[: limit - 1] + "…"
     return s

@@ -34,3 +34,40 @@ def test_json_lines_with_extra_ids_and_redacted_exceptions() -> None:
     assert "rep@corp.example" not in dump and "boss@corp.example" not in dump
     assert "s3cr3t" not in dump
     assert "RuntimeError" in line["exc"]
+
+
+def test_redact_masks_url_encoded_emails_in_query_strings() -> None:
+    url = ("GET /services/data/v59.0/query/?q=SELECT+Id+FROM+Lead+WHERE+Email+IN+"
+           "%28%27taro.yamada%40example.co.jp%27%29 HTTP/1.1")
+    out = redact(url)
+    assert "taro.yamada" not in out and "example.co.jp" not in out
+    assert out.startswith("GET /services/data/v59.0/query/?q=SELECT+Id+FROM+Lead")
+
+
+def test_third_party_records_through_root_handlers_are_redacted_and_bodies_kept_out() -> None:
+    root = logging.getLogger()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    saved_root = root.level
+    saved = {name: logging.getLogger(name).level
+             for name in ("urllib3", "requests", "hubspot", "simple_salesforce")}
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)  # as `celery worker -l debug` leaves it
+    try:
+        configure_logging("INFO", stream=io.StringIO())
+        logging.getLogger("hubspot.crm.contacts.rest").debug(
+            "response body: %s", '{"firstname": "Taro", "lastname": "Yamada"}')
+        logging.getLogger("urllib3.connectionpool").debug(
+            '"GET /query/?q=WHERE+Email+%%3D+%%27a%%40b.example%%27 HTTP/1.1" 200 %s', 12)
+        logging.getLogger("simple_salesforce.api").warning(
+            "retrying for owner %s", "boss@corp.example")
+        logging.getLogger("celery.worker").debug("still shown at debug")
+        out = stream.getvalue()
+        assert "Yamada" not in out and "a%40b.example" not in out  # DEBUG bodies/URLs held back
+        assert "boss@corp.example" not in out and "retrying for owner <email>" in out
+        assert "still shown at debug" in out  # other loggers keep the operator's level
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_root)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
