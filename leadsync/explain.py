@@ -7,27 +7,17 @@ prints why. Writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import timedelta
 
 from rich.console import Console
 from rich.table import Table
 
 from leadsync.config.settings import Settings
-from leadsync.connectors.base import Connector, CrmPerson, EngagementEvent, RecordRef
+from leadsync.connectors.base import CrmPerson, RecordRef
 from leadsync.identity import group_records, merge_profile, normalise_email
 from leadsync.runtime import Runtime, build_runtime
 from leadsync.scoring import Evaluation, Event, ScoringModel, evaluate, render_reasons
-
-
-def _engagement(conn: Connector, refs: list[RecordRef], since: datetime
-                ) -> Iterator[EngagementEvent]:
-    per_record = getattr(conn, "iter_engagement_for", None)
-    if per_record is not None:
-        yield from per_record(refs, since)
-        return
-    wanted = set(refs)
-    yield from (e for e in conn.iter_engagement(since) if e.person in wanted)
 
 
 def gather(runtime: Runtime, email: str) -> tuple[list[CrmPerson], list[Event]]:
@@ -37,7 +27,7 @@ def gather(runtime: Runtime, email: str) -> tuple[list[CrmPerson], list[Event]]:
         raise ValueError(f"not an email address: {email!r}")
     records: dict[str, CrmPerson] = {}
     for conn in runtime.connectors.values():
-        for rec in conn.find_people_by_email(target):  # type: ignore[attr-defined]
+        for rec in conn.find_people_by_email(target):
             records[rec.ref.key] = rec
     linked: dict[str, list[RecordRef]] = {}
     for rec in list(records.values()):
@@ -51,9 +41,9 @@ def gather(runtime: Runtime, email: str) -> tuple[list[CrmPerson], list[Event]]:
     stored = runtime.state.get_events(list(records))
     events = [ev for evs in stored.values() for ev in evs]
     for system, conn in runtime.connectors.items():
-        refs = [r.ref for r in records.values() if r.ref.system == system]
-        if refs:
-            events.extend(e.event for e in _engagement(conn, refs, since))
+        people = [r for r in records.values() if r.ref.system == system]
+        if people:
+            events.extend(e.event for e in conn.iter_engagement_for(people, since))
     return list(records.values()), events
 
 

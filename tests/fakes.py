@@ -94,6 +94,17 @@ class FakeConnector:
         self.calls += 1
         yield from (e for e in self.events if e.seen_at >= since)
 
+    def iter_engagement_for(self, people: Sequence[CrmPerson], since: datetime
+                            ) -> Iterator[EngagementEvent]:
+        self.calls += 1
+        wanted = {p.ref for p in people}
+        yield from (e for e in self.events if e.seen_at >= since and e.person in wanted)
+
+    def find_people_by_email(self, email: str) -> list[CrmPerson]:
+        self.calls += 1
+        return [self._person(rec) for rec in self.records.values()
+                if (rec.profile.email or "").lower() == email]
+
     def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
                       ) -> WriteResult:
         self.calls += 0 if dry_run else 1

@@ -155,6 +155,16 @@ class Connector(Protocol):
         """Engagement and sales events seen at or after `since`."""
         ...
 
+    def iter_engagement_for(self, people: Sequence[CrmPerson], since: datetime
+                            ) -> Iterator[EngagementEvent]:
+        """The same, of these records only (for one person's explanation: a few calls, not
+        the whole window)."""
+        ...
+
+    def find_people_by_email(self, email: str) -> list[CrmPerson]:
+        """The person records with this (normalised) email."""
+        ...
+
     def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
                       ) -> WriteResult:
         """Write changed values in batches; per-record failures are returned, not raised.

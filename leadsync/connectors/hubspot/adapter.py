@@ -196,6 +196,12 @@ class HubSpotConnector:
         opens/clicks/unsubscribes and form submissions, resolved to contacts by email."""
         return engagement.iter_engagement(self.client, since)
 
+    def iter_engagement_for(self, people: Sequence[CrmPerson], since: datetime
+                            ) -> Iterator[EngagementEvent]:
+        """The engagement of these contacts only (a few calls per contact, plus the forms)."""
+        contacts = {p.ref.id: p.profile.email for p in people if p.ref.system == "hubspot"}
+        return engagement.iter_engagement_for(self.client, contacts, since)
+
     # ---- writes, tasks, provisioning (see writes.py / provision.py) --------------------------
     def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
                       ) -> WriteResult:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -52,12 +52,16 @@ def next_after(page: dict[str, Any]) -> str | None:
     return str(after) if after not in (None, "") else None
 
 
-def iter_v3_events(client: HubSpotClient, since: datetime) -> Iterator[EngagementEvent]:
-    """Contact events from `/events/v3/events` at or after `since` (ascending)."""
+def iter_v3_events(client: HubSpotClient, since: datetime, contact_id: str | None = None
+                   ) -> Iterator[EngagementEvent]:
+    """Contact events from `/events/v3/events` at or after `since` (ascending); with
+    `contact_id`, that contact's only (the API's `objectId` filter)."""
     after: str | None = None
     while True:
         kwargs: dict[str, Any] = {"object_type": "contact", "occurred_after": _iso(since),
                                   "limit": EVENTS_PAGE}  # fmt: skip
+        if contact_id is not None:
+            kwargs["object_id"] = int(contact_id)
         if after:
             kwargs["after"] = after
         _, page = client.call("events", client.events.get_page, **kwargs)
@@ -70,14 +74,18 @@ def iter_v3_events(client: HubSpotClient, since: datetime) -> Iterator[Engagemen
             return
 
 
-def iter_email_events(client: HubSpotClient, since: datetime) -> Iterator[KeyedEvent]:
+def iter_email_events(client: HubSpotClient, since: datetime, recipient: str | None = None
+                      ) -> Iterator[KeyedEvent]:
     """Opens, clicks and status changes created at or after `since`, one series per type (the
-    API also holds sends, deliveries, bounces..., which are not engagement)."""
+    API also holds sends, deliveries, bounces..., which are not engagement); with `recipient`,
+    that address's only."""
     for event_type in EMAIL_EVENT_TYPES:
         offset: str | None = None
         while True:
             qs: dict[str, object] = {"startTimestamp": _ms(since), "eventType": event_type,
                                      "limit": EMAIL_PAGE}  # fmt: skip
+            if recipient is not None:
+                qs["recipient"] = recipient
             if offset:
                 qs["offset"] = offset
             _, page = client.request("email events", "GET", "/email/public/v1/events", qs)
@@ -137,9 +145,10 @@ class EmailResolver:
     """Resolves `KeyedEvent`s to contacts: events wait until 100 distinct unknown emails are
     pending (or the stream ends), then one batch read by email resolves them all."""
 
-    def __init__(self, client: HubSpotClient) -> None:
+    def __init__(self, client: HubSpotClient, known: Mapping[str, str] | None = None) -> None:
         self.client = client
-        self.contacts: dict[str, str | None] = {}  # email -> contact id (None: no contact)
+        # email -> contact id (None: no contact); `known` pairs need no read
+        self.contacts: dict[str, str | None] = dict(known or {})
         self.waiting: list[KeyedEvent] = []
         self.wanted: dict[str, None] = {}  # ordered set of emails to read
         self.unknown_events = 0
@@ -205,3 +214,25 @@ def iter_engagement(client: HubSpotClient, since: datetime) -> Iterator[Engageme
             "HubSpot engagement of emails without a contact skipped",
             extra={"events": resolver.unknown_events, "emails": resolver.unknown_emails()},
         )
+
+
+def iter_engagement_for(client: HubSpotClient, contacts: Mapping[str, str | None],
+                        since: datetime) -> Iterator[EngagementEvent]:
+    """The engagement of these contacts (id -> email) at or after `since`, for one person's
+    explanation: v3 events by `objectId` and email events by `recipient` (a few calls per
+    contact), and form submissions, which the API cannot filter by person, read per form and
+    kept when the email is one of theirs."""
+    emails = {email.strip().lower(): cid for cid, email in contacts.items() if email}
+    for contact_id in contacts:
+        yield from iter_v3_events(client, since, contact_id)
+    resolver = EmailResolver(client, known=emails)
+
+    def keyed() -> Iterator[KeyedEvent]:
+        for email in emails:
+            yield from iter_email_events(client, since, recipient=email)
+        if emails:
+            for guid, name in list_forms(client):
+                yield from (item for item in iter_submissions(client, guid, name, since)
+                            if item.email in emails)
+
+    yield from resolver.resolve(keyed())

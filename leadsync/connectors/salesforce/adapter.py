@@ -235,13 +235,28 @@ class SalesforceConnector:
     # ---- engagement ---------------------------------------------------------------------------
     def iter_engagement(self, since: datetime) -> Iterator[EngagementEvent]:
         """Rep Tasks and Events (sales touches) and webinar attendance seen at or after `since`."""
+        return self._activity(since, "WhoId != null", None)
+
+    def iter_engagement_for(self, people: Sequence[CrmPerson], since: datetime
+                            ) -> Iterator[EngagementEvent]:
+        """The same, of these Leads/Contacts only (`WhoId IN`, chunks of ID_CHUNK ids)."""
+        ids = sorted({p.ref.id for p in people if p.ref.system == "salesforce"})
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start : start + ID_CHUNK]
+            yield from self._activity(
+                since, format_soql("WhoId IN {}", chunk),
+                format_soql("(LeadId IN {ids} OR ContactId IN {ids})", ids=chunk),
+            )  # fmt: skip
+
+    def _activity(self, since: datetime, who: str, member: str | None
+                  ) -> Iterator[EngagementEvent]:
         when = f"SystemModstamp >= {_soql_time(since)}"
         order = "SystemModstamp, Id"
         queries = [
             ("Task", soql("Id, WhoId, Subject, Type, CreatedDate, SystemModstamp", "Task",
-                          f"{when} AND WhoId != null", order)),
+                          f"{when} AND {who}", order)),
             ("Event", soql("Id, WhoId, Subject, Type, StartDateTime, CreatedDate, SystemModstamp",
-                           "Event", f"{when} AND WhoId != null", order)),
+                           "Event", f"{when} AND {who}", order)),
         ]  # fmt: skip
         for kind, query in queries:
             for page in self.client.query_pages(f"{kind.lower()}s", query):
@@ -249,14 +264,14 @@ class SalesforceConnector:
                     event = activity_to_event(raw, kind)
                     if event is not None:
                         yield event
+        attended = f"{when} AND Status = 'Attended'" + (f" AND {member}" if member else "")
         query = soql("Id, CampaignId, LeadId, ContactId, Status, Campaign.Type, CreatedDate, "
-                     "SystemModstamp", "CampaignMember", f"{when} AND Status = 'Attended'",
-                     order)  # fmt: skip
+                     "SystemModstamp", "CampaignMember", attended, order)  # fmt: skip
         for page in self.client.query_pages("campaign members", query):
             for raw in page:
-                member = member_to_event(raw)
-                if member is not None:
-                    yield member
+                member_event = member_to_event(raw)
+                if member_event is not None:
+                    yield member_event
 
     # ---- writes, tasks, provisioning -----------------------------------------------------------
     def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
