@@ -8,7 +8,7 @@ prints why. Writes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rich.console import Console
 from rich.table import Table
@@ -20,8 +20,9 @@ from leadsync.runtime import Runtime, build_runtime
 from leadsync.scoring import Evaluation, Event, ScoringModel, evaluate, render_reasons
 
 
-def gather(runtime: Runtime, email: str) -> tuple[list[CrmPerson], list[Event]]:
-    """The records of the person with this email (plus linked ones) and their engagement."""
+def gather(runtime: Runtime, email: str) -> tuple[list[CrmPerson], dict[str, list[Event]]]:
+    """The records of the person with this email (plus linked ones) and each record's
+    engagement (remembered events and the CRMs' own, by record key)."""
     target = normalise_email(email)
     if target is None:
         raise ValueError(f"not an email address: {email!r}")
@@ -38,12 +39,14 @@ def gather(runtime: Runtime, email: str) -> tuple[list[CrmPerson], list[Event]]:
         for rec in runtime.connectors[system].read_people(refs):
             records[rec.ref.key] = rec
     since = runtime.clock() - timedelta(days=float(runtime.model.lookback_days))
-    stored = runtime.state.get_events(list(records))
-    events = [ev for evs in stored.values() for ev in evs]
+    events: dict[str, list[Event]] = {key: [] for key in records}
+    for key, stored in runtime.state.get_events(list(records)).items():
+        events.setdefault(key, []).extend(stored)
     for system, conn in runtime.connectors.items():
         people = [r for r in records.values() if r.ref.system == system]
         if people:
-            events.extend(e.event for e in conn.iter_engagement_for(people, since))
+            for found in conn.iter_engagement_for(people, since):
+                events.setdefault(found.person.key, []).append(found.event)
     return list(records.values()), events
 
 
@@ -55,10 +58,16 @@ def explain_person(settings: Settings, email: str, console: Console) -> None:
         raise SystemExit(1)
     now = runtime.clock()
     for group in group_records(records):
-        pid = group[0].ref.key
-        profile = merge_profile(pid, group, events, {})
+        pid = group[0].ref.key  # as a cycle names the person, so its remembered state applies
+        memory = runtime.state.get_person_state([pid]).get(pid, {})
+        own = [ev for rec in group for ev in events.get(rec.ref.key, ())]
+        profile = merge_profile(pid, group, own, memory)
         ev = evaluate(profile, runtime.model, now)
         render(console, group, ev, runtime.model, profile.stage)
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "—"
 
 
 def render(console: Console, group: Iterable[CrmPerson], ev: Evaluation, model: ScoringModel,
@@ -82,7 +91,7 @@ def render(console: Console, group: Iterable[CrmPerson], ev: Evaluation, model: 
     arrow = f"{previous_stage or 'new'} → {ev.stage}" if ev.stage_changed else ev.stage
     console.print(f"Stage: [bold]{arrow}[/bold] ({'; '.join(why)})")
     if ev.mql_at or ev.sql_at:
-        console.print(f"MQL at: {ev.mql_at or '—'}   SQL at: {ev.sql_at or '—'}")
+        console.print(f"MQL at: {_when(ev.mql_at)}   SQL at: {_when(ev.sql_at)}")
     console.print(f"SLA: [bold]{ev.sla_status}[/bold]"
                   + (f", due {ev.sla_due:%Y-%m-%d %H:%M} UTC" if ev.sla_due else ""))
     if ev.follow_up:

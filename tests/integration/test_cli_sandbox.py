@@ -82,6 +82,21 @@ def test_explain_shows_breakdown_stage_and_sla(sandbox: Sandbox) -> None:
     assert code == 1 and "No record" in out
 
 
+def test_explain_agrees_with_what_a_cycle_wrote(sandbox: Sandbox) -> None:
+    code, out = invoke("sync", "--once")
+    assert code == 0, out
+    with sandbox.data.lock:
+        scored = [(int(c["leadsync_score"]), c["email"]) for c in sandbox.data.hs_contacts.values()
+                  if c.get("email") and c.get("leadsync_score") not in (None, "")]
+    emails = [e for _, e in scored]
+    unique = [(s, e) for s, e in sorted(scored, reverse=True) if emails.count(e) == 1]
+    assert unique[0][0] > 0
+    for score, email in unique[:3]:
+        code, out = invoke("explain", email)
+        assert code == 0, out
+        assert f"Score {score} = fit" in " ".join(out.split()), (score, out)
+
+
 def test_bad_setting_names_the_variable_and_never_echoes_secrets() -> None:
     env = {"LEADSYNC_HUBSPOT__RATE_LIMIT_PER_10S": "lots",
            "LEADSYNC_SALESFORCE__PASSWORD": "hunter2-secret",
