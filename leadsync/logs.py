@@ -75,6 +75,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record comes (a live status line on the
+    terminal swaps it for a proxy that keeps log lines above the status)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     """Install the JSON handler on the `leadsync` logger (idempotent), put the redacting filter
     on the root logger's handlers, and keep the HTTP stacks' loggers at INFO or above."""
@@ -82,7 +95,7 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     for handler in list(logger.handlers):
         if getattr(handler, "_leadsync", False):
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RedactingFilter())
     handler._leadsync = True  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -46,6 +46,7 @@ JOBS: tuple[str, ...] = ("incremental", "full", "sla", "chunk")
 # timestamp seen (deduped by fingerprints and event signatures)
 CURSOR_OVERLAP = timedelta(minutes=2)
 FULL_CHUNK_PEOPLE = 500
+PROGRESS_EVERY = 500  # records between progress lines
 TOP_N = 10
 
 
@@ -61,14 +62,16 @@ def written_values(ev: Evaluation) -> dict[str, object]:
 
 
 def run_job(runtime: Runtime, job: Job, *, dry_run: bool = False, lock: Lock | None = None,
-            record_keys: Sequence[str] | None = None) -> CycleReport:
-    """Run one job to the end (or to a clean stop) and say what it did."""
+            record_keys: Sequence[str] | None = None,
+            progress: Callable[[str], None] | None = None) -> CycleReport:
+    """Run one job to the end (or to a clean stop) and say what it did. `progress`, when
+    given, hears a short line at each phase and every few hundred records (no ids)."""
     if job not in JOBS:
         raise ValueError(f"unknown job {job!r}; expected one of {', '.join(JOBS)}")
     started = time.monotonic()
     calls_before = runtime.api_calls()
     cycle = _Cycle(runtime, CycleReport(job=job, dry_run=dry_run, now=runtime.clock()),
-                   lock=lock, dry_run=dry_run)
+                   lock=lock, dry_run=dry_run, progress=progress)
     try:
         cycle.run(job, record_keys or ())
     except BudgetExhausted as exc:
@@ -104,7 +107,8 @@ def plan_full(runtime: Runtime, chunk_people: int = FULL_CHUNK_PEOPLE) -> list[l
 
 class _Cycle:
     def __init__(self, runtime: Runtime, report: CycleReport, *, lock: Lock | None,
-                 dry_run: bool) -> None:
+                 dry_run: bool, progress: Callable[[str], None] | None = None) -> None:
+        self.say: Callable[[str], None] = progress or (lambda _line: None)
         self.rt = runtime
         self.state = runtime.state
         self.report = report
@@ -145,9 +149,12 @@ class _Cycle:
             name = f"{system}:people"
             since = None if full else self.state.get_cursor(name)
             newest = since
+            self.say(f"reading {system} people")
             for rec in conn.iter_changed_people(since):
                 out[rec.ref.key] = rec
                 self.report.records_read[system] += 1
+                if self.report.records_read[system] % PROGRESS_EVERY == 0:
+                    self.say(f"reading {system} people: {self.report.records_read[system]:,}")
                 if newest is None or rec.modified_at > newest:
                     newest = rec.modified_at
             if newest is not None:
@@ -160,9 +167,12 @@ class _Cycle:
             name = f"{system}:engagement"
             since = self.state.get_cursor(name) or self.now - lookback
             newest = since
-            for item in conn.iter_engagement(since):
+            self.say(f"reading {system} engagement")
+            for count, item in enumerate(conn.iter_engagement(since), 1):
                 self.new_events.setdefault(item.person.key, {})[item.id] = item.event
                 newest = max(newest, item.seen_at)
+                if count % (PROGRESS_EVERY * 4) == 0:
+                    self.say(f"reading {system} engagement: {count:,} events")
             # late-arriving events: re-read the overlap too; `drop_known_events` dedupes it
             self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
         self.drop_known_events()
@@ -255,6 +265,7 @@ class _Cycle:
         """Evaluate everyone; a person the core cannot evaluate is reported and skipped, the
         rest of the cycle goes on (RELIABILITY.md §9)."""
         model, now, report = self.rt.model, self.now, self.report
+        self.say(f"evaluating {len(candidates):,} people")
         people: list[Person] = []
         evaluations: list[Evaluation] = []
         for person in candidates:
@@ -297,6 +308,8 @@ class _Cycle:
                     FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
         for system, updates in by_system.items():
             conn = self.rt.connectors[system]
+            verb = "comparing" if self.dry_run else "writing"
+            self.say(f"{verb} {len(updates):,} {system} records")
             if not self.dry_run:
                 self.checkpoint()
             result = conn.write_updates(updates, dry_run=self.dry_run)
@@ -314,6 +327,7 @@ class _Cycle:
         owed = [OwedTask(p, e, e.follow_up) for p, e in zip(people, evaluations, strict=True)
                 if e.follow_up is not None]
         if owed:
+            self.say(f"follow-up tasks owed: {len(owed):,}")
             self.checkpoint()
             create_owed_tasks(owed, self.rt.connectors, self.state, self.rt.settings.sla,
                               self.report, dry_run=self.dry_run)

@@ -39,7 +39,10 @@ def sync(once: bool, dry_run: bool, full: bool, as_json: bool) -> None:
             err_console.print("another leadsync cycle holds the lock: skipped")
         else:
             try:
-                report = run_job(runtime, job, dry_run=dry_run, lock=lock)
+                # a live status line on a terminal; nothing when stderr is a pipe or a file
+                with err_console.status("starting a cycle") as status:
+                    report = run_job(runtime, job, dry_run=dry_run, lock=lock,
+                                     progress=status.update)
             except AuthError as exc:
                 fail(f"authentication or configuration problem: {exc}", 2)
             except TransientError as exc:

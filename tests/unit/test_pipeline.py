@@ -270,3 +270,20 @@ def test_a_person_the_core_cannot_evaluate_is_reported_and_the_rest_continue(
     assert report.failures == [{"record": bad.key, "reason": "evaluation failed: OverflowError"}]
     assert report.records_written == {"hubspot": 1, "salesforce": 1}
     assert hs.records[bad.key].written == {}
+
+
+def test_progress_hears_each_phase_without_ids_or_emails(crms, clock, mql_person) -> None:
+    hs, _ = crms
+    for i in range(1200):
+        hs.add("contact", str(1000 + i), email=f"p{i}@corp.example")
+    lines: list[str] = []
+    run_job(make_runtime(crms, clock), "incremental", progress=lines.append)
+    assert lines[0] == "reading hubspot people"
+    assert "reading hubspot people: 500" in lines and "reading hubspot people: 1,000" in lines
+    assert "reading salesforce engagement" in lines
+    phases = [next(i for i, line in enumerate(lines) if line.startswith(p))
+              for p in ("reading hubspot people", "evaluating", "writing", "follow-up")
+              if any(line.startswith(p) for line in lines)]
+    assert phases == sorted(phases) and len(phases) >= 3
+    assert "evaluating 1,201 people" in lines
+    assert not [line for line in lines if "@" in line or ":contact:" in line or ":Lead:" in line]
