@@ -12,11 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 import click
 
@@ -38,6 +41,9 @@ from leadsync.scoring.tabular import (
     summarize,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 _FLUSH_EVERY = 2000
 
 
@@ -48,6 +54,8 @@ class _Run:
         self.fmt = fmt
         self.out = out
         self.bad = 0
+        self.scored = 0
+        self.tick: Callable[[], None] | None = None  # progress, every _FLUSH_EVERY profiles
         self.kept: list[Evaluation] = []
         self.pending: list[str] = []
         self.writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
@@ -59,6 +67,9 @@ class _Run:
         click.echo(f"line {line}: {message}", err=True)
 
     def emit(self, evaluation: Evaluation) -> None:
+        self.scored += 1
+        if self.tick is not None and self.scored % _FLUSH_EVERY == 0:
+            self.tick()
         if self.fmt == "jsonl":
             self.pending.append(json.dumps(output_record(evaluation), ensure_ascii=False))
             if len(self.pending) >= _FLUSH_EVERY:
@@ -152,6 +163,34 @@ def _print_table(evaluations: list[Evaluation], model: ScoringModel, now: dateti
                   + f"; mql or later: {summary.mql_or_better}  (* = instant MQL occurrence)")
 
 
+def _status_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def _progress(run: _Run, source: BinaryIO, size: int | None, show: bool) -> Iterator[None]:
+    """A progress bar by bytes read, on a terminal's stderr only (never in pipes or logs),
+    then one summary line."""
+    console = _status_console()
+    if not show or not console.is_terminal or not size:
+        yield
+        return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+    started = time.monotonic()
+    with Progress("scoring", BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("scoring", total=size)
+        run.tick = lambda: bar.update(task, completed=source.tell())
+        yield
+    took = max(time.monotonic() - started, 1e-9)
+    console.print(f"scored {run.scored:,} profiles in {took:.1f} s ({run.scored / took:,.0f}/s)"
+                  + (f"; {run.bad:,} malformed line(s) skipped" if run.bad else ""),
+                  highlight=False)
+
+
 def _load_model(rules: Path | None) -> ScoringModel:
     try:
         return load_default_rules() if rules is None else load_rules(rules)
@@ -209,9 +248,13 @@ def score(*, rules: Path | None, input_path: Path, now_text: str | None, fmt: st
     sink = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n") if stdout \
         else output_path.open("w", encoding="utf-8", newline="\n")
     run = _Run(fmt, sink)
+    size = None if stdin else os.fstat(source.fileno()).st_size
+    # the bar shares the terminal only with results that come at the end (table) or go elsewhere
+    show = fmt == "table" or not stdout or not sys.stdout.isatty()
     try:
-        (_score_csv if as_csv else _score_jsonl)(source, model, now, run)
-        run.flush()
+        with _progress(run, source, size, show):
+            (_score_csv if as_csv else _score_jsonl)(source, model, now, run)
+            run.flush()
         if fmt == "table":
             _print_table(run.kept, model, now, limit=limit, stream=sink)
     finally:

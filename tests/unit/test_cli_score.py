@@ -178,3 +178,25 @@ def test_output_file_and_stdin(tmp_path: Path) -> None:
 def test_input_is_required(missing: str) -> None:
     result = CliRunner().invoke(cli, ["score", "--now", NOW])
     assert result.exit_code == 2 and missing in result.output
+
+
+def test_progress_and_summary_on_a_terminal_only(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from leadsync import cli_score
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, color_system=None, width=100)
+    monkeypatch.setattr(cli_score, "_status_console", lambda: terminal)
+    monkeypatch.setattr(cli_score, "_FLUSH_EVERY", 10)  # ticks on a small file
+    lines = [json.dumps({**GOOD, "id": f"p-{i}"}) for i in range(45)] + ["{broken"]
+    out = tmp_path / "out.jsonl"
+    result = invoke(tmp_path, lines, "-o", str(out))
+    assert result.exit_code == 1  # the broken line
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 45
+    shown = screen.getvalue()
+    assert "scored 45 profiles in" in shown and "1 malformed line(s) skipped" in shown
+    monkeypatch.setattr(cli_score, "_status_console", lambda: Console(file=io.StringIO()))
+    plain = invoke(tmp_path, lines[:3])
+    assert plain.exit_code == 0 and "scored" not in plain.output  # not a terminal: silent
