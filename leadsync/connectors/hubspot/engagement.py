@@ -25,6 +25,7 @@ from leadsync.connectors.hubspot.marketing import (
     EMAIL_EVENT_TYPES,
     KeyedEvent,
     email_event_from_raw,
+    email_key,
     submission_from_raw,
     submitted_at,
 )
@@ -222,7 +223,8 @@ def iter_engagement_for(client: HubSpotClient, contacts: Mapping[str, str | None
     explanation: v3 events by `objectId` and email events by `recipient` (a few calls per
     contact), and form submissions, which the API cannot filter by person, read per form and
     kept when the email is one of theirs."""
-    emails = {email.strip().lower(): cid for cid, email in contacts.items() if email}
+    keyed_emails = ((email_key(email), cid) for cid, email in contacts.items())
+    emails = {email: cid for email, cid in keyed_emails if email}
     for contact_id in contacts:
         yield from iter_v3_events(client, since, contact_id)
     resolver = EmailResolver(client, known=emails)

@@ -42,7 +42,8 @@ def _ms(value: object) -> datetime | None:
         return None
 
 
-def _email(value: object) -> str | None:
+def email_key(value: object) -> str | None:
+    """The form events are keyed by (trimmed, lowercased); None when it is not an address."""
     text = str(value).strip().lower() if value is not None else ""
     return text if "@" in text else None
 
@@ -60,7 +61,7 @@ def email_event_from_raw(raw: Mapping[str, object]) -> KeyedEvent | None:
     """One `/email/public/v1/events` entry; other types, resubscribes and bad rows -> None."""
     kind = str(raw.get("type", "")).upper()
     at = _ms(raw.get("created"))
-    email = _email(raw.get("recipient"))
+    email = email_key(raw.get("recipient"))
     event_id = raw.get("id")
     if at is None or email is None or event_id in (None, ""):
         return None
@@ -86,7 +87,7 @@ def submission_email(raw: Mapping[str, object]) -> str | None:
     values = raw.get("values")
     for item in values if isinstance(values, list) else []:
         if isinstance(item, Mapping) and str(item.get("name", "")).lower() == "email":
-            return _email(item.get("value"))
+            return email_key(item.get("value"))
     return None
 
 
