@@ -1,0 +1,23 @@
+"""Exit codes, the same for every `leadsync` command (documented in the README).
+
+The Celery tasks' results carry the same outcome (`ok`, `stopped_reason`, `exit_code`), so what a
+cron job sees from `leadsync sync --once` and what an operator sees in Flower agree.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+OK: Final = 0  # everything asked for was done
+FAILED_RECORDS: Final = 1  # finished, but some records/rows/tasks/checks failed (named on stderr)
+CONFIG: Final = 2  # a setting, the rules file, an argument or an input file is wrong: fix and rerun
+STOPPED_EARLY: Final = 3  # stopped before the end: API budget spent, lock lost, time limit
+UNREACHABLE: Final = 4  # a CRM or Redis could not be reached, or refused our credentials
+
+MEANING: Final[dict[int, str]] = {
+    OK: "done",
+    FAILED_RECORDS: "finished with failed records",
+    CONFIG: "settings, rules or argument error",
+    STOPPED_EARLY: "stopped early",
+    UNREACHABLE: "unreachable or authentication failure",
+}
