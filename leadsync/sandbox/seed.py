@@ -22,6 +22,7 @@ from leadsync.sandbox.hs_marketing import (
 )
 from leadsync.sandbox.hs_schema import default_properties
 from leadsync.sandbox.seed_journey import Journey, add_journey
+from leadsync.sandbox.sf_records import opportunity_stages
 from leadsync.sandbox.store import Person, SandboxData, hs_time, sf_time
 
 MODEL = "default-2026.11"
@@ -90,8 +91,11 @@ class Seeder:
                 "CampaignMember",
                 "Opportunity",
                 "OpportunityContactRole",
+                "OpportunityHistory",
+                "OpportunityStage",
             )
         }
+        opportunity_stages(data, sf_time(self.now.replace(year=self.now.year - 2)))
         data.hs_properties = default_properties(self.now, self.provisioned)
         data.hs_groups = {
             "contactinformation": {

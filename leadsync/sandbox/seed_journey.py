@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from leadsync.sandbox import pools
+from leadsync.sandbox.sf_records import opportunity_changed
 from leadsync.sandbox.store import Person
 
 if TYPE_CHECKING:
@@ -319,26 +320,32 @@ def _opportunity(
     }[journey.opp or "open"]
     oid = data.new_sf_id("006")
     modified = seeder.sf(closed if journey.opp != "open" else opened)
-    data.sf["Opportunity"][oid] = {
+    opp = {
         "Id": oid,
         "Name": f"{base['company'].name} - 導入",
-        "StageName": stage,
-        "IsClosed": journey.opp != "open",
-        "IsWon": journey.opp == "won",
-        "CloseDate": seeder.sf(closed if journey.opp != "open" else seeder.now_ts + 30 * DAY)[:10],
+        "StageName": stage if journey.opp == "open" else "Qualification",
+        "CloseDate": seeder.sf(seeder.now_ts + 30 * DAY if journey.opp == "open"
+                               else opened + 30 * DAY)[:10],
         "Amount": float(rng.randint(10, 300) * 10_000),
         "OwnerId": owner,
         "CreatedDate": seeder.sf(opened),
         "LastModifiedDate": modified,
         "SystemModstamp": modified,
     }
+    data.sf["Opportunity"][oid] = opp
+    opportunity_changed(data, opp, seeder.sf(opened))  # opened: the first stage history row
+    if journey.opp != "open":  # closed later: a second history row, CloseDate the close day
+        opp.update({"StageName": stage, "CloseDate": seeder.sf(closed)[:10]})
+        opportunity_changed(data, opp, seeder.sf(closed))
     rid = data.new_sf_id("00K")
     data.sf["OpportunityContactRole"][rid] = {
         "Id": rid,
         "OpportunityId": oid,
         "ContactId": person.sf_contact_id,
         "IsPrimary": True,
+        "Role": "Decision Maker",
         "CreatedDate": seeder.sf(opened),
+        "LastModifiedDate": seeder.sf(opened),
         "SystemModstamp": seeder.sf(opened),
     }
     journey.last = max(journey.last, opened, closed if journey.opp != "open" else 0.0)

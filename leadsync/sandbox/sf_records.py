@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from leadsync.sandbox.sf_schema import FIELDS, FIELDS_LOWER, ID_PREFIX, PREFIX_OBJECT, SfField
+from leadsync.sandbox.sf_schema import (
+    CLOSED_STAGES,
+    FIELDS,
+    FIELDS_LOWER,
+    ID_PREFIX,
+    OPP_HISTORY_FIELDS,
+    OPP_STAGES,
+    PREFIX_OBJECT,
+    SfField,
+)
 from leadsync.sandbox.store import SandboxData, parse_time, sf_time
 from leadsync.sandbox.wire import ApiError
 
@@ -165,14 +174,51 @@ def insert(data: SandboxData, obj: str, values: dict[str, Any], now: datetime) -
     record.update({k: v for k, v in values.items() if v is not None})
     stamp(record, obj, now, created=True)
     data.sf.setdefault(obj, {})[record["Id"]] = record
+    if obj == "Opportunity":
+        opportunity_changed(data, record, sf_time(now), created=True)
     return record
 
 
-def update(record: dict[str, Any], obj: str, values: dict[str, Any], now: datetime) -> None:
-    """Apply prepared values to a stored record (None clears a field) and stamp it."""
+def update(
+    record: dict[str, Any], obj: str, values: dict[str, Any], now: datetime,
+    data: SandboxData | None = None,
+) -> None:
+    """Apply prepared values to a stored record (None clears a field) and stamp it. Only the
+    record itself is stamped: closing an Opportunity leaves its Contacts and Leads untouched,
+    as in Salesforce. An Opportunity's stage/amount/close-date change adds a history row."""
+    before = {f: record.get(f) for f in OPP_HISTORY_FIELDS} if obj == "Opportunity" else {}
     for name, value in values.items():
         if value is None:
             record.pop(name, None)
         else:
             record[name] = value
     stamp(record, obj, now)
+    if obj == "Opportunity" and data is not None:
+        changed = any(record.get(f) != v for f, v in before.items())
+        opportunity_changed(data, record, sf_time(now), created=changed)
+
+
+def opportunity_changed(
+    data: SandboxData, opp: dict[str, Any], at: str, *, created: bool = True
+) -> None:
+    """Derive IsClosed/IsWon from StageName (OpportunityStage) and, when `created` (the insert
+    or a change of StageName, Amount or CloseDate), add the OpportunityHistory row Salesforce
+    writes, dated `at` (Salesforce text form)."""
+    opp["IsClosed"], opp["IsWon"] = CLOSED_STAGES.get(str(opp.get("StageName")), (False, False))
+    if not created:
+        return
+    hid = data.new_sf_id(ID_PREFIX["OpportunityHistory"])
+    row = {"Id": hid, "OpportunityId": opp["Id"], "CreatedDate": at, "SystemModstamp": at}
+    row.update({f: opp[f] for f in OPP_HISTORY_FIELDS if opp.get(f) is not None})
+    data.sf.setdefault("OpportunityHistory", {})[hid] = row
+
+
+def opportunity_stages(data: SandboxData, at: str) -> None:
+    """The org's OpportunityStage rows (the picklist with its closed/won flags)."""
+    stages = data.sf.setdefault("OpportunityStage", {})
+    for order, name in enumerate(OPP_STAGES, 1):
+        sid = data.new_sf_id(ID_PREFIX["OpportunityStage"])
+        closed, won = CLOSED_STAGES.get(name, (False, False))
+        stages[sid] = {"Id": sid, "ApiName": name, "MasterLabel": name, "IsClosed": closed,
+                       "IsWon": won, "IsActive": True, "SortOrder": order,
+                       "CreatedDate": at, "SystemModstamp": at}  # fmt: skip

@@ -39,6 +39,11 @@ OPP_STAGES = (
     "Closed Won",
     "Closed Lost",
 )
+# OpportunityStage: stage -> (IsClosed, IsWon). Opportunity.IsClosed/IsWon are derived from it
+CLOSED_STAGES: dict[str, tuple[bool, bool]] = {"Closed Won": (True, True),
+                                               "Closed Lost": (True, False)}  # fmt: skip
+# a change to one of these fields adds an OpportunityHistory row (and so does the insert)
+OPP_HISTORY_FIELDS = ("StageName", "Amount", "CloseDate")
 
 _AUDIT = (
     SfField("Id", "id", 18, False),
@@ -91,6 +96,7 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
         SfField("IsConverted", "boolean", 0, False),
         SfField("ConvertedContactId", "reference", 18, False),
         SfField("ConvertedDate", "date", 0, False),
+        SfField("ConvertedOpportunityId", "reference", 18, False),
         *_BANT,
         *_LEADSYNC,
     ),
@@ -160,12 +166,32 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
         SfField("CloseDate", "date"),
         SfField("Amount", "currency", 18),
         SfField("OwnerId", "reference", 18),
+        SfField("Description", "textarea", 32000),
     ),
     "OpportunityContactRole": (
         *_AUDIT,
+        *_MODIFIED,
         SfField("OpportunityId", "reference", 18),
         SfField("ContactId", "reference", 18),
         SfField("IsPrimary", "boolean"),
+        SfField("Role", "picklist", 40),
+    ),
+    # written by the server only: one row on insert and one per change of OPP_HISTORY_FIELDS
+    "OpportunityHistory": (
+        *_AUDIT,
+        SfField("OpportunityId", "reference", 18, False),
+        SfField("StageName", "picklist", 40, False, picklist=OPP_STAGES),
+        SfField("CloseDate", "date", 0, False),
+        SfField("Amount", "currency", 18, False),
+    ),
+    "OpportunityStage": (
+        *_AUDIT,
+        SfField("ApiName", "string", 255, False),
+        SfField("MasterLabel", "string", 255, False),
+        SfField("IsClosed", "boolean", 0, False),
+        SfField("IsWon", "boolean", 0, False),
+        SfField("IsActive", "boolean", 0, False),
+        SfField("SortOrder", "int", 8, False),
     ),
 }
 
@@ -189,6 +215,8 @@ ID_PREFIX = {
     "CampaignMember": "00v",
     "Opportunity": "006",
     "OpportunityContactRole": "00K",
+    "OpportunityHistory": "008",
+    "OpportunityStage": "01J",
 }
 PREFIX_OBJECT = {prefix: obj for obj, prefix in ID_PREFIX.items()}
 
@@ -197,7 +225,9 @@ PARENTS: dict[str, dict[str, tuple[str, str]]] = {
     "Contact": {"Account": ("AccountId", "Account")},
     "CampaignMember": {"Campaign": ("CampaignId", "Campaign")},
     "OpportunityContactRole": {"Opportunity": ("OpportunityId", "Opportunity")},
-    "Lead": {"Owner": ("OwnerId", "User")},
+    "OpportunityHistory": {"Opportunity": ("OpportunityId", "Opportunity")},
+    "Lead": {"Owner": ("OwnerId", "User"),
+             "ConvertedOpportunity": ("ConvertedOpportunityId", "Opportunity")},
     "Task": {"Owner": ("OwnerId", "User")},
 }
 

@@ -110,7 +110,7 @@ class WriteHandlers:
             else:
                 self.stats.written("salesforce")
         else:
-            recs.update(target, obj, values, now)
+            recs.update(target, obj, values, now, self.data)
             self.stats.written("salesforce")
         return {"id": target["Id"], "success": True, "errors": []}
 

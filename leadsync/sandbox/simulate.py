@@ -16,6 +16,7 @@ from leadsync.sandbox import pools
 from leadsync.sandbox.hs_marketing import route_events
 from leadsync.sandbox.seed import Seeder
 from leadsync.sandbox.seed_journey import KINDS, add_history, add_task, emit, kind_weights
+from leadsync.sandbox.sf_records import opportunity_changed
 from leadsync.sandbox.store import Person
 
 if TYPE_CHECKING:
@@ -185,12 +186,10 @@ def _open_opportunity(
         person.sf_contact_id = contact_id
     assert person.sf_contact_id is not None
     oid = data.new_sf_id("006")
-    data.sf["Opportunity"][oid] = {
+    opp = {
         "Id": oid,
         "Name": "New business",
         "StageName": "Qualification",
-        "IsClosed": False,
-        "IsWon": False,
         "CloseDate": seeder.sf(when + 30 * 24 * HOUR)[:10],
         "Amount": 1_000_000.0,
         "OwnerId": record.get("OwnerId"),
@@ -198,13 +197,19 @@ def _open_opportunity(
         "LastModifiedDate": stamp,
         "SystemModstamp": stamp,
     }
+    data.sf["Opportunity"][oid] = opp
+    opportunity_changed(data, opp, stamp)
+    if obj == "Lead":  # the conversion created this opportunity
+        record["ConvertedOpportunityId"] = oid
     rid = data.new_sf_id("00K")
     data.sf["OpportunityContactRole"][rid] = {
         "Id": rid,
         "OpportunityId": oid,
         "ContactId": person.sf_contact_id,
         "IsPrimary": True,
+        "Role": "Decision Maker",
         "CreatedDate": stamp,
+        "LastModifiedDate": stamp,
         "SystemModstamp": stamp,
     }
 
@@ -230,13 +235,12 @@ def _close_opportunities(
         opp.update(
             {
                 "StageName": "Closed Won" if won else "Closed Lost",
-                "IsClosed": True,
-                "IsWon": won,
                 "CloseDate": stamp[:10],
                 "LastModifiedDate": stamp,
                 "SystemModstamp": stamp,
             }
-        )
+        )  # the opportunity only: its Contacts and Leads keep their SystemModstamp
+        opportunity_changed(data, opp, stamp)
         done["opportunities_won" if won else "opportunities_lost"] += 1
 
 
