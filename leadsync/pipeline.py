@@ -1,8 +1,9 @@
 """One sync cycle: pull -> resolve -> evaluate -> diff -> write -> follow-ups -> commit.
 
 Jobs:
-- `incremental`: people changed since each CRM's cursor, people with new engagement, records
-  whose last write failed, and people whose SLA clock is running.
+- `incremental`: people changed since each CRM's cursor, people with new engagement, people
+  whose sales outcome changed (an opportunity closed: `pull_sales`), records whose last write
+  failed, and people whose SLA clock is running.
 - `full`: everyone (applies score decay to people who did not change).
 - `sla`: only people whose SLA clock is running.
 - `chunk`: the given record keys (a slice of a fanned-out full re-evaluation).
@@ -118,6 +119,7 @@ class _Cycle:
         self.cursors: dict[str, datetime] = {}
         self.new_events: dict[str, dict[str, Event]] = {}
         self.failed_keys: set[str] = set()
+        self.sales_seen: dict[str, str] = {}  # "<system>:<changed record id>" -> seen_at
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -127,6 +129,7 @@ class _Cycle:
             records = self.pull_people(full=job == "full")
             self.pull_engagement()
             force |= set(self.new_events)
+            force |= self.pull_sales(full=job == "full")
             for system in self.rt.connectors:
                 force |= self.state.get_pending(system)
         if job in ("incremental", "sla"):
@@ -176,6 +179,34 @@ class _Cycle:
             # late-arriving events: re-read the overlap too; `drop_known_events` dedupes it
             self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
         self.drop_known_events()
+
+    def pull_sales(self, *, full: bool) -> set[str]:
+        """Record keys whose sales outcome changed although the record did not (an opportunity
+        closed or was edited, a contact role added), from each CRM's "<system>:sales" cursor.
+        A change already handled at the same stamp (the overlap re-read) is not news. A full
+        run, or a cycle with no cursor at all, reads everyone anyway: the cursor starts there."""
+        keys: set[str] = set()
+        for system, conn in self.rt.connectors.items():
+            name = f"{system}:sales"
+            since = None if full else (self.state.get_cursor(name)
+                                       or self.state.get_cursor(f"{system}:people"))
+            if since is None:
+                self.cursors[name] = self.now - CURSOR_OVERLAP
+                continue
+            self.say(f"reading {system} sales changes")
+            newest = since
+            found: dict[str, tuple[str, str]] = {}
+            for change in conn.iter_sales_changes(since):
+                found[f"{system}:{change.id}"] = (change.person.key, change.seen_at.isoformat())
+                newest = max(newest, change.seen_at)
+            known = self.state.get_fingerprints("sales", list(found)) if found else {}
+            for fp, (key, seen) in found.items():
+                if known.get(fp) != seen:
+                    keys.add(key)
+                    self.sales_seen[fp] = seen
+            if newest > since:
+                self.cursors[name] = max(since, min(newest, self.now) - CURSOR_OVERLAP)
+        return keys
 
     def drop_known_events(self) -> None:
         """The cursor boundary is re-read (`>=`): events already stored are not news."""
@@ -351,4 +382,6 @@ class _Cycle:
         if self.report.stopped_reason is None:
             for name, value in self.cursors.items():
                 self.state.set_cursor(name, value)
+            if self.sales_seen:
+                self.state.set_fingerprints("sales", self.sales_seen)
         self.state.prune_events(self.now - timedelta(days=float(self.rt.model.lookback_days)))

@@ -18,6 +18,7 @@ from leadsync.connectors.base import (
     FollowUpTask,
     RecordError,
     RecordRef,
+    SalesChange,
     System,
     TaskResult,
     WriteResult,
@@ -49,6 +50,7 @@ class FakeConnector:
         self.clock = clock
         self.records: dict[str, FakeRecord] = {}
         self.events: list[EngagementEvent] = []
+        self.sales: list[SalesChange] = []
         self.tasks: list[FollowUpTask] = []
         self.calls = 0
         self.writes = 0  # records actually written
@@ -67,6 +69,12 @@ class FakeConnector:
         rec = self.records[ref.key]
         rec.profile = replace(rec.profile, **profile)  # type: ignore[arg-type]
         rec.modified_at = self.clock()
+
+    def sell(self, ref: RecordRef, status: str, at: datetime, change_id: str = "opp-1") -> None:
+        """A sales outcome that does not touch the record (an opportunity closed in Salesforce)."""
+        rec = self.records[ref.key]
+        rec.profile = replace(rec.profile, sales_status=status, sales_status_at=at)
+        self.sales.append(SalesChange(ref, change_id, self.clock()))
 
     def add_event(self, ref: RecordRef, event: Event) -> None:
         self.events.append(EngagementEvent(ref, event, f"e{len(self.events)}", self.clock()))
@@ -99,6 +107,10 @@ class FakeConnector:
         self.calls += 1
         wanted = {p.ref for p in people}
         yield from (e for e in self.events if e.seen_at >= since and e.person in wanted)
+
+    def iter_sales_changes(self, since: datetime) -> Iterator[SalesChange]:
+        self.calls += 1
+        yield from (c for c in self.sales if c.seen_at >= since)
 
     def find_people_by_email(self, email: str) -> list[CrmPerson]:
         self.calls += 1

@@ -73,6 +73,18 @@ class EngagementEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class SalesChange:
+    """A person record whose sales outcome may have changed without the record itself changing
+    (an opportunity closed, a contact role added, a converted Lead's opportunity edited).
+    `person` is the record to re-read (Salesforce: the Contact), `id` the CRM record that
+    changed, `seen_at` the stream's cursor value (Salesforce: that record's SystemModstamp)."""
+
+    person: RecordRef
+    id: str
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class FieldUpdate:
     ref: RecordRef
     values: Mapping[str, object]  # logical name -> int | str | datetime | None | tuple[Reason,...]
@@ -159,6 +171,12 @@ class Connector(Protocol):
                             ) -> Iterator[EngagementEvent]:
         """The same, of these records only (for one person's explanation: a few calls, not
         the whole window)."""
+        ...
+
+    def iter_sales_changes(self, since: datetime) -> Iterator[SalesChange]:
+        """Records whose sales outcome may have changed at or after `since` although the
+        person record itself did not (the records' own modification time does not move when
+        an opportunity closes). Duplicates are allowed; the caller dedupes by `person`."""
         ...
 
     def find_people_by_email(self, email: str) -> list[CrmPerson]:

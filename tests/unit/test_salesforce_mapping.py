@@ -15,6 +15,7 @@ from leadsync.connectors.salesforce.mapping import (
     format_datetime,
     map_lead_status,
     member_to_event,
+    opportunity_outcome,
     opportunity_status,
     parse_datetime,
     record_to_person,
@@ -40,26 +41,89 @@ def test_lead_status_table_case_insensitive(status: str | None, expected: tuple)
     assert map_lead_status(status, STATUS_MAP) == expected
 
 
-def _opp(closed: bool, won: bool, at: str) -> dict:  # type: ignore[type-arg]
-    return {"Opportunity": {"IsClosed": closed, "IsWon": won, "LastModifiedDate": at}}
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    ("roles", "expected"),
+    ("outcomes", "expected"),
     [([], (None, None)),
-     ([_opp(False, False, "2026-11-01T00:00:00.000+0000")],
-      ("opportunity_open", datetime(2026, 11, 1, tzinfo=UTC))),
-     ([_opp(True, False, "2026-10-01T00:00:00.000+0000"),
-       _opp(False, False, "2026-11-02T00:00:00.000+0000")],
-      ("opportunity_open", datetime(2026, 11, 2, tzinfo=UTC))),
-     ([_opp(True, True, "2026-09-01T00:00:00.000+0000"),
-       _opp(False, False, "2026-11-02T00:00:00.000+0000")],
-      ("won", datetime(2026, 9, 1, tzinfo=UTC))),
-     ([_opp(True, False, "2026-10-01T00:00:00.000+0000")],
-      ("lost", datetime(2026, 10, 1, tzinfo=UTC)))],
+     ([("opportunity_open", _at("2026-11-01T00:00"))],
+      ("opportunity_open", _at("2026-11-01T00:00"))),
+     ([("lost", _at("2026-10-01T00:00")), ("opportunity_open", _at("2026-11-02T00:00"))],
+      ("opportunity_open", _at("2026-11-02T00:00"))),
+     ([("won", _at("2026-09-01T00:00")), ("opportunity_open", _at("2026-11-02T00:00"))],
+      ("won", _at("2026-09-01T00:00"))),
+     ([("lost", _at("2026-10-01T00:00")), ("lost", _at("2026-10-05T00:00"))],
+      ("lost", _at("2026-10-05T00:00")))],
 )  # fmt: skip
-def test_contact_sales_status_from_opportunities(roles: list, expected: tuple) -> None:  # type: ignore[type-arg]
-    assert opportunity_status(roles) == expected
+def test_contact_sales_status_from_opportunities(outcomes: list, expected: tuple) -> None:  # type: ignore[type-arg]
+    assert opportunity_status(outcomes) == expected
+
+
+def _history(*rows: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"StageName": stage, "CreatedDate": at + ":00.000+0000"} for stage, at in rows]
+
+
+def _closed(won: bool, close_date: str, modified: str) -> dict[str, object]:
+    return {"StageName": "Closed Won" if won else "Closed Lost", "IsClosed": True, "IsWon": won,
+            "CloseDate": close_date, "CreatedDate": "2026-09-01T09:00:00.000+0000",
+            "LastModifiedDate": modified + ":00.000+0000"}  # fmt: skip
+
+
+LOST_AT = _history(("Qualification", "2026-09-01T09:00"), ("Closed Lost", "2026-10-10T15:30"))
+
+
+@pytest.mark.parametrize(
+    ("opp", "history", "expected"),
+    [  # lost the same day it was recorded: the recorded time, not midnight nor the day's end
+     (_closed(False, "2026-10-10", "2026-10-10T15:30"), LOST_AT, ("lost", _at("2026-10-10T15:30"))),
+     # an edit of another field a month later (description) does not re-date the loss
+     (_closed(False, "2026-10-10", "2026-11-20T08:00"), LOST_AT, ("lost", _at("2026-10-10T15:30"))),
+     # a later Amount change adds a history row in the same stage: still dated by the close
+     (_closed(False, "2026-10-10", "2026-11-20T08:00"),
+      [*LOST_AT, *_history(("Closed Lost", "2026-11-20T08:00"))],
+      ("lost", _at("2026-10-10T15:30"))),
+     # a back-dated CloseDate (recorded on Monday for last Friday): the end of that Friday
+     (_closed(True, "2026-10-09", "2026-10-12T10:00"),
+      _history(("Proposal", "2026-09-01T09:00"), ("Closed Won", "2026-10-12T10:00")),
+      ("won", datetime(2026, 10, 9, 23, 59, 59, 999000, tzinfo=UTC))),
+     # won after having been lost: dated by the win, not by the earlier loss
+     (_closed(True, "2026-10-20", "2026-10-20T11:00"),
+      [*LOST_AT, *_history(("Closed Won", "2026-10-20T11:00"))], ("won", _at("2026-10-20T11:00"))),
+     # no stage history (imported data): CloseDate's end, never after LastModifiedDate
+     (_closed(False, "2026-10-10", "2026-11-20T08:00"), [],
+      ("lost", datetime(2026, 10, 10, 23, 59, 59, 999000, tzinfo=UTC))),
+     (_closed(False, "2026-10-10", "2026-10-10T12:00"), [], ("lost", _at("2026-10-10T12:00"))),
+     # open: when it entered the pipeline (stage moves inside the pipeline do not re-date it)
+     ({"StageName": "Proposal", "IsClosed": False, "IsWon": False,
+       "CreatedDate": "2026-09-01T09:00:00.000+0000",
+       "LastModifiedDate": "2026-11-20T08:00:00.000+0000"},
+      _history(("Qualification", "2026-09-01T09:00"), ("Proposal", "2026-10-01T09:00")),
+      ("opportunity_open", _at("2026-09-01T09:00"))),
+     # reopened after a loss: dated by the reopening
+     ({"StageName": "Negotiation", "IsClosed": False, "IsWon": False,
+       "CreatedDate": "2026-09-01T09:00:00.000+0000"},
+      [*LOST_AT, *_history(("Negotiation", "2026-11-02T10:00"))],
+      ("opportunity_open", _at("2026-11-02T10:00"))),
+     # open with no history rows: CreatedDate
+     ({"StageName": "Qualification", "IsClosed": False, "CreatedDate":
+       "2026-09-03T09:00:00.000+0000", "LastModifiedDate": "2026-11-20T08:00:00.000+0000"}, [],
+      ("opportunity_open", _at("2026-09-03T09:00")))],
+)  # fmt: skip
+def test_opportunity_dated_by_close_date_and_stage_history(
+    opp: dict, history: list, expected: tuple  # type: ignore[type-arg]
+) -> None:
+    assert opportunity_outcome(opp, history) == expected
+
+
+def test_reopened_opportunity_uses_the_orgs_closed_stages() -> None:
+    opp = {"StageName": "Negotiation", "IsClosed": False, "CreatedDate": "2026-09-01T09:00:00Z"}
+    rows = _history(("Qualification", "2026-09-01T09:00"), ("Dead", "2026-10-01T09:00"),
+                    ("Negotiation", "2026-11-02T10:00"))  # fmt: skip
+    assert opportunity_outcome(opp, rows, {"Dead"}) == ("opportunity_open", _at("2026-11-02T10:00"))
+    # unaware of the custom closed stage "Dead", it would count from the opening
+    assert opportunity_outcome(opp, rows) == ("opportunity_open", _at("2026-09-01T09:00"))
 
 
 def test_lead_record_to_person() -> None:

@@ -22,6 +22,7 @@ from leadsync.connectors.base import (
     FieldUpdate,
     FollowUpTask,
     RecordRef,
+    SalesChange,
     System,
     TaskResult,
     WriteResult,
@@ -203,6 +204,14 @@ class HubSpotConnector:
         return engagement.iter_engagement_for(self.client, contacts, since)
 
     # ---- writes, tasks, provisioning (see writes.py / provision.py) --------------------------
+    def iter_sales_changes(self, since: datetime) -> Iterator[SalesChange]:
+        """Nothing, and no request. HubSpot's sales signal leadsync reads is the contact's own
+        `hs_lead_status`, and changing it moves the contact's `lastmodifieddate`, so
+        `iter_changed_people` already sees it. Deals are not read: sales works in Salesforce
+        (DESIGN.md §5), and the sandbox serves no deals API to test such a read against."""
+        del since
+        return iter(())
+
     def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
                       ) -> WriteResult:
         return writes.write_updates(self.client, self.fields, updates, dry_run=dry_run)

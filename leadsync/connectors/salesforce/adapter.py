@@ -2,8 +2,11 @@
 
 People: Leads and Contacts with `SystemModstamp >=` the cursor, deduped by Id; a converted
 Lead is replaced by its Contact. Lead sales status comes from Lead Status (configured table)
-dated by the newest LeadHistory row; Contact status from its opportunities. Engagement: rep
-Tasks/Events (sales touches) and webinar CampaignMembers.
+dated by the newest LeadHistory row; Contact status from its opportunities (contact roles and
+converted Leads' `ConvertedOpportunityId`), dated by CloseDate or OpportunityHistory, never by
+LastModifiedDate. Sales changes: contact roles, opportunities and conversions changed since a
+cursor (`iter_sales_changes`), because closing an opportunity leaves the Contact untouched.
+Engagement: rep Tasks/Events (sales touches) and webinar CampaignMembers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from leadsync.connectors.base import (
     FieldUpdate,
     FollowUpTask,
     RecordRef,
+    SalesChange,
     System,
     TaskResult,
     WriteResult,
@@ -35,11 +39,14 @@ from leadsync.connectors.ratelimit import DailyBudget
 from leadsync.connectors.salesforce import metadata, writes
 from leadsync.connectors.salesforce.client import SalesforceClient, soql
 from leadsync.connectors.salesforce.mapping import (
+    CLOSED_STAGES,
     CONTACT_FIELDS,
     LEAD_FIELDS,
+    OPPORTUNITY_FIELDS,
     activity_to_event,
     map_lead_status,
     member_to_event,
+    opportunity_outcome,
     opportunity_status,
     parse_datetime,
     record_to_person,
@@ -48,7 +55,11 @@ from leadsync.connectors.salesforce.mapping import (
 log = logging.getLogger(__name__)
 ID_CHUNK = 400  # ids per IN (...): keeps the GET URL under Salesforce's 16 KB
 OWNER_CACHE = timedelta(minutes=15)
-ROLE_FIELDS = "ContactId, Opportunity.IsClosed, Opportunity.IsWon, Opportunity.LastModifiedDate"
+ROLE_FIELDS = "ContactId, OpportunityId, " + ", ".join(
+    f"Opportunity.{f}" for f in OPPORTUNITY_FIELDS)  # fmt: skip
+CONVERTED_FIELDS = "ConvertedContactId, ConvertedOpportunityId, " + ", ".join(
+    f"ConvertedOpportunity.{f}" for f in OPPORTUNITY_FIELDS)  # fmt: skip
+CONVERTED_WITH_OPPORTUNITY = "IsConverted = true AND ConvertedOpportunityId != null"
 
 
 def _soql_time(value: datetime) -> str:
@@ -81,6 +92,7 @@ class SalesforceConnector:
         self._owners: dict[str, str] | None = None
         self._owners_at: datetime | None = None
         self._unknown_statuses: set[str] = set()
+        self._closed_stages: frozenset[str] | None = None
         written = tuple(self.fields.model_dump().values())
         self._lead_fields = ", ".join(LEAD_FIELDS + written)
         self._contact_fields = ", ".join(CONTACT_FIELDS + written)
@@ -103,14 +115,15 @@ class SalesforceConnector:
     def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:
         """Leads then Contacts modified at or after `since`; converted Leads yield their Contact.
 
-        A full read (since=None) loads Lead Status history and contact roles with one paged
-        query each instead of one query per chunk of ids: that keeps a full sync within a few
-        calls of the minimum the page sizes imply.
+        A full read (since=None) loads Lead Status history and the Contacts' opportunities
+        (contact roles, converted Leads, stage history) with one paged query each instead of
+        one query per chunk of ids: that keeps a full sync within a few calls of the minimum
+        the page sizes imply.
         """
         where = f"SystemModstamp >= {_soql_time(since)}" if since else ""
         order = "SystemModstamp, Id"
         dates = self._status_dates("Field = 'Status'") if since is None else None
-        roles = self._roles("") if since is None else None
+        sales = self._contact_sales(None) if since is None else None
         seen: set[str] = set()
         converted: list[str] = []
         for page in self.client.query_pages("leads", soql(self._lead_fields, "Lead", where, order)):
@@ -126,9 +139,9 @@ class SalesforceConnector:
         for page in self.client.query_pages("contacts", query):
             fresh = [r for r in page if str(r["Id"]) not in seen]
             seen.update(str(r["Id"]) for r in fresh)
-            yield from self._contacts_to_people(fresh, roles)
+            yield from self._contacts_to_people(fresh, sales)
         missing = sorted(set(converted) - seen)
-        yield from self._read_contacts(missing, roles)
+        yield from self._read_contacts(missing, sales)
 
     def _leads_to_people(
         self, raws: list[dict[str, Any]], dates: dict[str, datetime] | None = None
@@ -169,37 +182,102 @@ class SalesforceConnector:
                     newest[lid] = at
         return newest
 
-    def _roles(self, where: str) -> dict[str, list[dict[str, Any]]]:
-        """OpportunityContactRole rows (with the Opportunity's state) by ContactId."""
-        roles: dict[str, list[dict[str, Any]]] = {}
-        query = soql(ROLE_FIELDS, "OpportunityContactRole", where)
-        for page in self.client.query_pages("contact roles", query):
-            for row in page:
-                roles.setdefault(str(row.get("ContactId")), []).append(row)
-        return roles
+    def _contact_sales(
+        self, contact_ids: Sequence[str] | None
+    ) -> dict[str, tuple[str | None, datetime | None]]:
+        """Sales status by ContactId from the Contacts' opportunities: through their
+        OpportunityContactRoles and through the Leads converted into them
+        (`ConvertedOpportunityId`), each opportunity dated by `opportunity_outcome`.
+        `None` reads every Contact's (one paged query per object); else `IN` chunks."""
+        if contact_ids is None:
+            role_where, lead_where = [""], [CONVERTED_WITH_OPPORTUNITY]
+        else:
+            chunks = [list(contact_ids[i : i + ID_CHUNK])
+                      for i in range(0, len(contact_ids), ID_CHUNK)]  # fmt: skip
+            role_where = [format_soql("ContactId IN {}", c) for c in chunks]
+            lead_where = [format_soql(CONVERTED_WITH_OPPORTUNITY + " AND ConvertedContactId IN {}",
+                                      c) for c in chunks]  # fmt: skip
+        opportunities: dict[str, dict[str, Any]] = {}
+        links: dict[str, set[str]] = {}
+        sources = [("contact roles", ROLE_FIELDS, "OpportunityContactRole", role_where,
+                    "ContactId", "OpportunityId", "Opportunity"),
+                   ("converted leads", CONVERTED_FIELDS, "Lead", lead_where,
+                    "ConvertedContactId", "ConvertedOpportunityId", "ConvertedOpportunity")]
+        for op, fields, obj, wheres, contact_f, opp_f, rel in sources:  # fmt: skip
+            for where in wheres:
+                for page in self.client.query_pages(op, soql(fields, obj, where)):
+                    for row in page:
+                        contact, oid, opp = row.get(contact_f), row.get(opp_f), row.get(rel)
+                        if contact and oid and isinstance(opp, dict):
+                            opportunities[str(oid)] = opp
+                            links.setdefault(str(contact), set()).add(str(oid))
+        if not opportunities:
+            return {}
+        history = self._opportunity_history(None if contact_ids is None else sorted(opportunities))
+        closed = self._closed_stage_names(opportunities, history)
+        return {
+            contact: opportunity_status(
+                opportunity_outcome(opportunities[o], history.get(o, ()), closed) for o in oids)
+            for contact, oids in links.items()
+        }  # fmt: skip
+
+    def _opportunity_history(
+        self, opportunity_ids: Sequence[str] | None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """OpportunityHistory rows (stage and its time) by OpportunityId; None: every row."""
+        wheres = [""] if opportunity_ids is None else [
+            format_soql("OpportunityId IN {}", list(opportunity_ids[i : i + ID_CHUNK]))
+            for i in range(0, len(opportunity_ids), ID_CHUNK)]  # fmt: skip
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for where in wheres:
+            query = soql("OpportunityId, StageName, CreatedDate", "OpportunityHistory", where)
+            for page in self.client.query_pages("opportunity history", query):
+                for row in page:
+                    rows.setdefault(str(row.get("OpportunityId")), []).append(row)
+        return rows
+
+    def _closed_stage_names(
+        self, opportunities: dict[str, dict[str, Any]], history: dict[str, list[dict[str, Any]]]
+    ) -> frozenset[str]:
+        """The org's closed stages (OpportunityStage, read once per connector), needed only
+        to date an open opportunity whose history shows another stage (it may have been
+        reopened); otherwise the standard names do."""
+        if self._closed_stages is not None:
+            return self._closed_stages
+        needed = any(
+            not opp.get("IsClosed")
+            and any(r.get("StageName") != opp.get("StageName") for r in history.get(oid, ()))
+            for oid, opp in opportunities.items()
+        )
+        if not needed:
+            return CLOSED_STAGES
+        names: set[str] = set()
+        query = soql("ApiName", "OpportunityStage", "IsClosed = true")
+        for page in self.client.query_pages("opportunity stages", query):
+            names.update(str(r["ApiName"]) for r in page if r.get("ApiName"))
+        self._closed_stages = frozenset(names)
+        return self._closed_stages
 
     def _contacts_to_people(
-        self, raws: list[dict[str, Any]], roles: dict[str, list[dict[str, Any]]] | None = None
+        self,
+        raws: list[dict[str, Any]],
+        sales: dict[str, tuple[str | None, datetime | None]] | None = None,
     ) -> Iterator[CrmPerson]:
         owners = self.list_owners()
-        if roles is None:
-            ids = [str(r["Id"]) for r in raws]
-            roles = {}
-            for start in range(0, len(ids), ID_CHUNK):
-                roles.update(self._roles(format_soql("ContactId IN {}",
-                                                     ids[start : start + ID_CHUNK])))  # fmt: skip
+        if sales is None:
+            sales = self._contact_sales([str(r["Id"]) for r in raws])
         for raw in raws:
-            sales = opportunity_status(roles.get(str(raw["Id"]), []))
-            yield record_to_person(raw, "Contact", owners=owners, fields=self.fields, sales=sales)
+            yield record_to_person(raw, "Contact", owners=owners, fields=self.fields,
+                                   sales=sales.get(str(raw["Id"]), (None, None)))  # fmt: skip
 
     def _read_contacts(
-        self, ids: Sequence[str], roles: dict[str, list[dict[str, Any]]] | None = None
+        self, ids: Sequence[str], sales: dict[str, tuple[str | None, datetime | None]] | None = None
     ) -> Iterator[CrmPerson]:
         for start in range(0, len(ids), ID_CHUNK):
             where = format_soql("Id IN {}", list(ids[start : start + ID_CHUNK]))
             query = soql(self._contact_fields, "Contact", where)
             for page in self.client.query_pages("contacts by id", query):
-                yield from self._contacts_to_people(page, roles)
+                yield from self._contacts_to_people(page, sales)
 
     def _read_leads(self, ids: Sequence[str]) -> Iterator[CrmPerson]:
         for start in range(0, len(ids), ID_CHUNK):
@@ -272,6 +350,39 @@ class SalesforceConnector:
                 member_event = member_to_event(raw)
                 if member_event is not None:
                     yield member_event
+
+    # ---- sales outcomes ----------------------------------------------------------------------
+    def iter_sales_changes(self, since: datetime) -> Iterator[SalesChange]:
+        """Contacts whose opportunities changed at or after `since` (two queries, paged).
+
+        Closing or editing an Opportunity does not touch its Contacts' SystemModstamp, so
+        `iter_changed_people` cannot see it. Read instead, by their own SystemModstamp:
+        OpportunityContactRoles changed or whose Opportunity changed, and converted Leads
+        changed or whose ConvertedOpportunity changed. Each yields the Contact; `seen_at` is
+        the newest of the matched stamps. A converted Lead with no Contact yields nothing.
+        """
+        when = _soql_time(since)
+        order = "SystemModstamp, Id"
+        streams = [
+            ("changed contact roles", "OpportunityContactRole", "ContactId", "Opportunity",
+             f"SystemModstamp >= {when} OR Opportunity.SystemModstamp >= {when}"),
+            ("changed conversions", "Lead", "ConvertedContactId", "ConvertedOpportunity",
+             f"IsConverted = true AND (SystemModstamp >= {when} OR "
+             f"ConvertedOpportunity.SystemModstamp >= {when})"),
+        ]  # fmt: skip
+        for op, obj, contact_f, rel, where in streams:
+            fields = f"Id, {contact_f}, SystemModstamp, {rel}.SystemModstamp"
+            for page in self.client.query_pages(op, soql(fields, obj, where, order)):
+                for row in page:
+                    contact = row.get(contact_f)
+                    parent = row.get(rel)
+                    stamps = [parse_datetime(row.get("SystemModstamp"))]
+                    if isinstance(parent, dict):
+                        stamps.append(parse_datetime(parent.get("SystemModstamp")))
+                    seen = max((t for t in stamps if t is not None), default=None)
+                    if contact and seen is not None:
+                        ref = RecordRef("salesforce", "Contact", str(contact))
+                        yield SalesChange(ref, str(row.get("Id")), seen)
 
     # ---- writes, tasks, provisioning -----------------------------------------------------------
     def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False

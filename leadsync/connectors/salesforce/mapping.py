@@ -2,14 +2,15 @@
 
 Value decisions (docs/connectors.md): Lead Status maps to `sales_status` through the configured
 table (case-insensitive; unknown -> None); a Contact's sales status comes from its opportunities
-(won > open > lost); employees from NumberOfEmployees or Account.NumberOfEmployees; stage only
+(won > open > lost), each dated by CloseDate or stage history (`opportunity_outcome`);
+employees from NumberOfEmployees or Account.NumberOfEmployees; stage only
 from leadsync's own LeadSync_Stage__c (Salesforce has no native lifecycle stage).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from leadsync.config.settings import SalesforceFieldNames
@@ -71,20 +72,74 @@ def map_lead_status(status: str | None, table: Mapping[str, str]) -> tuple[str |
     return (mapped or None), True
 
 
-def opportunity_status(roles: Iterable[Mapping[str, object]]) -> tuple[str | None, datetime | None]:
-    """A Contact's sales status from its OpportunityContactRole rows (with Opportunity.*):
+OPPORTUNITY_FIELDS: tuple[str, ...] = (
+    "StageName", "IsClosed", "IsWon", "CloseDate", "CreatedDate", "LastModifiedDate",
+)  # fmt: skip
+CLOSED_STAGES = frozenset({"Closed Won", "Closed Lost"})  # until OpportunityStage is read
+
+
+def _day_end(value: object) -> datetime | None:
+    """The last millisecond (UTC) of a Salesforce date such as CloseDate."""
+    day = parse_datetime(value)
+    if day is None:
+        return None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start + timedelta(days=1) - timedelta(milliseconds=1)
+
+
+def opportunity_outcome(
+    opp: Mapping[str, object],
+    history: Iterable[Mapping[str, object]] = (),
+    closed_stages: Collection[str] = CLOSED_STAGES,
+) -> tuple[str, datetime]:
+    """(kind, decided_at) of one Opportunity: kind is won / lost / opportunity_open.
+
+    The decision is dated by business facts that later edits of other fields never move:
+    - closed: its CloseDate (a date: the end of that day, UTC), but no later than the moment
+      the closing stage was recorded (the first OpportunityHistory row of the final run of rows
+      in its current stage), so a same-day decision is dated by its real time and never lies in
+      the future; with no history rows, no later than LastModifiedDate.
+    - open: when it (re-)entered the open pipeline: the first history row after the last row in
+      a closed stage (`closed_stages`), else its CreatedDate.
+    LastModifiedDate alone never dates a decision: editing a lost opportunity's description
+    must not re-date the loss (DESIGN.md §4, backward facts apply once).
+    """
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rows = sorted(
+        ((at, str(row.get("StageName") or "")) for row in history
+         if (at := parse_datetime(row.get("CreatedDate"))) is not None),
+        key=lambda r: r[0],
+    )  # fmt: skip
+    if opp.get("IsClosed"):
+        kind = "won" if opp.get("IsWon") else "lost"
+        stage = str(opp.get("StageName") or "")
+        recorded: datetime | None = None
+        for at, row_stage in reversed(rows):
+            if row_stage != stage:
+                break
+            recorded = at
+        if recorded is None:
+            recorded = parse_datetime(opp.get("LastModifiedDate"))
+        day_end = _day_end(opp.get("CloseDate"))
+        dates = [d for d in (day_end, recorded) if d is not None]
+        return kind, min(dates) if dates else epoch
+    entered: datetime | None = None
+    for at, row_stage in reversed(rows):
+        if row_stage in closed_stages:
+            break
+        entered = at
+    return "opportunity_open", entered or parse_datetime(opp.get("CreatedDate")) or epoch
+
+
+def opportunity_status(
+    outcomes: Iterable[tuple[str, datetime]],
+) -> tuple[str | None, datetime | None]:
+    """A Contact's sales status from its opportunities' outcomes (`opportunity_outcome`):
     any won -> won, else any open -> opportunity_open, else any lost -> lost; `at` is the newest
-    LastModifiedDate among the opportunities of the chosen kind."""
+    decision among the opportunities of the chosen kind."""
     by_kind: dict[str, list[datetime]] = {"won": [], "opportunity_open": [], "lost": []}
-    for role in roles:
-        opp = role.get("Opportunity")
-        if not isinstance(opp, Mapping):
-            continue
-        kind = (
-            ("won" if opp.get("IsWon") else "lost") if opp.get("IsClosed") else "opportunity_open"
-        )
-        at = parse_datetime(opp.get("LastModifiedDate"))
-        by_kind[kind].append(at or datetime(1970, 1, 1, tzinfo=UTC))
+    for kind, at in outcomes:
+        by_kind[kind].append(at)
     for kind in ("won", "opportunity_open", "lost"):
         if by_kind[kind]:
             return kind, max(by_kind[kind])
