@@ -124,8 +124,9 @@ def open_opportunity(w: World, contact_id: str | None) -> str:
     opp = w.sf.Opportunity.create({"Name": "導入", "StageName": "Qualification",
                                    "CloseDate": today, "Amount": 500000})  # fmt: skip
     if contact_id is not None:
-        w.sf.OpportunityContactRole.create({"OpportunityId": opp["id"], "ContactId": contact_id,
-                                            "IsPrimary": True, "Role": "Decision Maker"})  # fmt: skip
+        role = {"OpportunityId": opp["id"], "ContactId": contact_id, "IsPrimary": True,
+                "Role": "Decision Maker"}
+        w.sf.OpportunityContactRole.create(role)
     return str(opp["id"])
 
 

@@ -126,6 +126,44 @@ def test_soql_subset_matches_the_data(sb: Sandbox) -> None:
         sf.query("SELECT Nope__c FROM Lead")
 
 
+def test_opportunities_keep_stage_history_and_leave_their_people_alone() -> None:
+    """As in Salesforce: IsClosed/IsWon follow StageName (OpportunityStage) and are read-only;
+    inserting an opportunity and changing its stage, amount or close date add an
+    OpportunityHistory row, other edits do not; none of it touches the Contact."""
+    with Sandbox(contacts=40, seed=5) as box:
+        sf = salesforce(box)
+        contact = next(iter(box.data.sf["Contact"]))
+        stamp = f"SELECT SystemModstamp, LastModifiedDate FROM Contact WHERE Id = '{contact}'"
+        before = sf.query(stamp)["records"]
+        opp = sf.Opportunity.create({"Name": "x", "StageName": "Prospecting",
+                                     "CloseDate": "2026-12-01"})["id"]  # fmt: skip
+        role = sf.OpportunityContactRole.create({"OpportunityId": opp, "ContactId": contact,
+                                                 "Role": "Decision Maker"})["id"]  # fmt: skip
+        history = ("SELECT StageName, CloseDate FROM OpportunityHistory "
+                   f"WHERE OpportunityId = '{opp}'")  # fmt: skip
+        assert [r["StageName"] for r in sf.query(history)["records"]] == ["Prospecting"]
+        box.advance(60)
+        closing = f"{box.now():%Y-%m-%dT%H:%M:%SZ}"
+        sf.Opportunity.update(opp, {"StageName": "Closed Won", "CloseDate": "2026-11-20"})
+        sf.Opportunity.update(opp, {"Description": "signed"})
+        rows = sf.query(history + " ORDER BY CreatedDate")["records"]
+        assert [(r["StageName"], r["CloseDate"]) for r in rows] == [
+            ("Prospecting", "2026-12-01"), ("Closed Won", "2026-11-20")]
+        won = sf.query(f"SELECT IsClosed, IsWon FROM Opportunity WHERE Id = '{opp}'")["records"][0]
+        assert (won["IsClosed"], won["IsWon"]) == (True, True)
+        with pytest.raises(SalesforceMalformedRequest):
+            sf.Opportunity.update(opp, {"IsWon": False})
+        assert sf.query(stamp)["records"] == before
+        changed = ("SELECT Id, ContactId FROM OpportunityContactRole WHERE SystemModstamp >= {0} "
+                   "OR Opportunity.SystemModstamp >= {0}")  # the sales read, by parent stamp
+        rows = sf.query(changed.format(closing))["records"]
+        assert [(r["Id"], r["ContactId"]) for r in rows] == [(role, contact)]
+        box.advance(60)
+        assert sf.query(changed.format(f"{box.now():%Y-%m-%dT%H:%M:%SZ}"))["records"] == []
+        stages = sf.query("SELECT ApiName FROM OpportunityStage WHERE IsClosed = true")
+        assert sorted(r["ApiName"] for r in stages["records"]) == ["Closed Lost", "Closed Won"]
+
+
 def test_collections_patch_per_record_and_all_or_none(sb: Sandbox) -> None:
     sf = salesforce(sb)
     lead_ids = [lead["Id"] for lead in sb.data.sf["Lead"].values() if not lead["IsConverted"]][:3]

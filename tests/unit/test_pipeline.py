@@ -287,3 +287,56 @@ def test_progress_hears_each_phase_without_ids_or_emails(crms, clock, mql_person
     assert phases == sorted(phases) and len(phases) >= 3
     assert "evaluating 1,201 people" in lines
     assert not [line for line in lines if "@" in line or ":contact:" in line or ":Lead:" in line]
+
+
+def test_a_sale_that_does_not_touch_the_record_is_picked_up_once(crms, clock, mql_person) -> None:
+    """An opportunity won in Salesforce leaves the person record untouched: only the sales
+    read (its own cursor) brings the person in; its overlap re-read is not news again."""
+    hs, sf = crms
+    state = InMemoryStateStore()
+    runtime = make_runtime(crms, clock, state)
+    run_job(runtime, "incremental")
+    assert state.get_cursor("salesforce:sales") == T0 - timedelta(minutes=2)
+    clock.advance(hours=1)
+    run_job(runtime, "incremental")  # the people cursor moves past our own writes
+    clock.advance(hours=1)
+    hs_ref, sf_ref = mql_person
+    before = sf.records[sf_ref.key].modified_at
+    sf.sell(sf_ref, "won", clock.now - timedelta(minutes=30))
+    assert sf.records[sf_ref.key].modified_at == before
+    clock.advance(minutes=5)
+    report = run_job(runtime, "incremental")
+    assert report.transitions == {"mql->customer": 1}
+    assert report.records_written == {"hubspot": 1, "salesforce": 1}
+    assert hs.records[hs_ref.key].written["stage"] == "customer"
+    assert state.get_cursor("salesforce:sales") == clock.now - timedelta(minutes=7)
+    clock.advance(minutes=1)  # the change is inside the overlap: read again, not news
+    again = run_job(runtime, "incremental")
+    assert again.people == 0 and sum(again.records_written.values()) == 0
+
+
+def test_a_stopped_run_keeps_the_sales_change_for_the_next(crms, clock, mql_person) -> None:
+    hs, sf = crms
+    state = InMemoryStateStore()
+    runtime = make_runtime(crms, clock, state)
+    run_job(runtime, "incremental")
+    clock.advance(hours=1)
+    run_job(runtime, "incremental")
+    clock.advance(hours=1)
+    cursor = state.get_cursor("salesforce:sales")
+    sf.sell(mql_person[1], "won", clock.now - timedelta(minutes=30))
+    clock.advance(minutes=5)
+    real_write = sf.write_updates
+
+    def spent(*_args: object, **_kw: object) -> object:
+        raise BudgetExhausted("spent")
+
+    sf.write_updates = spent  # type: ignore[method-assign]
+    stopped = run_job(runtime, "incremental")
+    assert stopped.stopped_reason == "budget"
+    assert state.get_cursor("salesforce:sales") == cursor
+    assert state.get_fingerprints("sales", ["salesforce:opp-1"]) == {}
+    sf.write_updates = real_write  # type: ignore[method-assign]
+    report = run_job(runtime, "incremental")
+    assert report.transitions == {"mql->customer": 1}
+    assert report.records_written == {"hubspot": 1, "salesforce": 1}
