@@ -10,6 +10,9 @@
    type, forms 100, submissions 50 per form, batch read 100 distinct emails), and incremental
    reads after simulated hours: a constant floor (one request per stream and form) plus pages
    in proportion to the new activity.
+4. Salesforce sales read (`iter_sales_changes`): a quiet read (2 calls: contact roles and
+   conversions changed since the cursor) and one after 1 % of the open opportunities closed,
+   with the affected Contacts read back (their roles, converted Leads and stage history).
 
 Usage: python benchmarks/bench_connectors.py [--contacts 10000] [--seed 7]
 """
@@ -115,6 +118,29 @@ def incremental(sb: Any, conn: Connector, people: list[CrmPerson], share: float)
     return {"changed": len(changed), "read_back": found, "calls": calls, "seconds": seconds}
 
 
+def bench_sales(sb: Any, conn: SalesforceConnector) -> dict[str, Any]:
+    """Calls of the sales read when nothing changed, and after 1 % of open opportunities closed
+    (through REST, as a rep would), including reading the affected Contacts back."""
+    sb.advance(60)
+    cursor = sb.now()
+    sb.advance(1)
+    quiet_calls, quiet_s, quiet = measure(conn, lambda: list(conn.iter_sales_changes(cursor)))
+    opened = [oid for oid, opp in sb.data.sf["Opportunity"].items() if not opp.get("IsClosed")]
+    closing = opened[: max(1, len(opened) // 100)]
+    for oid in closing:
+        conn.client.sf.Opportunity.update(oid, {"StageName": "Closed Won"})
+    sb.advance(60)
+
+    def run() -> tuple[int, int]:
+        changes = list(conn.iter_sales_changes(cursor))
+        return len(changes), len(conn.read_people(sorted({c.person for c in changes})))
+
+    calls, seconds, (changes, people) = measure(conn, run)
+    return {"quiet": {"changes": len(quiet), "calls": quiet_calls, "seconds": quiet_s},
+            "closed_1pct": {"opportunities_closed": len(closing), "changes": changes,
+                            "people_read": people, "calls": calls, "seconds": seconds}}  # fmt: skip
+
+
 def bench_system(sb: Any, conn: Connector) -> dict[str, Any]:
     read_calls, read_s, people = measure(conn, lambda: list(conn.iter_changed_people(None)))
     write_calls, write_s, written = measure(conn, lambda: write_all(conn, people, salt=0))
@@ -147,6 +173,8 @@ def main() -> None:
             report[conn.system] = bench_system(sb, conn)
             if isinstance(conn, HubSpotConnector):
                 report["hubspot_engagement"] = bench_engagement(sb, conn)
+            else:
+                report["salesforce_sales"] = bench_sales(sb, conn)
         stats = sb.stats()
         report["hubspot"]["rate_limited_429"] = stats["hubspot"]["rate_limited"]
         report["seconds_total"] = round(time.perf_counter() - started, 1)
