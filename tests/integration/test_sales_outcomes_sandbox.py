@@ -19,6 +19,7 @@ from simple_salesforce import Salesforce
 
 from leadsync.commands.common import environ
 from leadsync.config.settings import load_settings
+from leadsync.connectors.base import RecordRef
 from leadsync.connectors.salesforce.adapter import SalesforceConnector
 from leadsync.connectors.salesforce.mapping import parse_datetime
 from leadsync.pipeline import run_job
@@ -289,3 +290,28 @@ def test_an_incremental_with_no_sales_changes_costs_two_sales_queries(world: Wor
     before = hubspot.api_calls()
     assert list(hubspot.iter_sales_changes(world.sb.now())) == []
     assert hubspot.api_calls() == before  # HubSpot has no sales read (no request at all)
+
+
+def test_a_reopened_opportunity_is_dated_by_its_reopening(world: World) -> None:
+    """Lost, then reopened: `opportunity_open` from the reopening (its history row), which
+    needs the org's closed stages: read once from OpportunityStage, then cached."""
+    person = pick(world, contact=True)
+    cid = person.sf_contact_id
+    assert cid is not None
+    oid = open_opportunity(world, cid)
+    world.sb.advance(600)
+    close(world, oid, "Closed Lost")
+    world.sb.advance(600)
+    world.sf.Opportunity.update(oid, {"StageName": "Negotiation"})
+    rows = world.sf.query("SELECT StageName, CreatedDate FROM OpportunityHistory "
+                          f"WHERE OpportunityId = '{oid}' ORDER BY CreatedDate")["records"]
+    assert [r["StageName"] for r in rows] == ["Qualification", "Closed Lost", "Negotiation"]
+    conn = world.runtime.connectors["salesforce"]
+    world.ops.clear()
+    ref = RecordRef("salesforce", "Contact", cid)
+    [contact] = conn.read_people([ref])
+    assert contact.profile.sales_status == "opportunity_open"
+    assert contact.profile.sales_status_at == parse_datetime(rows[-1]["CreatedDate"])
+    [again] = conn.read_people([ref])
+    assert again.profile.sales_status_at == contact.profile.sales_status_at
+    assert world.ops["opportunity stages"] == 1 and world.ops["contacts by id"] == 2
