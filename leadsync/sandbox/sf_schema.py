@@ -159,11 +159,11 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
     "Opportunity": (
         *_AUDIT,
         *_MODIFIED,
-        SfField("Name", "string", 120),
-        SfField("StageName", "picklist", 40, picklist=OPP_STAGES),
+        SfField("Name", "string", 120, required=True),
+        SfField("StageName", "picklist", 40, picklist=OPP_STAGES, required=True),
         SfField("IsClosed", "boolean", 0, False),
         SfField("IsWon", "boolean", 0, False),
-        SfField("CloseDate", "date"),
+        SfField("CloseDate", "date", required=True),
         SfField("Amount", "currency", 18),
         SfField("OwnerId", "reference", 18),
         SfField("Description", "textarea", 32000),
@@ -171,7 +171,7 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
     "OpportunityContactRole": (
         *_AUDIT,
         *_MODIFIED,
-        SfField("OpportunityId", "reference", 18),
+        SfField("OpportunityId", "reference", 18, required=True),
         SfField("ContactId", "reference", 18),
         SfField("IsPrimary", "boolean"),
         SfField("Role", "picklist", 40),
