@@ -90,6 +90,12 @@ class StateStore(Protocol):
     def get_person_state(self, person_keys: Sequence[str]) -> dict[str, dict[str, object]]: ...
     def set_person_state(self, items: Mapping[str, Mapping[str, object]]) -> None: ...
 
+    # engagement events whose email no record has yet, by event id -> opaque JSON payload
+    # (the pipeline bounds their number and age); kept until attached or expired
+    def get_held_events(self) -> dict[str, str]: ...
+    def hold_events(self, items: Mapping[str, str]) -> None: ...
+    def drop_held_events(self, event_ids: Sequence[str]) -> None: ...
+
     def lock(self, name: str, ttl_seconds: float) -> Lock: ...
     def clear(self) -> None: ...
 
@@ -215,6 +221,7 @@ class InMemoryStateStore:
         self._tasks: dict[str, str] = {}
         self._pending: dict[str, set[str]] = {}
         self._people: dict[str, str] = {}
+        self._held: dict[str, str] = {}
 
     def get_cursor(self, name: str) -> datetime | None:
         with self._guard:
@@ -309,13 +316,27 @@ class InMemoryStateStore:
         with self._guard:
             self._people.update(encoded)
 
+    def get_held_events(self) -> dict[str, str]:
+        with self._guard:
+            return dict(self._held)
+
+    def hold_events(self, items: Mapping[str, str]) -> None:
+        with self._guard:
+            self._held.update(items)
+
+    def drop_held_events(self, event_ids: Sequence[str]) -> None:
+        with self._guard:
+            for eid in event_ids:
+                self._held.pop(eid, None)
+
     def lock(self, name: str, ttl_seconds: float) -> InMemoryLock:
         return InMemoryLock(self._locks, self._lock_guard, name, ttl_seconds, self._clock)
 
     def clear(self) -> None:
         with self._guard, self._lock_guard:
             for part in (self._locks, self._cursors, self._fingerprints, self._events,
-                         self._claims, self._tasks, self._pending, self._people):  # fmt: skip
+                         self._claims, self._tasks, self._pending, self._people,
+                         self._held):  # fmt: skip
                 part.clear()
 
 

@@ -11,6 +11,7 @@ Layout, all under `<namespace>:` so `clear()` can wipe exactly what leadsync wro
 | `task:<key>` | string `c` (claimed) or `t:<crm task id>` (recorded) | claim ttl / ledger TTL |
 | `pending:<system>` | set of record keys | TTL refreshed on write |
 | `person` | hash person key -> compact JSON | TTL refreshed on write |
+| `held-events` | hash event id -> JSON (email hash, event) | count bounded by the pipeline; TTL |
 | `lock:<name>` | redis-py lock token | lock timeout |
 
 Reads of many keys are one round trip (HMGET/MGET or one non-transactional pipeline), so
@@ -120,6 +121,7 @@ class RedisStateStore:
         task_ledger_ttl_seconds: int = 180 * DAY,
         pending_ttl_seconds: int = 30 * DAY,
         person_ttl_seconds: int = 400 * DAY,
+        held_ttl_seconds: int = 30 * DAY,
     ) -> None:
         if not _NAMESPACE.match(namespace):
             raise ValueError(f"state namespace {namespace!r}: use letters, digits, '_', '-', '.'")
@@ -130,6 +132,7 @@ class RedisStateStore:
         self._ttl_tasks = task_ledger_ttl_seconds
         self._ttl_pending = pending_ttl_seconds
         self._ttl_person = person_ttl_seconds
+        self._ttl_held = held_ttl_seconds
         self._release_claim = redis_client.register_script(_RELEASE_CLAIM)
 
     def _k(self, *parts: str) -> str:
@@ -277,6 +280,23 @@ class RedisStateStore:
         pipe.hset(self._k("person"), mapping=encoded)
         pipe.expire(self._k("person"), self._ttl_person)
         pipe.execute()
+
+    # events waiting for a record with their email -------------------------------------
+    def get_held_events(self) -> dict[str, str]:
+        raw = cast(dict[Any, Any], self.redis.hgetall(self._k("held-events")))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def hold_events(self, items: Mapping[str, str]) -> None:
+        if not items:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._k("held-events"), mapping=dict(items))
+        pipe.expire(self._k("held-events"), self._ttl_held)
+        pipe.execute()
+
+    def drop_held_events(self, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            self.redis.hdel(self._k("held-events"), *event_ids)
 
     # locks and maintenance --------------------------------------------------------------
     def lock(self, name: str, ttl_seconds: float) -> RedisLock:

@@ -1,8 +1,10 @@
 """Thin Celery task shells over the pipeline (STYLE.md §8).
 
-Every job runs under a state-store lock `job:<name>`: when another tick or another beat process
-already runs it, the task logs and returns `{"skipped": "locked"}`. The pipeline receives the lock
-and extends it between phases; if the lease was lost it stops before writing more.
+Every job that writes for the people — the incremental sync, the SLA sweep and the CLI's
+`leadsync sync` — runs under ONE state-store lock, `PEOPLE_LOCK`: when another of them already
+runs, the task logs and returns `{"skipped": "locked"}`. The pipeline keeps the lease alive with
+a heartbeat thread (`leadsync.lease`) through every phase, reads included, and stops before the
+next write or task create if it was lost.
 Errors map to Celery behaviour in one place: TransientError -> retry the whole job with bounded
 exponential backoff; AuthError -> fail loudly, no retry; BudgetExhausted -> log and return (the
 next tick resumes from intact cursors). Messages carry only job names and record keys.
@@ -26,11 +28,13 @@ from celery import Celery, Task, group
 from celery.exceptions import SoftTimeLimitExceeded
 
 from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
+from leadsync.lease import PEOPLE_LOCK, Heartbeat
 from leadsync.state import Lock, StateStore
 from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA
 
 log = logging.getLogger("leadsync.tasks")
 
+FULL_LOCK = "job:full"  # the nightly planner (reads and stores engagement; writes no CRM)
 MAX_RETRIES = 4  # whole-job retries after the HTTP layer's own retries gave up
 MAX_DELIVERIES = 3  # deliveries of one message (same id, same retry) before it counts as poison
 RETRY_BASE_SECONDS = 15.0
@@ -168,12 +172,12 @@ def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
 
     def sync_incremental(self: Task) -> dict[str, Any]:
         ctx = contexts.get()
-        return guarded(self, ctx, "incremental", "job:incremental",
+        return guarded(self, ctx, "incremental", PEOPLE_LOCK,
                        lambda lock: ctx.run_job("incremental", lock=lock))  # fmt: skip
 
     def sla_sweep(self: Task) -> dict[str, Any]:
         ctx = contexts.get()
-        return guarded(self, ctx, "sla", "job:sla", lambda lock: ctx.run_job("sla", lock=lock))
+        return guarded(self, ctx, "sla", PEOPLE_LOCK, lambda lock: ctx.run_job("sla", lock=lock))
 
     def reevaluate_chunk(self: Task, keys: list[str]) -> dict[str, Any]:
         record_keys = validate_record_keys(keys)
@@ -190,7 +194,8 @@ def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
         ctx = contexts.get()
 
         def work(lock: Lock) -> Mapping[str, Any]:
-            chunks = [c for c in ctx.plan_full() if c]
+            with Heartbeat(lock):  # planning reads everyone: keep the lease through it
+                chunks = [c for c in ctx.plan_full() if c]
             # a long plan may outlive the lease: dispatch only if the lock is (again) ours, so
             # a second full run that took over meanwhile is the only one to dispatch
             if not (lock.extend() or lock.acquire()):
@@ -200,7 +205,7 @@ def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
             return {"job": "full", "chunks": len(chunks),
                     "record_keys": sum(len(c) for c in chunks)}  # fmt: skip
 
-        return guarded(self, ctx, "full", "job:full", work)
+        return guarded(self, ctx, "full", FULL_LOCK, work)
 
     shells = {
         TASK_INCREMENTAL: sync_incremental,
