@@ -18,9 +18,9 @@ from celery.exceptions import Retry
 
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
+from leadsync.lease import PEOPLE_LOCK
 from leadsync.state import InMemoryStateStore, Lock
 from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA, create_app
-from leadsync.lease import PEOPLE_LOCK
 from leadsync.tasks.jobs import MAX_RETRIES, ContextHolder, chunk_lock_name, register_tasks
 
 
