@@ -23,6 +23,38 @@ log = logging.getLogger("leadsync.lease")
 PEOPLE_LOCK = "job:people"
 
 
+class Leases:
+    """Several leases held as one `Lock` (e.g. a chunk's own lock and the shared people lock):
+    acquired in order (all or none), extended together, lost when any is lost."""
+
+    def __init__(self, *locks: Lock) -> None:
+        self.locks = locks
+        ttls = [getattr(lock, "ttl_seconds", None) for lock in locks]
+        known = [float(t) for t in ttls if isinstance(t, int | float)]
+        self.ttl_seconds = min(known) if known else None
+        self.name = "+".join(str(getattr(lock, "name", "?")) for lock in locks)
+
+    def acquire(self, blocking: bool = False) -> bool:
+        taken: list[Lock] = []
+        for lock in self.locks:
+            if not lock.acquire(blocking=blocking):
+                for held in reversed(taken):
+                    held.release()
+                return False
+            taken.append(lock)
+        return True
+
+    def extend(self) -> bool:
+        return all([lock.extend() for lock in self.locks])  # every one renewed, not short-cut
+
+    def owned(self) -> bool:
+        return all(lock.owned() for lock in self.locks)
+
+    def release(self) -> None:
+        for lock in reversed(self.locks):
+            lock.release()
+
+
 class LockLost(Exception):
     """Another process took over this job's lock: stop writing now."""
 

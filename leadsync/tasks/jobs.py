@@ -10,8 +10,12 @@ exponential backoff; AuthError -> fail loudly, no retry; BudgetExhausted -> log 
 next tick resumes from intact cursors). Messages carry only job names and record keys.
 
 The nightly full re-evaluation plans chunks of record keys and fans them out as a group of
-`leadsync.reevaluate_chunk` tasks over all workers; each chunk locks on a hash of its keys so a
-redelivered chunk never runs twice at once (a locked chunk is retried later, not dropped).
+`leadsync.reevaluate_chunk` tasks over all workers. Each chunk takes two leases: a lock on a hash
+of its keys, so a redelivered chunk never runs twice at once, and `PEOPLE_LOCK` in *shared* mode.
+Chunks hold disjoint people, so they may run side by side (the fan-out's parallelism), but never
+beside an incremental sync, SLA sweep or `leadsync sync`, which take `PEOPLE_LOCK` exclusively
+and are refused while any chunk holds it (they run at their next tick; the chunks evaluate
+their people's SLA clocks meanwhile). A chunk refused a lease is retried later, not dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from celery import Celery, Task, group
 from celery.exceptions import SoftTimeLimitExceeded
 
 from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
-from leadsync.lease import PEOPLE_LOCK, Heartbeat
+from leadsync.lease import PEOPLE_LOCK, Heartbeat, Leases
 from leadsync.state import Lock, StateStore
 from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA
 
@@ -36,6 +40,7 @@ log = logging.getLogger("leadsync.tasks")
 
 FULL_LOCK = "job:full"  # the nightly planner (reads and stores engagement; writes no CRM)
 MAX_RETRIES = 4  # whole-job retries after the HTTP layer's own retries gave up
+LOCKED_RETRIES = 48  # a chunk refused its leases waits this many countdowns before giving up
 MAX_DELIVERIES = 3  # deliveries of one message (same id, same retry) before it counts as poison
 RETRY_BASE_SECONDS = 15.0
 REPORT_FIELDS = (
@@ -103,18 +108,23 @@ def guarded(
     work: Callable[[Lock], Mapping[str, Any]],
     *,
     retry_when_locked: bool = False,
+    shared_lock: str | None = None,
 ) -> dict[str, Any]:
-    """Run `work` under the job lock with the error mapping of the module docstring."""
+    """Run `work` under the job lock (and, when named, a shared lease on `shared_lock`) with
+    the error mapping of the module docstring."""
     ids = {"job": job, "task_id": task.request.id, "retries": task.request.retries}
     deliveries = ctx.count_delivery(f"{task.request.id}:{task.request.retries}")
     if deliveries > MAX_DELIVERIES:
         log.error("job dropped: delivered too many times (poison message)", extra=ids)
         return finish(task, ctx, {"job": job, "skipped": "poison"})
-    lock = ctx.state.lock(lock_name, ctx.lock_seconds)
+    lock: Lock = ctx.state.lock(lock_name, ctx.lock_seconds)
+    if shared_lock is not None:
+        lock = Leases(lock, ctx.state.lock(shared_lock, ctx.lock_seconds, shared=True))
     if not lock.acquire(blocking=False):
         log.info("job skipped: another run holds the lock", extra={**ids, "lock": lock_name})
         if retry_when_locked:
-            raise task.retry(countdown=min(ctx.lock_seconds, ctx.max_countdown))
+            raise task.retry(countdown=min(ctx.lock_seconds, ctx.max_countdown),
+                             max_retries=LOCKED_RETRIES)
         return finish(task, ctx, {"job": job, "skipped": "locked"})
     try:
         report: Mapping[str, Any] = work(lock)
@@ -188,7 +198,7 @@ def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
                     "record_keys": len(record_keys)}  # fmt: skip
 
         return guarded(self, ctx, "chunk", chunk_lock_name(record_keys), work,
-                       retry_when_locked=True)  # fmt: skip
+                       retry_when_locked=True, shared_lock=PEOPLE_LOCK)  # fmt: skip
 
     def full_reevaluation(self: Task) -> dict[str, Any]:
         ctx = contexts.get()

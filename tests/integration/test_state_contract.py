@@ -248,3 +248,24 @@ def test_heartbeat_keeps_a_lease_three_times_its_ttl_and_flags_its_loss(store: S
         with pytest.raises(LockLost):
             beat.check()
     assert beat.lost
+
+
+def test_shared_leases_coexist_and_exclude_the_exclusive_one(store: StateStore) -> None:
+    first = store.lock("job:people", 0.4, shared=True)
+    second = store.lock("job:people", 0.4, shared=True)
+    writer = store.lock("job:people", 0.4)
+    assert first.acquire() and second.acquire()
+    assert first.owned() and second.owned()
+    assert not writer.acquire()  # refused while any shared holder is live
+    first.release()
+    assert not writer.acquire()
+    assert second.extend()
+    second.release()
+    assert writer.acquire()  # all shared holders gone
+    third = store.lock("job:people", 0.4, shared=True)
+    assert not third.acquire()  # refused while the exclusive one is held
+    writer.release()
+    assert third.acquire()
+    time.sleep(0.5)  # a crashed shared holder blocks the exclusive one only until its lease ends
+    assert not third.owned() and not third.extend()
+    assert writer.acquire()

@@ -236,3 +236,22 @@ def test_full_run_planning_longer_than_its_lease_still_dispatches(
     ctx.plan_full = slow_plan  # type: ignore[method-assign]
     assert run(app, TASK_FULL)["chunks"] == 1
     assert ctx.calls == [("chunk", True, ("hubspot:contact:1",))]
+
+
+def test_chunks_share_the_people_lock_with_each_other_but_not_with_the_incremental(
+    app: Celery, ctx: FakeContext
+) -> None:
+    other_chunk = ctx.state.lock(PEOPLE_LOCK, 30, shared=True)  # a chunk running elsewhere
+    assert other_chunk.acquire()
+    assert run(app, TASK_CHUNK, ["hubspot:contact:1"])["record_keys"] == 1  # side by side
+    assert run(app, TASK_INCREMENTAL)["skipped"] == "locked"  # not beside any chunk
+    assert run(app, TASK_SLA)["skipped"] == "locked"
+    assert [c[0] for c in ctx.calls] == ["chunk"]
+    other_chunk.release()
+    incremental = ctx.state.lock(PEOPLE_LOCK, 30)  # an incremental sync runs now
+    assert incremental.acquire()
+    with pytest.raises(Retry):
+        run(app, TASK_CHUNK, ["hubspot:contact:2"])  # waits for it: retried, not dropped
+    assert ctx.state.lock(chunk_lock_name(["hubspot:contact:2"]), 5).acquire()  # not kept
+    incremental.release()
+    assert run(app, TASK_INCREMENTAL)["job"] == "incremental"
