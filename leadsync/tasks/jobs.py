@@ -6,8 +6,10 @@ runs, the task logs and returns `{"skipped": "locked"}`. The pipeline keeps the 
 a heartbeat thread (`leadsync.lease`) through every phase, reads included, and stops before the
 next write or task create if it was lost.
 Errors map to Celery behaviour in one place: TransientError -> retry the whole job with bounded
-exponential backoff; AuthError -> fail loudly, no retry; BudgetExhausted -> log and return (the
-next tick resumes from intact cursors). Messages carry only job names and record keys.
+exponential backoff; AuthError -> fail loudly, no retry; BudgetExhausted (the pipeline itself
+stops only the CRM whose budget is spent) -> log and return, cursors intact; SoftTimeLimitExceeded
+-> log and return, nothing of the run committed (size the limit above honest work, see
+docs/operations.md). Messages carry only job names and record keys.
 
 The nightly full re-evaluation plans chunks of record keys and fans them out as a group of
 `leadsync.reevaluate_chunk` tasks over all workers. Each chunk takes two leases: a lock on a hash
@@ -137,7 +139,9 @@ def guarded(
         log.warning("job stopped: API budget spent; next tick resumes", extra=ids)
         report = {"job": job, "stopped_reason": "budget"}
     except SoftTimeLimitExceeded:
-        log.error("job stopped at its soft time limit; next tick resumes", extra=ids)
+        # nothing of this run is committed: the next one reads the same again (operations.md)
+        log.error("job stopped at its soft time limit: raise LEADSYNC_TASK_TIME_LIMIT_SECONDS "
+                  "above the job's honest duration", extra=ids)
         report = {"job": job, "stopped_reason": "time_limit"}
     except AuthError as exc:
         log.error("job failed: authentication or configuration is wrong; not retried",
