@@ -47,7 +47,8 @@ MAX_DELIVERIES = 3  # deliveries of one message (same id, same retry) before it 
 RETRY_BASE_SECONDS = 15.0
 REPORT_FIELDS = (
     "job", "people", "records_written", "tasks_created", "tasks_existing", "failed", "api_calls",
-    "stage_changes", "stopped_reason", "duration_s", "skipped", "chunks", "record_keys",
+    "stage_changes", "stopped_reason", "budget_stopped", "deferred", "duration_s", "skipped",
+    "chunks", "record_keys",
 )  # fmt: skip
 
 
