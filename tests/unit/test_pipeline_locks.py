@@ -5,6 +5,7 @@ store and budget; in-memory CRMs (tests/fakes.py) slowed or budgeted where it ma
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,7 +33,7 @@ from leadsync.lease import PEOPLE_LOCK
 from leadsync.pipeline import _Cycle, run_job
 from leadsync.runtime import Runtime
 from leadsync.scoring import Event
-from leadsync.state import InMemoryStateStore, Lock
+from leadsync.state import InMemoryStateStore, Lock, StateStore
 from leadsync.tasks.celery_app import TASK_INCREMENTAL, TASK_SLA, create_app
 from leadsync.tasks.jobs import ContextHolder, register_tasks
 from tests.fakes import FakeConnector
@@ -68,7 +69,7 @@ class SlowReads(FakeConnector):
             yield rec
 
 
-def runtime(hs: FakeConnector, sf: FakeConnector, clock: Clock, state: InMemoryStateStore
+def runtime(hs: FakeConnector, sf: FakeConnector, clock: Clock, state: StateStore
             ) -> Runtime:
     return Runtime(settings=Settings(), model=load_default_rules(),
                    connectors={"hubspot": hs, "salesforce": sf}, state=state, clock=clock)
@@ -158,9 +159,31 @@ class PipelineContext:
         pass
 
 
-def test_incremental_sla_and_manual_sync_never_run_at_once(monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
-    clock, state = Clock(), InMemoryStateStore()
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def shared_state(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The state every runner shares: in memory (threads of one process) or Redis."""
+    if request.param == "memory":
+        yield InMemoryStateStore()
+        return
+    redis = pytest.importorskip("redis")
+    from leadsync.state import RedisStateStore
+
+    client = redis.Redis.from_url(os.environ.get("LEADSYNC_TEST_REDIS_URL",
+                                                 "redis://127.0.0.1:6379/13"),
+                                  decode_responses=True, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable: {type(exc).__name__}")
+    store = RedisStateStore(client, namespace="leadsync-locks-test")
+    store.clear()
+    yield store
+    store.clear()
+
+
+def test_incremental_sla_and_manual_sync_never_run_at_once(
+        monkeypatch: pytest.MonkeyPatch, shared_state: Any) -> None:
+    clock, state = Clock(), shared_state
     hs, sf = SlowReads("hubspot", clock, delay=0.04), FakeConnector("salesforce", clock)
     seed_people(hs, 10)
     rt = runtime(hs, sf, clock, state)
