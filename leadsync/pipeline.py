@@ -259,7 +259,10 @@ class _Cycle:
         """Events whose email had no record when read: attach them once a record has that
         email (a record read now, or one the identity index knows); drop them past the age
         limit. Emails are matched by hash; the store never holds them in clear."""
-        held = {**self.state.get_held_events(), **self.held_new}
+        stored = self.state.get_held_events()
+        # an event held before keeps its first held time (the overlap re-reads it)
+        self.held_new = {eid: p for eid, p in self.held_new.items() if eid not in stored}
+        held = {**stored, **self.held_new}
         if not held:
             return
         by_hash: dict[str, list[str]] = {}
