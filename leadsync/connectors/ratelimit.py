@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from leadsync.connectors.base import BudgetExhausted
@@ -264,7 +264,7 @@ class DailyBudget:
 
     def _refuse(self, status: int, spent: int, allowance: int, blocked: float) -> None:
         if status == -1:
-            until = datetime.fromtimestamp(blocked).astimezone().isoformat(timespec="minutes")
+            until = datetime.fromtimestamp(blocked, UTC).isoformat(timespec="minutes")
             raise BudgetExhausted(
                 f"Salesforce daily API limit reached ({self.org_used}/{self.org_limit} at last "
                 f"look); next try after {until}"
