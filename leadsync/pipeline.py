@@ -17,14 +17,23 @@ lock stops writing (§1); a spent API budget stops the run cleanly with cursors 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from leadsync import memory
-from leadsync.connectors.base import BudgetExhausted, CrmPerson, FieldUpdate, RecordRef
+from leadsync.connectors.base import (
+    BudgetExhausted,
+    CrmPerson,
+    EngagementEvent,
+    FieldUpdate,
+    RecordRef,
+    UnresolvedEvent,
+)
 from leadsync.followups import OwedTask, create_owed_tasks
 from leadsync.identity import (
     Person,
@@ -34,10 +43,11 @@ from leadsync.identity import (
     merge_profile,
     normalise_email,
 )
+from leadsync.lease import Heartbeat, LockLost
 from leadsync.report import CycleReport
 from leadsync.runtime import Runtime
 from leadsync.scoring import Evaluation, Event, evaluate, render_reasons
-from leadsync.state import Lock
+from leadsync.state import Lock, decode_event, encode_event, format_utc, parse_utc
 
 log = logging.getLogger("leadsync.pipeline")
 
@@ -49,10 +59,22 @@ CURSOR_OVERLAP = timedelta(minutes=2)
 FULL_CHUNK_PEOPLE = 500
 PROGRESS_EVERY = 500  # records between progress lines
 TOP_N = 10
+# engagement events whose email no record has yet: kept and retried each cycle, within bounds
+HELD_EVENTS_MAX = 20_000
+HELD_EVENTS_MAX_AGE = timedelta(days=30)
+
+__all__ = ["JOBS", "Job", "LockLost", "plan_full", "run_job", "written_values"]
 
 
-class LockLost(Exception):
-    """Another process took over this job's lock: stop writing now."""
+@runtime_checkable
+class StreamedEngagement(Protocol):
+    """A connector whose engagement comes as several streams with their own delays (HubSpot):
+    each gets its own cursor `<system>:engagement:<stream>`."""
+
+    engagement_streams: tuple[str, ...]
+
+    def iter_engagement_stream(self, stream: str, since: datetime
+                               ) -> Iterator[EngagementEvent | UnresolvedEvent]: ...
 
 
 def written_values(ev: Evaluation) -> dict[str, object]:
@@ -71,10 +93,12 @@ def run_job(runtime: Runtime, job: Job, *, dry_run: bool = False, lock: Lock | N
         raise ValueError(f"unknown job {job!r}; expected one of {', '.join(JOBS)}")
     started = time.monotonic()
     calls_before = runtime.api_calls()
+    beat = Heartbeat(lock)
     cycle = _Cycle(runtime, CycleReport(job=job, dry_run=dry_run, now=runtime.clock()),
-                   lock=lock, dry_run=dry_run, progress=progress)
+                   lock=beat, dry_run=dry_run, progress=progress)
     try:
-        cycle.run(job, record_keys or ())
+        with beat:
+            cycle.run(job, record_keys or ())
     except BudgetExhausted as exc:
         cycle.report.stopped_reason = "budget"
         log.warning("API budget spent: run stopped, cursors kept", extra={"detail": str(exc)})
@@ -98,7 +122,9 @@ def plan_full(runtime: Runtime, chunk_people: int = FULL_CHUNK_PEOPLE) -> list[l
     for conn in runtime.connectors.values():
         records.extend(conn.iter_changed_people(None))
     cycle.pull_engagement()
+    cycle.resolve_held_events({r.ref.key: r for r in records})
     cycle.commit_engagement()
+    cycle.commit_held_events()
     groups = group_records(records)
     chunks: list[list[str]] = []
     for i in range(0, len(groups), chunk_people):
@@ -107,19 +133,26 @@ def plan_full(runtime: Runtime, chunk_people: int = FULL_CHUNK_PEOPLE) -> list[l
 
 
 class _Cycle:
-    def __init__(self, runtime: Runtime, report: CycleReport, *, lock: Lock | None,
+    def __init__(self, runtime: Runtime, report: CycleReport, *, lock: Heartbeat | None,
                  dry_run: bool, progress: Callable[[str], None] | None = None) -> None:
         self.say: Callable[[str], None] = progress or (lambda _line: None)
         self.rt = runtime
         self.state = runtime.state
         self.report = report
         self.now: datetime = report.now
-        self.lock = lock
+        self.lease = lock if lock is not None else Heartbeat(None)
         self.dry_run = dry_run
         self.cursors: dict[str, datetime] = {}
         self.new_events: dict[str, dict[str, Event]] = {}
         self.failed_keys: set[str] = set()
         self.sales_seen: dict[str, str] = {}  # "<system>:<changed record id>" -> seen_at
+        self.stale_ids: set[str] = set()  # people a newer evaluation already wrote
+        # per-CRM budget stops: a spent budget stops that CRM's work only
+        self.budget_stopped: set[str] = set()
+        self.unread: set[str] = set()  # record keys a stopped CRM could not read
+        # events whose email no record has yet: id -> stored payload; and those resolved now
+        self.held_new: dict[str, str] = {}
+        self.held_done: set[str] = set()
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -127,7 +160,10 @@ class _Cycle:
         force: set[str] = set()  # records to evaluate even if their inputs look unchanged
         if job in ("incremental", "full"):
             records = self.pull_people(full=job == "full")
+            self.checkpoint()
             self.pull_engagement()
+            self.resolve_held_events(records)
+            self.checkpoint()
             force |= set(self.new_events)
             force |= self.pull_sales(full=job == "full")
             for system in self.rt.connectors:
@@ -140,11 +176,31 @@ class _Cycle:
         if job != "full":
             records, spare = self.drop_unchanged(records, force)
         records.update(self.read_missing(force, records, spare))
+        self.checkpoint()
         records.update(self.read_missing(self.related_keys(records), records, spare))
-        people, evaluations = self.evaluate(self.resolve(records.values()))
+        self.checkpoint()
+        candidates = self.defer_incomplete(self.resolve(records.values()))
+        people, evaluations = self.evaluate(candidates)
+        self.checkpoint()
         self.write(people, evaluations)
+        people, evaluations = self.drop_stale(people, evaluations)
         self.follow_ups(people, evaluations)
+        self.checkpoint()
         self.commit(people, evaluations)
+
+    # -- per-CRM budget stops -------------------------------------------------------------
+    @contextmanager
+    def crm_work(self, system: str) -> Iterator[None]:
+        """A spent budget stops this CRM's work only: the other CRM's reads, writes and tasks
+        go on, this CRM's cursors stay where they are (saved next time the window allows)."""
+        try:
+            yield
+        except BudgetExhausted as exc:
+            self.budget_stopped.add(system)
+            self.report.stopped_reason = "budget"
+            self.report.budget_stopped = sorted(self.budget_stopped)
+            log.warning("API budget spent: this CRM's work stopped, its cursors kept",
+                        extra={"system": system, "detail": str(exc)})
 
     def pull_people(self, *, full: bool) -> dict[str, CrmPerson]:
         out: dict[str, CrmPerson] = {}
@@ -153,31 +209,38 @@ class _Cycle:
             since = None if full else self.state.get_cursor(name)
             newest = since
             self.say(f"reading {system} people")
-            for rec in conn.iter_changed_people(since):
-                out[rec.ref.key] = rec
-                self.report.records_read[system] += 1
-                if self.report.records_read[system] % PROGRESS_EVERY == 0:
-                    self.say(f"reading {system} people: {self.report.records_read[system]:,}")
-                if newest is None or rec.modified_at > newest:
-                    newest = rec.modified_at
-            if newest is not None:
-                self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
+            with self.crm_work(system):
+                for rec in conn.iter_changed_people(since):
+                    out[rec.ref.key] = rec
+                    self.report.records_read[system] += 1
+                    if self.report.records_read[system] % PROGRESS_EVERY == 0:
+                        self.lease.check()
+                        self.say(f"reading {system} people: "
+                                 f"{self.report.records_read[system]:,}")
+                    if newest is None or rec.modified_at > newest:
+                        newest = rec.modified_at
+                if newest is not None:
+                    self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
         return out
 
     def pull_engagement(self) -> None:
+        """Each engagement stream from its own cursor (HubSpot: v3 events, email events and
+        form submissions arrive with different delays), re-reading the overlap."""
         lookback = timedelta(days=float(self.rt.model.lookback_days))
         for system, conn in self.rt.connectors.items():
-            name = f"{system}:engagement"
-            since = self.state.get_cursor(name) or self.now - lookback
-            newest = since
+            legacy = f"{system}:engagement"  # the one cursor of earlier versions
             self.say(f"reading {system} engagement")
-            for count, item in enumerate(conn.iter_engagement(since), 1):
-                self.new_events.setdefault(item.person.key, {})[item.id] = item.event
-                newest = max(newest, item.seen_at)
-                if count % (PROGRESS_EVERY * 4) == 0:
-                    self.say(f"reading {system} engagement: {count:,} events")
-            # late-arriving events: re-read the overlap too; `drop_known_events` dedupes it
-            self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
+            with self.crm_work(system):
+                if isinstance(conn, StreamedEngagement):
+                    for stream in conn.engagement_streams:
+                        name = f"{legacy}:{stream}"
+                        since = (self.state.get_cursor(name) or self.state.get_cursor(legacy)
+                                 or self.now - lookback)
+                        self.read_stream(system, name, since,
+                                         conn.iter_engagement_stream(stream, since))
+                else:
+                    since = self.state.get_cursor(legacy) or self.now - lookback
+                    self.read_stream(system, legacy, since, conn.iter_engagement(since))
         self.drop_known_events()
 
     def pull_sales(self, *, full: bool) -> set[str]:
@@ -196,9 +259,13 @@ class _Cycle:
             self.say(f"reading {system} sales changes")
             newest = since
             found: dict[str, tuple[str, str]] = {}
-            for change in conn.iter_sales_changes(since):
-                found[f"{system}:{change.id}"] = (change.person.key, change.seen_at.isoformat())
-                newest = max(newest, change.seen_at)
+            with self.crm_work(system):
+                for change in conn.iter_sales_changes(since):
+                    found[f"{system}:{change.id}"] = (change.person.key,
+                                                      change.seen_at.isoformat())
+                    newest = max(newest, change.seen_at)
+            if system in self.budget_stopped:
+                continue
             known = self.state.get_fingerprints("sales", list(found)) if found else {}
             for fp, (key, seen) in found.items():
                 if known.get(fp) != seen:
@@ -207,6 +274,57 @@ class _Cycle:
             if newest > since:
                 self.cursors[name] = max(since, min(newest, self.now) - CURSOR_OVERLAP)
         return keys
+
+    def read_stream(self, system: str, name: str, since: datetime,
+                    items: Iterable[EngagementEvent | UnresolvedEvent]) -> None:
+        newest = since
+        for count, item in enumerate(items, 1):
+            if isinstance(item, UnresolvedEvent):
+                self.held_new[item.id] = encode_held(item, self.now)
+            else:
+                self.new_events.setdefault(item.person.key, {})[item.id] = item.event
+            newest = max(newest, item.seen_at)
+            if count % (PROGRESS_EVERY * 4) == 0:
+                self.lease.check()
+                self.say(f"reading {system} engagement: {count:,} events")
+        # late-arriving events: re-read the overlap too; `drop_known_events` dedupes it
+        self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
+
+    def resolve_held_events(self, records: dict[str, CrmPerson]) -> None:
+        """Events whose email had no record when read: attach them once a record has that
+        email (a record read now, or one the identity index knows); drop them past the age
+        limit. Emails are matched by hash; the store never holds them in clear."""
+        stored = self.state.get_held_events()
+        # an event held before keeps its first held time (the overlap re-reads it)
+        self.held_new = {eid: p for eid, p in self.held_new.items() if eid not in stored}
+        held = {**stored, **self.held_new}
+        if not held:
+            return
+        by_hash: dict[str, list[str]] = {}
+        for key, rec in records.items():
+            email = normalise_email(rec.profile.email)
+            if email:
+                by_hash.setdefault(email_hash(email), []).append(key)
+        parsed = {eid: decode_held(payload) for eid, payload in held.items()}
+        missing = sorted({h for h, *_ in parsed.values() if h not in by_hash})
+        for h, blob in self.state.get_fingerprints("email", missing).items():
+            by_hash[h] = blob.split()
+        oldest = self.now - HELD_EVENTS_MAX_AGE
+        resolved = expired = 0
+        for eid, (h, event, held_at) in parsed.items():
+            keys = sorted(by_hash.get(h, ()), key=lambda k: (not k.startswith("hubspot:"), k))
+            if keys:
+                self.new_events.setdefault(keys[0], {})[eid] = event
+                resolved += 1
+            elif held_at >= oldest:
+                continue
+            else:
+                expired += 1
+            self.held_done.add(eid)
+            self.held_new.pop(eid, None)
+        if resolved or expired or self.held_new:
+            log.info("engagement of emails without a record", extra={
+                "resolved": resolved, "expired": expired, "held_new": len(self.held_new)})
 
     def drop_known_events(self) -> None:
         """The cursor boundary is re-read (`>=`): events already stored are not news."""
@@ -271,10 +389,37 @@ class _Cycle:
             if ref.system in self.rt.connectors:
                 by_system.setdefault(ref.system, []).append(ref)
         for system, refs in by_system.items():
-            for rec in self.rt.connectors[system].read_people(sorted(refs)):
-                out[rec.ref.key] = rec
-                self.report.records_read[system] += 1
+            if system in self.budget_stopped:
+                self.unread.update(r.key for r in refs)
+                continue
+            with self.crm_work(system):
+                for rec in self.rt.connectors[system].read_people(sorted(refs)):
+                    out[rec.ref.key] = rec
+                    self.report.records_read[system] += 1
+            if system in self.budget_stopped:
+                self.unread.update(r.key for r in refs if r.key not in out)
         return out
+
+    def defer_incomplete(self, people: list[Person]) -> list[Person]:
+        """A person with a record a stopped CRM could not read is not evaluated now (its
+        other records would be written from half the facts): retried next cycle."""
+        if not self.unread:
+            return people
+        keys = [r.ref.key for p in people for r in p.records]
+        groups = self.state.get_fingerprints("group", keys) if keys else {}
+        kept: list[Person] = []
+        for person in people:
+            related = {link.key for r in person.records for link in r.links}
+            for rec in person.records:
+                related.update(groups.get(rec.ref.key, "").split())
+            if related & self.unread:
+                for rec in person.records:
+                    if rec.ref.system not in self.budget_stopped:
+                        self.failed_keys.add(rec.ref.key)
+                self.report.deferred += 1
+                continue
+            kept.append(person)
+        return kept
 
     def resolve(self, records: Iterable[CrmPerson]) -> list[Person]:
         groups = group_records(records)
@@ -322,8 +467,8 @@ class _Cycle:
         return people, evaluations
 
     def checkpoint(self) -> None:
-        if self.lock is not None and not self.lock.extend():
-            raise LockLost
+        """A phase boundary: stop if the heartbeat saw the lease go (no I/O)."""
+        self.lease.check()
 
     def write(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
         newer = self.state.get_fingerprints("evaluated_at", [p.id for p in people])
@@ -332,18 +477,27 @@ class _Cycle:
         for person, ev in zip(people, evaluations, strict=True):
             if newer.get(person.id, "") > now_iso:
                 self.report.stale_skipped += 1
+                self.stale_ids.add(person.id)
                 continue
             values = written_values(ev)
             for rec in person.records:
                 by_system.setdefault(rec.ref.system, []).append(
                     FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
         for system, updates in by_system.items():
+            if system in self.budget_stopped:
+                self.failed_keys.update(u.ref.key for u in updates)
+                continue
             conn = self.rt.connectors[system]
             verb = "comparing" if self.dry_run else "writing"
             self.say(f"{verb} {len(updates):,} {system} records")
             if not self.dry_run:
-                self.checkpoint()
-            result = conn.write_updates(updates, dry_run=self.dry_run)
+                self.lease.confirm()
+            result = None
+            with self.crm_work(system):
+                result = conn.write_updates(updates, dry_run=self.dry_run)
+            if result is None:  # budget spent: these are retried when the window allows
+                self.failed_keys.update(u.ref.key for u in updates)
+                continue
             if result.written:
                 self.report.records_written[system] += len(result.written)
             if result.unchanged:
@@ -357,31 +511,75 @@ class _Cycle:
     def follow_ups(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
         owed = [OwedTask(p, e, e.follow_up) for p, e in zip(people, evaluations, strict=True)
                 if e.follow_up is not None]
-        if owed:
-            self.say(f"follow-up tasks owed: {len(owed):,}")
-            self.checkpoint()
-            create_owed_tasks(owed, self.rt.connectors, self.state, self.rt.settings.sla,
-                              self.report, dry_run=self.dry_run)
+        if not owed:
+            return
+        self.say(f"follow-up tasks owed: {len(owed):,}")
+        for system, conn in self.rt.connectors.items():  # one CRM at a time: budgets are per CRM
+            if system in self.budget_stopped:
+                continue
+            if not self.dry_run:
+                self.lease.confirm()
+            with self.crm_work(system):
+                create_owed_tasks(owed, {system: conn}, self.state, self.rt.settings.sla,
+                                  self.report, dry_run=self.dry_run)
+
+    def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
+                   ) -> tuple[list[Person], list[Evaluation]]:
+        """People whose write was skipped as stale (a newer evaluation already wrote them) get
+        no task and no commit from this run: their memory is the newer run's."""
+        kept = [(p, e) for p, e in zip(people, evaluations, strict=True)
+                if p.id not in self.stale_ids]
+        return [p for p, _ in kept], [e for _, e in kept]
 
     # -- commit ---------------------------------------------------------------------------
     def commit_engagement(self) -> None:
         for key, events in self.new_events.items():
             self.state.add_events(key, events)
 
+    def commit_held_events(self) -> None:
+        """Keep events whose email has no record yet (bounded: the newest HELD_EVENTS_MAX);
+        forget those attached to a record now or past the age limit."""
+        if self.held_done:
+            self.state.drop_held_events(sorted(self.held_done))
+        if not self.held_new:
+            return
+        self.state.hold_events(self.held_new)
+        held = self.state.get_held_events()
+        if len(held) > HELD_EVENTS_MAX:
+            by_age = sorted(held, key=lambda eid: decode_held(held[eid])[2])
+            dropped = by_age[:len(held) - HELD_EVENTS_MAX]
+            self.state.drop_held_events(dropped)
+            log.warning("held engagement over its bound: oldest dropped",
+                        extra={"dropped": len(dropped), "bound": HELD_EVENTS_MAX})
+
     def commit(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
         """Save what this cycle learned, then move the cursors: only after the writes."""
         if self.dry_run:
             return
         self.commit_engagement()
+        self.commit_held_events()
         processed = memory.save_indexes(self.state, people, self.failed_keys)
         memory.save_people(self.state, people, evaluations, self.rt.model.sla, self.now)
         for system in self.rt.connectors:
             prefix = system + ":"
             self.state.remove_pending(system, [k for k in processed if k.startswith(prefix)])
             self.state.add_pending(system, [k for k in self.failed_keys if k.startswith(prefix)])
-        if self.report.stopped_reason is None:
-            for name, value in self.cursors.items():
+        for name, value in self.cursors.items():
+            if name.split(":", 1)[0] not in self.budget_stopped:
                 self.state.set_cursor(name, value)
-            if self.sales_seen:
-                self.state.set_fingerprints("sales", self.sales_seen)
+        sales_seen = {fp: seen for fp, seen in self.sales_seen.items()
+                      if fp.split(":", 1)[0] not in self.budget_stopped}
+        if sales_seen:
+            self.state.set_fingerprints("sales", sales_seen)
         self.state.prune_events(self.now - timedelta(days=float(self.rt.model.lookback_days)))
+
+
+# -- held events: compact JSON {"h": email hash, "e": encoded event, "at": held since} -----------
+def encode_held(item: UnresolvedEvent, now: datetime) -> str:
+    return json.dumps({"h": item.email_hash, "e": encode_event(item.event),
+                       "at": format_utc(now)}, separators=(",", ":"))
+
+
+def decode_held(payload: str) -> tuple[str, Event, datetime]:
+    doc = json.loads(payload)
+    return str(doc["h"]), decode_event(str(doc["e"])), parse_utc(str(doc["at"]))

@@ -32,6 +32,8 @@ class CycleReport:
     task_failures: list[dict[str, str]] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
     stopped_reason: str | None = None
+    budget_stopped: list[str] = field(default_factory=list)  # CRMs whose API budget ran out
+    deferred: int = 0  # people left for next cycle: a record of theirs sat in a stopped CRM
     top: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     # person id -> (stage, sla status, score) of everyone evaluated; not serialised (size)
@@ -70,6 +72,8 @@ class CycleReport:
             "task_failures": list(self.task_failures),
             "api_calls": dict(self.api_calls),
             "stopped_reason": self.stopped_reason,
+            "budget_stopped": list(self.budget_stopped),
+            "deferred": self.deferred,
             "top": list(self.top),
             "duration_s": round(self.duration_s, 3),
         }

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # re-exported lazily below so `leadsync score` never imports 
 
 __all__ = [
     "InMemoryLock",
+    "InMemorySharedLock",
     "InMemoryStateStore",
     "Lock",
     "RedisLock",
@@ -90,7 +91,16 @@ class StateStore(Protocol):
     def get_person_state(self, person_keys: Sequence[str]) -> dict[str, dict[str, object]]: ...
     def set_person_state(self, items: Mapping[str, Mapping[str, object]]) -> None: ...
 
-    def lock(self, name: str, ttl_seconds: float) -> Lock: ...
+    # engagement events whose email no record has yet, by event id -> opaque JSON payload
+    # (the pipeline bounds their number and age); kept until attached or expired
+    def get_held_events(self) -> dict[str, str]: ...
+    def hold_events(self, items: Mapping[str, str]) -> None: ...
+    def drop_held_events(self, event_ids: Sequence[str]) -> None: ...
+
+    # a lease: exclusive by default; `shared=True` holders coexist with each other and keep
+    # exclusive holders out (and are kept out by one), e.g. chunks of the nightly fan-out
+    # against the incremental sync
+    def lock(self, name: str, ttl_seconds: float, *, shared: bool = False) -> Lock: ...
     def clear(self) -> None: ...
 
 
@@ -144,7 +154,8 @@ def event_sort_key(event: Event) -> tuple[datetime, str]:
 
 class InMemoryLock:
     """A threading.Lock-guarded lease with the same semantics as `RedisLock`: a random token,
-    a timeout after which anyone may take it, `extend()` that returns False once it was lost."""
+    a timeout after which anyone may take it, `extend()` that returns False once it was lost.
+    It is not taken while shared holders of the same name (`InMemorySharedLock`) are live."""
 
     def __init__(
         self,
@@ -153,10 +164,13 @@ class InMemoryLock:
         name: str,
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        shared: dict[str, dict[str, float]] | None = None,
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"lock {name!r}: ttl_seconds must be positive, got {ttl_seconds}")
         self._registry, self._guard, self._clock = registry, guard, clock
+        self._shared = shared if shared is not None else {}
         self.name, self.ttl_seconds = name, ttl_seconds
         self._token = uuid.uuid4().hex
 
@@ -166,8 +180,10 @@ class InMemoryLock:
         while True:
             with self._guard:
                 held = self._registry.get(self.name)
-                if held is None or held[1] <= self._clock():
-                    self._registry[self.name] = (self._token, self._clock() + self.ttl_seconds)
+                now = self._clock()
+                readers = any(t > now for t in self._shared.get(self.name, {}).values())
+                if (held is None or held[1] <= now) and not readers:
+                    self._registry[self.name] = (self._token, now + self.ttl_seconds)
                     return True
             if not blocking or (deadline is not None and self._clock() >= deadline):
                 return False
@@ -196,6 +212,62 @@ class InMemoryLock:
         return held is not None and held[0] == self._token and held[1] > self._clock()
 
 
+class InMemorySharedLock:
+    """A shared lease on `name`: any number of shared holders at once, none while an exclusive
+    `InMemoryLock` of that name is held, and an exclusive one is not taken while they are."""
+
+    def __init__(
+        self,
+        registry: dict[str, tuple[str, float]],
+        guard: threading.Lock,
+        name: str,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        shared: dict[str, dict[str, float]],
+    ) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError(f"lock {name!r}: ttl_seconds must be positive, got {ttl_seconds}")
+        self._registry, self._shared, self._guard, self._clock = registry, shared, guard, clock
+        self.name, self.ttl_seconds = name, ttl_seconds
+        self._token = uuid.uuid4().hex
+
+    def acquire(self, blocking: bool = False, blocking_timeout: float | None = None) -> bool:
+        deadline = None if blocking_timeout is None else self._clock() + blocking_timeout
+        while True:
+            with self._guard:
+                held = self._registry.get(self.name)
+                now = self._clock()
+                if held is None or held[1] <= now:
+                    holders = self._shared.setdefault(self.name, {})
+                    for token in [t for t, exp in holders.items() if exp <= now]:
+                        del holders[token]
+                    holders[self._token] = now + self.ttl_seconds
+                    return True
+            if not blocking or (deadline is not None and self._clock() >= deadline):
+                return False
+            time.sleep(0.01)
+
+    def extend(self) -> bool:
+        with self._guard:
+            if not self._owned_locked():
+                return False
+            self._shared[self.name][self._token] = self._clock() + self.ttl_seconds
+            return True
+
+    def owned(self) -> bool:
+        with self._guard:
+            return self._owned_locked()
+
+    def release(self) -> None:
+        with self._guard:
+            self._shared.get(self.name, {}).pop(self._token, None)
+
+    def _owned_locked(self) -> bool:
+        expires = self._shared.get(self.name, {}).get(self._token)
+        return expires is not None and expires > self._clock()
+
+
 class InMemoryStateStore:
     """Process-local `StateStore`: plain dicts behind one lock, safe across threads.
 
@@ -208,6 +280,7 @@ class InMemoryStateStore:
         self._guard = threading.RLock()
         self._lock_guard = threading.Lock()
         self._locks: dict[str, tuple[str, float]] = {}
+        self._shared_locks: dict[str, dict[str, float]] = {}
         self._cursors: dict[str, datetime] = {}
         self._fingerprints: dict[str, dict[str, str]] = {}
         self._events: dict[str, dict[str, str]] = {}
@@ -215,6 +288,7 @@ class InMemoryStateStore:
         self._tasks: dict[str, str] = {}
         self._pending: dict[str, set[str]] = {}
         self._people: dict[str, str] = {}
+        self._held: dict[str, str] = {}
 
     def get_cursor(self, name: str) -> datetime | None:
         with self._guard:
@@ -309,13 +383,32 @@ class InMemoryStateStore:
         with self._guard:
             self._people.update(encoded)
 
-    def lock(self, name: str, ttl_seconds: float) -> InMemoryLock:
-        return InMemoryLock(self._locks, self._lock_guard, name, ttl_seconds, self._clock)
+    def get_held_events(self) -> dict[str, str]:
+        with self._guard:
+            return dict(self._held)
+
+    def hold_events(self, items: Mapping[str, str]) -> None:
+        with self._guard:
+            self._held.update(items)
+
+    def drop_held_events(self, event_ids: Sequence[str]) -> None:
+        with self._guard:
+            for eid in event_ids:
+                self._held.pop(eid, None)
+
+    def lock(self, name: str, ttl_seconds: float, *, shared: bool = False
+             ) -> InMemoryLock | InMemorySharedLock:
+        if shared:
+            return InMemorySharedLock(self._locks, self._lock_guard, name, ttl_seconds,
+                                      self._clock, shared=self._shared_locks)
+        return InMemoryLock(self._locks, self._lock_guard, name, ttl_seconds, self._clock,
+                            shared=self._shared_locks)
 
     def clear(self) -> None:
         with self._guard, self._lock_guard:
-            for part in (self._locks, self._cursors, self._fingerprints, self._events,
-                         self._claims, self._tasks, self._pending, self._people):  # fmt: skip
+            for part in (self._locks, self._shared_locks, self._cursors, self._fingerprints,
+                         self._events, self._claims, self._tasks, self._pending, self._people,
+                         self._held):  # fmt: skip
                 part.clear()
 
 

@@ -11,7 +11,9 @@ Layout, all under `<namespace>:` so `clear()` can wipe exactly what leadsync wro
 | `task:<key>` | string `c` (claimed) or `t:<crm task id>` (recorded) | claim ttl / ledger TTL |
 | `pending:<system>` | set of record keys | TTL refreshed on write |
 | `person` | hash person key -> compact JSON | TTL refreshed on write |
-| `lock:<name>` | redis-py lock token | lock timeout |
+| `held-events` | hash event id -> JSON (email hash, event) | count bounded by the pipeline; TTL |
+| `lock:<name>` | redis-py lock token (exclusive holder) | lock timeout |
+| `lock:<name>:shared` | zset token -> expiry ms (shared holders) | longest lease |
 
 Reads of many keys are one round trip (HMGET/MGET or one non-transactional pipeline), so
 `get_events` for 2,000 records costs one network exchange. Small hashes stay listpack-encoded.
@@ -23,6 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -30,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.exceptions import LockError, RedisError
+from redis.lock import Lock as RedisPyLock
 
 from leadsync.scoring.profile import Event
 from leadsync.state import (
@@ -48,6 +53,40 @@ DAY = 86_400
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _CLAIMED = "c"
 _RECORDED = "t:"
+# Exclusive acquire: not while a shared holder's lease is live. KEYS: lock, shared zset;
+# ARGV: token, ttl ms.
+_ACQUIRE_EXCLUSIVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') > 0 then return 0 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+# Shared acquire (ARGV[3] = '1') or extend (ARGV[3] = '0', only while still held).
+# KEYS: lock, shared zset; ARGV: token, ttl ms, mode.
+_SHARED_LEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[3] == '1' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+else
+  local held = redis.call('ZSCORE', KEYS[2], ARGV[1])
+  if not held or tonumber(held) <= now then return 0 end
+end
+local expires = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], expires, ARGV[1])
+local longest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[2], math.max(expires, tonumber(longest[2])))
+return 1
+"""
+_SHARED_OWNED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if held and tonumber(held) > now then return 1 end
+return 0
+"""
 _RELEASE_CLAIM = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -68,17 +107,30 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+class _ExclusiveLock(RedisPyLock):
+    """redis-py's Lock whose acquire also waits for live shared holders to leave."""
+
+    def __init__(self, client: redis.Redis, name: str, timeout: float) -> None:
+        super().__init__(client, name, timeout=timeout, thread_local=False)
+        self._acquire_script = client.register_script(_ACQUIRE_EXCLUSIVE)
+
+    def do_acquire(self, token: str) -> bool:
+        ttl_ms = int(float(self.timeout or 0) * 1000)
+        return bool(self._acquire_script(keys=[self.name, f"{self.name}:shared"],
+                                         args=[token, ttl_ms]))
+
+
 class RedisLock:
     """redis-py's Lock (random token, timeout, atomic Lua extend/release) behind the `Lock`
     Protocol: `extend()` renews to the full timeout and returns False once the lease was lost,
     `release()` of a lost lease is a logged no-op. Not thread-local, so the pipeline may extend
-    it from any thread of the worker."""
+    it from any thread of the worker. Not taken while `RedisSharedLock` holders are live."""
 
     def __init__(self, client: redis.Redis, name: str, ttl_seconds: float) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"lock {name!r}: ttl_seconds must be positive, got {ttl_seconds}")
         self.name, self.ttl_seconds = name, ttl_seconds
-        self._lock = client.lock(name, timeout=ttl_seconds, thread_local=False)
+        self._lock = _ExclusiveLock(client, name, ttl_seconds)
 
     def acquire(self, blocking: bool = False, blocking_timeout: float | None = None) -> bool:
         return bool(self._lock.acquire(blocking=blocking, blocking_timeout=blocking_timeout))
@@ -107,6 +159,58 @@ class RedisLock:
             log.info("lock already lost at release", extra={"lock": self.name})
 
 
+class RedisSharedLock:
+    """A shared lease on `name`: a member of the sorted set `<name>:shared` scored by its expiry
+    (Redis server time). Any number coexist; none is taken while the exclusive `RedisLock` of
+    that name is held, and that one is not taken while any is live. Same Protocol as
+    `RedisLock`; every step is one Lua script, so it is atomic across workers."""
+
+    def __init__(self, client: redis.Redis, name: str, ttl_seconds: float) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError(f"lock {name!r}: ttl_seconds must be positive, got {ttl_seconds}")
+        self.name, self.ttl_seconds = name, ttl_seconds
+        self._client = client
+        self._key = f"{name}:shared"
+        self._token = uuid.uuid4().hex
+        self._lease = client.register_script(_SHARED_LEASE)
+        self._owned = client.register_script(_SHARED_OWNED)
+
+    def _run(self, mode: str) -> bool:
+        ttl_ms = max(1, int(self.ttl_seconds * 1000))
+        return bool(self._lease(keys=[self.name, self._key], args=[self._token, ttl_ms, mode]))
+
+    def acquire(self, blocking: bool = False, blocking_timeout: float | None = None) -> bool:
+        deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
+        while True:
+            if self._run("1"):
+                return True
+            if not blocking or (deadline is not None and time.monotonic() >= deadline):
+                return False
+            time.sleep(0.05)
+
+    def extend(self) -> bool:
+        try:
+            return self._run("0")
+        except RedisError as exc:  # cannot prove we still hold it: the holder must stop writing
+            log.warning(
+                "lock extend failed", extra={"lock": self.name, "error": type(exc).__name__}
+            )
+            return False
+
+    def owned(self) -> bool:
+        try:
+            return bool(self._owned(keys=[self._key], args=[self._token]))
+        except RedisError:
+            return False
+
+    def release(self) -> None:
+        try:
+            self._client.zrem(self._key, self._token)
+        except RedisError as exc:
+            log.info("shared lock not released", extra={"lock": self.name,
+                                                         "error": type(exc).__name__})
+
+
 class RedisStateStore:
     """`StateStore` on Redis, shared by all workers; see the module docstring for the layout."""
 
@@ -120,6 +224,7 @@ class RedisStateStore:
         task_ledger_ttl_seconds: int = 180 * DAY,
         pending_ttl_seconds: int = 30 * DAY,
         person_ttl_seconds: int = 400 * DAY,
+        held_ttl_seconds: int = 30 * DAY,
     ) -> None:
         if not _NAMESPACE.match(namespace):
             raise ValueError(f"state namespace {namespace!r}: use letters, digits, '_', '-', '.'")
@@ -130,6 +235,7 @@ class RedisStateStore:
         self._ttl_tasks = task_ledger_ttl_seconds
         self._ttl_pending = pending_ttl_seconds
         self._ttl_person = person_ttl_seconds
+        self._ttl_held = held_ttl_seconds
         self._release_claim = redis_client.register_script(_RELEASE_CLAIM)
 
     def _k(self, *parts: str) -> str:
@@ -278,8 +384,28 @@ class RedisStateStore:
         pipe.expire(self._k("person"), self._ttl_person)
         pipe.execute()
 
+    # events waiting for a record with their email -------------------------------------
+    def get_held_events(self) -> dict[str, str]:
+        raw = cast(dict[Any, Any], self.redis.hgetall(self._k("held-events")))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def hold_events(self, items: Mapping[str, str]) -> None:
+        if not items:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._k("held-events"), mapping=dict(items))
+        pipe.expire(self._k("held-events"), self._ttl_held)
+        pipe.execute()
+
+    def drop_held_events(self, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            self.redis.hdel(self._k("held-events"), *event_ids)
+
     # locks and maintenance --------------------------------------------------------------
-    def lock(self, name: str, ttl_seconds: float) -> RedisLock:
+    def lock(self, name: str, ttl_seconds: float, *, shared: bool = False
+             ) -> RedisLock | RedisSharedLock:
+        if shared:
+            return RedisSharedLock(self.redis, self._k("lock", name), ttl_seconds)
         return RedisLock(self.redis, self._k("lock", name), ttl_seconds)
 
     def clear(self) -> None:

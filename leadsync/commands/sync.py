@@ -10,10 +10,10 @@ import click
 
 from leadsync.commands.common import console, err_console, fail, settings_or_exit
 from leadsync.commands.render import print_summary
+from leadsync.lease import PEOPLE_LOCK  # the workers' lock: never two writers at once
 from leadsync.pipeline import Job
 
 log = logging.getLogger("leadsync.sync")
-LOCK_TTL_SECONDS = 900.0
 
 
 @click.command()
@@ -34,7 +34,7 @@ def sync(once: bool, dry_run: bool, full: bool, as_json: bool) -> None:
              "LEADSYNC_SALESFORCE__* credentials (see README, Settings)")
     job: Job = "full" if full else "incremental"
     while True:
-        lock = runtime.state.lock("job:sync", LOCK_TTL_SECONDS)
+        lock = runtime.state.lock(PEOPLE_LOCK, float(settings.job_lock_seconds))
         if not lock.acquire():
             err_console.print("another leadsync cycle holds the lock: skipped")
         else:

@@ -85,6 +85,19 @@ class SalesChange:
 
 
 @dataclass(frozen=True, slots=True)
+class UnresolvedEvent:
+    """An engagement event the CRM names by email only, when no record has that email yet
+    (HubSpot email events and form submissions). The pipeline keeps it and attaches it once a
+    record with that email appears. `email_hash` is `identity.email_hash` of the normalised
+    email: the state store never holds the address in clear."""
+
+    email_hash: str
+    event: Event
+    id: str
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class FieldUpdate:
     ref: RecordRef
     values: Mapping[str, object]  # logical name -> int | str | datetime | None | tuple[Reason,...]

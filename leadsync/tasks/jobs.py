@@ -1,15 +1,23 @@
 """Thin Celery task shells over the pipeline (STYLE.md §8).
 
-Every job runs under a state-store lock `job:<name>`: when another tick or another beat process
-already runs it, the task logs and returns `{"skipped": "locked"}`. The pipeline receives the lock
-and extends it between phases; if the lease was lost it stops before writing more.
+Every job that writes for the people — the incremental sync, the SLA sweep and the CLI's
+`leadsync sync` — runs under ONE state-store lock, `PEOPLE_LOCK`: when another of them already
+runs, the task logs and returns `{"skipped": "locked"}`. The pipeline keeps the lease alive with
+a heartbeat thread (`leadsync.lease`) through every phase, reads included, and stops before the
+next write or task create if it was lost.
 Errors map to Celery behaviour in one place: TransientError -> retry the whole job with bounded
-exponential backoff; AuthError -> fail loudly, no retry; BudgetExhausted -> log and return (the
-next tick resumes from intact cursors). Messages carry only job names and record keys.
+exponential backoff; AuthError -> fail loudly, no retry; BudgetExhausted (the pipeline itself
+stops only the CRM whose budget is spent) -> log and return, cursors intact; SoftTimeLimitExceeded
+-> log and return, nothing of the run committed (size the limit above honest work, see
+docs/operations.md). Messages carry only job names and record keys.
 
 The nightly full re-evaluation plans chunks of record keys and fans them out as a group of
-`leadsync.reevaluate_chunk` tasks over all workers; each chunk locks on a hash of its keys so a
-redelivered chunk never runs twice at once (a locked chunk is retried later, not dropped).
+`leadsync.reevaluate_chunk` tasks over all workers. Each chunk takes two leases: a lock on a hash
+of its keys, so a redelivered chunk never runs twice at once, and `PEOPLE_LOCK` in *shared* mode.
+Chunks hold disjoint people, so they may run side by side (the fan-out's parallelism), but never
+beside an incremental sync, SLA sweep or `leadsync sync`, which take `PEOPLE_LOCK` exclusively
+and are refused while any chunk holds it (they run at their next tick; the chunks evaluate
+their people's SLA clocks meanwhile). A chunk refused a lease is retried later, not dropped.
 """
 
 from __future__ import annotations
@@ -26,17 +34,21 @@ from celery import Celery, Task, group
 from celery.exceptions import SoftTimeLimitExceeded
 
 from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
+from leadsync.lease import PEOPLE_LOCK, Heartbeat, Leases
 from leadsync.state import Lock, StateStore
 from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA
 
 log = logging.getLogger("leadsync.tasks")
 
+FULL_LOCK = "job:full"  # the nightly planner (reads and stores engagement; writes no CRM)
 MAX_RETRIES = 4  # whole-job retries after the HTTP layer's own retries gave up
+LOCKED_RETRIES = 48  # a chunk refused its leases waits this many countdowns before giving up
 MAX_DELIVERIES = 3  # deliveries of one message (same id, same retry) before it counts as poison
 RETRY_BASE_SECONDS = 15.0
 REPORT_FIELDS = (
     "job", "people", "records_written", "tasks_created", "tasks_existing", "failed", "api_calls",
-    "stage_changes", "stopped_reason", "duration_s", "skipped", "chunks", "record_keys",
+    "stage_changes", "stopped_reason", "budget_stopped", "deferred", "duration_s", "skipped",
+    "chunks", "record_keys",
 )  # fmt: skip
 
 
@@ -99,18 +111,23 @@ def guarded(
     work: Callable[[Lock], Mapping[str, Any]],
     *,
     retry_when_locked: bool = False,
+    shared_lock: str | None = None,
 ) -> dict[str, Any]:
-    """Run `work` under the job lock with the error mapping of the module docstring."""
+    """Run `work` under the job lock (and, when named, a shared lease on `shared_lock`) with
+    the error mapping of the module docstring."""
     ids = {"job": job, "task_id": task.request.id, "retries": task.request.retries}
     deliveries = ctx.count_delivery(f"{task.request.id}:{task.request.retries}")
     if deliveries > MAX_DELIVERIES:
         log.error("job dropped: delivered too many times (poison message)", extra=ids)
         return finish(task, ctx, {"job": job, "skipped": "poison"})
-    lock = ctx.state.lock(lock_name, ctx.lock_seconds)
+    lock: Lock = ctx.state.lock(lock_name, ctx.lock_seconds)
+    if shared_lock is not None:
+        lock = Leases(lock, ctx.state.lock(shared_lock, ctx.lock_seconds, shared=True))
     if not lock.acquire(blocking=False):
         log.info("job skipped: another run holds the lock", extra={**ids, "lock": lock_name})
         if retry_when_locked:
-            raise task.retry(countdown=min(ctx.lock_seconds, ctx.max_countdown))
+            raise task.retry(countdown=min(ctx.lock_seconds, ctx.max_countdown),
+                             max_retries=LOCKED_RETRIES)
         return finish(task, ctx, {"job": job, "skipped": "locked"})
     try:
         report: Mapping[str, Any] = work(lock)
@@ -123,7 +140,9 @@ def guarded(
         log.warning("job stopped: API budget spent; next tick resumes", extra=ids)
         report = {"job": job, "stopped_reason": "budget"}
     except SoftTimeLimitExceeded:
-        log.error("job stopped at its soft time limit; next tick resumes", extra=ids)
+        # nothing of this run is committed: the next one reads the same again (operations.md)
+        log.error("job stopped at its soft time limit: raise LEADSYNC_TASK_TIME_LIMIT_SECONDS "
+                  "above the job's honest duration", extra=ids)
         report = {"job": job, "stopped_reason": "time_limit"}
     except AuthError as exc:
         log.error("job failed: authentication or configuration is wrong; not retried",
@@ -168,12 +187,12 @@ def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
 
     def sync_incremental(self: Task) -> dict[str, Any]:
         ctx = contexts.get()
-        return guarded(self, ctx, "incremental", "job:incremental",
+        return guarded(self, ctx, "incremental", PEOPLE_LOCK,
                        lambda lock: ctx.run_job("incremental", lock=lock))  # fmt: skip
 
     def sla_sweep(self: Task) -> dict[str, Any]:
         ctx = contexts.get()
-        return guarded(self, ctx, "sla", "job:sla", lambda lock: ctx.run_job("sla", lock=lock))
+        return guarded(self, ctx, "sla", PEOPLE_LOCK, lambda lock: ctx.run_job("sla", lock=lock))
 
     def reevaluate_chunk(self: Task, keys: list[str]) -> dict[str, Any]:
         record_keys = validate_record_keys(keys)
@@ -184,13 +203,14 @@ def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
                     "record_keys": len(record_keys)}  # fmt: skip
 
         return guarded(self, ctx, "chunk", chunk_lock_name(record_keys), work,
-                       retry_when_locked=True)  # fmt: skip
+                       retry_when_locked=True, shared_lock=PEOPLE_LOCK)  # fmt: skip
 
     def full_reevaluation(self: Task) -> dict[str, Any]:
         ctx = contexts.get()
 
         def work(lock: Lock) -> Mapping[str, Any]:
-            chunks = [c for c in ctx.plan_full() if c]
+            with Heartbeat(lock):  # planning reads everyone: keep the lease through it
+                chunks = [c for c in ctx.plan_full() if c]
             # a long plan may outlive the lease: dispatch only if the lock is (again) ours, so
             # a second full run that took over meanwhile is the only one to dispatch
             if not (lock.extend() or lock.acquire()):
@@ -200,7 +220,7 @@ def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
             return {"job": "full", "chunks": len(chunks),
                     "record_keys": sum(len(c) for c in chunks)}  # fmt: skip
 
-        return guarded(self, ctx, "full", "job:full", work)
+        return guarded(self, ctx, "full", FULL_LOCK, work)
 
     shells = {
         TASK_INCREMENTAL: sync_incremental,

@@ -219,3 +219,53 @@ def test_clear_wipes_everything(store: StateStore) -> None:
     assert store.get_person_state(["a"]) == {}
     assert store.lock("job:x", 60).acquire()
     assert not lock.extend()
+
+
+def test_held_events_are_kept_until_dropped_and_cleared(store: StateStore) -> None:
+    assert store.get_held_events() == {}
+    store.hold_events({"email:1": '{"h":"a"}', "form:2": '{"h":"b"}'})
+    store.hold_events({"email:1": '{"h":"a2"}'})  # same id: replaced, not doubled
+    assert store.get_held_events() == {"email:1": '{"h":"a2"}', "form:2": '{"h":"b"}'}
+    store.drop_held_events(["email:1", "never-held"])
+    assert store.get_held_events() == {"form:2": '{"h":"b"}'}
+    store.clear()
+    assert store.get_held_events() == {}
+
+
+def test_heartbeat_keeps_a_lease_three_times_its_ttl_and_flags_its_loss(store: StateStore
+                                                                         ) -> None:
+    from leadsync.lease import Heartbeat, LockLost
+
+    lock = store.lock("job:people", 0.3)
+    assert lock.acquire()
+    with Heartbeat(lock) as beat:
+        time.sleep(0.9)  # three leases long
+        assert not store.lock("job:people", 0.3).acquire()  # still held: refused
+        beat.confirm()
+        assert beat.beats >= 2
+        store.clear()  # the lease disappears (a Redis wipe)
+        time.sleep(0.25)
+        with pytest.raises(LockLost):
+            beat.check()
+    assert beat.lost
+
+
+def test_shared_leases_coexist_and_exclude_the_exclusive_one(store: StateStore) -> None:
+    first = store.lock("job:people", 0.4, shared=True)
+    second = store.lock("job:people", 0.4, shared=True)
+    writer = store.lock("job:people", 0.4)
+    assert first.acquire() and second.acquire()
+    assert first.owned() and second.owned()
+    assert not writer.acquire()  # refused while any shared holder is live
+    first.release()
+    assert not writer.acquire()
+    assert second.extend()
+    second.release()
+    assert writer.acquire()  # all shared holders gone
+    third = store.lock("job:people", 0.4, shared=True)
+    assert not third.acquire()  # refused while the exclusive one is held
+    writer.release()
+    assert third.acquire()
+    time.sleep(0.5)  # a crashed shared holder blocks the exclusive one only until its lease ends
+    assert not third.owned() and not third.extend()
+    assert writer.acquire()

@@ -18,6 +18,7 @@ from celery.exceptions import Retry
 
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
+from leadsync.lease import PEOPLE_LOCK
 from leadsync.state import InMemoryStateStore, Lock
 from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA, create_app
 from leadsync.tasks.jobs import MAX_RETRIES, ContextHolder, chunk_lock_name, register_tasks
@@ -94,17 +95,20 @@ def test_job_runs_under_its_lock_and_returns_counts_only(
     assert "top" not in result
     assert "example.co.jp" not in repr(ctx.reports)
     assert ctx.reports[0]["task"] == task
-    assert ctx.state.lock(f"job:{job}", 5).acquire()  # released after the run
+    assert ctx.state.lock(PEOPLE_LOCK, 5).acquire()  # released after the run
 
 
-def test_held_lock_skips_the_job(app: Celery, ctx: FakeContext) -> None:
-    other_tick = ctx.state.lock("job:incremental", 30)
-    assert other_tick.acquire()
-    result = run(app, TASK_INCREMENTAL)
-    assert result["skipped"] == "locked"
+def test_held_lock_skips_every_job_that_writes_for_the_people(app: Celery, ctx: FakeContext
+                                                               ) -> None:
+    other_run = ctx.state.lock(PEOPLE_LOCK, 30)  # e.g. a manual `leadsync sync`
+    assert other_run.acquire()
+    assert run(app, TASK_INCREMENTAL)["skipped"] == "locked"
+    assert run(app, TASK_SLA)["skipped"] == "locked"  # one lock for both jobs
     assert ctx.calls == []
-    assert other_tick.owned()
-    assert run(app, TASK_SLA)["job"] == "sla"  # other jobs are not blocked
+    assert other_run.owned()
+    other_run.release()
+    assert run(app, TASK_SLA)["job"] == "sla"
+    assert ctx.calls == [("sla", True, None)]
 
 
 def test_transient_error_retries_the_whole_job_with_backoff(app: Celery, ctx: FakeContext) -> None:
@@ -119,7 +123,7 @@ def test_transient_error_retries_the_whole_job_with_backoff(app: Celery, ctx: Fa
     assert 60 <= float(third.value.when) <= 65  # type: ignore[arg-type]
     assert isinstance(first.value.exc, TransientError)
     assert len(ctx.calls) == 2
-    assert ctx.state.lock("job:incremental", 5).acquire()  # the retry does not keep the lock
+    assert ctx.state.lock(PEOPLE_LOCK, 5).acquire()  # the retry does not keep the lock
 
 
 def test_retry_countdown_stays_under_the_cap(app: Celery, ctx: FakeContext) -> None:
@@ -135,7 +139,7 @@ def test_transient_error_retries_are_bounded(app: Celery, ctx: FakeContext) -> N
     with pytest.raises(TransientError):
         app.tasks[TASK_INCREMENTAL].apply(retries=MAX_RETRIES, throw=True)
     assert len(ctx.calls) == 1
-    assert ctx.state.lock("job:incremental", 5).acquire()
+    assert ctx.state.lock(PEOPLE_LOCK, 5).acquire()
 
 
 def test_auth_error_fails_without_retry(app: Celery, ctx: FakeContext) -> None:
@@ -143,7 +147,7 @@ def test_auth_error_fails_without_retry(app: Celery, ctx: FakeContext) -> None:
     with pytest.raises(AuthError):
         run(app, TASK_SLA)
     assert len(ctx.calls) == 1
-    assert ctx.state.lock("job:sla", 5).acquire()
+    assert ctx.state.lock(PEOPLE_LOCK, 5).acquire()
 
 
 def test_budget_exhausted_returns_cleanly(app: Celery, ctx: FakeContext) -> None:
@@ -205,8 +209,11 @@ def test_full_run_whose_lock_was_taken_while_planning_does_not_dispatch(
     original_plan = ctx.plan_full
 
     def slow_plan() -> list[list[str]]:
-        time.sleep(0.1)  # the lease runs out and another full run takes the lock
+        time.sleep(0.1)  # the heartbeat keeps the lease: nobody can take it meanwhile
+        assert not thief.acquire()
+        ctx.state.clear()  # until Redis is wiped: the lease is gone and another run takes it
         assert thief.acquire()
+        time.sleep(0.05)
         return original_plan()
 
     ctx.plan_full = slow_plan  # type: ignore[method-assign]
@@ -215,7 +222,7 @@ def test_full_run_whose_lock_was_taken_while_planning_does_not_dispatch(
     assert ctx.calls == []
 
 
-def test_full_run_whose_lease_lapsed_unclaimed_still_dispatches(
+def test_full_run_planning_longer_than_its_lease_still_dispatches(
     app: Celery, ctx: FakeContext
 ) -> None:
     ctx.lock_seconds = 0.05
@@ -229,3 +236,22 @@ def test_full_run_whose_lease_lapsed_unclaimed_still_dispatches(
     ctx.plan_full = slow_plan  # type: ignore[method-assign]
     assert run(app, TASK_FULL)["chunks"] == 1
     assert ctx.calls == [("chunk", True, ("hubspot:contact:1",))]
+
+
+def test_chunks_share_the_people_lock_with_each_other_but_not_with_the_incremental(
+    app: Celery, ctx: FakeContext
+) -> None:
+    other_chunk = ctx.state.lock(PEOPLE_LOCK, 30, shared=True)  # a chunk running elsewhere
+    assert other_chunk.acquire()
+    assert run(app, TASK_CHUNK, ["hubspot:contact:1"])["record_keys"] == 1  # side by side
+    assert run(app, TASK_INCREMENTAL)["skipped"] == "locked"  # not beside any chunk
+    assert run(app, TASK_SLA)["skipped"] == "locked"
+    assert [c[0] for c in ctx.calls] == ["chunk"]
+    other_chunk.release()
+    incremental = ctx.state.lock(PEOPLE_LOCK, 30)  # an incremental sync runs now
+    assert incremental.acquire()
+    with pytest.raises(Retry):
+        run(app, TASK_CHUNK, ["hubspot:contact:2"])  # waits for it: retried, not dropped
+    assert ctx.state.lock(chunk_lock_name(["hubspot:contact:2"]), 5).acquire()  # not kept
+    incremental.release()
+    assert run(app, TASK_INCREMENTAL)["job"] == "incremental"

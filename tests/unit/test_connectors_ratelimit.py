@@ -140,3 +140,100 @@ def test_daily_budget_is_shared_through_redis(redis_db) -> None:  # type: ignore
     assert second.spent_today() == 5
     with pytest.raises(BudgetExhausted):
         second.check()
+
+
+# -- the Salesforce budget over a rolling 24 h, atomic, per org ----------------------------------
+
+
+class WallClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+def budget_redis(request):  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        return None
+    return request.getfixturevalue("redis_db")
+
+
+def test_budget_window_is_rolling_24_hours_not_the_utc_day(budget_redis) -> None:  # type: ignore[no-untyped-def]
+    clock = WallClock(datetime(2026, 11, 1, 23, 0, tzinfo=UTC))
+    budget = DailyBudget(0.1, redis=budget_redis, clock=clock)
+    budget.observe("api-usage=0/100")  # allowance 10
+    for _ in range(6):
+        budget.spend()
+    clock.now = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # after UTC midnight: still counted
+    for _ in range(4):
+        budget.spend()
+    with pytest.raises(BudgetExhausted, match="10/10 calls in the last 24 h"):
+        budget.spend()
+    assert budget.spent_today() == 10
+    clock.now = datetime(2026, 11, 2, 23, 30, tzinfo=UTC)  # 24.5 h after 23:00: still inside
+    with pytest.raises(BudgetExhausted):
+        budget.spend()
+    clock.now = datetime(2026, 11, 3, 0, 0, tzinfo=UTC)  # 25 h later: the six calls left
+    assert budget.spent_today() == 4
+    for _ in range(6):
+        budget.spend()
+    with pytest.raises(BudgetExhausted):
+        budget.spend()
+    assert budget.spent_today() == 10
+
+
+def test_concurrent_spenders_never_exceed_the_budget(budget_redis) -> None:  # type: ignore[no-untyped-def]
+    clock = WallClock(datetime(2026, 11, 1, 12, tzinfo=UTC))
+    shared = DailyBudget(0.5, redis=budget_redis, clock=clock)  # in memory: one per process
+    admitted: list[int] = []
+    guard = threading.Lock()
+
+    def worker() -> None:
+        budget = shared if budget_redis is None else DailyBudget(
+            0.5, redis=type(budget_redis).from_url(os.environ.get(
+                "LEADSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")), clock=clock)
+        budget.observe("api-usage=0/200")  # allowance 100
+        ok = 0
+        for _ in range(60):
+            try:
+                budget.spend()
+                ok += 1
+            except BudgetExhausted:
+                pass
+        with guard:
+            admitted.append(ok)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(admitted) == 100  # 240 attempts, exactly the allowance admitted
+    assert shared.spent_today() == 100
+
+
+@pytest.mark.redis
+def test_a_fresh_worker_knows_the_budget_is_spent_without_a_call(redis_db) -> None:  # type: ignore[no-untyped-def]
+    clock = WallClock(datetime(2026, 11, 1, 12, tzinfo=UTC))
+    first = DailyBudget(0.05, redis=redis_db, clock=clock)
+    first.observe("api-usage=0/100")  # allowance 5
+    for _ in range(5):
+        first.spend()
+    fresh = DailyBudget(0.05, redis=redis_db, clock=clock)  # has seen no response yet
+    with pytest.raises(BudgetExhausted, match="5/5"):
+        fresh.spend()
+    assert fresh.spent_today() == 5
+
+
+def test_org_out_of_calls_pauses_every_caller_for_an_hour(budget_redis) -> None:  # type: ignore[no-untyped-def]
+    clock = WallClock(datetime(2026, 11, 1, 12, tzinfo=UTC))
+    first = DailyBudget(1.0, redis=budget_redis, clock=clock)
+    first.observe("api-usage=100/100")
+    other = first if budget_redis is None else DailyBudget(1.0, redis=budget_redis, clock=clock)
+    with pytest.raises(BudgetExhausted, match="daily API limit reached"):
+        other.spend()
+    clock.now = datetime(2026, 11, 1, 13, 1, tzinfo=UTC)
+    other.spend()  # one probe an hour later
+    assert other.spent_today() == 1

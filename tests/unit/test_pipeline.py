@@ -194,7 +194,8 @@ def test_lost_lock_stops_before_writing(crms, clock, mql_person) -> None:
     assert state.get_cursor("hubspot:people") is None
 
 
-def test_spent_budget_stops_cleanly_with_cursors_intact(crms, clock, mql_person) -> None:
+def test_spent_budget_stops_that_crm_only_with_its_cursors_intact(crms, clock, mql_person
+                                                                  ) -> None:
     hs, sf = crms
 
     def spent(_updates: object, *, dry_run: bool = False) -> object:
@@ -204,8 +205,12 @@ def test_spent_budget_stops_cleanly_with_cursors_intact(crms, clock, mql_person)
     state = InMemoryStateStore()
     report = run_job(make_runtime(crms, clock, state), "incremental")
     assert report.stopped_reason == "budget"
-    assert state.get_cursor("hubspot:people") is None
+    assert report.budget_stopped == ["salesforce"]
+    assert report.records_written == {"hubspot": 1}
+    assert hs.writes == 1 and sf.writes == 0
+    assert state.get_cursor("hubspot:people") is not None
     assert state.get_cursor("salesforce:people") is None
+    assert state.get_pending("salesforce") == {mql_person[1].key}  # retried when allowed
 
 
 def test_an_older_evaluation_never_overwrites_a_newer_one(crms, clock, mql_person) -> None:

@@ -25,6 +25,7 @@ from leadsync.connectors.base import (
     SalesChange,
     System,
     TaskResult,
+    UnresolvedEvent,
     WriteResult,
 )
 from leadsync.connectors.http import RetryPolicy, utc_now
@@ -196,6 +197,14 @@ class HubSpotConnector:
         """Engagement at or after `since`: v3 events (page views, webinars, meetings), email
         opens/clicks/unsubscribes and form submissions, resolved to contacts by email."""
         return engagement.iter_engagement(self.client, since)
+
+    engagement_streams: tuple[str, ...] = engagement.STREAMS
+
+    def iter_engagement_stream(self, stream: str, since: datetime
+                               ) -> Iterator[EngagementEvent | UnresolvedEvent]:
+        """One of `engagement_streams` at or after `since`, for its own cursor (the streams
+        arrive with different delays); events of emails no contact has yet come unresolved."""
+        return engagement.iter_stream(self.client, stream, since)
 
     def iter_engagement_for(self, people: Sequence[CrmPerson], since: datetime
                             ) -> Iterator[EngagementEvent]:

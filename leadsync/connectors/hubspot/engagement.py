@@ -1,9 +1,15 @@
 """HubSpot engagement readers: the v3 events API (page views, webinars, meetings), the email
-events API (opens, clicks, unsubscribes) and form submissions, all since one instant.
+events API (opens, clicks, unsubscribes) and form submissions.
+
+The three arrive with different delays, so the sync reads them as three streams (`STREAMS`,
+`iter_stream`), each from its own cursor: a page view that shows up late, dated before the
+newest form submission, is still read.
 
 Email events and submissions name people by email; `EmailResolver` turns emails into contact
 ids with batch reads by email (100 distinct emails per call, each email read once per run).
-An email no contact has is counted and skipped; emails never reach a log.
+An email no contact has yet: `iter_stream` yields it as an `UnresolvedEvent` (keyed by the
+email's hash) for the sync to keep and attach once the contact exists; the all-in-one
+`iter_engagement` counts and skips it. Emails never reach a log.
 
 API cost per run: v3 events pages of 100; one email-events series per type (pages of 1,000);
 one forms list; per form, submission pages of 50 newest first, stopping at the first one older
@@ -18,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from leadsync.connectors.base import EngagementEvent, RecordRef
+from leadsync.connectors.base import EngagementEvent, RecordRef, UnresolvedEvent
 from leadsync.connectors.hubspot.client import HubSpotClient
 from leadsync.connectors.hubspot.mapping import event_from_raw
 from leadsync.connectors.hubspot.marketing import (
@@ -29,6 +35,7 @@ from leadsync.connectors.hubspot.marketing import (
     submission_from_raw,
     submitted_at,
 )
+from leadsync.identity import email_hash, normalise_email
 
 log = logging.getLogger(__name__)
 EVENTS_PAGE = 100
@@ -36,6 +43,7 @@ EMAIL_PAGE = 1000
 FORMS_PAGE = 100
 SUBMISSIONS_PAGE = 50
 BATCH = 100
+STREAMS: tuple[str, ...] = ("events", "email_events", "form_submissions")
 
 
 def _ms(value: datetime) -> int:
@@ -146,15 +154,18 @@ class EmailResolver:
     """Resolves `KeyedEvent`s to contacts: events wait until 100 distinct unknown emails are
     pending (or the stream ends), then one batch read by email resolves them all."""
 
-    def __init__(self, client: HubSpotClient, known: Mapping[str, str] | None = None) -> None:
+    def __init__(self, client: HubSpotClient, known: Mapping[str, str] | None = None, *,
+                 keep_unknown: bool = False) -> None:
         self.client = client
+        self.keep_unknown = keep_unknown  # yield UnresolvedEvent instead of skipping
         # email -> contact id (None: no contact); `known` pairs need no read
         self.contacts: dict[str, str | None] = dict(known or {})
         self.waiting: list[KeyedEvent] = []
         self.wanted: dict[str, None] = {}  # ordered set of emails to read
         self.unknown_events = 0
 
-    def resolve(self, items: Iterable[KeyedEvent]) -> Iterator[EngagementEvent]:
+    def resolve(self, items: Iterable[KeyedEvent]
+                ) -> Iterator[EngagementEvent | UnresolvedEvent]:
         for item in items:
             if item.email in self.contacts:
                 yield from self._emit(item)
@@ -165,7 +176,7 @@ class EmailResolver:
                 yield from self.flush()
         yield from self.flush()
 
-    def flush(self) -> Iterator[EngagementEvent]:
+    def flush(self) -> Iterator[EngagementEvent | UnresolvedEvent]:
         emails = list(self.wanted)
         self.wanted = {}
         for start in range(0, len(emails), BATCH):
@@ -187,16 +198,46 @@ class EmailResolver:
             if email in self.contacts and self.contacts[email] is None:
                 self.contacts[email] = str(raw["id"])
 
-    def _emit(self, item: KeyedEvent) -> Iterator[EngagementEvent]:
+    def _emit(self, item: KeyedEvent) -> Iterator[EngagementEvent | UnresolvedEvent]:
         contact = self.contacts.get(item.email)
         if contact is None:
             self.unknown_events += 1
+            if self.keep_unknown:
+                hashed = email_hash(normalise_email(item.email) or item.email)
+                yield UnresolvedEvent(hashed, item.event, item.id, item.seen_at)
             return
         ref = RecordRef("hubspot", "contact", contact)
         yield EngagementEvent(person=ref, event=item.event, id=item.id, seen_at=item.seen_at)
 
     def unknown_emails(self) -> int:
         return sum(1 for contact in self.contacts.values() if contact is None)
+
+
+def iter_all_submissions(client: HubSpotClient, since: datetime) -> Iterator[KeyedEvent]:
+    for guid, name in list_forms(client):
+        yield from iter_submissions(client, guid, name, since)
+
+
+def iter_stream(client: HubSpotClient, stream: str, since: datetime
+                ) -> Iterator[EngagementEvent | UnresolvedEvent]:
+    """One engagement stream at or after `since`; events of emails no contact has yet come
+    as `UnresolvedEvent`s."""
+    if stream == "events":
+        yield from iter_v3_events(client, since)
+        return
+    if stream == "email_events":
+        keyed = iter_email_events(client, since)
+    elif stream == "form_submissions":
+        keyed = iter_all_submissions(client, since)
+    else:
+        raise ValueError(f"unknown HubSpot engagement stream {stream!r}; "
+                         f"expected one of {', '.join(STREAMS)}")
+    resolver = EmailResolver(client, keep_unknown=True)
+    yield from resolver.resolve(keyed)
+    if resolver.unknown_events:
+        log.info("HubSpot engagement of emails without a contact kept for later",
+                 extra={"stream": stream, "events": resolver.unknown_events,
+                        "emails": resolver.unknown_emails()})  # fmt: skip
 
 
 def iter_engagement(client: HubSpotClient, since: datetime) -> Iterator[EngagementEvent]:
@@ -206,10 +247,11 @@ def iter_engagement(client: HubSpotClient, since: datetime) -> Iterator[Engageme
 
     def keyed() -> Iterator[KeyedEvent]:
         yield from iter_email_events(client, since)
-        for guid, name in list_forms(client):
-            yield from iter_submissions(client, guid, name, since)
+        yield from iter_all_submissions(client, since)
 
-    yield from resolver.resolve(keyed())
+    for item in resolver.resolve(keyed()):
+        if isinstance(item, EngagementEvent):
+            yield item
     if resolver.unknown_events:
         log.info(
             "HubSpot engagement of emails without a contact skipped",
@@ -237,4 +279,6 @@ def iter_engagement_for(client: HubSpotClient, contacts: Mapping[str, str | None
                 yield from (item for item in iter_submissions(client, guid, name, since)
                             if item.email in emails)
 
-    yield from resolver.resolve(keyed())
+    for item in resolver.resolve(keyed()):
+        if isinstance(item, EngagementEvent):
+            yield item

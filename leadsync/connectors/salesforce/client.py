@@ -33,7 +33,7 @@ from leadsync.connectors.http import (
     parse_retry_after,
     redact,
 )
-from leadsync.connectors.ratelimit import DailyBudget
+from leadsync.connectors.ratelimit import ORG_FULL_PAUSE_SECONDS, DailyBudget
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +77,15 @@ class PolicySession(requests.Session):
         self.on_expired = on_expired
 
     def _attempt(self, method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
-        self.budget.check()
+        self.budget.spend()  # atomic check-and-count, shared by every worker
         self.calls.add()
-        self.budget.record_call()
         try:
             resp = super().request(method, url, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise Retryable(f"connection: {type(exc).__name__}") from None
         self.budget.observe(resp.headers.get("Sforce-Limit-Info"))
         if resp.status_code == 403 and error_code(resp) == "REQUEST_LIMIT_EXCEEDED":
+            self.budget.pause(ORG_FULL_PAUSE_SECONDS)  # every worker stops asking for an hour
             raise BudgetExhausted(
                 "Salesforce daily API limit exceeded (403 REQUEST_LIMIT_EXCEEDED)"
             )

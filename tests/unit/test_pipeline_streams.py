@@ -1,0 +1,142 @@
+"""Engagement streams with their own cursors, and events held until their email has a record:
+the real pipeline over an in-memory CRM that serves its engagement as streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+import pytest
+
+from leadsync import pipeline
+from leadsync.config.rules import load_default_rules
+from leadsync.config.settings import Settings
+from leadsync.connectors.base import EngagementEvent, RecordRef, UnresolvedEvent
+from leadsync.identity import email_hash
+from leadsync.pipeline import run_job
+from leadsync.runtime import Runtime
+from leadsync.scoring import Event
+from leadsync.state import InMemoryStateStore
+from tests.fakes import FakeConnector
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class StreamedCrm(FakeConnector):
+    """Engagement as two streams, `views` and `forms`; forms name people by email only."""
+
+    engagement_streams = ("views", "forms")
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__("hubspot", clock)
+        self.views: list[EngagementEvent] = []
+        self.forms: list[tuple[str, Event, str, datetime]] = []  # email, event, id, seen_at
+        self.asked: dict[str, list[datetime]] = {"views": [], "forms": []}
+
+    def view(self, ref: RecordRef, at: datetime) -> None:
+        event = Event("page_view", at, MappingProxyType({"url": "/pricing"}))
+        self.views.append(EngagementEvent(ref, event, f"v{len(self.views)}", at))
+
+    def form(self, email: str, at: datetime) -> None:
+        event = Event("form_submit", at, MappingProxyType({"form": "newsletter"}))
+        self.forms.append((email, event, f"f{len(self.forms)}", at))
+
+    def iter_engagement_stream(self, stream: str, since: datetime
+                               ) -> Iterator[EngagementEvent | UnresolvedEvent]:
+        self.calls += 1
+        self.asked[stream].append(since)
+        if stream == "views":
+            yield from (e for e in self.views if e.seen_at >= since)
+            return
+        by_email = {(r.profile.email or "").lower(): r.ref for r in self.records.values()}
+        for email, event, eid, seen in self.forms:
+            if seen < since:
+                continue
+            ref = by_email.get(email)
+            if ref is None:
+                yield UnresolvedEvent(email_hash(email), event, eid, seen)
+            else:
+                yield EngagementEvent(ref, event, eid, seen)
+
+
+def make(clock: Clock, state: InMemoryStateStore) -> tuple[StreamedCrm, Runtime]:
+    crm = StreamedCrm(clock)
+    rt = Runtime(settings=Settings(), model=load_default_rules(), connectors={"hubspot": crm},
+                 state=state, clock=clock)
+    return crm, rt
+
+
+def stored(state: InMemoryStateStore, key: str, kind: str) -> list[datetime]:
+    return [e.at for e in state.get_events([key])[key] if e.type == kind]
+
+
+def test_each_stream_has_its_own_cursor_so_a_late_view_is_read() -> None:
+    clock, state = Clock(), InMemoryStateStore()
+    crm, rt = make(clock, state)
+    ref = crm.add("contact", "1", email="a@corp.example")
+    state.set_cursor("hubspot:engagement", T0 - timedelta(hours=1))  # an older version's cursor
+    crm.view(ref, T0 - timedelta(minutes=50))
+    run_job(rt, "incremental")
+    assert crm.asked == {"views": [T0 - timedelta(hours=1)], "forms": [T0 - timedelta(hours=1)]}
+    clock.now = T0 + timedelta(hours=1)
+    crm.form("a@corp.example", clock.now - timedelta(minutes=1))
+    run_job(rt, "incremental")
+    late = T0 + timedelta(minutes=30)  # before the newest form, after the newest view
+    crm.view(ref, late)
+    clock.now = T0 + timedelta(hours=1, minutes=5)
+    run_job(rt, "incremental")
+    assert stored(state, ref.key, "page_view") == [T0 - timedelta(minutes=50), late]
+    assert state.get_cursor("hubspot:engagement:views") == late - pipeline.CURSOR_OVERLAP
+    assert state.get_cursor("hubspot:engagement:forms") == (
+        T0 + timedelta(minutes=59) - pipeline.CURSOR_OVERLAP)
+
+
+def test_held_events_attach_once_the_email_has_a_record_and_expire_after_30_days() -> None:
+    clock, state = Clock(), InMemoryStateStore()
+    crm, rt = make(clock, state)
+    crm.add("contact", "1", email="known@corp.example")
+    crm.form("new@corp.example", T0 - timedelta(minutes=1))  # re-read by the next overlap
+    crm.form("gone@corp.example", T0 - timedelta(minutes=1))
+    run_job(rt, "incremental")
+    held = state.get_held_events()
+    assert len(held) == 2 and "new@corp.example" not in repr(held)
+    clock.now = T0 + timedelta(seconds=30)
+    run_job(rt, "incremental")  # the overlap re-reads both: still two, first held time kept
+    assert state.get_held_events() == held
+
+    clock.now = T0 + timedelta(days=2)
+    ref = crm.add("contact", "2", email="new@corp.example")  # the contact is created
+    run_job(rt, "incremental")
+    assert stored(state, ref.key, "form_submit") == [T0 - timedelta(minutes=1)]
+    assert len(state.get_held_events()) == 1
+
+    clock.now = T0 + timedelta(days=30, minutes=1)  # past the age limit: forgotten
+    run_job(rt, "incremental")
+    assert state.get_held_events() == {}
+    clock.now += timedelta(days=1)
+    run_job(rt, "incremental")
+    assert stored(state, ref.key, "form_submit") == [T0 - timedelta(minutes=1)]  # counted once
+
+
+def test_held_events_are_bounded_keeping_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "HELD_EVENTS_MAX", 3)
+    clock, state = Clock(), InMemoryStateStore()
+    crm, rt = make(clock, state)
+    for i in range(2):
+        crm.form(f"old{i}@corp.example", T0 - timedelta(minutes=1))
+    run_job(rt, "incremental")
+    clock.now = T0 + timedelta(hours=1)
+    for i in range(3):
+        crm.form(f"new{i}@corp.example", clock.now - timedelta(minutes=1))
+    run_job(rt, "incremental")
+    held = state.get_held_events()
+    assert sorted(held) == ["f2", "f3", "f4"]  # the two held first were dropped
