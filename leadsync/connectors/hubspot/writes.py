@@ -18,6 +18,7 @@ from leadsync.connectors.base import (
     TaskResult,
     WriteResult,
 )
+from leadsync.connectors.creates import create_once
 from leadsync.connectors.http import redact
 from leadsync.connectors.hubspot.client import HubSpotClient, HubSpotRequestError
 from leadsync.connectors.hubspot.mapping import (
@@ -167,7 +168,9 @@ def _task_input(task: FollowUpTask) -> dict[str, Any]:
 
 
 def create_tasks(client: HubSpotClient, tasks: Sequence[FollowUpTask]) -> TaskResult:
-    """Create tasks in batches of 100; created ids are matched to keys through the body line."""
+    """Create tasks in batches of 100; created ids are matched to keys through the body line.
+    A batch whose outcome is unknown is never re-sent blindly: its keys are looked up on its
+    contacts and only the missing ones are sent again (`connectors.creates`)."""
     result = TaskResult()
     valid = []
     for task in tasks:
@@ -177,27 +180,46 @@ def create_tasks(client: HubSpotClient, tasks: Sequence[FollowUpTask]) -> TaskRe
             valid.append(task)
     for start in range(0, len(valid), BATCH):
         chunk = valid[start : start + BATCH]
-        body = {"inputs": [_task_input(t) for t in chunk]}
-        try:
-            _, resp = client.call("tasks batch create", client.tasks_batch.create, body)
-        except HubSpotRequestError as exc:
-            for task in chunk:
-                result.failed[task.key] = f"{exc.status} {exc.category}: {exc.message}"
-            continue
-        for raw in resp.get("results", []) or []:
-            match = KEY_LINE.search(str((raw.get("properties") or {}).get("hs_task_body", "")))
-            if match:
-                result.created[match.group(1)] = str(raw.get("id"))
-        for task in chunk:
-            if task.key not in result.created:
-                result.failed[task.key] = "HubSpot did not confirm the task"
+        done = create_once(
+            "HubSpot tasks batch create", chunk,
+            lambda pending: _send_tasks(client, pending),
+            lambda pending: find_task_ids(client, [t.person for t in pending]),
+            rounds=client.policy.create_rounds,
+        )  # fmt: skip
+        result.created.update(done.created)
+        result.failed.update(done.failed)
+    return result
+
+
+def _send_tasks(client: HubSpotClient, chunk: Sequence[FollowUpTask]) -> TaskResult:
+    """One batch create, never replayed once it may have been processed (`OutcomeUnknown`)."""
+    result = TaskResult()
+    body = {"inputs": [_task_input(t) for t in chunk]}
+    try:
+        _, resp = client.call("tasks batch create", client.tasks_batch.create, body,
+                              idempotent=False)  # fmt: skip
+    except HubSpotRequestError as exc:
+        result.failed.update({t.key: f"{exc.status} {exc.category}: {exc.message}" for t in chunk})
+        return result
+    for raw in resp.get("results", []) or []:
+        match = KEY_LINE.search(str((raw.get("properties") or {}).get("hs_task_body", "")))
+        if match:
+            result.created[match.group(1)] = str(raw.get("id"))
+    for task in chunk:
+        if task.key not in result.created:
+            result.failed[task.key] = "HubSpot did not confirm the task"
     return result
 
 
 def find_task_keys(client: HubSpotClient, refs: Sequence[RecordRef]) -> set[str]:
     """Keys in the bodies of `[LeadSync]` tasks associated with these contacts."""
+    return set(find_task_ids(client, refs))
+
+
+def find_task_ids(client: HubSpotClient, refs: Sequence[RecordRef]) -> dict[str, str]:
+    """Key -> task id of the `[LeadSync]` tasks associated with these contacts."""
     ids = sorted({r.id for r in refs if r.system == "hubspot"})
-    keys: set[str] = set()
+    found: dict[str, str] = {}
     for start in range(0, len(ids), BATCH):
         after: str | None = None
         while True:
@@ -215,8 +237,9 @@ def find_task_keys(client: HubSpotClient, refs: Sequence[RecordRef]) -> set[str]
             _, page = client.call("tasks search", client.tasks_search.do_search, body, search=True)
             for raw in page.get("results", []) or []:
                 text = str((raw.get("properties") or {}).get("hs_task_body", ""))
-                keys.update(KEY_LINE.findall(text))
+                for key in KEY_LINE.findall(text):
+                    found.setdefault(key, str(raw.get("id")))
             after = ((page.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 break
-    return keys
+    return found
