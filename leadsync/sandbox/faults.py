@@ -63,13 +63,14 @@ class Faults:
     reply_drop_on: str = "writes"
     reply_drop_max: int = 0
     reply_drop_style: str = "close"
+    search_lag_ms: int = 0
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "record_failure_rate", "drop_rate", "reply_drop_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults.{name} must be between 0 and 1, got {value!r}")
-        for name in ("latency_ms", "burst_429", "reply_drop_max"):
+        for name in ("latency_ms", "burst_429", "reply_drop_max", "search_lag_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Faults.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.reply_drop_on not in REPLY_DROP_ON:

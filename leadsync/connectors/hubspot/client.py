@@ -138,6 +138,7 @@ class HubSpotClient:
         self.contacts_search = crm.contacts.search_api
         self.tasks_batch = crm.objects.tasks.batch_api
         self.tasks_search = crm.objects.tasks.search_api
+        self.associations_batch = crm.associations.v4.batch_api
         self.properties = crm.properties.core_api
         self.groups = crm.properties.groups_api
         self.owners = crm.owners.owners_api

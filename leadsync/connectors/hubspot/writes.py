@@ -34,6 +34,7 @@ BATCH = 100
 REASONS_LEN = 1000
 TASK_CONTACT_ASSOCIATION = 204
 KEY_LINE = re.compile(r"leadsync-key:\s*(\S+)")
+OWN_SUBJECT = "[LeadSync]"
 RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "CONFLICT", "TEMPORARILY_UNAVAILABLE"})
 
 
@@ -169,8 +170,8 @@ def _task_input(task: FollowUpTask) -> dict[str, Any]:
 
 def create_tasks(client: HubSpotClient, tasks: Sequence[FollowUpTask]) -> TaskResult:
     """Create tasks in batches of 100; created ids are matched to keys through the body line.
-    A batch whose outcome is unknown is never re-sent blindly: its keys are looked up on its
-    contacts and only the missing ones are sent again (`connectors.creates`)."""
+    A batch whose outcome is unknown is never re-sent blindly: its keys are read back from its
+    contacts' tasks and only the missing ones are sent again (`connectors.creates`)."""
     result = TaskResult()
     valid = []
     for task in tasks:
@@ -183,7 +184,7 @@ def create_tasks(client: HubSpotClient, tasks: Sequence[FollowUpTask]) -> TaskRe
         done = create_once(
             "HubSpot tasks batch create", chunk,
             lambda pending: _send_tasks(client, pending),
-            lambda pending: find_task_ids(client, [t.person for t in pending]),
+            lambda pending: read_back_task_ids(client, [t.person for t in pending]),
             rounds=client.policy.create_rounds,
         )  # fmt: skip
         result.created.update(done.created)
@@ -242,4 +243,38 @@ def find_task_ids(client: HubSpotClient, refs: Sequence[RecordRef]) -> dict[str,
             after = ((page.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 break
+    return found
+
+
+def read_back_task_ids(client: HubSpotClient, refs: Sequence[RecordRef]) -> dict[str, str]:
+    """Key -> task id of the `[LeadSync]` tasks associated with these contacts, read from the
+    association and object stores: a v4 association batch read (contact -> task ids, paged per
+    contact) and task batch reads. Unlike search, whose index shows a new task only after a
+    short lag, these see a create the moment it is committed, so a lost reply is settled
+    without a duplicate. Costs 1 call per 100 contacts plus 1 per 100 of their tasks."""
+    contacts = sorted({r.id for r in refs if r.system == "hubspot"})
+    task_ids: list[str] = []
+    for start in range(0, len(contacts), BATCH):
+        inputs: list[dict[str, str]] = [{"id": c} for c in contacts[start : start + BATCH]]
+        while inputs:
+            _, page = client.call("task associations", client.associations_batch.get_page,
+                                  "contacts", "tasks", {"inputs": inputs})  # fmt: skip
+            inputs = []
+            for row in page.get("results", []) or []:
+                task_ids.extend(str(t.get("toObjectId")) for t in row.get("to", []) or [])
+                after = ((row.get("paging") or {}).get("next") or {}).get("after")
+                if after:
+                    inputs.append({"id": str((row.get("from") or {}).get("id")), "after": after})
+    found: dict[str, str] = {}
+    unique = sorted(set(task_ids))
+    for start in range(0, len(unique), BATCH):
+        body = {"properties": ["hs_task_subject", "hs_task_body"], "propertiesWithHistory": [],
+                "inputs": [{"id": t} for t in unique[start : start + BATCH]]}  # fmt: skip
+        _, page = client.call("tasks batch read", client.tasks_batch.read, body)
+        for raw in page.get("results", []) or []:
+            props = raw.get("properties") or {}
+            if OWN_SUBJECT not in str(props.get("hs_task_subject", "")):
+                continue
+            for key in KEY_LINE.findall(str(props.get("hs_task_body", ""))):
+                found.setdefault(key, str(raw.get("id")))
     return found
