@@ -9,16 +9,22 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from leadsync.commands.common import environ
 from leadsync.config.settings import load_settings
 from leadsync.connectors.base import FieldUpdate, FollowUpTask, RecordRef, TaskResult
 from leadsync.connectors.http import RetryPolicy
 from leadsync.connectors.hubspot.adapter import HubSpotConnector
 from leadsync.connectors.salesforce.adapter import SalesforceConnector
+from leadsync.pipeline import run_job
+from leadsync.report import CycleReport
+from leadsync.runtime import build_runtime
 from leadsync.sandbox import Faults, Sandbox
 from leadsync.sandbox.store import task_key
+from leadsync.state import InMemoryStateStore
 
 HS_CREATE = "POST /crm/v3/objects/tasks/batch/create"
 HS_ASSOC = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"
@@ -245,3 +251,55 @@ def test_pre_send_faults_still_retry_reads_and_updates(sb: Sandbox) -> None:
     assert _requests(sb, "salesforce") == {SF_UPDATE: fails + 1}
     assert {sb.data.sf[p.ref.object_type][p.ref.id]["LeadSync_Score__c"] for p in people} == {8}
     assert sb.stats()["salesforce"]["errors_injected"] == fails
+
+
+# ---- whole cycles ------------------------------------------------------------------------------
+
+
+def _cycles(faults: Faults) -> tuple[list[CycleReport], dict[str, Counter[str]], dict[str, Any]]:
+    """A full cycle, 30 simulated hours, an incremental cycle (both under `faults`), then a
+    clean incremental; the reports, the keys each CRM holds, and the sandbox stats."""
+    with Sandbox(contacts=400, seed=11, faults=faults) as box, \
+            environ({**box.env, "LEADSYNC_REDIS_URL": ""}):  # fmt: skip
+        settings = load_settings().model_copy(update={"redis_url": None})
+        runtime = build_runtime(settings, state=InMemoryStateStore(), clock=box.now)
+        reports = [run_job(runtime, "full")]
+        box.simulate(hours=30)
+        reports.append(run_job(runtime, "incremental"))
+        box.set_faults(Faults())
+        box.advance(60)
+        reports.append(run_job(runtime, "incremental"))
+        held = {s: _held(box, s) for s in ("hubspot", "salesforce")}
+        return reports, held, box.stats()
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [Faults(reply_drop_rate=1.0, reply_drop_on="creates"),
+     Faults(reply_drop_rate=0.5, reply_drop_on="writes", seed=3)],
+    ids=["every-create", "some-writes"],
+)  # fmt: skip
+def test_cycles_with_lost_replies_create_every_owed_task_exactly_once(faults: Faults) -> None:
+    baseline, owed, _ = _cycles(Faults())
+    reports, held, stats = _cycles(faults)
+    assert sum(owed["hubspot"].values()) > 0 and sum(owed["salesforce"].values()) > 0
+    for system in ("hubspot", "salesforce"):
+        # the same tasks as a run without faults, each exactly once
+        assert held[system] == owed[system]
+        assert set(held[system].values()) == {1}
+        assert stats[system]["duplicate_task_keys"] == 0
+        # the reports say exactly what the CRMs hold; nothing failed, nothing left over
+        assert sum(r.tasks_created[system] for r in reports) == sum(held[system].values())
+        assert [r.tasks_created[system] for r in reports] == [
+            r.tasks_created[system] for r in baseline]  # fmt: skip
+        assert reports[2].tasks_created[system] == 0
+    assert all(r.task_failures == [] for r in reports)
+    for system, create in (("hubspot", HS_CREATE), ("salesforce", SF_CREATE)):
+        sends = stats[system]["requests"][create]
+        # one send per cycle that owed tasks (each under 100): no create was sent twice
+        assert sends == sum(1 for r in reports if r.tasks_created[system])
+        lost = stats[system]["replies_dropped"]
+        if faults.reply_drop_on == "creates":
+            assert lost == {create: sends}
+        else:  # seeded: some creates and some updates of both CRMs lost their reply
+            assert lost.get(create, 0) <= sends and sum(lost.values()) >= 2
