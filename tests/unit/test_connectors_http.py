@@ -15,6 +15,7 @@ import pytest
 import requests
 import urllib3
 from pydantic import SecretStr
+from simple_salesforce import Salesforce
 
 from leadsync.config.settings import HubSpotSettings
 from leadsync.connectors.base import AuthError, TransientError
@@ -344,3 +345,7 @@ def test_no_sdk_layer_retries_on_its_own() -> None:
     for adapter in session.adapters.values():
         retry = adapter.max_retries  # type: ignore[attr-defined]
         assert retry.total == 0 and retry.read is False
+    # simple-salesforce replays on 401 by itself only when it holds a password login; leadsync
+    # builds it from a session id (its PolicySession re-logs in once, a 401 did nothing)
+    sf = Salesforce(session_id="00Dxx!x", instance="inst.example", session=session)
+    assert sf._salesforce_login_partial is None
