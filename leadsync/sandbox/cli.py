@@ -57,7 +57,8 @@ def sandbox() -> None:
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the environment to this file (mode 0600).")  # fmt: skip
 @click.option("--faults", "faults", callback=_faults, default="",
-              help="e.g. latency_ms=50,error_rate=0.05,burst_429=10")  # fmt: skip
+              help="e.g. latency_ms=50,error_rate=0.05,burst_429=10 or "
+                   "reply_drop_rate=1,reply_drop_on=creates (docs/sandbox.md)")  # fmt: skip
 @click.option("--rate-limit", type=click.IntRange(1, 10_000), default=100, show_default=True,
               help="HubSpot requests per rolling 10 seconds.")  # fmt: skip
 @click.option("--sf-daily-limit", type=click.IntRange(1), default=100_000, show_default=True)

@@ -1,8 +1,14 @@
 """Switchable fault injection: what can go wrong between leadsync and a CRM, on demand.
 
 `Faults` is the value a test or the CLI chooses; `FaultInjector` is the server's live, seeded
-interpretation of it (the RNG and the remaining 429 burst). Faults never apply to the sandbox's
-own `/__sandbox__/*` control endpoints.
+interpretation of it (the RNG, the remaining 429 burst, the replies dropped so far). Faults
+never apply to the sandbox's own `/__sandbox__/*` control endpoints.
+
+Two kinds of lost connection: `drop_rate` closes the connection *before* the request is handled
+(nothing happened), `reply_drop_rate` lets the CRM handle and commit a create or an update and
+then closes (or resets) the connection without a reply — what a client sees when a proxy or the
+network loses the answer. The client cannot tell them apart; only the second one duplicates a
+create that is replayed.
 """
 
 from __future__ import annotations
@@ -11,6 +17,25 @@ import random
 import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+# the record writes a reply can be lost after (endpoint names as in the sandbox's stats)
+CREATE_ENDPOINTS = frozenset({
+    "POST /crm/v3/objects/tasks", "POST /crm/v3/objects/tasks/batch/create",
+    "POST /composite/sobjects", "POST /sobjects/{object}",
+})  # fmt: skip
+UPDATE_ENDPOINTS = frozenset({
+    "POST /crm/v3/objects/contacts/batch/update", "PATCH /crm/v3/objects/contacts/{id}",
+    "PATCH /composite/sobjects", "PATCH /sobjects/{object}/{id}",
+})  # fmt: skip
+REPLY_DROP_ON = {"creates": ("create",), "updates": ("update",), "writes": ("create", "update")}
+REPLY_DROP_STYLES = ("close", "reset")
+
+
+def write_kind(endpoint: str) -> str | None:
+    """'create', 'update' or None (a read, a search, a login) for an endpoint name."""
+    if endpoint in CREATE_ENDPOINTS:
+        return "create"
+    return "update" if endpoint in UPDATE_ENDPOINTS else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +59,26 @@ class Faults:
     drop_rate: float = 0.0
     expire_sessions: bool = False
     seed: int = 0
+    reply_drop_rate: float = 0.0
+    reply_drop_on: str = "writes"
+    reply_drop_max: int = 0
+    reply_drop_style: str = "close"
+    search_lag_ms: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "record_failure_rate", "drop_rate"):
+        for name in ("error_rate", "record_failure_rate", "drop_rate", "reply_drop_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults.{name} must be between 0 and 1, got {value!r}")
-        for name in ("latency_ms", "burst_429"):
+        for name in ("latency_ms", "burst_429", "reply_drop_max", "search_lag_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Faults.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.reply_drop_on not in REPLY_DROP_ON:
+            raise ValueError(f"Faults.reply_drop_on must be one of {sorted(REPLY_DROP_ON)}, "
+                             f"got {self.reply_drop_on!r}")  # fmt: skip
+        if self.reply_drop_style not in REPLY_DROP_STYLES:
+            raise ValueError(f"Faults.reply_drop_style must be one of {list(REPLY_DROP_STYLES)}, "
+                             f"got {self.reply_drop_style!r}")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +117,8 @@ def _coerce(key: str, type_name: str, raw: Any) -> Any:
             return bool(raw)
         if type_name == "int":
             return int(raw)
+        if type_name == "str":
+            return str(raw).strip()
         return float(raw)
     except (TypeError, ValueError):
         raise ValueError(f"fault {key!r}: cannot read {raw!r} as {type_name}") from None
@@ -94,6 +132,7 @@ class FaultInjector:
         self.faults = Faults()
         self._rng = random.Random(0)  # noqa: S311 - reproducible faults, not security
         self._burst_left = 0
+        self._replies_dropped = 0
         self.set(faults or Faults())
 
     def set(self, faults: Faults) -> None:
@@ -101,6 +140,23 @@ class FaultInjector:
             self.faults = faults
             self._rng = random.Random(faults.seed)  # noqa: S311 - reproducible faults
             self._burst_left = faults.burst_429
+            self._replies_dropped = 0
+
+    def take_reply_drop(self, endpoint: str) -> bool:
+        """True when the reply to this (already processed) request must be lost: the endpoint
+        is a write of the kind `reply_drop_on` names, the cap is not reached, and the rate
+        draws it."""
+        faults = self.faults
+        kind = write_kind(endpoint)
+        if faults.reply_drop_rate <= 0.0 or kind not in REPLY_DROP_ON[faults.reply_drop_on]:
+            return False
+        with self._lock:
+            if faults.reply_drop_max and self._replies_dropped >= faults.reply_drop_max:
+                return False
+            if self._rng.random() >= faults.reply_drop_rate:
+                return False
+            self._replies_dropped += 1
+            return True
 
     def chance(self, rate: float) -> bool:
         """True with probability `rate`, from the seeded fault RNG."""

@@ -1,9 +1,10 @@
-"""HubSpot tasks (create, batch create, search, read) and the events API."""
+"""HubSpot tasks (create, batch create, search, read, batch read), the contact -> task
+associations (v4 batch read) and the events API."""
 
 from __future__ import annotations
 
 import bisect
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from leadsync.sandbox import hs_search
@@ -27,6 +28,8 @@ from leadsync.sandbox.hs_schema import (
 )
 from leadsync.sandbox.store import hs_time, task_key
 from leadsync.sandbox.wire import ApiError, Request, Response, json_response
+
+ASSOCIATION_PAGE = 500
 
 
 class TaskHandlers(HsBase):
@@ -109,6 +112,66 @@ class TaskHandlers(HsBase):
                     )
         return self._batch_response(results, errors, ok_status=201)
 
+    def batch_read_tasks(self, req: Request) -> Response:
+        """Up to 100 tasks by id, read from the object store (no search-index lag)."""
+        body = req.json()
+        inputs = batch_inputs(body)
+        wanted = self._wanted(body.get("properties"), TASK_DEFAULT_PROPS)
+        results, missing = [], []
+        with self.data.lock:
+            for item in inputs:
+                tid = str(item.get("id", "")) if isinstance(item, dict) else ""
+                props = self.data.hs_tasks.get(tid)
+                if props is None:
+                    missing.append(tid)
+                else:
+                    results.append(
+                        self._object(tid, props, wanted, "hs_createdate", "hs_lastmodifieddate")
+                    )
+        errors = [batch_error("OBJECT_NOT_FOUND",
+                              "Could not get some TASK objects, they may be deleted or not exist.",
+                              missing)] if missing else []  # fmt: skip
+        return self._batch_response(results, errors)
+
+    def task_associations(self, req: Request) -> Response:
+        """v4 batch read of contact -> task associations: per contact its task ids (type 203,
+        contact_to_task), 500 a page with a per-contact `after`; a contact without tasks is a
+        207 error `NO_ASSOCIATIONS_FOUND`, as HubSpot answers."""
+        if req.params["from"] not in ("contact", "contacts", "0-1") or req.params["to"] not in (
+            "task", "tasks", "0-27"
+        ):  # fmt: skip
+            raise hs_error(400, "VALIDATION_ERROR", "only contact -> task associations exist here")
+        inputs = batch_inputs(req.json())
+        results, empty = [], []
+        with self.data.lock:
+            by_contact: dict[str, list[str]] = {}
+            for tid, contacts in self.data.hs_task_contacts.items():
+                for cid in contacts:
+                    by_contact.setdefault(cid, []).append(tid)
+            for item in inputs:
+                cid = str(item.get("id", "")) if isinstance(item, dict) else ""
+                start = int(str(item.get("after") or 0)) if isinstance(item, dict) else 0
+                tids = sorted(by_contact.get(cid, []), key=int)
+                if not tids:
+                    empty.append(cid)
+                    continue
+                page = tids[start : start + ASSOCIATION_PAGE]
+                row: dict[str, Any] = {"from": {"id": cid}, "to": [
+                    {"toObjectId": int(t), "associationTypes": [
+                        {"category": "HUBSPOT_DEFINED", "typeId": 203, "label": None}]}
+                    for t in page]}  # fmt: skip
+                if start + ASSOCIATION_PAGE < len(tids):
+                    row["paging"] = {"next": {"after": str(start + ASSOCIATION_PAGE)}}
+                results.append(row)
+        errors = [
+            {"status": "error", "category": "OBJECT_NOT_FOUND",
+             "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+             "message": f"No task is associated with contact {cid}.",
+             "context": {"fromObjectId": [cid]}, "errors": [], "links": {}}
+            for cid in empty
+        ]  # fmt: skip
+        return self._batch_response(results, errors)
+
     def get_task(self, req: Request) -> Response:
         wanted = self._wanted(req.query.get("properties"), TASK_DEFAULT_PROPS)
         with self.data.lock:
@@ -124,6 +187,8 @@ class TaskHandlers(HsBase):
         body = req.json()
         wanted = self._wanted(body.get("properties"), TASK_DEFAULT_PROPS)
         types = {**TASK_TYPES, "associations.contact": "string"}
+        lag_ms = self.faults.faults.search_lag_ms
+        indexed_until = hs_time(self.clock.now() - timedelta(milliseconds=lag_ms))
         with self.data.lock:
             items = (
                 (
@@ -134,6 +199,7 @@ class TaskHandlers(HsBase):
                     },
                 )
                 for tid, p in self.data.hs_tasks.items()
+                if not lag_ms or p.get("hs_createdate", "") <= indexed_until
             )
             page, total, nxt = hs_search.search(items, body, types)
             results = [

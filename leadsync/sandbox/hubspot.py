@@ -105,6 +105,18 @@ class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers):
             ),
             (
                 "POST",
+                re.compile(t + "/batch/read"),
+                "POST /crm/v3/objects/tasks/batch/read",
+                self.batch_read_tasks,
+            ),
+            (
+                "POST",
+                re.compile(r"/crm/v4/associations/(?P<from>[\w-]+)/(?P<to>[\w-]+)/batch/read"),
+                "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
+                self.task_associations,
+            ),
+            (
+                "POST",
                 re.compile(t + "/search"),
                 "POST /crm/v3/objects/tasks/search",
                 self.search_tasks,

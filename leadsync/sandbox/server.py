@@ -9,6 +9,7 @@ import logging
 import re
 import socket
 import ssl
+import struct
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -17,7 +18,14 @@ from typing import Any, Protocol
 
 from leadsync.sandbox.faults import FaultInjector
 from leadsync.sandbox.store import Stats
-from leadsync.sandbox.wire import ApiError, Request, Response, correlation_id, json_response
+from leadsync.sandbox.wire import (
+    ApiError,
+    Dropped,
+    Request,
+    Response,
+    correlation_id,
+    json_response,
+)
 
 log = logging.getLogger(__name__)
 Route = tuple[str, re.Pattern[str], str, Callable[[Request], Response]]
@@ -30,7 +38,10 @@ class VendorApi(Protocol):
 
 class Dispatcher:
     """Routes one port's requests: control endpoints first (never faulted), then the vendor API
-    behind faults, auth and limits. `authorize(req, endpoint)` returns headers to add."""
+    behind faults, auth and limits. `authorize(req, endpoint)` returns headers to add.
+
+    Connection faults come in two places: `drop_rate` before the request is handled, the
+    reply drop after the handler committed a write (`FaultInjector.take_reply_drop`)."""
 
     def __init__(
         self,
@@ -48,8 +59,8 @@ class Dispatcher:
         self.after = after or dict
         self.control = control
 
-    def dispatch(self, req: Request) -> Response | None:  # noqa: PLR0911 - one per outcome
-        """Answer a request; None means: drop the connection without a response."""
+    def dispatch(self, req: Request) -> Response | Dropped:  # noqa: PLR0911 - one per outcome
+        """Answer a request, or `Dropped`: close the connection without a response."""
         if req.path.startswith(CONTROL_PREFIX) and self.control is not None:
             try:
                 return self.control(req)
@@ -67,7 +78,7 @@ class Dispatcher:
             time.sleep(faults.latency_ms / 1000)
         if self.faults.chance(faults.drop_rate):
             self.stats.error_injected(self.system)
-            return None
+            return Dropped()
         if self.faults.chance(faults.error_rate):
             self.stats.error_injected(self.system)
             return self._server_error()
@@ -80,6 +91,11 @@ class Dispatcher:
         except Exception:
             log.exception("sandbox handler failed", extra={"endpoint": endpoint})
             response = self._server_error()
+        if response.status < 300 and self.faults.take_reply_drop(endpoint):
+            # the store has committed the write; only the answer is lost
+            self.stats.error_injected(self.system)
+            self.stats.reply_dropped(self.system, endpoint)
+            return Dropped(reset=self.faults.faults.reply_drop_style == "reset")
         response.headers.update(extra)
         response.headers.update(self.after())
         if response.records:
@@ -171,10 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
             body,
         )
         response = self.server.dispatcher.dispatch(req)
-        if response is None:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+        if isinstance(response, Dropped):
+            self._drop(response.reset)
             return
         self.send_response(response.status)
         for name, value in response.headers.items():
@@ -183,6 +197,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+
+    def _drop(self, reset: bool) -> None:
+        """End the connection without a reply: a FIN (the client's read sees EOF, urllib3 a
+        RemoteDisconnected) or, with `reset`, an RST (SO_LINGER 0: ConnectionResetError)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            if reset:
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.close()
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("sandbox request", extra={"request_line": format % args})

@@ -98,6 +98,7 @@ class SystemStats:
     task_keys: Counter[str] = field(default_factory=Counter)
     rate_limited: int = 0
     errors_injected: int = 0
+    replies_dropped: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -108,6 +109,7 @@ class SystemStats:
             "duplicate_task_keys": sum(1 for n in self.task_keys.values() if n > 1),
             "rate_limited": self.rate_limited,
             "errors_injected": self.errors_injected,
+            "replies_dropped": dict(sorted(self.replies_dropped.items())),
         }
 
 
@@ -149,6 +151,11 @@ class Stats:
     def error_injected(self, system: str) -> None:
         with self._lock:
             self._systems[system].errors_injected += 1
+
+    def reply_dropped(self, system: str, endpoint: str) -> None:
+        """A write was committed and its reply then lost (the reply-drop fault)."""
+        with self._lock:
+            self._systems[system].replies_dropped[endpoint] += 1
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

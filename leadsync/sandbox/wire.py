@@ -61,6 +61,13 @@ class Response:
     records: int = 0  # how many records the body returns, for stats
 
 
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """No reply: the connection is closed (FIN) or, with `reset`, aborted (RST)."""
+
+    reset: bool = False
+
+
 def json_response(
     status: int, payload: Any, records: int = 0, headers: dict[str, str] | None = None
 ) -> Response:

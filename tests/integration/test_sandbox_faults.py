@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
+import urllib3
+from click.testing import CliRunner
 from hubspot.crm.contacts import (
     ApiException,
     BatchInputSimplePublicObjectBatchInput,
@@ -14,6 +17,7 @@ from hubspot.crm.contacts import (
 )
 from simple_salesforce import SalesforceGeneralError
 
+from leadsync.cli import cli
 from leadsync.sandbox import Faults, Sandbox
 from tests.sandbox_support import hubspot_client, salesforce
 
@@ -124,3 +128,90 @@ def test_control_faults_clock_and_simulate(sb: Sandbox) -> None:
     assert 0 < added <= generated and added >= generated * 0.8
     reset = requests.delete(f"{sb.hubspot_url}/__sandbox__/stats", timeout=5).json()
     assert reset["hubspot"]["requests"] == {}
+
+
+# ---- lost replies: the write is committed, the answer never arrives -------------------------
+
+_TASK = {"properties": {"hs_task_subject": "[LeadSync] x", "hs_task_body": "leadsync-key: rd1",
+                        "hs_timestamp": "2026-11-21T09:00:00.000Z"}, "associations": []}
+
+
+def _hs_post(sb: Sandbox, path: str, body: object) -> requests.Response:
+    return requests.post(f"{sb.hubspot_url}{path}", json=body, timeout=5,
+                         headers={"Authorization": f"Bearer {sb.hubspot_token}"})  # fmt: skip
+
+
+@pytest.mark.parametrize(("style", "cause"),
+                         [("close", http.client.RemoteDisconnected),
+                          ("reset", ConnectionResetError)])  # fmt: skip
+def test_reply_drop_commits_the_create_then_closes_without_an_answer(
+    sb: Sandbox, style: str, cause: type[Exception]
+) -> None:
+    sb.set_faults(Faults(reply_drop_rate=1.0, reply_drop_on="creates", reply_drop_max=1,
+                         reply_drop_style=style))  # fmt: skip
+    tasks = hubspot_client(sb).crm.objects.tasks.batch_api
+    with pytest.raises(urllib3.exceptions.ProtocolError) as info:
+        tasks.create({"inputs": [_TASK]})
+    assert isinstance(info.value.args[1], cause)
+    assert [p["hs_task_body"] for p in sb.data.hs_tasks.values()] == ["leadsync-key: rd1"]
+    tasks.create({"inputs": [_TASK]})  # the cap of one is spent: answered
+    stats = sb.stats()["hubspot"]
+    assert stats["tasks_created"] == 2 and stats["duplicate_task_keys"] == 1
+    assert stats["replies_dropped"] == {"POST /crm/v3/objects/tasks/batch/create": 1}
+    assert stats["errors_injected"] == 1
+
+
+def test_reply_drop_on_salesforce_collections_commits_then_drops(sb: Sandbox) -> None:
+    sf = salesforce(sb)
+    lead = next(iter(sb.data.sf["Lead"]))
+    sb.set_faults(Faults(reply_drop_rate=1.0, reply_drop_on="writes", reply_drop_max=2))
+    task = {"attributes": {"type": "Task"}, "Subject": "[LeadSync] y", "WhoId": lead,
+            "Description": "leadsync-key: rd2"}  # fmt: skip
+    before = len(sb.data.sf["Task"])
+    with pytest.raises(requests.exceptions.ConnectionError):
+        sf.restful("composite/sobjects", method="POST",
+                   json={"allOrNone": False, "records": [task]})  # fmt: skip
+    assert len(sb.data.sf["Task"]) == before + 1
+    patch = {"allOrNone": False,
+             "records": [{"attributes": {"type": "Lead"}, "id": lead, "LeadSync_Score__c": 12}]}
+    with pytest.raises(requests.exceptions.ConnectionError):
+        sf.restful("composite/sobjects", method="PATCH", json=patch)
+    assert sb.data.sf["Lead"][lead]["LeadSync_Score__c"] == 12
+    assert sb.stats()["salesforce"]["replies_dropped"] == {"POST /composite/sobjects": 1,
+                                                           "PATCH /composite/sobjects": 1}
+
+
+def test_reply_drop_targets_only_the_chosen_writes(sb: Sandbox) -> None:
+    cid = next(iter(sb.data.hs_contacts))
+    update = {"inputs": [{"id": cid, "properties": {"leadsync_score": "5"}}]}
+    sb.set_faults(Faults(reply_drop_rate=1.0, reply_drop_on="updates"))
+    created = _hs_post(sb, "/crm/v3/objects/tasks/batch/create", {"inputs": [_TASK]})
+    assert created.status_code == 201
+    assert _hs_post(sb, "/crm/v3/objects/contacts/search", {"limit": 1}).status_code == 200
+    with pytest.raises(requests.exceptions.ConnectionError):
+        _hs_post(sb, "/crm/v3/objects/contacts/batch/update", update)
+    sb.set_faults(Faults(reply_drop_rate=1.0, reply_drop_on="creates"))
+    assert _hs_post(sb, "/crm/v3/objects/contacts/batch/update", update).status_code == 200
+    # a write that fails (400) committed nothing: its answer is not lost
+    bad = _hs_post(sb, "/crm/v3/objects/tasks/batch/create", {"nope": 1})
+    assert bad.status_code == 400
+    assert sb.stats()["hubspot"]["replies_dropped"] == {
+        "POST /crm/v3/objects/contacts/batch/update": 1}  # fmt: skip
+
+
+def test_reply_drop_is_selectable_from_the_cli_form_and_the_control_endpoint(sb: Sandbox) -> None:
+    spec = "reply_drop_rate=0.5,reply_drop_on=creates,reply_drop_max=3,reply_drop_style=reset"
+    assert Faults.parse(spec) == Faults(reply_drop_rate=0.5, reply_drop_on="creates",
+                                        reply_drop_max=3, reply_drop_style="reset")  # fmt: skip
+    for bad, named in (("reply_drop_on=deletes", "reply_drop_on"),
+                       ("reply_drop_style=hang", "reply_drop_style"),
+                       ("reply_drop_rate=2", "reply_drop_rate"),
+                       ("reply_drop_max=-1", "reply_drop_max")):  # fmt: skip
+        with pytest.raises(ValueError, match=named):
+            Faults.parse(bad)
+    body = {"reply_drop_rate": 1, "reply_drop_on": "updates", "reply_drop_max": 1}
+    assert _control(sb, "faults", body)["reply_drop_on"] == "updates"
+    assert sb.faults.faults == Faults(reply_drop_rate=1.0, reply_drop_on="updates",
+                                      reply_drop_max=1)  # fmt: skip
+    result = CliRunner().invoke(cli, ["sandbox", "serve", "--faults", "reply_drop_on=deletes"])
+    assert result.exit_code == 2 and "reply_drop_on" in result.output

@@ -3,6 +3,7 @@ failure, session expiry, limits, retries, and no secrets in errors."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import re
@@ -14,7 +15,9 @@ from urllib.parse import parse_qs, urlparse
 
 import jwt
 import pytest
+import requests
 import responses
+import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
@@ -316,3 +319,56 @@ def test_tasks_created_and_keys_found() -> None:
     assert result.created == {"k0": "00T1"} and "INVALID_CROSS_REFERENCE_KEY" in result.failed["k1"]
     assert keys == {"k0"}
     assert f"WhoId IN ('{who.id}')" in soql and "Subject LIKE '[LeadSync]%'" in soql
+
+
+def _follow_ups(n: int) -> tuple[RecordRef, list[Any]]:
+    from leadsync.connectors.base import FollowUpTask
+
+    who = RecordRef("salesforce", "Lead", "00Q000000000000001")
+    return who, [FollowUpTask(key=f"k{i}", person=who, owner_id=None, subject="[LeadSync] x",
+                              body="b", due=NOW, priority="normal") for i in range(n)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [requests.ConnectionError(urllib3.exceptions.ProtocolError(
+        "Connection aborted.", http.client.RemoteDisconnected("closed"))),
+     requests.ReadTimeout("read timed out"),
+     503],
+    ids=["disconnect-after-send", "read-timeout", "5xx"],
+)  # fmt: skip
+def test_a_create_with_an_unknown_outcome_is_read_back_not_replayed(lost: object) -> None:
+    """k0 was committed before the reply was lost: only k1 is sent again."""
+    who, tasks = _follow_ups(2)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        install(rsps, org({"Task": [{"Id": "00T0", "Description": "b\nleadsync-key: k0"}]}))
+        url = f"{DATA}/composite/sobjects"
+        if isinstance(lost, int):
+            rsps.add(responses.POST, url, status=lost, json=[{"errorCode": "SERVER_UNAVAILABLE"}])
+        else:
+            rsps.add(responses.POST, url, body=lost)  # type: ignore[arg-type]
+        rsps.add(responses.POST, url, json=[{"id": "00T1", "success": True, "errors": []}])
+        conn = connector()
+        result = conn.create_tasks(tasks)
+        posts = [json.loads(c.request.body) for c in rsps.calls if c.request.method == "POST"
+                 and c.request.url.endswith("/composite/sobjects")]  # fmt: skip
+        queries = [c for c in rsps.calls if "/query" in c.request.url]
+    assert [[r["Description"].split(": ")[-1] for r in p["records"]] for p in posts] == [
+        ["k0", "k1"], ["k1"]]  # fmt: skip
+    assert len(queries) == 1
+    assert result.created == {"k0": "00T0", "k1": "00T1"} and result.failed == {}
+
+
+def test_a_failing_read_back_reports_the_collection_failed_without_resending() -> None:
+    _, tasks = _follow_ups(3)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        install(rsps, org({}))
+        rsps.replace(responses.GET, re.compile(rf"{DATA}/query/?\?q="), status=503, body="busy")
+        rsps.add(responses.POST, f"{DATA}/composite/sobjects", status=502, body="bad gateway")
+        conn = connector()
+        result = conn.create_tasks(tasks)
+        posts = [c for c in rsps.calls if c.request.url.endswith("/composite/sobjects")]
+        queries = [c for c in rsps.calls if "/query" in c.request.url]
+    assert len(posts) == 1 and len(queries) == 3  # the read-back is a read: retried 3 times
+    assert result.created == {} and sorted(result.failed) == ["k0", "k1", "k2"]
+    assert "read-back failed" in result.failed["k0"] and "HTTP 502" in result.failed["k0"]

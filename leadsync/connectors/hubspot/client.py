@@ -11,6 +11,10 @@ Endpoints without an SDK wrapper (email events, forms, form submissions) go thro
 Request`: base URL, bearer auth, query string, JSON body) sent on one kept-alive
 `requests.Session` with our timeout (`api_request` itself sends with no timeout), under the
 same limiter, counter, classification and tenacity policy as `call()`.
+
+Creates pass `idempotent=False`: a failure after the request was sent (reset, read timeout,
+5xx) is then raised as `OutcomeUnknown` instead of being replayed (see `connectors.http`).
+With `retry=False` the SDK's urllib3 pool never retries on its own either.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ from leadsync.config.settings import HubSpotSettings
 from leadsync.connectors.base import AuthError, BudgetExhausted, ConnectorError
 from leadsync.connectors.http import (
     CallCounter,
-    Retryable,
     RetryPolicy,
     call_with_policy,
     parse_retry_after,
     redact,
+    status_failure,
+    transport_failure,
 )
 from leadsync.connectors.ratelimit import RateLimiter, window_limiter
 
@@ -89,9 +94,12 @@ def classify_hubspot_error(
         retry_after = parse_retry_after((headers or {}).get("Retry-After"))
         if retry_after is None:
             retry_after = rate_pause(headers)
-        return Retryable(f"429 {data.get('policyName', 'RATE_LIMIT')}", retry_after)
+        limited = bool(data.get("policyName")) or "RATE_LIMIT" in (
+            str(data.get("errorType", "")) + category).upper()
+        return status_failure(429, f"429 {data.get('policyName', 'RATE_LIMIT')}", retry_after,
+                              rate_limited=limited)  # fmt: skip
     if status >= 500 or status in (408, 425) or status == 0:
-        return Retryable(f"HTTP {status}")
+        return status_failure(status, f"HTTP {status}")
     if status == 401:
         return AuthError(f"HubSpot {op}: access token rejected (401 {category})")
     if status == 403:
@@ -130,6 +138,7 @@ class HubSpotClient:
         self.contacts_search = crm.contacts.search_api
         self.tasks_batch = crm.objects.tasks.batch_api
         self.tasks_search = crm.objects.tasks.search_api
+        self.associations_batch = crm.associations.v4.batch_api
         self.properties = crm.properties.core_api
         self.groups = crm.properties.groups_api
         self.owners = crm.owners.owners_api
@@ -147,9 +156,11 @@ class HubSpotClient:
         self.last_rate_headers: dict[str, str] = {}
 
     def call(
-        self, op: str, fn: Callable[..., Any], *args: Any, search: bool = False, **kwargs: Any
+        self, op: str, fn: Callable[..., Any], *args: Any, search: bool = False,
+        idempotent: bool = True, **kwargs: Any,
     ) -> tuple[int, dict[str, Any]]:
-        """Send one SDK request under the policy; return (status, parsed JSON body)."""
+        """Send one SDK request under the policy; return (status, parsed JSON body).
+        `idempotent=False` for creates: never replayed once it may have been processed."""
 
         def attempt() -> tuple[int, dict[str, Any]]:
             self.limiter.acquire()
@@ -159,7 +170,7 @@ class HubSpotClient:
             try:
                 resp = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise Retryable(f"connection: {type(exc).__name__}") from None
+                raise transport_failure(exc) from None
             except Exception as exc:
                 status = getattr(exc, "status", None)
                 if not isinstance(status, int):
@@ -170,7 +181,7 @@ class HubSpotClient:
             self._observe(resp.headers)
             return int(resp.status), _body_json(resp.data)
 
-        return call_with_policy(f"HubSpot {op}", attempt, self.policy)
+        return call_with_policy(f"HubSpot {op}", attempt, self.policy, idempotent=idempotent)
 
     def request(
         self,
@@ -197,7 +208,7 @@ class HubSpotClient:
                     **built.get_options_for_sending(),
                 )  # fmt: skip
             except requests.RequestException as exc:
-                raise Retryable(f"connection: {type(exc).__name__}") from None
+                raise transport_failure(exc) from None
             if resp.status_code >= 300:
                 raise classify_hubspot_error(op, resp.status_code, resp.content, resp.headers)
             self._observe(resp.headers)

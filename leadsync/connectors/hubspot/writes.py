@@ -18,6 +18,7 @@ from leadsync.connectors.base import (
     TaskResult,
     WriteResult,
 )
+from leadsync.connectors.creates import create_once
 from leadsync.connectors.http import redact
 from leadsync.connectors.hubspot.client import HubSpotClient, HubSpotRequestError
 from leadsync.connectors.hubspot.mapping import (
@@ -33,6 +34,7 @@ BATCH = 100
 REASONS_LEN = 1000
 TASK_CONTACT_ASSOCIATION = 204
 KEY_LINE = re.compile(r"leadsync-key:\s*(\S+)")
+OWN_SUBJECT = "[LeadSync]"
 RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "CONFLICT", "TEMPORARILY_UNAVAILABLE"})
 
 
@@ -167,7 +169,9 @@ def _task_input(task: FollowUpTask) -> dict[str, Any]:
 
 
 def create_tasks(client: HubSpotClient, tasks: Sequence[FollowUpTask]) -> TaskResult:
-    """Create tasks in batches of 100; created ids are matched to keys through the body line."""
+    """Create tasks in batches of 100; created ids are matched to keys through the body line.
+    A batch whose outcome is unknown is never re-sent blindly: its keys are read back from its
+    contacts' tasks and only the missing ones are sent again (`connectors.creates`)."""
     result = TaskResult()
     valid = []
     for task in tasks:
@@ -177,27 +181,46 @@ def create_tasks(client: HubSpotClient, tasks: Sequence[FollowUpTask]) -> TaskRe
             valid.append(task)
     for start in range(0, len(valid), BATCH):
         chunk = valid[start : start + BATCH]
-        body = {"inputs": [_task_input(t) for t in chunk]}
-        try:
-            _, resp = client.call("tasks batch create", client.tasks_batch.create, body)
-        except HubSpotRequestError as exc:
-            for task in chunk:
-                result.failed[task.key] = f"{exc.status} {exc.category}: {exc.message}"
-            continue
-        for raw in resp.get("results", []) or []:
-            match = KEY_LINE.search(str((raw.get("properties") or {}).get("hs_task_body", "")))
-            if match:
-                result.created[match.group(1)] = str(raw.get("id"))
-        for task in chunk:
-            if task.key not in result.created:
-                result.failed[task.key] = "HubSpot did not confirm the task"
+        done = create_once(
+            "HubSpot tasks batch create", chunk,
+            lambda pending: _send_tasks(client, pending),
+            lambda pending: read_back_task_ids(client, [t.person for t in pending]),
+            rounds=client.policy.create_rounds,
+        )  # fmt: skip
+        result.created.update(done.created)
+        result.failed.update(done.failed)
+    return result
+
+
+def _send_tasks(client: HubSpotClient, chunk: Sequence[FollowUpTask]) -> TaskResult:
+    """One batch create, never replayed once it may have been processed (`OutcomeUnknown`)."""
+    result = TaskResult()
+    body = {"inputs": [_task_input(t) for t in chunk]}
+    try:
+        _, resp = client.call("tasks batch create", client.tasks_batch.create, body,
+                              idempotent=False)  # fmt: skip
+    except HubSpotRequestError as exc:
+        result.failed.update({t.key: f"{exc.status} {exc.category}: {exc.message}" for t in chunk})
+        return result
+    for raw in resp.get("results", []) or []:
+        match = KEY_LINE.search(str((raw.get("properties") or {}).get("hs_task_body", "")))
+        if match:
+            result.created[match.group(1)] = str(raw.get("id"))
+    for task in chunk:
+        if task.key not in result.created:
+            result.failed[task.key] = "HubSpot did not confirm the task"
     return result
 
 
 def find_task_keys(client: HubSpotClient, refs: Sequence[RecordRef]) -> set[str]:
     """Keys in the bodies of `[LeadSync]` tasks associated with these contacts."""
+    return set(find_task_ids(client, refs))
+
+
+def find_task_ids(client: HubSpotClient, refs: Sequence[RecordRef]) -> dict[str, str]:
+    """Key -> task id of the `[LeadSync]` tasks associated with these contacts."""
     ids = sorted({r.id for r in refs if r.system == "hubspot"})
-    keys: set[str] = set()
+    found: dict[str, str] = {}
     for start in range(0, len(ids), BATCH):
         after: str | None = None
         while True:
@@ -215,8 +238,43 @@ def find_task_keys(client: HubSpotClient, refs: Sequence[RecordRef]) -> set[str]
             _, page = client.call("tasks search", client.tasks_search.do_search, body, search=True)
             for raw in page.get("results", []) or []:
                 text = str((raw.get("properties") or {}).get("hs_task_body", ""))
-                keys.update(KEY_LINE.findall(text))
+                for key in KEY_LINE.findall(text):
+                    found.setdefault(key, str(raw.get("id")))
             after = ((page.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 break
-    return keys
+    return found
+
+
+def read_back_task_ids(client: HubSpotClient, refs: Sequence[RecordRef]) -> dict[str, str]:
+    """Key -> task id of the `[LeadSync]` tasks associated with these contacts, read from the
+    association and object stores: a v4 association batch read (contact -> task ids, paged per
+    contact) and task batch reads. Unlike search, whose index shows a new task only after a
+    short lag, these see a create the moment it is committed, so a lost reply is settled
+    without a duplicate. Costs 1 call per 100 contacts plus 1 per 100 of their tasks."""
+    contacts = sorted({r.id for r in refs if r.system == "hubspot"})
+    task_ids: list[str] = []
+    for start in range(0, len(contacts), BATCH):
+        inputs: list[dict[str, str]] = [{"id": c} for c in contacts[start : start + BATCH]]
+        while inputs:
+            _, page = client.call("task associations", client.associations_batch.get_page,
+                                  "contacts", "tasks", {"inputs": inputs})  # fmt: skip
+            inputs = []
+            for row in page.get("results", []) or []:
+                task_ids.extend(str(t.get("toObjectId")) for t in row.get("to", []) or [])
+                after = ((row.get("paging") or {}).get("next") or {}).get("after")
+                if after:
+                    inputs.append({"id": str((row.get("from") or {}).get("id")), "after": after})
+    found: dict[str, str] = {}
+    unique = sorted(set(task_ids))
+    for start in range(0, len(unique), BATCH):
+        body = {"properties": ["hs_task_subject", "hs_task_body"], "propertiesWithHistory": [],
+                "inputs": [{"id": t} for t in unique[start : start + BATCH]]}  # fmt: skip
+        _, page = client.call("tasks batch read", client.tasks_batch.read, body)
+        for raw in page.get("results", []) or []:
+            props = raw.get("properties") or {}
+            if OWN_SUBJECT not in str(props.get("hs_task_subject", "")):
+                continue
+            for key in KEY_LINE.findall(str(props.get("hs_task_body", ""))):
+                found.setdefault(key, str(raw.get("id")))
+    return found

@@ -3,8 +3,13 @@
 `PolicySession` is the HTTP boundary for Salesforce: every request (logins included) passes
 the daily budget, gets a timeout, is counted, and is retried under the one tenacity policy.
 403 REQUEST_LIMIT_EXCEEDED stops the run (`BudgetExhausted`); 401 INVALID_SESSION_ID triggers
-one re-login through the connector's callback and one replay. `SalesforceClient` logs in by
-password (SOAP), session id + instance URL, or JWT bearer, and exposes `query_pages` / `rest`.
+one re-login through the connector's callback and one replay (a 401 did nothing, so the replay
+is safe for creates too). A POST to the data API (`/services/data/...`: Collections and sObject
+creates) is not idempotent unless the caller says so: a failure after it was sent raises
+`OutcomeUnknown` instead of a replay. requests' own adapters never retry (`Retry(0, read=False)`)
+and simple-salesforce's 401 replay is off for a client built from a session id, as here.
+`SalesforceClient` logs in by password (SOAP), session id + instance URL, or JWT bearer, and
+exposes `query_pages` / `rest`.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from leadsync.connectors.base import AuthError, BudgetExhausted, ConnectorError
 from leadsync.connectors.http import (
     RETRYABLE_STATUS,
     CallCounter,
-    Retryable,
     RetryPolicy,
     call_with_policy,
     parse_retry_after,
     redact,
+    status_failure,
+    transport_failure,
 )
 from leadsync.connectors.ratelimit import ORG_FULL_PAUSE_SECONDS, DailyBudget
 
@@ -82,7 +88,7 @@ class PolicySession(requests.Session):
         try:
             resp = super().request(method, url, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise Retryable(f"connection: {type(exc).__name__}") from None
+            raise transport_failure(exc) from None
         self.budget.observe(resp.headers.get("Sforce-Limit-Info"))
         if resp.status_code == 403 and error_code(resp) == "REQUEST_LIMIT_EXCEEDED":
             self.budget.pause(ORG_FULL_PAUSE_SECONDS)  # every worker stops asking for an hour
@@ -91,17 +97,23 @@ class PolicySession(requests.Session):
             )
         is_soap_fault = "/services/Soap/" in url and b"Fault" in resp.content[:2000]
         if resp.status_code in RETRYABLE_STATUS and not is_soap_fault:
-            raise Retryable(
-                f"HTTP {resp.status_code} {error_code(resp)}".strip(),
+            code = error_code(resp)
+            raise status_failure(
+                resp.status_code, f"HTTP {resp.status_code} {code}".strip(),
                 parse_retry_after(resp.headers.get("Retry-After")),
-            )
+                rate_limited="LIMIT" in code.upper() or "TOO_MANY" in code.upper(),
+            )  # fmt: skip
         return resp
 
     def request(  # type: ignore[override]
-        self, method: str, url: str, *args: Any, **kwargs: Any
+        self, method: str, url: str, *args: Any, idempotent: bool | None = None, **kwargs: Any
     ) -> requests.Response:
+        """Send under the policy. `idempotent` defaults to False for a POST to the data API
+        (a create) and True for everything else (reads, PATCH updates, logins)."""
         if args:
             raise TypeError("PolicySession.request takes keyword arguments only")
+        replayable = (idempotent if idempotent is not None
+                      else not (method.upper() == "POST" and "/services/data/" in url))  # fmt: skip
         kwargs.setdefault("timeout", self.timeout)
         if self.verify is not True:
             # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override Session.verify; the
@@ -109,7 +121,12 @@ class PolicySession(requests.Session):
             kwargs.setdefault("verify", self.verify)
         path = url.split("?", maxsplit=1)[0].rsplit("/services/", 1)[-1]
         op = f"Salesforce {method} {path[:60]}"
-        resp = call_with_policy(op, lambda: self._attempt(method, url, kwargs), self.policy)
+
+        def send() -> requests.Response:
+            return call_with_policy(op, lambda: self._attempt(method, url, kwargs), self.policy,
+                                    idempotent=replayable)  # fmt: skip
+
+        resp = send()
         if resp.status_code == 401 and error_code(resp) == "INVALID_SESSION_ID":
             if self.on_expired is None:
                 raise AuthError("Salesforce session expired and session-id auth cannot re-login")
@@ -118,7 +135,7 @@ class PolicySession(requests.Session):
             headers = dict(kwargs.get("headers") or {})
             headers["Authorization"] = f"Bearer {token}"
             kwargs["headers"] = headers
-            resp = call_with_policy(op, lambda: self._attempt(method, url, kwargs), self.policy)
+            resp = send()
             if resp.status_code == 401:
                 raise AuthError("Salesforce rejected the session right after re-login (401)")
         return resp
@@ -241,9 +258,15 @@ class SalesforceClient:
     def _more(self, url: str) -> Any:
         return self.sf.query_more(url, identifier_is_url=True)
 
-    def rest(self, op: str, path: str, method: str = "GET", json: Any = None) -> Any:
-        """`sf.restful(path)` under the guard (paths relative to /services/data/vXX.X/)."""
-        kwargs = {"json": json} if json is not None else {}
+    def rest(
+        self, op: str, path: str, method: str = "GET", json: Any = None,
+        *, idempotent: bool | None = None,
+    ) -> Any:
+        """`sf.restful(path)` under the guard (paths relative to /services/data/vXX.X/);
+        `idempotent` reaches `PolicySession.request` (default: False for POST, see there)."""
+        kwargs: dict[str, Any] = {"json": json} if json is not None else {}
+        if idempotent is not None:
+            kwargs["idempotent"] = idempotent
         return self._guard(op, lambda: self.sf.restful(path, method=method, **kwargs))
 
     def api_calls(self) -> int:

@@ -19,6 +19,7 @@ from leadsync.connectors.base import (
     TaskResult,
     WriteResult,
 )
+from leadsync.connectors.creates import create_once
 from leadsync.connectors.http import redact
 from leadsync.connectors.salesforce.client import SalesforceClient, SalesforceRequestError, soql
 from leadsync.connectors.salesforce.mapping import OWN_TASK_PREFIX, format_datetime, same_value
@@ -64,8 +65,11 @@ def _error_reason(item: dict[str, Any]) -> tuple[str, bool]:
 def _collection(
     client: SalesforceClient, method: str, records: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
+    """One sObject Collections call. PATCH (update) is idempotent and retried; POST (create)
+    is not: once it may have been processed it raises `OutcomeUnknown` instead."""
     body = {"allOrNone": False, "records": records}
-    result = client.rest(f"collections {method}", "composite/sobjects", method=method, json=body)
+    result = client.rest(f"collections {method}", "composite/sobjects", method=method, json=body,
+                         idempotent=method != "POST")  # fmt: skip
     return list(result or [])
 
 
@@ -135,7 +139,9 @@ def task_record(task: FollowUpTask) -> dict[str, Any]:
 
 
 def create_tasks(client: SalesforceClient, tasks: Sequence[FollowUpTask]) -> TaskResult:
-    """POST Tasks in collections of 200; results come back in order, one per record."""
+    """POST Tasks in collections of 200; results come back in order, one per record. A
+    collection whose outcome is unknown is never re-sent blindly: its keys are looked up on its
+    records and only the missing Tasks are sent again (`connectors.creates`)."""
     result = TaskResult()
     valid = []
     for task in tasks:
@@ -145,30 +151,49 @@ def create_tasks(client: SalesforceClient, tasks: Sequence[FollowUpTask]) -> Tas
             valid.append(task)
     for start in range(0, len(valid), COLLECTION):
         chunk = valid[start : start + COLLECTION]
-        try:
-            answers = _collection(client, "POST", [task_record(t) for t in chunk])
-        except SalesforceRequestError as exc:
-            result.failed.update({t.key: str(exc) for t in chunk})
-            continue
-        for i, task in enumerate(chunk):
-            item = answers[i] if i < len(answers) else {}
-            if item.get("success") and item.get("id"):
-                result.created[task.key] = str(item["id"])
-            else:
-                result.failed[task.key] = _error_reason(item)[0]
+        done = create_once(
+            "Salesforce collections POST", chunk,
+            lambda pending: _send_tasks(client, pending),
+            lambda pending: find_task_ids(client, [t.person for t in pending]),
+            rounds=client.session.policy.create_rounds,
+        )  # fmt: skip
+        result.created.update(done.created)
+        result.failed.update(done.failed)
+    return result
+
+
+def _send_tasks(client: SalesforceClient, chunk: Sequence[FollowUpTask]) -> TaskResult:
+    result = TaskResult()
+    try:
+        answers = _collection(client, "POST", [task_record(t) for t in chunk])
+    except SalesforceRequestError as exc:
+        result.failed.update({t.key: str(exc) for t in chunk})
+        return result
+    for i, task in enumerate(chunk):
+        item = answers[i] if i < len(answers) else {}
+        if item.get("success") and item.get("id"):
+            result.created[task.key] = str(item["id"])
+        else:
+            result.failed[task.key] = _error_reason(item)[0]
     return result
 
 
 def find_task_keys(client: SalesforceClient, refs: Sequence[RecordRef]) -> set[str]:
-    """Keys of `[LeadSync]` Tasks on these records (Description is not filterable in SOQL,
-    so the key lines are parsed here)."""
+    """Keys of `[LeadSync]` Tasks on these records."""
+    return set(find_task_ids(client, refs))
+
+
+def find_task_ids(client: SalesforceClient, refs: Sequence[RecordRef]) -> dict[str, str]:
+    """Key -> Task Id of the `[LeadSync]` Tasks on these records (Description is not
+    filterable in SOQL, so the key lines are parsed here)."""
     ids = sorted({r.id for r in refs if r.system == "salesforce"})
-    keys: set[str] = set()
+    found: dict[str, str] = {}
     for start in range(0, len(ids), COLLECTION):
         where = format_soql("WhoId IN {} AND Subject LIKE '[LeadSync]%'",
                             ids[start : start + COLLECTION])  # fmt: skip
         query = soql("Id, Description", "Task", where)
         for page in client.query_pages("task keys", query):
             for raw in page:
-                keys.update(KEY_LINE.findall(str(raw.get("Description") or "")))
-    return keys
+                for key in KEY_LINE.findall(str(raw.get("Description") or "")):
+                    found.setdefault(key, str(raw.get("Id")))
+    return found
