@@ -30,7 +30,8 @@ _LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
 _EMAIL = re.compile(rf"(?:(?<![:/])(?<!{_LOCAL}){_LOCAL}+@|[\w.-]+%40)"
                     r"(?:[\w-]+\.)+[^\W\d_][\w-]*")
 # the password of `scheme://user:password@host` (already-masked `**` passwords are kept)
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?!\*+@)[^@/\s]+(?=@)", re.I)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s\[\]]*:)(?!\*+@)[^@/\s\[\]]+(?=@)",
+                           re.I)
 # Loggers whose DEBUG output carries record data: request URLs and response bodies.
 QUIET_LOGGERS = ("urllib3", "requests", "hubspot", "simple_salesforce")
 # each keeps its group 1 (the label) and masks what follows it

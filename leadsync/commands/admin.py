@@ -164,14 +164,14 @@ def checked_email(value: str) -> str:
     shown = text if len(text) <= 40 else text[:39] + "…"
     if len(text) > MAX_EMAIL_LENGTH:
         fail(f"EMAIL: {len(text):,} characters is not an email address; expected one address "
-             f"of at most {MAX_EMAIL_LENGTH} characters, e.g. taro.yamada@example.co.jp",
+             f"of at most {MAX_EMAIL_LENGTH} characters (name@domain)",
              exitcodes.CONFIG, stopped_reason="settings")
     local, _, domain = text.partition("@")
     email = normalise_email(text)
     if (email is None or not local or "." not in domain or domain.startswith(".")
             or domain.endswith(".") or any(c.isspace() for c in text) or text.count("@") != 1):
-        fail(f"EMAIL: {shown!r} is not an email address; expected one address such as "
-             "taro.yamada@example.co.jp", exitcodes.CONFIG, stopped_reason="settings")
+        fail(f"EMAIL: {shown!r} is not an email address; expected one address of the form "
+             "name@domain", exitcodes.CONFIG, stopped_reason="settings")
     return email
 
 

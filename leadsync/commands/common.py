@@ -63,7 +63,7 @@ def classify(exc: BaseException) -> tuple[int, str, str] | None:
     kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], int, str, str]] = [
         ((SettingsError, RulesError), exitcodes.CONFIG, "settings", "{exc}"),
         (AuthError, exitcodes.UNREACHABLE, "auth", "authentication or permission refused: {exc}"),
-        (TransientError, exitcodes.UNREACHABLE, "unreachable", "gave up after retries: {exc}"),
+        (TransientError, exitcodes.UNREACHABLE, "unreachable", "{exc}"),
         (BudgetExhausted, exitcodes.STOPPED_EARLY, "budget", "stopped early: {exc}"),
         (StateError, exitcodes.UNREACHABLE, "unreachable", "{exc}"),
         (redis.RedisError, exitcodes.UNREACHABLE, "unreachable",
@@ -72,6 +72,11 @@ def classify(exc: BaseException) -> tuple[int, str, str] | None:
     for types, code, word, template in kinds:
         if isinstance(exc, types):
             return code, word, template.format(exc=exc, name=type(exc).__name__)
+    if isinstance(exc, OSError) and exc.filename:
+        # a file or directory named on the command line or in a setting
+        return (exitcodes.CONFIG, "settings",
+                f"{exc.filename}: {exc.strerror or type(exc).__name__}; expected a path "
+                "leadsync can open")
     return None
 
 

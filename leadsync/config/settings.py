@@ -90,8 +90,8 @@ def _email(value: str | None) -> str | None:
         return None
     value = value.strip()
     if not _EMAIL.match(value):
-        raise ValueError("not an email address; expected the owner's email, e.g. "
-                         "sales-ops@example.com (the owner is looked up by email in each CRM)")
+        raise ValueError("not an email address; expected the owner's email address "
+                         "(name@domain), which is looked up in each CRM's users")
     return value
 
 
@@ -297,6 +297,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # any case
     # Celery worker (leadsync.tasks): job lock lease (extended between pipeline phases), hard
     # task time limit (soft limit: 90 %), and the broker visibility timeout, which must exceed it
+    # the one HTTP retry policy of both connectors: attempts per call, and its time budget
+    http_max_attempts: int = Field(6, ge=1, le=20)
+    http_max_retry_seconds: float = Field(180.0, gt=0, le=3600)
     job_lock_seconds: int = Field(600, ge=5)
     task_time_limit_seconds: int = Field(3000, ge=10)
     broker_visibility_timeout_seconds: int = Field(3600, ge=20)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -105,6 +106,36 @@ def call_with_policy(op: str, attempt: Callable[[], T], policy: RetryPolicy) -> 
         raise TransientError(
             f"{op}: gave up after {policy.max_attempts} attempts ({exc.reason})"
         ) from None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything it wraps (causes, contexts, urllib3's `reason`, exception args)."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        stack.extend((item.__cause__, item.__context__, getattr(item, "reason", None),
+                      *getattr(item, "args", ())))
+
+
+def connection_failure(system: str, host: str, setting: str, exc: BaseException) -> Exception:
+    """What a failed connection becomes, naming the host: a host name that does not resolve
+    (a typo, a wrong domain) fails at once with `TransientError` — retrying it only costs time
+    — and anything else (refused, reset, timed out) is `Retryable`."""
+    import urllib3
+
+    kinds = [type(e).__name__ for e in _causes(exc)]
+    if any(isinstance(e, socket.gaierror | urllib3.exceptions.NameResolutionError)
+           for e in _causes(exc)):
+        return TransientError(f"{system} at {host}: the host name does not resolve; check "
+                              f"{setting} (and DNS)")
+    timeout = any("Timeout" in k for k in kinds)
+    what = "timed out" if timeout else f"connection failed ({type(exc).__name__})"
+    return Retryable(f"{host}: {what}")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
