@@ -20,6 +20,9 @@ from leadsync.logs import configure_logging, redact
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
+# messages on a pipe or in a file are whole lines (a terminal wraps them itself)
+console.soft_wrap = not console.is_terminal
+err_console.soft_wrap = not err_console.is_terminal
 F = TypeVar("F", bound=Callable[..., Any])
 _JSON = "leadsync.json"
 MAX_ERRORS = 20  # distinct error messages listed in a --json outcome
