@@ -67,9 +67,8 @@ def _last_resort(exc: Exception, argv: list[str]) -> NoReturn:
         code, word, message = known
     else:
         code, word = exitcodes.FAILED_RECORDS, "error"
-        message = (f"unexpected error ({type(exc).__name__}: {str(exc)[:300]}); this is a bug "
-                   "in leadsync: rerun with LEADSYNC_LOG_LEVEL=DEBUG for the traceback and "
-                   "report it")
+        message = ("unexpected error, a bug in leadsync (rerun with LEADSYNC_LOG_LEVEL=DEBUG "
+                   f"for the traceback and report it): {type(exc).__name__}: {str(exc)[:300]}")
     debug = os.environ.get("LEADSYNC_LOG_LEVEL", "").strip().upper() == "DEBUG"
     if debug:
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
