@@ -184,6 +184,9 @@ def explain(email: str) -> None:
 
     address = checked_email(email)
     settings = checked_settings()
+    if not (settings.hubspot.enabled or settings.salesforce.enabled):
+        fail("no CRM is configured: set LEADSYNC_HUBSPOT__ACCESS_TOKEN and/or the "
+             "LEADSYNC_SALESFORCE__* credentials", exitcodes.CONFIG, stopped_reason="settings")
     explain_person(settings, address, console)
 
 

@@ -247,6 +247,21 @@ class SalesforceSettings(BaseModel):
         return _readable_file(v, "the PEM private key of the connected app's certificate",
                               "PRIVATE KEY-----")
 
+    @model_validator(mode="after")
+    def _complete_login(self) -> SalesforceSettings:
+        """Some credentials but no complete login would silently disable Salesforce."""
+        given = [name for name in ("username", "password", "security_token", "session_id",
+                                   "consumer_key", "private_key_file")
+                 if getattr(self, name) is not None]
+        if given and self.auth_mode is None:
+            names = ", ".join(f"LEADSYNC_SALESFORCE__{n.upper()}" for n in given)
+            raise ValueError(
+                f"{names} set, but no complete Salesforce login; expected one of: __USERNAME + "
+                "__PASSWORD (+ __SECURITY_TOKEN); __INSTANCE_URL + __SESSION_ID; or __USERNAME "
+                "+ __CONSUMER_KEY + __PRIVATE_KEY_FILE (JWT)"
+            )
+        return self
+
     @property
     def auth_mode(self) -> Literal["password", "session", "jwt"] | None:
         if self.username and self.consumer_key and self.private_key_file:
@@ -445,5 +460,6 @@ def load_settings(**overrides: object) -> Settings:
         for err in exc.errors():
             loc = tuple(err["loc"])
             message = _message(err)
-            lines.append(f"{_env_name(loc)}: {message}" if loc else message)
+            named = loc and not message.startswith(ENV_PREFIX)  # a message naming its own
+            lines.append(f"{_env_name(loc)}: {message}" if named else message)
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

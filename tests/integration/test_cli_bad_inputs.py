@@ -103,7 +103,12 @@ ROWS: list[Row] = [
         "has no '-----BEGIN CERTIFICATE-----' block", SALESFORCE__CA_BUNDLE="{tmp}/notes.txt"),
     row("private key missing", "check", CONFIG,
         "LEADSYNC_SALESFORCE__PRIVATE_KEY_FILE: /nonexistent/key.pem: no such file",
-        SALESFORCE__PRIVATE_KEY_FILE="/nonexistent/key.pem"),
+        SALESFORCE__PRIVATE_KEY_FILE="/nonexistent/key.pem", SALESFORCE__USERNAME="u@corp.example",
+        SALESFORCE__CONSUMER_KEY="3MVG9"),
+    row("salesforce password without username", "sync --once", CONFIG,
+        "LEADSYNC_SALESFORCE__PASSWORD set, but no complete Salesforce login",
+        SALESFORCE__PASSWORD="hunter2"),
+    row("explain with no CRM", "explain taro@corp.example", CONFIG, "no CRM is configured"),
     row("log level unknown", "check", CONFIG,
         "LEADSYNC_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR", LOG_LEVEL="verbose"),
     row("rate limit not a number", "check", CONFIG,
@@ -268,7 +273,8 @@ def test_explain_never_echoes_a_long_argument(
 
 def test_secrets_in_bad_settings_are_never_echoed(
         results: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    for name in ("redis url bad port", "redis unreachable", "hubspot port closed"):
+    for name in ("redis url bad port", "redis unreachable", "hubspot port closed",
+                 "salesforce password without username"):
         proc = results[name]
         assert "hunter2" not in proc.stdout + proc.stderr
         assert "pat-na1-not-a-real-token" not in proc.stdout + proc.stderr

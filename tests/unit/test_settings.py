@@ -210,7 +210,10 @@ def test_pem_files_accepted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     key.write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
     monkeypatch.setenv("LEADSYNC_SALESFORCE__CA_BUNDLE", str(ca))
     monkeypatch.setenv("LEADSYNC_SALESFORCE__PRIVATE_KEY_FILE", str(key))
+    monkeypatch.setenv("LEADSYNC_SALESFORCE__USERNAME", "integration@corp.example")
+    monkeypatch.setenv("LEADSYNC_SALESFORCE__CONSUMER_KEY", "3MVG9")
     settings = load_settings()
+    assert settings.salesforce.auth_mode == "jwt"
     assert (settings.salesforce.ca_bundle, settings.salesforce.private_key_file) == (ca, key)
 
 
@@ -243,3 +246,20 @@ def test_secrets_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     message = refused(monkeypatch, HUBSPOT__ACCESS_TOKEN="pat-na1-secret-value",
                       SALESFORCE__PASSWORD="hunter2", HUBSPOT__RATE_LIMIT_PER_10S="x")
     assert "pat-na1-secret-value" not in message and "hunter2" not in message
+
+
+@pytest.mark.parametrize("env", [
+    {"SALESFORCE__PASSWORD": "p"},
+    {"SALESFORCE__SESSION_ID": "00Dxx!s"},
+    {"SALESFORCE__USERNAME": "u@corp.example", "SALESFORCE__CONSUMER_KEY": "3MVG9"},
+])
+def test_incomplete_salesforce_login_is_refused_not_disabled(monkeypatch: pytest.MonkeyPatch,
+                                                             env: dict[str, str]) -> None:
+    message = refused(monkeypatch, **env)
+    names = ", ".join(f"LEADSYNC_{k}" for k in sorted(env, key=list(env).index))
+    assert message.startswith(f"invalid settings:\n  {names} set, but no complete Salesforce "
+                              "login; expected one of: __USERNAME + __PASSWORD")
+
+
+def test_no_salesforce_settings_at_all_is_disabled_quietly() -> None:
+    assert load_settings().salesforce.enabled is False
