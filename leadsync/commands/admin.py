@@ -53,7 +53,8 @@ def check(as_json: bool) -> None:
         known = classify(exc)
         if known is None:
             raise
-        rows.append(("connectors", known[0], known[2]))
+        rows.append(("redis" if known[2].startswith("LEADSYNC_REDIS_URL") else "connectors",
+                     known[0], known[2]))
     if runtime is not None:
         for name in ("hubspot", "salesforce"):
             conn = runtime.connectors.get(name)
@@ -63,7 +64,7 @@ def check(as_json: bool) -> None:
             rows.append((name, *_check_crm(conn)))
         if not runtime.connectors:
             rows.append(("connectors", exitcodes.CONFIG, "no CRM is configured"))
-    if settings.redis_url and not any(what == "connectors" for what, _, _ in rows):
+    if settings.redis_url and not any(what in ("connectors", "redis") for what, _, _ in rows):
         rows.append(("redis", *_redis_ok(settings.redis_url)))
     failing = {code for _, code, _ in rows if code}
     # the most telling code: settings first, then reachability, then anything else

@@ -446,10 +446,42 @@ def _bad_json_variable(environ: dict[str, str]) -> str:
     return "a LEADSYNC_* variable holds a value that is not valid JSON; expected a JSON object"
 
 
+def known_variables(model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX) -> set[str]:
+    """Every LEADSYNC_* variable name a setting is read from (nested with `__`)."""
+    out: set[str] = set()
+    for name, info in (model or Settings).model_fields.items():
+        full = prefix + name.upper()
+        out.add(full)
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            out |= known_variables(kind, full + "__")
+    return out
+
+
+def misspelt_variables(environ: dict[str, str]) -> list[str]:
+    """LEADSYNC_* names that are a known setting but for their underscores (the usual slip:
+    `LEADSYNC_HUBSPOT_ACCESS_TOKEN` for `LEADSYNC_HUBSPOT__ACCESS_TOKEN`): silently ignored,
+    they would disable a CRM or keep a default."""
+    known = known_variables()
+    squeezed = {k.replace("_", ""): k for k in known}
+    out = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known:
+            meant = squeezed.get(upper.replace("_", ""))
+            if meant:
+                out.append(f"{name}: not a setting; did you mean {meant}? (nested names use "
+                           "a double underscore)")
+    return out
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment and check them as a whole; raise SettingsError
     naming each bad variable, what is wrong and what is expected (values are not echoed,
     secrets never)."""
+    misspelt = misspelt_variables(dict(os.environ))
+    if misspelt:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(misspelt))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except SourceError:

@@ -108,6 +108,9 @@ ROWS: list[Row] = [
     row("salesforce password without username", "sync --once", CONFIG,
         "LEADSYNC_SALESFORCE__PASSWORD set, but no complete Salesforce login",
         SALESFORCE__PASSWORD="hunter2"),
+    row("single underscore typo", "sync --once --json", CONFIG,
+        "LEADSYNC_HUBSPOT_ACCESS_TOKEN: not a setting; did you mean "
+        "LEADSYNC_HUBSPOT__ACCESS_TOKEN?", HUBSPOT_ACCESS_TOKEN="pat-na1-not-a-real-token"),
     row("explain with no CRM", "explain taro@corp.example", CONFIG, "no CRM is configured"),
     row("log level unknown", "check", CONFIG,
         "LEADSYNC_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR", LOG_LEVEL="verbose"),
@@ -274,7 +277,7 @@ def test_explain_never_echoes_a_long_argument(
 def test_secrets_in_bad_settings_are_never_echoed(
         results: dict[str, subprocess.CompletedProcess[str]]) -> None:
     for name in ("redis url bad port", "redis unreachable", "hubspot port closed",
-                 "salesforce password without username"):
+                 "salesforce password without username", "single underscore typo"):
         proc = results[name]
         assert "hunter2" not in proc.stdout + proc.stderr
         assert "pat-na1-not-a-real-token" not in proc.stdout + proc.stderr

@@ -263,3 +263,20 @@ def test_incomplete_salesforce_login_is_refused_not_disabled(monkeypatch: pytest
 
 def test_no_salesforce_settings_at_all_is_disabled_quietly() -> None:
     assert load_settings().salesforce.enabled is False
+
+
+def test_single_underscore_typos_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refused(monkeypatch, HUBSPOT_ACCESS_TOKEN="pat-na1-secret",
+                      SALESFORCE_STATUS__MAP="{}")
+    assert message == (
+        "invalid settings:\n"
+        "  LEADSYNC_HUBSPOT_ACCESS_TOKEN: not a setting; did you mean "
+        "LEADSYNC_HUBSPOT__ACCESS_TOKEN? (nested names use a double underscore)\n"
+        "  LEADSYNC_SALESFORCE_STATUS__MAP: not a setting; did you mean "
+        "LEADSYNC_SALESFORCE__STATUS_MAP? (nested names use a double underscore)")
+
+
+def test_other_leadsync_variables_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+    monkeypatch.setenv("LEADSYNC_ENV_FILE", "/shared/sandbox.env")
+    assert load_settings().redis_url is None
