@@ -470,7 +470,7 @@ def misspelt_variables(environ: dict[str, str]) -> list[str]:
         if upper.startswith(ENV_PREFIX) and upper not in known:
             meant = squeezed.get(upper.replace("_", ""))
             if meant:
-                out.append(f"{name}: not a setting; did you mean {meant}? (nested names use "
+                out.append(f"{name} is not a setting; did you mean {meant}? (nested names use "
                            "a double underscore)")
     return out
 

@@ -109,7 +109,7 @@ ROWS: list[Row] = [
         "LEADSYNC_SALESFORCE__PASSWORD set, but no complete Salesforce login",
         SALESFORCE__PASSWORD="hunter2"),
     row("single underscore typo", "sync --once --json", CONFIG,
-        "LEADSYNC_HUBSPOT_ACCESS_TOKEN: not a setting; did you mean "
+        "LEADSYNC_HUBSPOT_ACCESS_TOKEN is not a setting; did you mean "
         "LEADSYNC_HUBSPOT__ACCESS_TOKEN?", HUBSPOT_ACCESS_TOKEN="pat-na1-not-a-real-token"),
     row("explain with no CRM", "explain taro@corp.example", CONFIG, "no CRM is configured"),
     row("log level unknown", "check", CONFIG,

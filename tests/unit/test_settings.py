@@ -270,9 +270,9 @@ def test_single_underscore_typos_are_named(monkeypatch: pytest.MonkeyPatch) -> N
                       SALESFORCE_STATUS__MAP="{}")
     assert message == (
         "invalid settings:\n"
-        "  LEADSYNC_HUBSPOT_ACCESS_TOKEN: not a setting; did you mean "
+        "  LEADSYNC_HUBSPOT_ACCESS_TOKEN is not a setting; did you mean "
         "LEADSYNC_HUBSPOT__ACCESS_TOKEN? (nested names use a double underscore)\n"
-        "  LEADSYNC_SALESFORCE_STATUS__MAP: not a setting; did you mean "
+        "  LEADSYNC_SALESFORCE_STATUS__MAP is not a setting; did you mean "
         "LEADSYNC_SALESFORCE__STATUS_MAP? (nested names use a double underscore)")
 
 
