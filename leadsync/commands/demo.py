@@ -46,9 +46,10 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
     from leadsync.sandbox import Sandbox
     from leadsync.state import InMemoryStateStore
 
-    checked_settings()  # the user's own settings and rules file, before seeding anything
     cycles = 1 + int(days * 24 / step_hours)
     quiet = {} if os.environ.get("LEADSYNC_LOG_LEVEL") else {"LEADSYNC_LOG_LEVEL": "WARNING"}
+    with environ(quiet):
+        checked_settings()  # the user's own settings and rules file, before seeding anything
     # Pro tier (190 per 10 s): HubSpot's Salesforce integration needs Pro or Enterprise
     with Sandbox(contacts=contacts, seed=seed, hubspot_rate_limit=190) as sb, environ(
         {**sb.env, **quiet}

@@ -47,7 +47,7 @@ def top_table(top: list[dict[str, Any]]) -> Table:
         table.add_column(col, justify=justify, no_wrap=not why,  # type: ignore[arg-type]
                          overflow="fold" if why else "ellipsis", min_width=8 if why else None)
     for row in top:
-        reasons = "; ".join(str(row["reasons"]).split("; ")[:3])
+        reasons = "\n".join(str(row["reasons"]).split("; ")[:3])  # one reason a line
         table.add_row(short_record(row["person"]), str(row["score"]), row["grade"],
                       row["stage"], reasons)
     return table
