@@ -1,15 +1,23 @@
 """The `leadsync` command (DESIGN.md §8).
 
 Subcommands live in their own modules and are imported only when used, so `leadsync score`
-does not pay for Celery or the CRM SDKs.
+does not pay for Celery or the CRM SDKs. Exit codes are those of `leadsync.exitcodes` for every
+command; `main` is the last resort: an error no command expected becomes one redacted line and
+an exit code, never a traceback (unless LEADSYNC_LOG_LEVEL=DEBUG asks for it).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import json
+import os
+import sys
+import traceback
+from typing import Any, NoReturn
 
 import click
+
+from leadsync import exitcodes
 
 # name -> "module:attribute" of a click command
 _COMMANDS: dict[str, str] = {
@@ -44,7 +52,32 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="leadsync")
+    try:
+        return cli.main(args=argv, prog_name="leadsync")
+    except Exception as exc:  # the last resort: no traceback reaches a user
+        _last_resort(exc, sys.argv[1:] if argv is None else argv)
+
+
+def _last_resort(exc: Exception, argv: list[str]) -> NoReturn:
+    from leadsync.commands.common import classify, outcome
+    from leadsync.logs import redact
+
+    known = classify(exc)
+    if known is not None:
+        code, word, message = known
+    else:
+        code, word = exitcodes.FAILED_RECORDS, "error"
+        message = ("unexpected error, a bug in leadsync (rerun with LEADSYNC_LOG_LEVEL=DEBUG "
+                   f"for the traceback and report it): {type(exc).__name__}: {str(exc)[:300]}")
+    debug = os.environ.get("LEADSYNC_LOG_LEVEL", "").strip().upper() == "DEBUG"
+    if debug:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+    sys.stderr.write(f"leadsync: {redact(message)}\n")
+    if "--json" in argv:
+        sys.stdout.write(json.dumps(outcome(code, stopped_reason=word, errors=[message]),
+                                    ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

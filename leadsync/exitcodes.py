@@ -21,3 +21,13 @@ MEANING: Final[dict[int, str]] = {
     STOPPED_EARLY: "stopped early",
     UNREACHABLE: "unreachable or authentication failure",
 }
+
+
+def for_outcome(*, failed: int, stopped_reason: str | None) -> int:
+    """The exit code of a run that finished (or stopped cleanly): stopped early wins over
+    failed records, which win over done."""
+    if stopped_reason:
+        return STOPPED_EARLY
+    if failed:
+        return FAILED_RECORDS
+    return OK

@@ -17,11 +17,21 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-# plain addresses, and URL-encoded ones (`%40`; there `+` and `%` are separators, not the name)
-_EMAIL = re.compile(r"(?:[\w.!#$%&'*+/=?^`{|}~-]+@|[\w.-]+%40)[\w-]+(?:\.[\w-]+)+")
+# plain addresses, and URL-encoded ones (`%40`; there `+` and `%` are separators, not the name).
+# Not the user part of a URL (`redis://:**@127.0.0.1:6392/7`, `scheme://user@host`): a local
+# part right after `:` or `/` is a URL's credentials (masked by _URL_PASSWORD), not an email;
+# and a domain must end in a label that starts with a letter (no IP addresses).
+_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
+_EMAIL = re.compile(rf"(?:(?<![:/])(?<!{_LOCAL}){_LOCAL}+@|[\w.-]+%40)"
+                    r"(?:[\w-]+\.)+[^\W\d_][\w-]*")
+# the password of `scheme://user:password@host` (already-masked `**` passwords are kept)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s\[\]]*:)(?!\*+@)[^@/\s\[\]]+(?=@)",
+                           re.I)
 # Loggers whose DEBUG output carries record data: request URLs and response bodies.
 QUIET_LOGGERS = ("urllib3", "requests", "hubspot", "simple_salesforce")
 # each keeps its group 1 (the label) and masks what follows it
@@ -40,6 +50,7 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 def redact(text: str) -> str:
     """`text` with emails, tokens, session ids and passwords masked (the one set of patterns;
     `leadsync.connectors.http.redact` also cuts it to a length)."""
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + "<redacted>", text)
     text = _EMAIL.sub("<email>", text)
     for pattern in _SECRETS:
         text = pattern.sub(lambda m: m.group(1) + "<redacted>", text)
@@ -109,3 +120,49 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
         third_party = logging.getLogger(name)
         if third_party.getEffectiveLevel() < logging.INFO:
             third_party.setLevel(logging.INFO)
+
+
+class _Held(logging.Handler):
+    """Keeps records (up to a limit) to emit later; counts what it had to drop."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.records: list[logging.LogRecord] = []
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) < self.limit:
+            self.records.append(record)
+        else:
+            self.dropped += 1
+
+
+@contextmanager
+def held_logs(active: bool, limit: int = 2000) -> Iterator[None]:
+    """While `active`, hold leadsync's log lines back and write them when the block ends, so
+    none land inside a live status line, a progress bar or the tables printed after it (a
+    person reading a terminal); with `active` False, nothing changes."""
+    logger = logging.getLogger("leadsync")
+    ours = [h for h in logger.handlers if getattr(h, "_leadsync", False)]
+    if not active or not ours:
+        yield
+        return
+    held = _Held(limit)
+    held.setLevel(logging.NOTSET)
+    for handler in ours:
+        logger.removeHandler(handler)
+    logger.addHandler(held)
+    try:
+        yield
+    finally:
+        logger.removeHandler(held)
+        for handler in ours:
+            logger.addHandler(handler)
+        for record in held.records:
+            for handler in ours:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+        if held.dropped:
+            logger.warning("log lines dropped while output was live",
+                           extra={"dropped": held.dropped})

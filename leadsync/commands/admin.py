@@ -1,112 +1,210 @@
-"""`leadsync check`, `provision`, `explain EMAIL` and `worker`."""
+"""`leadsync check`, `provision`, `explain EMAIL` and `worker` (exit codes: leadsync.exitcodes)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
-from leadsync.commands.common import console, err_console, fail, settings_or_exit
+from leadsync import exitcodes
+from leadsync.commands.common import (
+    checked_settings,
+    classify,
+    console,
+    err_console,
+    fail,
+    outcome,
+    reported,
+    settings_or_exit,
+)
+
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
 
 
 @click.command()
-def check() -> None:
-    """Settings, rules file, connectivity and written fields in both CRMs; exit 1 with reasons."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@reported()
+def check(as_json: bool) -> None:
+    """Settings, rules file, connectivity and written fields in both CRMs.
+
+    Exit 0 when all is well; 2 for settings or rules; 4 when a CRM or Redis cannot be reached or
+    refuses the credentials; 1 when something else is missing (fields, scopes)."""
     from leadsync.config.rules import RulesError
     from leadsync.runtime import build_runtime, load_model
 
     settings = settings_or_exit()
-    rows: list[tuple[str, bool, str]] = [("settings", True, "loaded")]
+    rows: list[tuple[str, int, str]] = [("settings", exitcodes.OK, "loaded and checked")]
     try:
         model = load_model(settings)
-        rows.append(("rules file", True, f"{settings.rules_file or 'bundled default'} "
-                                          f"(model {model.version})"))
-    except (RulesError, OSError) as exc:
-        rows.append(("rules file", False, str(exc)))
+        rows.append(("rules file", exitcodes.OK, f"{settings.rules_file or 'bundled default'} "
+                                                 f"(model {model.version})"))
+    except RulesError as exc:
+        rows.append(("rules file", exitcodes.CONFIG, str(exc)))
+    runtime = None
     try:
         runtime = build_runtime(settings)
     except Exception as exc:  # reported, not raised: check lists every problem
-        rows.append(("connectors", False, f"{type(exc).__name__}: {exc}"))
-        runtime = None
+        known = classify(exc)
+        if known is None:
+            raise
+        rows.append(("redis" if known[2].startswith("LEADSYNC_REDIS_URL") else "connectors",
+                     known[0], known[2]))
     if runtime is not None:
         for name in ("hubspot", "salesforce"):
             conn = runtime.connectors.get(name)
             if conn is None:
-                rows.append((name, True, "disabled (no credentials)"))
+                rows.append((name, exitcodes.OK, "disabled (no credentials)"))
                 continue
-            problems = conn.check()  # type: ignore[attr-defined]
-            rows.append((name, not problems, "; ".join(problems) or "connected, fields present"))
-        if settings.redis_url:
-            rows.append(("redis", *_redis_ok(settings.redis_url)))
+            rows.append((name, *_check_crm(conn)))
         if not runtime.connectors:
-            rows.append(("connectors", False, "no CRM is configured"))
-    table = Table(title="leadsync check", title_justify="left")
-    table.add_column("what")
-    table.add_column("ok", justify="center")
-    table.add_column("detail")
-    for what, ok, detail in rows:
-        table.add_row(what, "[green]✓[/green]" if ok else "[red]✗[/red]", detail)
-    console.print(table)
-    if not all(ok for _, ok, _ in rows):
-        raise click.exceptions.Exit(1)
+            rows.append(("connectors", exitcodes.CONFIG, "no CRM is configured"))
+    if settings.redis_url and not any(what in ("connectors", "redis") for what, _, _ in rows):
+        rows.append(("redis", *_redis_ok(settings.redis_url)))
+    failing = {code for _, code, _ in rows if code}
+    # the most telling code: settings first, then reachability, then anything else
+    code = next((c for c in (exitcodes.CONFIG, exitcodes.UNREACHABLE) if c in failing),
+                exitcodes.FAILED_RECORDS if failing else exitcodes.OK)
+    if as_json:
+        errors = [f"{what}: {detail}" for what, c, detail in rows if c]
+        click.echo(json.dumps({**outcome(code, errors=errors), "checks": [
+            {"what": what, "ok": not c, "detail": detail} for what, c, detail in rows]},
+            ensure_ascii=False))
+    else:
+        table = Table(title="leadsync check", title_justify="left")
+        table.add_column("what", no_wrap=True)
+        table.add_column("ok", justify="center", no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        for what, c, detail in rows:
+            table.add_row(what, "[red]✗[/red]" if c else "[green]✓[/green]", detail)
+        console.print(table)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
-def _redis_ok(url: str) -> tuple[bool, str]:
+def _check_crm(conn: Any) -> tuple[int, str]:
+    """Reach the CRM with one read every job needs (owners), then check fields and scopes."""
+    try:
+        conn.list_owners()
+    except Exception as exc:
+        known = classify(exc)
+        if known is None:
+            raise
+        return known[0], known[2]
+    problems: list[str] = conn.check()
+    return (exitcodes.FAILED_RECORDS if problems else exitcodes.OK,
+            "; ".join(problems) or "connected, fields present")
+
+
+def _redis_ok(url: str) -> tuple[int, str]:
     import redis
 
     try:
         redis.Redis.from_url(url, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
-        return False, f"unreachable: {type(exc).__name__}"
-    return True, "reachable"
+        return exitcodes.UNREACHABLE, f"unreachable: {type(exc).__name__}"
+    return exitcodes.OK, "reachable"
+
+
+def _writable_dir(path: Path) -> None:
+    """--out must be a directory we can create and write in: checked before any CRM call."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".leadsync-probe-"):
+            pass
+    except OSError as exc:
+        fail(f"--out {path}: cannot write there ({exc.strerror or type(exc).__name__}); "
+             "expected a directory you can create and write in", exitcodes.CONFIG,
+             stopped_reason="settings")
 
 
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("leadsync-salesforce-metadata"), show_default=True,
               help="Where to write the Salesforce metadata package (source format).")
-def provision(out_dir: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reported()
+def provision(out_dir: Path, as_json: bool) -> None:
     """Create the HubSpot property group and properties; write the Salesforce field package."""
     from leadsync.runtime import build_runtime
 
-    settings = settings_or_exit()
+    settings = checked_settings()
     runtime = build_runtime(settings)
     if not runtime.connectors:
-        fail("no CRM is configured")
-    for name, conn in runtime.connectors.items():
-        done = conn.provision(out_dir if name == "salesforce" else None)  # type: ignore[attr-defined]
-        console.print(f"[bold]{name}[/bold]")
-        for line in done:
-            console.print(f"  {line}")
+        fail("no CRM is configured: set LEADSYNC_HUBSPOT__ACCESS_TOKEN and/or the "
+             "LEADSYNC_SALESFORCE__* credentials", exitcodes.CONFIG, stopped_reason="settings")
     if "salesforce" in runtime.connectors:
-        console.print(f"Deploy with: sf project deploy start --source-dir {out_dir}/force-app")
+        _writable_dir(out_dir)
+    done: dict[str, list[str]] = {}
+    for name, conn in runtime.connectors.items():
+        done[name] = conn.provision(out_dir if name == "salesforce" else None)  # type: ignore[attr-defined]
+    deploy = (f"sf project deploy start --source-dir {out_dir}/force-app"
+              if "salesforce" in runtime.connectors else None)
+    if as_json:
+        click.echo(json.dumps({**outcome(exitcodes.OK), **done, "deploy": deploy},
+                              ensure_ascii=False))
+        return
+    for name, lines in done.items():
+        console.print(f"[bold]{name}[/bold]")
+        for line in lines:  # paths: never wrapped mid-name (a pipe gets whole lines)
+            console.print(f"  {line}", markup=False, soft_wrap=True)
+    if deploy:
+        console.print(f"Deploy with: {deploy}", markup=False, soft_wrap=True)
+
+
+def checked_email(value: str) -> str:
+    """EMAIL of `explain`, checked before any call; the message never echoes a long input."""
+    from leadsync.identity import normalise_email
+
+    text = value.strip()
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    if len(text) > MAX_EMAIL_LENGTH:
+        fail(f"EMAIL: {len(text):,} characters is not an email address; expected one address "
+             f"of at most {MAX_EMAIL_LENGTH} characters (name@domain)",
+             exitcodes.CONFIG, stopped_reason="settings")
+    local, _, domain = text.partition("@")
+    email = normalise_email(text)
+    if (email is None or not local or "." not in domain or domain.startswith(".")
+            or domain.endswith(".") or any(c.isspace() for c in text) or text.count("@") != 1):
+        fail(f"EMAIL: {shown!r} is not an email address; expected one address of the form "
+             "name@domain", exitcodes.CONFIG, stopped_reason="settings")
+    return email
 
 
 @click.command()
 @click.argument("email")
+@reported(None)
 def explain(email: str) -> None:
-    """One person's score breakdown, stage reasoning and SLA clock."""
+    """One person's score breakdown, stage reasoning and SLA clock (exit 1: no such person)."""
     from leadsync.explain import explain_person
 
-    settings = settings_or_exit()
-    explain_person(settings, email, console)
+    address = checked_email(email)
+    settings = checked_settings()
+    if not (settings.hubspot.enabled or settings.salesforce.enabled):
+        fail("no CRM is configured: set LEADSYNC_HUBSPOT__ACCESS_TOKEN and/or the "
+             "LEADSYNC_SALESFORCE__* credentials", exitcodes.CONFIG, stopped_reason="settings")
+    explain_person(settings, address, console)
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
+@reported(None)
 def worker(ctx: click.Context) -> None:
     """Run the Celery worker with beat (same as `celery -A leadsync.tasks worker --beat`)."""
-    settings = settings_or_exit()
+    settings = checked_settings()
     if not settings.redis_url:
         fail("LEADSYNC_REDIS_URL is required for the worker (the Celery broker and shared "
-             "state), e.g. redis://127.0.0.1:6379/0", 2)
+             "state), e.g. redis://127.0.0.1:6379/0", exitcodes.CONFIG)
     celery = shutil.which("celery")
     if celery is None:
-        fail("the `celery` command is not on PATH; install leadsync into this environment")
+        fail("the `celery` command is not on PATH; install leadsync into this environment",
+             exitcodes.CONFIG)
     args = [celery, "-A", "leadsync.tasks", "worker", "--beat", "--loglevel",
             settings.log_level.lower(), *ctx.args]
-    err_console.print("starting: " + " ".join(args[1:]))
+    err_console.print("starting: " + " ".join(args[1:]), markup=False, soft_wrap=True)
     os.execv(celery, args)  # noqa: S606 - replaces this process with the worker on purpose

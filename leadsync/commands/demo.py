@@ -15,7 +15,16 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from leadsync.commands.common import console, environ, err_console, settings_or_exit
+from leadsync import exitcodes
+from leadsync.commands.common import (
+    checked_settings,
+    console,
+    environ,
+    err_console,
+    hold_logs_until_exit,
+    outcome,
+    reported,
+)
 from leadsync.commands.render import print_summary
 from leadsync.report import CycleReport
 
@@ -29,6 +38,7 @@ from leadsync.report import CycleReport
               help="Simulated hours between two cycles.")
 @click.option("--seed", default=42, show_default=True, help="Data set seed (deterministic).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@reported()
 def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) -> None:
     """Run leadsync against a seeded local sandbox of HubSpot and Salesforce."""
     from leadsync.pipeline import run_job
@@ -38,13 +48,17 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
 
     cycles = 1 + int(days * 24 / step_hours)
     quiet = {} if os.environ.get("LEADSYNC_LOG_LEVEL") else {"LEADSYNC_LOG_LEVEL": "WARNING"}
+    with environ(quiet):
+        checked_settings()  # the user's own settings and rules file, before seeding anything
     # Pro tier (190 per 10 s): HubSpot's Salesforce integration needs Pro or Enterprise
     with Sandbox(contacts=contacts, seed=seed, hubspot_rate_limit=190) as sb, environ(
         {**sb.env, **quiet}
     ):
-        settings = settings_or_exit().model_copy(update={"redis_url": None})
+        settings = checked_settings().model_copy(update={"redis_url": None})
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=sb.now)
         reports: list[CycleReport] = []
+        # log lines wait until the tables are printed (never inside the bar or the tables)
+        hold_logs_until_exit(err_console.is_terminal and not as_json)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err_console, disable=as_json,
                       transient=True) as progress:
@@ -58,14 +72,22 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
                 reports.append(run_job(runtime, "full" if i == cycles else "incremental"))
                 progress.advance(bar)
         summary = summarise(reports, sb.stats())
+    failed = sum(summary["failed"].values()) + summary["task_failures"]
+    stopped = summary["stopped"][-1] if summary["stopped"] else None
+    code = exitcodes.for_outcome(failed=failed, stopped_reason=stopped)
+    errors = [f"stopped early: {r}" for r in summary["stopped"]] + summary.pop("errors")
+    summary = {**summary, **outcome(code, stopped_reason=stopped, failed=summary["failed"],
+                                    errors=errors)}
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False, default=str))
-        return
-    console.print(f"[bold]leadsync demo[/bold]: {contacts:,} seeded people, {len(reports)} "
-                  f"cycles over {days} simulated day(s), model {runtime.model.version}")
-    print_summary(console, summary)
-    dup = sum(summary["duplicate_task_keys"].values())
-    console.print(f"Duplicate follow-up task keys seen by the CRMs: {dup}")
+    else:
+        console.print(f"[bold]leadsync demo[/bold]: {contacts:,} seeded people, {len(reports)} "
+                      f"cycles over {days} simulated day(s), model {runtime.model.version}")
+        print_summary(console, summary)
+        dup = sum(summary["duplicate_task_keys"].values())
+        console.print(f"Duplicate follow-up task keys seen by the CRMs: {dup}")
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +98,13 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any]) -> dict
                                         "api_calls", "transitions")}
     top: list[dict[str, Any]] = []
     unassigned: set[str] = set()
+    errors: list[str] = []
+    task_failures = 0
     for rep in reports:
+        task_failures += len(rep.task_failures)
+        for item in [*rep.failures, *rep.task_failures]:
+            if item.get("reason") and item["reason"] not in errors:
+                errors.append(item["reason"])
         outcomes.update(rep.outcomes)
         totals["records_written"].update(rep.records_written)
         totals["tasks_created"].update(rep.tasks_created)
@@ -100,5 +128,7 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any]) -> dict
                                 for s, v in sandbox_stats.items() if isinstance(v, dict)},
         "tasks_unassigned": len(unassigned),
         "stopped": [r.stopped_reason for r in reports if r.stopped_reason],
+        "task_failures": task_failures,
+        "errors": errors,
         "top": top,
     }

@@ -43,9 +43,11 @@ def top_table(top: list[dict[str, Any]]) -> Table:
     table = Table(title="Top scores (why: the three biggest reasons)", title_justify="left")
     for col, justify in (("record", "left"), ("score", "right"), ("grade", "center"),
                          ("stage", "left"), ("why", "left")):
-        table.add_column(col, justify=justify, no_wrap=col != "why")  # type: ignore[arg-type]
+        why = col == "why"
+        table.add_column(col, justify=justify, no_wrap=not why,  # type: ignore[arg-type]
+                         overflow="fold" if why else "ellipsis", min_width=8 if why else None)
     for row in top:
-        reasons = "; ".join(str(row["reasons"]).split("; ")[:3])
+        reasons = "\n".join(str(row["reasons"]).split("; ")[:3])  # one reason a line
         table.add_row(short_record(row["person"]), str(row["score"]), row["grade"],
                       row["stage"], reasons)
     return table
@@ -68,9 +70,12 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
         console.print(counts_table(f"Stage changes ({summary.get('stage_changes', 0):,})",
                                    "change", summary["transitions"]))
     console.print(counts_table("SLA clocks", "status", summary.get("sla", {}), _SLA_ORDER))
-    console.print(by_system_table("Writes, tasks and API calls", {
-        "records written": summary.get("records_written", {}),
-        "follow-up tasks created": summary.get("tasks_created", {}),
+    dry = bool(summary.get("dry_run"))
+    console.print(by_system_table("Writes, tasks and API calls" + (" (dry run)" if dry else ""), {
+        "records that would be written" if dry else "records written":
+            summary.get("records_written", {}),
+        "follow-up tasks that would be created" if dry else "follow-up tasks created":
+            summary.get("tasks_created", {}),
         "failed records": summary.get("failed", {}),
         "API calls": summary.get("api_calls", {}),
     }))

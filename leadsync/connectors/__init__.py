@@ -34,17 +34,20 @@ def __getattr__(name: str) -> Any:
 
 def build_connectors(settings: Settings, redis: Any | None = None) -> list[Connector]:
     """The enabled connectors (credentials present); a disabled one is logged as such."""
+    from leadsync.connectors.http import RetryPolicy
     from leadsync.connectors.hubspot.adapter import HubSpotConnector
     from leadsync.connectors.salesforce.adapter import SalesforceConnector
 
+    policy = RetryPolicy(max_attempts=settings.http_max_attempts,
+                         max_total_seconds=settings.http_max_retry_seconds)
     connectors: list[Connector] = []
     if settings.hubspot.enabled:
-        connectors.append(HubSpotConnector(settings.hubspot, redis=redis))
+        connectors.append(HubSpotConnector(settings.hubspot, redis=redis, policy=policy))
     else:
         log.info("HubSpot connector disabled: LEADSYNC_HUBSPOT__ACCESS_TOKEN is not set",
                  extra={"system": "hubspot"})  # fmt: skip
     if settings.salesforce.enabled:
-        connectors.append(SalesforceConnector(settings.salesforce, redis=redis))
+        connectors.append(SalesforceConnector(settings.salesforce, redis=redis, policy=policy))
     else:
         log.info("Salesforce connector disabled: no username/password, session or JWT settings",
                  extra={"system": "salesforce"})  # fmt: skip

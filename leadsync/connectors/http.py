@@ -204,6 +204,22 @@ def call_with_policy(
         ) from None
 
 
+def connection_failure(system: str, host: str, setting: str, exc: BaseException) -> Exception:
+    """What a failed connection becomes, naming the host: a host name that does not resolve
+    (a typo, a wrong domain) fails at once with `TransientError` — retrying it only costs time
+    — and anything else (refused, reset, timed out) is `Retryable`."""
+    import urllib3
+
+    kinds = [type(e).__name__ for e in _causes(exc)]
+    if any(isinstance(e, socket.gaierror | urllib3.exceptions.NameResolutionError)
+           for e in _causes(exc)):
+        return TransientError(f"{system} at {host}: the host name does not resolve; check "
+                              f"{setting} (and DNS)")
+    timeout = any("Timeout" in k for k in kinds)
+    what = "timed out" if timeout else f"connection failed ({type(exc).__name__})"
+    return Retryable(f"{host}: {what}", maybe_processed=not request_never_sent(exc))
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
     if not value:

@@ -33,8 +33,10 @@ from typing import Any, Protocol
 from celery import Celery, Task, group
 from celery.exceptions import SoftTimeLimitExceeded
 
+from leadsync import exitcodes
 from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
 from leadsync.lease import PEOPLE_LOCK, Heartbeat, Leases
+from leadsync.logs import redact
 from leadsync.state import Lock, StateStore
 from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA
 
@@ -45,6 +47,7 @@ MAX_RETRIES = 4  # whole-job retries after the HTTP layer's own retries gave up
 LOCKED_RETRIES = 48  # a chunk refused its leases waits this many countdowns before giving up
 MAX_DELIVERIES = 3  # deliveries of one message (same id, same retry) before it counts as poison
 RETRY_BASE_SECONDS = 15.0
+MAX_ERRORS = 5  # distinct failure reasons a task result lists
 REPORT_FIELDS = (
     "job", "people", "records_written", "tasks_created", "tasks_existing", "failed", "api_calls",
     "stage_changes", "stopped_reason", "budget_stopped", "deferred", "duration_s", "skipped",
@@ -95,8 +98,26 @@ def validate_record_keys(keys: object) -> list[str]:
 
 
 def summarise(task: Task, report: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON-able outcome a task returns and records: counts and ids, never record data."""
+    """The JSON-able outcome a task returns and records: counts and ids, never record data.
+    `ok`, `stopped_reason` and `exit_code` say what `leadsync sync --once` would have exited
+    with (leadsync.exitcodes), so Flower and cron read the same outcome; `errors` lists the
+    distinct (redacted) failure reasons."""
     out = {k: report[k] for k in REPORT_FIELDS if k in report}
+    failures = [*report.get("failures", ()), *report.get("task_failures", ())]
+    failed = sum(report.get("failed", {}).values()) + len(report.get("task_failures", ()))
+    code = exitcodes.for_outcome(failed=failed, stopped_reason=report.get("stopped_reason"))
+    if report.get("skipped") == "poison":
+        code = exitcodes.FAILED_RECORDS
+    out["stopped_reason"] = report.get("stopped_reason")
+    out["exit_code"] = code
+    out["ok"] = code == exitcodes.OK
+    reasons: list[str] = []
+    for item in failures:
+        reason = redact(str(item.get("reason", "")))[:200]
+        if reason and reason not in reasons and len(reasons) < MAX_ERRORS:
+            reasons.append(reason)
+    if reasons:
+        out["errors"] = reasons
     out["task"] = task.name
     out["task_id"] = task.request.id
     out["finished_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -157,6 +178,7 @@ def finish(task: Task, ctx: JobContext, report: Mapping[str, Any]) -> dict[str, 
     summary = summarise(task, report)
     log.info("job finished", extra={"task_id": summary["task_id"], "job": summary.get("job"),
                                     "stopped_reason": summary.get("stopped_reason"),
+                                    "exit_code": summary["exit_code"],
                                     "skipped": summary.get("skipped")})  # fmt: skip
     try:
         ctx.record_report(summary)

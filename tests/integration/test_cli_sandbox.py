@@ -50,6 +50,8 @@ def test_demo_json_has_the_documented_keys_and_no_duplicate_tasks() -> None:
                        "--json")
     assert code == 0
     summary = json.loads(out.strip().splitlines()[-1])
+    assert (summary["ok"], summary["exit_code"], summary["stopped_reason"]) == (True, 0, None)
+    assert summary["failed"] == {} and summary["errors"] == []
     for key in ("people", "stages", "stage_changes", "records_written", "tasks_created", "sla",
                 "api_calls"):
         assert key in summary

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from celery.schedules import crontab
 
-from leadsync.config.settings import Settings, SettingsError
+from leadsync.config.settings import Settings, SettingsError, load_settings
 from leadsync.tasks.celery_app import (
     TASK_CHUNK,
     TASK_FULL,
@@ -41,6 +41,7 @@ def test_time_limits_follow_settings() -> None:
     conf = celery_config(
         Settings(
             redis_url="redis://x:6379/0",
+            job_lock_seconds=15,
             task_time_limit_seconds=50,
             broker_visibility_timeout_seconds=60,
         )
@@ -50,11 +51,13 @@ def test_time_limits_follow_settings() -> None:
 
 
 def test_visibility_timeout_not_above_time_limit_is_refused_by_name() -> None:
-    settings = Settings(
-        redis_url="redis://x:6379/0",
-        task_time_limit_seconds=3600,
-        broker_visibility_timeout_seconds=3600,
-    )
+    # refused when the settings are loaded, before any worker starts (and by celery_config)
+    with pytest.raises(SettingsError, match="LEADSYNC_BROKER_VISIBILITY_TIMEOUT_SECONDS"):
+        load_settings(redis_url="redis://x:6379/0", task_time_limit_seconds=3600,
+                      broker_visibility_timeout_seconds=3600)
+    settings = Settings.model_construct(redis_url="redis://x:6379/0", job_lock_seconds=600,
+                                        task_time_limit_seconds=3600,
+                                        broker_visibility_timeout_seconds=3600)
     with pytest.raises(SettingsError, match="LEADSYNC_BROKER_VISIBILITY_TIMEOUT_SECONDS"):
         celery_config(settings)
 

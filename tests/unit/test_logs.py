@@ -71,3 +71,52 @@ def test_third_party_records_through_root_handlers_are_redacted_and_bodies_kept_
         root.setLevel(saved_root)
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_redact_keeps_url_hosts_and_masks_url_passwords() -> None:
+    # Celery prints the broker as redis://:**@host: the mask must not eat the host
+    assert redact("Connected to redis://:**@127.0.0.1:6392/7") == \
+        "Connected to redis://:**@127.0.0.1:6392/7"
+    assert redact("broker redis://:s3cr3t@redis.internal:6379/0 down") == \
+        "broker redis://:<redacted>@redis.internal:6379/0 down"
+    assert redact("amqp://guest:guest@rabbit.example:5672//") == \
+        "amqp://guest:<redacted>@rabbit.example:5672//"
+    assert redact("expected redis://[:password@]host:port/db") == \
+        "expected redis://[:password@]host:port/db"
+    assert redact("owner ops@corp.example at 10.0.0.1") == "owner <email> at 10.0.0.1"
+    assert redact("pw@10.0.0.1") == "pw@10.0.0.1"  # an IP address is not a mail domain
+
+
+def test_held_logs_wait_until_the_block_ends() -> None:
+    from leadsync.logs import held_logs
+
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    log = logging.getLogger("leadsync.test")
+    with held_logs(True):
+        log.warning("during the live output", extra={"record": "hubspot:contact:7"})
+        log.debug("below the level")
+        assert stream.getvalue() == ""
+        print_marker = "tables printed"
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["msg"], line["record"]) for line in lines] == [
+        ("during the live output", "hubspot:contact:7")]
+    assert print_marker
+    with held_logs(False):
+        log.warning("not held")
+        assert "not held" in stream.getvalue()
+
+
+def test_held_logs_count_what_they_drop() -> None:
+    from leadsync.logs import held_logs
+
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    log = logging.getLogger("leadsync.test")
+    with held_logs(True, limit=2):
+        for i in range(5):
+            log.info("line", extra={"i": i})
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line.get("i") for line in lines] == [0, 1, None]
+    assert lines[-1]["msg"] == "log lines dropped while output was live"
+    assert lines[-1]["dropped"] == 3

@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import hubspot
 import requests
@@ -38,10 +39,10 @@ from leadsync.connectors.http import (
     CallCounter,
     RetryPolicy,
     call_with_policy,
+    connection_failure,
     parse_retry_after,
     redact,
     status_failure,
-    transport_failure,
 )
 from leadsync.connectors.ratelimit import RateLimiter, window_limiter
 
@@ -170,7 +171,7 @@ class HubSpotClient:
             try:
                 resp = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise transport_failure(exc) from None
+                raise self._connection_failure(exc) from None
             except Exception as exc:
                 status = getattr(exc, "status", None)
                 if not isinstance(status, int):
@@ -208,13 +209,17 @@ class HubSpotClient:
                     **built.get_options_for_sending(),
                 )  # fmt: skip
             except requests.RequestException as exc:
-                raise transport_failure(exc) from None
+                raise self._connection_failure(exc) from None
             if resp.status_code >= 300:
                 raise classify_hubspot_error(op, resp.status_code, resp.content, resp.headers)
             self._observe(resp.headers)
             return resp.status_code, _body_json(resp.content)
 
         return call_with_policy(f"HubSpot {op}", attempt, self.policy)
+
+    def _connection_failure(self, exc: BaseException) -> Exception:
+        host = urlsplit(self._raw_config["base_url"]).netloc
+        return connection_failure("HubSpot", host, "LEADSYNC_HUBSPOT__BASE_URL", exc)
 
     def _observe(self, headers: Mapping[str, str] | None) -> None:
         """Remember the rate headers; when they say the window is spent, pause before the

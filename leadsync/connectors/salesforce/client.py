@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -34,10 +35,10 @@ from leadsync.connectors.http import (
     CallCounter,
     RetryPolicy,
     call_with_policy,
+    connection_failure,
     parse_retry_after,
     redact,
     status_failure,
-    transport_failure,
 )
 from leadsync.connectors.ratelimit import ORG_FULL_PAUSE_SECONDS, DailyBudget
 
@@ -88,7 +89,9 @@ class PolicySession(requests.Session):
         try:
             resp = super().request(method, url, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise transport_failure(exc) from None
+            setting = ("LEADSYNC_SALESFORCE__DOMAIN / __LOGIN_URL" if "/services/Soap/u/" in url
+                       or "/oauth2/" in url else "LEADSYNC_SALESFORCE__INSTANCE_URL")
+            raise connection_failure("Salesforce", urlsplit(url).netloc, setting, exc) from None
         self.budget.observe(resp.headers.get("Sforce-Limit-Info"))
         if resp.status_code == 403 and error_code(resp) == "REQUEST_LIMIT_EXCEEDED":
             self.budget.pause(ORG_FULL_PAUSE_SECONDS)  # every worker stops asking for an hour

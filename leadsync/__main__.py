@@ -1,0 +1,5 @@
+"""`python -m leadsync`: the same as the `leadsync` command."""
+
+from leadsync.cli import main
+
+main()

@@ -1,0 +1,133 @@
+"""Each exit code of leadsync.exitcodes through the real `leadsync` command (a subprocess)
+against a faulted sandbox; `--json` prints its outcome object in every case."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leadsync import exitcodes
+from leadsync.sandbox import Sandbox
+from leadsync.sandbox.faults import Faults
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def leadsync(sb: Sandbox, *args: str, **settings: str) -> tuple[int, dict[str, Any], str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT),
+           "PYTHONPATH": str(ROOT), **sb.env,
+           **{f"LEADSYNC_{k}": v for k, v in settings.items()}}
+    proc = subprocess.run([sys.executable, "-m", "leadsync", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr  # --json always prints its object
+    return proc.returncode, json.loads(lines[-1]), proc.stderr
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(contacts=60, seed=3) as sb:
+        yield sb
+
+
+def hubspot_people(sb: Sandbox) -> int:
+    with sb.data.lock:
+        return len(sb.data.hs_contacts)
+
+
+def test_exit_0_when_the_cycle_is_clean(sandbox: Sandbox) -> None:
+    code, out, _ = leadsync(sandbox, "sync", "--once", "--json")
+    assert code == exitcodes.OK
+    assert out["ok"] is True and out["exit_code"] == 0 and out["stopped_reason"] is None
+    assert out["failed"] == {} and out["errors"] == []
+    assert out["people"] == 60
+    stats = sandbox.stats()
+    assert out["records_written"] == {"hubspot": stats["hubspot"]["records_written"],
+                                      "salesforce": stats["salesforce"]["records_written"]}
+    code, out, _ = leadsync(sandbox, "sync", "--once", "--json")  # nothing left to write
+    assert code == exitcodes.OK and out["records_written"] == {}
+
+
+def test_exit_1_when_every_hubspot_write_is_rejected_before_provision() -> None:
+    with Sandbox(contacts=60, seed=3, provision_hubspot=False) as sb:
+        code, out, err = leadsync(sb, "sync", "--once", "--json")
+        assert code == exitcodes.FAILED_RECORDS
+        assert out["ok"] is False and out["exit_code"] == 1 and out["stopped_reason"] is None
+        assert out["failed"] == {"hubspot": hubspot_people(sb)}
+        assert "hubspot" not in out["records_written"]
+        assert out["records_written"]["salesforce"] == sb.stats()["salesforce"]["records_written"]
+        assert len(out["errors"]) == 1 and "PROPERTY_DOESNT_EXIST" in out["errors"][0]
+        assert f"{hubspot_people(sb)} record(s) or task(s) failed" in err
+
+
+def test_exit_1_from_check_when_fields_are_missing_then_0(tmp_path: Path) -> None:
+    with Sandbox(contacts=20, seed=3, provision_hubspot=False) as sb:
+        code, out, _ = leadsync(sb, "check", "--json")
+        assert code == exitcodes.FAILED_RECORDS and out["ok"] is False
+        assert any("leadsync_score" in e for e in out["errors"])
+        code, out, _ = leadsync(sb, "provision", "--json", "--out", str(tmp_path / "meta"))
+        assert code == exitcodes.OK and out["ok"] is True
+        assert len(out["salesforce"]) == 21  # sfdx-project.json + 10 fields x Lead, Contact
+        code, out, _ = leadsync(sb, "check", "--json")
+        assert code == exitcodes.OK and out["ok"] is True
+        assert [c["what"] for c in out["checks"]] == ["settings", "rules file", "hubspot",
+                                                      "salesforce"]
+
+
+def test_exit_3_when_the_api_budget_is_spent() -> None:
+    with Sandbox(contacts=60, seed=3, faults=Faults(daily_429=True)) as sb:
+        code, out, err = leadsync(sb, "sync", "--once", "--json")
+    assert code == exitcodes.STOPPED_EARLY
+    assert out["ok"] is False and out["exit_code"] == 3 and out["stopped_reason"] == "budget"
+    assert out["records_written"] == {} and out["errors"] == ["stopped early: budget"]
+    assert "stopped early: budget" in err
+
+
+def test_exit_4_when_the_token_is_refused(sandbox: Sandbox) -> None:
+    code, out, err = leadsync(sandbox, "sync", "--once", "--json",
+                              HUBSPOT__ACCESS_TOKEN="pat-na1-00000000-wrong")
+    assert code == exitcodes.UNREACHABLE
+    assert out == {"ok": False, "exit_code": 4, "outcome": exitcodes.MEANING[4],
+                   "stopped_reason": "auth", "failed": {}, "errors": [
+                       "authentication or permission refused: HubSpot owners: access token "
+                       "rejected (401 INVALID_AUTHENTICATION)"]}
+    assert "pat-na1-00000000-wrong" not in err
+    code, out, _ = leadsync(sandbox, "check", "--json",
+                            HUBSPOT__ACCESS_TOKEN="pat-na1-00000000-wrong")
+    assert code == exitcodes.UNREACHABLE and out["ok"] is False
+
+
+def test_exit_4_when_429s_outlast_the_retries() -> None:
+    with Sandbox(contacts=20, seed=3, faults=Faults(burst_429=8)) as sb:
+        code, out, _ = leadsync(sb, "sync", "--once", "--json", HTTP_MAX_ATTEMPTS="2")
+    assert code == exitcodes.UNREACHABLE and out["stopped_reason"] == "unreachable"
+    assert out["errors"] == ["HubSpot owners: gave up after 2 attempts (429 TEN_SECONDLY_ROLLING)"]
+
+
+def test_exit_4_when_every_answer_is_slower_than_the_timeout() -> None:
+    with Sandbox(contacts=20, seed=3, faults=Faults(latency_ms=2500)) as sb:
+        code, out, _ = leadsync(sb, "sync", "--once", "--json", HTTP_MAX_ATTEMPTS="1",
+                                HUBSPOT__TIMEOUT_SECONDS="1")
+    assert code == exitcodes.UNREACHABLE and out["ok"] is False
+    assert out["errors"][0].startswith("HubSpot owners: gave up after 1 attempts (127.0.0.1:")
+    assert out["errors"][0].endswith("timed out)")
+
+
+def test_dry_run_says_would_write_and_exits_0(sandbox: Sandbox) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": str(ROOT),
+           **sandbox.env}
+    proc = subprocess.run([sys.executable, "-m", "leadsync", "sync", "--once", "--dry-run"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == exitcodes.OK, proc.stderr
+    assert "dry run: nothing was written" in proc.stdout
+    assert "records that would be written" in proc.stdout
+    assert "records written" not in proc.stdout
+    assert sandbox.stats()["hubspot"]["records_written"] == 0
