@@ -330,7 +330,7 @@ class _Cycle:
             self.say(f"follow-up tasks owed: {len(owed):,}")
             self.checkpoint()
             create_owed_tasks(owed, self.rt.connectors, self.state, self.rt.settings.sla,
-                              self.report, dry_run=self.dry_run)
+                              self.report, dry_run=self.dry_run, tz=self.rt.settings.zone)
 
     # -- commit ---------------------------------------------------------------------------
     def commit_engagement(self) -> None:

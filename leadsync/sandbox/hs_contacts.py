@@ -11,6 +11,7 @@ from leadsync.sandbox.hs_common import (
     HsBase,
     batch_error,
     batch_inputs,
+    bool_arg,
     hs_error,
     int_arg,
     invalid_property,
@@ -277,9 +278,12 @@ class ContactHandlers(HsBase):
         email = (req.arg("email") or "").lower()
         limit = int_arg(req, "limit", 100, 1, 500)
         after = int_arg(req, "after", 0, 0, None)
+        archived = bool_arg(req, "archived", False)
         with self.data.lock:
             owners = [
-                o for o in self.data.hs_owners.values() if not email or o["email"].lower() == email
+                o
+                for o in self.data.hs_owners.values()
+                if o["archived"] == archived and (not email or o.get("email", "").lower() == email)
             ]
         page = owners[after : after + limit]
         payload: dict[str, Any] = {"results": page}
