@@ -106,8 +106,8 @@ def _strict(klass: type, data: dict[str, Any]) -> Any:
     """Build `klass` from a JSON object with the SDK's client-side validation on: a missing
     required part or a value outside the schema's enum raises ValueError."""
     kwargs: dict[str, Any] = {}
-    for attr, kind in klass.openapi_types.items():  # type: ignore[attr-defined]
-        key = klass.attribute_map[attr]  # type: ignore[attr-defined]
+    for attr, kind in klass.openapi_types.items():
+        key = klass.attribute_map[attr]
         if key not in data:
             continue
         value = data[key]
