@@ -36,7 +36,7 @@ def test_qualification_is_deterministic_by_seed_and_follows_a_touch() -> None:
     for rid, old in before.items():
         new = sb.data.sf["Lead" if rid.startswith("00Q") else "Contact"][rid]
         bant = sum(1 for f in BANT_FIELDS if new.get(f) is True)
-        if not (bant >= 3 and sum(1 for f in BANT_FIELDS if old.get(f) is True) < 3
+        if not ((bant >= 3 and sum(1 for f in BANT_FIELDS if old.get(f) is True) < 3)
                 or new.get("Status") == "Qualified" != old.get("Status")):
             continue
         qualified += 1
