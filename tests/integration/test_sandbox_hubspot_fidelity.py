@@ -52,11 +52,20 @@ def test_owners_carry_type_and_archived_is_a_filter(sb: Sandbox) -> None:
 def test_a_boolean_query_parameter_other_than_true_or_false_is_a_400(
     sb: Sandbox, value: str
 ) -> None:
-    for path in ("/crm/v3/owners", "/marketing/v3/forms"):
+    contact = next(iter(sb.data.hs_contacts))
+    for path in ("/crm/v3/owners", "/marketing/v3/forms", "/crm/v3/objects/contacts",
+                 f"/crm/v3/objects/contacts/{contact}"):
         resp = _raw(sb, path, archived=value)
         assert resp.status_code == 400, (path, value)
         body = resp.json()
         assert body["category"] == "VALIDATION_ERROR" and "'archived'" in body["message"]
+
+
+def test_archived_true_and_false_are_filters(sb: Sandbox) -> None:
+    assert len(_raw(sb, "/crm/v3/objects/contacts", archived="false").json()["results"]) == 10
+    assert _raw(sb, "/crm/v3/objects/contacts", archived="true").json()["results"] == []
+    forms = _raw(sb, "/marketing/v3/forms", archived="false").json()["results"]
+    assert len(forms) == len(sb.data.hs_forms)
 
 
 def test_the_sdk_rendering_archived_false_is_refused(sb: Sandbox) -> None:
