@@ -208,9 +208,10 @@ def _bant_count(record: dict[str, Any]) -> int:
 
 
 def _fill_bant(seeder: Seeder, record: dict[str, Any], met: int, when: float) -> None:
-    """The rep records BANT on the record: the first `met` items true, the rest false."""
+    """The rep records BANT on the record: the first `met` items true (an item already true
+    stays true), the rest false."""
     for i, name in enumerate(BANT_FIELDS):
-        record[name] = i < met
+        record[name] = i < met or record.get(name) is True
     record["LastModifiedDate"] = record["SystemModstamp"] = seeder.sf(when)
 
 
