@@ -11,6 +11,9 @@ filled on the Lead or Contact, and/or Lead Status moved to Qualified), worked bu
 (Lead Status Working, one or two BANT items), or rejected (Lead Status Unqualified / Nurture).
 MQLs nobody called stay untouched, so due-soon and breached clocks keep happening. Decisions
 draw from their own random stream, so they do not shift the rest of the simulation.
+People only in HubSpot are worked there (`_hubspot_rep`): a rep sets the contact's Lead Status
+to In progress / Connected, and later fills the BANT properties (HubSpot keeps no dated status
+history leadsync reads, so rejections there would not move anyone; they are not simulated).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def simulate(sb: Sandbox, hours: float) -> dict[str, int]:
             _sales(seeder, person, start, hours, done)
             if worked is not None:
                 _qualify(seeder, qualify_rng, person, worked, start=start, hours=hours, done=done)
+            _hubspot_rep(seeder, qualify_rng, person, start=start, hours=hours, done=done)
             if person.sf_contact_id:
                 _close_opportunities(
                     seeder,
@@ -201,6 +205,44 @@ def _qualify(
     else:
         _set_status(seeder, record, rng.choice(REJECTIONS), when)
         done["rejected"] += 1
+
+
+HS_BANT = ("bant_budget", "bant_authority", "bant_need", "bant_timeline")
+HS_WORKING = ("IN_PROGRESS", "CONNECTED")
+
+
+def _hubspot_rep(
+    seeder: Seeder,
+    rng: random.Random,
+    person: Person,
+    *,
+    start: float,
+    hours: float,
+    done: Counter[str],
+) -> None:
+    """A HubSpot-only MQL: first worked (Lead Status), then, in a later step, BANT recorded."""
+    if not person.hs_ids or person.sf_lead_id or person.sf_contact_id:
+        return
+    contact = seeder.data.hs_contacts[person.hs_ids[0]]
+    clock = contact.get("leadsync_mql_at")
+    if contact.get("leadsync_stage") != "mql" or not clock:
+        return
+    when = start + rng.random() * hours * HOUR
+    if person.touched_clock != clock:
+        if rng.random() < min(1.0, hours / 24 * (0.3 + 0.9 * person.fit)):
+            contact["hs_lead_status"] = rng.choice(HS_WORKING)
+            contact["lastmodifieddate"] = seeder.hs(when)
+            person.touched_clock = clock
+            done["hubspot_rep_touches"] += 1
+        return
+    met = sum(1 for name in HS_BANT if contact.get(name) == "true")
+    if met >= 3 or rng.random() >= min(1.0, hours / 24 * QUALIFY_PER_DAY):
+        return
+    target = rng.choice([3, 3, 4]) if rng.random() < 0.35 + 0.5 * person.fit else 2
+    for i, name in enumerate(HS_BANT):
+        contact[name] = "true" if i < target or contact.get(name) == "true" else "false"
+    contact["lastmodifieddate"] = seeder.hs(when)
+    done["hubspot_qualified" if target >= 3 else "hubspot_bant_partial"] += 1
 
 
 def _bant_count(record: dict[str, Any]) -> int:
