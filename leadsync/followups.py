@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from leadsync.config.settings import SlaSettings
 from leadsync.connectors.base import Connector, FollowUpTask
@@ -40,22 +41,54 @@ def _display_name(person: Person) -> str:
     return (name or p.company or person.task_target().ref.object_type)[:80]
 
 
-def build_task(owed: OwedTask, owner_id: str | None) -> FollowUpTask:
-    """The task a rep sees: subject names person, stage and deadline; the body says why."""
+def local_time(at: datetime, tz: tzinfo) -> str:
+    """`at` as a rep reads it: "2026-12-04 18:00 JST" (the zone's abbreviation, or its name
+    when the zone has none, e.g. "-03" becomes "America/Sao_Paulo")."""
+    local = at.astimezone(tz)
+    abbr = local.strftime("%Z")
+    if not abbr.isalpha():
+        abbr = str(getattr(tz, "key", "") or abbr)
+    return f"{local:%Y-%m-%d %H:%M} {abbr}"
+
+
+def task_due(follow_up: FollowUp, now: datetime, escalation_due: timedelta) -> datetime:
+    """When the task is due: a due-soon reminder by the SLA deadline; an escalation (the
+    deadline has passed) `escalation_due` after now, so no task is born overdue."""
+    if follow_up.kind == "breached":
+        return now + escalation_due
+    return max(follow_up.due, now)
+
+
+def build_task(
+    owed: OwedTask, owner_id: str | None, *, now: datetime, tz: tzinfo = UTC,
+    escalation_due: timedelta = timedelta(hours=4),
+) -> FollowUpTask:
+    """The task a rep sees: subject names person, stage and deadline; the body says why.
+
+    Times are shown in `tz` with the zone named; `now` is the cycle's time, which an
+    escalation's due date is counted from. The idempotency key is the core's, independent
+    of `now`, so a retry or a later cycle finds the same task."""
     fu, ev = owed.follow_up, owed.evaluation
-    due = fu.due.strftime("%Y-%m-%d %H:%M UTC")
-    subject = f"[LeadSync] {_KIND_LABEL[fu.kind]}: {_display_name(owed.person)} " \
-              f"({fu.stage.upper()}) by {due}"
+    due = task_due(fu, now, escalation_due)
+    deadline, by = local_time(fu.due, tz), local_time(due, tz)
+    stage, who = fu.stage.upper(), _display_name(owed.person)
+    sla_text = _SLA_TEXT.get(fu.stage, "follow-up")
+    if fu.kind == "breached":
+        subject = f"[LeadSync] {_KIND_LABEL[fu.kind]}: {who} ({stage}) missed {deadline}; " \
+                  f"act by {by}"
+        what = f"{sla_text} was due by {deadline} and has not happened. Escalated: act by {by}."
+    else:
+        subject = f"[LeadSync] {_KIND_LABEL[fu.kind]}: {who} ({stage}) by {deadline}"
+        what = f"{sla_text} is due by {deadline}."
     body = "\n".join([
-        f"{fu.stage.upper()} since {fu.clock_start:%Y-%m-%d %H:%M} UTC: "
-        f"{_SLA_TEXT.get(fu.stage, 'follow-up')} is due by {due}.",
+        f"{stage} since {local_time(fu.clock_start, tz)}: {what}",
         f"Score {ev.score} (fit {ev.fit}, engagement {ev.engagement}, grade {ev.grade}).",
         f"Why: {render_reasons(ev.reasons, 1000)}",
         f"Model: {ev.model}",
         f"leadsync-key: {fu.key}",
     ])
     return FollowUpTask(key=fu.key, person=owed.person.task_target().ref, owner_id=owner_id,
-                        subject=subject[:255], body=body, due=fu.due,
+                        subject=subject[:255], body=body, due=due,
                         priority="high" if fu.kind == "breached" else "normal")
 
 
@@ -76,7 +109,7 @@ def _owner_id(owed: OwedTask, sla: SlaSettings, owners_by_email: Mapping[str, st
 
 def create_owed_tasks(
     owed: Sequence[OwedTask], connectors: Mapping[str, Connector], state: StateStore,
-    sla: SlaSettings, report: CycleReport, *, dry_run: bool,
+    sla: SlaSettings, report: CycleReport, *, dry_run: bool, tz: tzinfo = UTC,
 ) -> None:
     by_system: dict[str, list[OwedTask]] = {}
     for item in owed:
@@ -85,12 +118,12 @@ def create_owed_tasks(
         conn = connectors.get(system)
         if conn is None:
             continue
-        _create_for_system(conn, items, state, sla, report, dry_run=dry_run)
+        _create_for_system(conn, items, state, sla, report, dry_run=dry_run, tz=tz)
 
 
 def _create_for_system(
     conn: Connector, items: Sequence[OwedTask], state: StateStore, sla: SlaSettings,
-    report: CycleReport, *, dry_run: bool,
+    report: CycleReport, *, dry_run: bool, tz: tzinfo = UTC,
 ) -> None:
     keys = [i.follow_up.key for i in items]
     known = state.known_task_keys(keys)
@@ -118,7 +151,8 @@ def _create_for_system(
         if not state.claim_task_key(item.follow_up.key, CLAIM_TTL_SECONDS):
             report.tasks_existing += 1  # another worker is creating it right now
             continue
-        tasks.append(build_task(item, owner_id))
+        tasks.append(build_task(item, owner_id, now=report.now, tz=tz,
+                                escalation_due=timedelta(hours=sla.escalation_due_hours)))
     if not tasks:
         return
     result = conn.create_tasks(tasks)

@@ -521,7 +521,8 @@ class _Cycle:
                 self.lease.confirm()
             with self.crm_work(system):
                 create_owed_tasks(owed, {system: conn}, self.state, self.rt.settings.sla,
-                                  self.report, dry_run=self.dry_run)
+                                  self.report, dry_run=self.dry_run,
+                                  tz=self.rt.settings.zone)
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:

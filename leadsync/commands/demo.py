@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,7 +28,11 @@ from leadsync.commands.common import (
     reported,
 )
 from leadsync.commands.render import print_summary
+from leadsync.followups import local_time
 from leadsync.report import CycleReport
+
+if TYPE_CHECKING:
+    from leadsync.sandbox.store import SandboxData
 
 
 @click.command()
@@ -55,7 +61,9 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
         {**sb.env, **quiet}
     ):
         settings = checked_settings().model_copy(update={"redis_url": None})
+        zone = settings.zone
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=sb.now)
+        started = sb.now()
         reports: list[CycleReport] = []
         # log lines wait until the tables are printed (never inside the bar or the tables)
         hold_logs_until_exit(err_console.is_terminal and not as_json)
@@ -67,11 +75,13 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
             progress.advance(bar)
             for i in range(2, cycles + 1):
                 sb.simulate(hours=step_hours)
-                progress.update(bar, description=f"cycle {i}: {sb.now():%a %d %b %H:%M} UTC")
+                progress.update(bar, description=f"cycle {i}: {_when(sb.now(), zone)}")
                 # the last cycle is the nightly full re-evaluation (decay for everyone)
                 reports.append(run_job(runtime, "full" if i == cycles else "incremental"))
                 progress.advance(bar)
-        summary = summarise(reports, sb.stats())
+        summary = summarise(reports, sb.stats(), sb.data)
+        summary["simulated"] = {"from": local_time(started, zone), "to": local_time(sb.now(), zone),
+                                "timezone": settings.timezone}
     failed = sum(summary["failed"].values()) + summary["task_failures"]
     stopped = summary["stopped"][-1] if summary["stopped"] else None
     code = exitcodes.for_outcome(failed=failed, stopped_reason=stopped)
@@ -82,7 +92,8 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
         click.echo(json.dumps(summary, ensure_ascii=False, default=str))
     else:
         console.print(f"[bold]leadsync demo[/bold]: {contacts:,} seeded people, {len(reports)} "
-                      f"cycles over {days} simulated day(s), model {runtime.model.version}")
+                      f"cycles over {days} simulated day(s) ({summary['simulated']['from']} to "
+                      f"{summary['simulated']['to']}), model {runtime.model.version}")
         print_summary(console, summary)
         dup = sum(summary["duplicate_task_keys"].values())
         console.print(f"Duplicate follow-up task keys seen by the CRMs: {dup}")
@@ -90,8 +101,41 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
         raise click.exceptions.Exit(code)
 
 
-def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any]) -> dict[str, Any]:
-    """Fold the cycles into one picture: final stage of everyone, what changed on the way."""
+def _when(at: datetime, zone: tzinfo) -> str:
+    local = at.astimezone(zone)
+    return f"{local:%a %d %b} {local_time(at, zone)[11:]}"
+
+
+def head_count(data: SandboxData, person_ids: Iterable[str]) -> dict[str, int]:
+    """How the seeded people became the people leadsync resolved (the sandbox knows the truth):
+    `counted_twice` seeded people whose records could not be joined (no email in common and no
+    CRM link), `merged` seeded people who share an email with another and were resolved into
+    one, `extra_records` records no seeded person owns (an open duplicate Lead without email).
+    Always `people == seeded + counted_twice - merged + extra_records`."""
+    seeded_of: dict[str, int] = {}
+    for person in data.people:
+        keys = [f"hubspot:contact:{h}" for h in person.hs_ids]
+        if person.sf_lead_id:
+            keys.append(f"salesforce:Lead:{person.sf_lead_id}")
+        if person.sf_contact_id:
+            keys.append(f"salesforce:Contact:{person.sf_contact_id}")
+        seeded_of.update(dict.fromkeys(keys, person.index))
+    ids = list(person_ids)
+    per_seeded = Counter(seeded_of.get(pid) for pid in ids)
+    extra = per_seeded.pop(None, 0)
+    return {"seeded": len(data.people), "people": len(ids),
+            "counted_twice": sum(n - 1 for n in per_seeded.values()),
+            "merged": len(data.people) - len(per_seeded), "extra_records": extra}
+
+
+def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
+              data: SandboxData | None = None) -> dict[str, Any]:
+    """Fold the cycles into one picture: final stage of everyone, what changed on the way.
+
+    Head counts come from the last full cycle (the demo's last cycle re-reads everyone): a
+    person's id can change on the way (a converted Lead becomes its Contact), so a union over
+    cycles would count them twice. With the sandbox's `data`, `head_count` says how the
+    seeded people became these people."""
     outcomes: dict[str, tuple[str, str, int]] = {}
     totals: dict[str, Counter[str]] = {k: Counter() for k in
                                        ("records_written", "tasks_created", "failed",
@@ -113,13 +157,21 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any]) -> dict
         totals["transitions"].update(rep.transitions)
         unassigned.update(rep.tasks_unassigned)
         top = rep.top if rep.job == "full" else top
-    return {
+    last_full = next((r for r in reversed(reports) if r.job == "full"), None)
+    if last_full is not None:
+        outcomes = dict(last_full.outcomes)
+    sla_by_stage: dict[str, Counter[str]] = {}
+    for stage, sla, _ in outcomes.values():
+        if sla != "none":
+            sla_by_stage.setdefault(stage, Counter())[sla] += 1
+    summary: dict[str, Any] = {
         "people": len(outcomes),
         "cycles": len(reports),
         "stages": dict(Counter(stage for stage, _, _ in outcomes.values())),
         "stage_changes": sum(totals["transitions"].values()),
         "transitions": dict(totals["transitions"]),
         "sla": dict(Counter(sla for _, sla, _ in outcomes.values())),
+        "sla_by_stage": {stage: dict(c) for stage, c in sla_by_stage.items()},
         "records_written": dict(totals["records_written"]),
         "tasks_created": dict(totals["tasks_created"]),
         "failed": dict(totals["failed"]),
@@ -132,3 +184,7 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any]) -> dict
         "errors": errors,
         "top": top,
     }
+    if data is not None:
+        with data.lock:
+            summary["head_count"] = head_count(data, outcomes)
+    return summary

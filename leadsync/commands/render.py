@@ -61,15 +61,54 @@ def short_record(key: str) -> str:
     return f"{prefix} {object_type} {'…' + rid[-6:] if len(rid) > 8 else rid}"
 
 
+def sla_by_stage_table(by_stage: Mapping[str, Mapping[str, int]]) -> Table:
+    """SLA clock statuses per stage (MQL: first contact; SQL: sales action), with a total."""
+    stages = [s for s in ("mql", "sql") if s in by_stage] + sorted(
+        s for s in by_stage if s not in ("mql", "sql"))
+    table = Table(title="SLA clocks of MQLs (first sales contact) and SQLs (sales action)",
+                  title_justify="left")
+    table.add_column("status")
+    for stage in stages:
+        table.add_column(stage.upper(), justify="right")
+    table.add_column("total", justify="right")
+    statuses = [s for s in _SLA_ORDER if any(s in by_stage[st] for st in stages)]
+    for status in statuses:
+        row = [by_stage[st].get(status, 0) for st in stages]
+        table.add_row(status, *(f"{n:,}" for n in row), f"{sum(row):,}")
+    if not statuses:
+        table.add_row("—", *("0" for _ in stages), "0")
+    return table
+
+
+def head_count_note(head: Mapping[str, int]) -> str:
+    """Why the people counted differ from the people seeded (demo only)."""
+    parts = []
+    if head.get("counted_twice"):
+        parts.append(f"{head['counted_twice']:,} counted twice (their HubSpot and Salesforce "
+                     "records share no email and no CRM link, so nothing joins them)")
+    if head.get("merged"):
+        parts.append(f"{head['merged']:,} merged into another seeded person (same email)")
+    if head.get("extra_records"):
+        parts.append(f"{head['extra_records']:,} extra duplicate record(s) without email")
+    detail = "; ".join(parts) if parts else "one person each"
+    return (f"{head['seeded']:,} seeded people resolve to {head['people']:,} people by "
+            f"email and CRM links: {detail}.")
+
+
 def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     """The cycle or demo summary: stages, changes, SLA, writes, tasks, API calls."""
     stage_counts: Mapping[str, int] = summary.get("stages", {})
     console.print(counts_table(f"{summary.get('people', 0):,} people by stage", "stage",
                                stage_counts, tuple(_STAGE_SORT)))
+    if summary.get("head_count"):
+        console.print(head_count_note(summary["head_count"]))
     if summary.get("transitions"):
         console.print(counts_table(f"Stage changes ({summary.get('stage_changes', 0):,})",
                                    "change", summary["transitions"]))
-    console.print(counts_table("SLA clocks", "status", summary.get("sla", {}), _SLA_ORDER))
+    if "sla_by_stage" in summary:
+        console.print(sla_by_stage_table(summary["sla_by_stage"]))
+    else:
+        console.print(counts_table("SLA clocks", "status", summary.get("sla", {}), _SLA_ORDER))
     dry = bool(summary.get("dry_run"))
     console.print(by_system_table("Writes, tasks and API calls" + (" (dry run)" if dry else ""), {
         "records that would be written" if dry else "records written":

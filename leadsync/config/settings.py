@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -280,6 +281,8 @@ class SalesforceSettings(BaseModel):
 class SlaSettings(BaseModel):
     fallback_owner: str | None = None  # owner email used when a person has none
     escalation_owner: str | None = None  # owner email for breached-SLA escalations
+    # an escalation (breached) task is due this long after it is created, never in the past
+    escalation_due_hours: float = Field(4.0, gt=0, le=24 * 14)
 
     @field_validator("fallback_owner", "escalation_owner", mode="before")
     @classmethod
@@ -290,6 +293,18 @@ class SlaSettings(BaseModel):
     @classmethod
     def _owner(cls, v: str | None) -> str | None:
         return _email(v)
+
+
+def zone_of(name: str) -> ZoneInfo:
+    """The IANA time zone `name` (e.g. "UTC", "Asia/Tokyo"); ValueError when unknown."""
+    try:
+        if not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
+            raise ValueError(name)
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError, OSError):
+        raise ValueError(
+            "not a known IANA time zone name (expected e.g. 'UTC' or 'Asia/Tokyo')"
+        ) from None
 
 
 class Settings(BaseSettings):
@@ -308,6 +323,8 @@ class Settings(BaseSettings):
     sync_interval_seconds: int = Field(300, ge=10)
     sla_sweep_seconds: int = Field(900, ge=10)
     full_reevaluation_hour_utc: int = Field(2, ge=0, le=23)
+    # IANA zone of the times people read: task subjects and bodies, the demo's tables
+    timezone: str = "UTC"
     sandbox_stats_url: str | None = None  # informational: printed by `leadsync sandbox serve`
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # any case
     # Celery worker (leadsync.tasks): job lock lease (extended between pipeline phases), hard
@@ -352,6 +369,17 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        zone_of(v)
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """`timezone` as a tzinfo (validated on load)."""
+        return zone_of(self.timezone)
 
 
 def soft_time_limit(hard: int) -> int:

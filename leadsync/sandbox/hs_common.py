@@ -113,6 +113,21 @@ def int_arg(req: Request, name: str, default: int, low: int, high: int | None) -
     return value
 
 
+def bool_arg(req: Request, name: str, default: bool) -> bool:
+    """A boolean query parameter as HubSpot's spec serialises it: exactly "true" or "false".
+    HubSpot's API is case-sensitive here (a Python SDK's `archived=False` arrives as "False";
+    PHP clients sending "1" were refused), so anything else is the vendor's 400."""
+    raw = req.arg(name)
+    if raw is None:
+        return default
+    if raw not in ("true", "false"):
+        raise hs_search.validation_error(
+            f"Unable to parse query parameter {name!r}: {raw!r} is not a valid boolean "
+            "(expected true or false)"
+        )
+    return raw == "true"
+
+
 def batch_inputs(body: Any) -> list[Any]:
     inputs = body.get("inputs") if isinstance(body, dict) else None
     if not isinstance(inputs, list):

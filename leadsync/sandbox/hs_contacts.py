@@ -11,6 +11,7 @@ from leadsync.sandbox.hs_common import (
     HsBase,
     batch_error,
     batch_inputs,
+    bool_arg,
     hs_error,
     int_arg,
     invalid_property,
@@ -33,6 +34,8 @@ class ContactHandlers(HsBase):
         limit = int_arg(req, "limit", 10, 1, 100)
         after = int_arg(req, "after", 0, 0, None)
         wanted = self._wanted(req.query.get("properties"), DEFAULT_PROPS)
+        if bool_arg(req, "archived", False):  # the sandbox archives no contacts
+            return json_response(200, {"results": []}, records=0)
         with self.data.lock:
             ids = self._sorted_ids()
             start = bisect.bisect_right(ids, after)
@@ -55,9 +58,10 @@ class ContactHandlers(HsBase):
 
     def get_contact(self, req: Request) -> Response:
         wanted = self._wanted(req.query.get("properties"), DEFAULT_PROPS)
+        archived = bool_arg(req, "archived", False)
         with self.data.lock:
             props = self.data.hs_contacts.get(req.params["id"])
-            if props is None:
+            if props is None or archived:
                 raise hs_error(
                     404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric."
                 )
@@ -277,9 +281,12 @@ class ContactHandlers(HsBase):
         email = (req.arg("email") or "").lower()
         limit = int_arg(req, "limit", 100, 1, 500)
         after = int_arg(req, "after", 0, 0, None)
+        archived = bool_arg(req, "archived", False)
         with self.data.lock:
             owners = [
-                o for o in self.data.hs_owners.values() if not email or o["email"].lower() == email
+                o
+                for o in self.data.hs_owners.values()
+                if o["archived"] == archived and (not email or o.get("email", "").lower() == email)
             ]
         page = owners[after : after + limit]
         payload: dict[str, Any] = {"results": page}

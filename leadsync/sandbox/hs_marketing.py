@@ -15,7 +15,7 @@ import zlib
 from typing import Any
 
 from leadsync.sandbox import hs_search, pools
-from leadsync.sandbox.hs_common import HsBase, hs_error, int_arg
+from leadsync.sandbox.hs_common import HsBase, bool_arg, hs_error, int_arg
 from leadsync.sandbox.store import SandboxData
 from leadsync.sandbox.wire import Request, Response, json_response
 
@@ -58,19 +58,57 @@ def _cursor(text: str | None) -> tuple[int, int] | None:
     return ms, seq
 
 
+FORM_STYLE = {
+    "fontFamily": "helvetica", "backgroundWidth": "100%", "labelTextColor": "#33475b",
+    "labelTextSize": "14px", "helpTextColor": "#7C98B6", "helpTextSize": "11px",
+    "legalConsentTextColor": "#33475b", "legalConsentTextSize": "14px", "submitColor": "#ff7a59",
+    "submitAlignment": "left", "submitFontColor": "#ffffff", "submitSize": "12px",
+}  # fmt: skip
+
+
+def _form_field(name: str, label: str, field_type: str, required: bool) -> dict[str, Any]:
+    """One field as Forms v3 serves it: every field has `dependentFields`; email fields carry
+    their `validation` (block lists), as the schema (the SDK's EmailField) requires."""
+    field: dict[str, Any] = {"objectTypeId": "0-1", "name": name, "label": label,
+                             "fieldType": field_type, "required": required, "hidden": False,
+                             "dependentFields": []}  # fmt: skip
+    if field_type == "email":
+        field["validation"] = {"blockedEmailDomains": [], "useDefaultBlockList": False}
+    return field
+
+
+def form_definition(guid: str, name: str, created: str) -> dict[str, Any]:
+    """A HubSpot Forms v3 form with the parts the schema requires: `fieldGroups`,
+    `configuration`, `displayOptions`, `legalConsentOptions`."""
+    fields = [_form_field("email", "Email", "email", True),
+              _form_field("firstname", "First name", "single_line_text", False),
+              _form_field("lastname", "Last name", "single_line_text", False)]  # fmt: skip
+    if name == "demo_request":
+        fields.append(_form_field("company", "Company name", "single_line_text", True))
+    return {
+        "id": guid, "name": name, "formType": "hubspot", "archived": False,
+        "createdAt": created, "updatedAt": created,
+        "fieldGroups": [{"groupType": "default_group", "richTextType": "text",
+                         "fields": fields}],
+        "configuration": {
+            "language": "ja", "cloneable": True, "editable": True, "archivable": True,
+            "recaptchaEnabled": False, "notifyContactOwner": False, "notifyRecipients": [],
+            "createNewContactForNewEmail": False, "prePopulateKnownValues": True,
+            "allowLinkToResetKnownValues": False, "lifecycleStages": [],
+            "postSubmitAction": {"type": "thank_you", "value": "ありがとうございました。"},
+        },
+        "displayOptions": {"renderRawHtml": False, "theme": "default_style",
+                           "submitButtonText": "送信", "cssClass": "hs-form",
+                           "style": dict(FORM_STYLE)},
+        "legalConsentOptions": {"type": "none"},
+    }  # fmt: skip
+
+
 def define_forms(data: SandboxData, created: str) -> None:
     """The portal's forms: demo request, one per case study, the newsletter sign-up."""
     for name in ("demo_request", *pools.CASE_STUDY_FORMS, NEWSLETTER_FORM):
         guid = form_guid(name)
-        fields = [("email", "Email", "email", True), ("firstname", "First name", "text", False),
-                  ("lastname", "Last name", "text", False)]  # fmt: skip
-        data.hs_forms[guid] = {
-            "id": guid, "name": name, "formType": "hubspot", "archived": False,
-            "createdAt": created, "updatedAt": created,
-            "fieldGroups": [{"groupType": "default_group", "richTextType": "text", "fields": [
-                {"objectTypeId": "0-1", "name": n, "label": label, "fieldType": kind,
-                 "required": required, "hidden": False} for n, label, kind, required in fields]}],
-        }  # fmt: skip
+        data.hs_forms[guid] = form_definition(guid, name, created)
         data.hs_form_submissions.setdefault(guid, [])
 
 
@@ -173,7 +211,7 @@ class MarketingHandlers(HsBase):
     def list_forms(self, req: Request) -> Response:
         limit = int_arg(req, "limit", 20, 1, 100)
         after = int_arg(req, "after", 0, 0, None)
-        archived = (req.arg("archived") or "false").lower() == "true"
+        archived = bool_arg(req, "archived", False)
         with self.data.lock:
             forms = [f for f in self.data.hs_forms.values() if f["archived"] == archived]
         chunk = forms[after : after + limit]

@@ -165,10 +165,12 @@ class Seeder:
             oid = str(70_000_000 + i)
             data.hs_owners[oid] = {
                 "id": oid,
+                "type": "PERSON",
                 "email": email,
                 "firstName": first,
                 "lastName": last,
                 "userId": 9_000_000 + i,
+                "userIdIncludingInactive": 9_000_000 + i,
                 "archived": False,
                 "teams": [],
                 "createdAt": hs_time(self.now.replace(year=self.now.year - 2)),
@@ -179,16 +181,35 @@ class Seeder:
         oid = str(70_000_000 + reps + 1)  # marketing: a HubSpot-only owner
         data.hs_owners[oid] = {
             "id": oid,
+            "type": "PERSON",
             "email": "marketing.ops@example-sales.com",
             "firstName": "Mika",
             "lastName": "Ops",
             "userId": 9_100_000,
+            "userIdIncludingInactive": 9_100_000,
             "archived": False,
             "teams": [],
             "createdAt": hs_time(self.now),
             "updatedAt": hs_time(self.now),
         }
+        self._hubspot_extra_owners(reps)
         return owners
+
+    def _hubspot_extra_owners(self, reps: int) -> None:
+        """What real portals also list: a queue (no email, no user) among the active owners,
+        and a rep who left (archived: only listed with `archived=true`; userId gone)."""
+        stamp = hs_time(self.now.replace(year=self.now.year - 1))
+        queue, former = str(70_000_000 + reps + 2), str(70_000_000 + reps + 3)
+        self.data.hs_owners[queue] = {
+            "id": queue, "type": "QUEUE", "firstName": "Inbound leads", "lastName": "",
+            "archived": False, "teams": [], "createdAt": stamp, "updatedAt": stamp,
+        }  # fmt: skip
+        self.data.hs_owners[former] = {
+            "id": former, "type": "PERSON", "email": "former.rep@example-sales.com",
+            "firstName": "Ken", "lastName": "Former", "userId": None,
+            "userIdIncludingInactive": 9_200_000, "archived": True, "teams": [],
+            "createdAt": stamp, "updatedAt": stamp, "archivedAt": stamp,
+        }  # fmt: skip
 
     def _campaigns(self) -> dict[str, str]:
         out = {}

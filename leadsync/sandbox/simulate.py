@@ -4,6 +4,16 @@ People produce marketing events at a rate driven by their hidden propensity (the
 request demos); reps call open MQLs and SQLs (sooner for better-fit people), move Lead Status,
 convert leads and open, win or lose opportunities. Everything is written with the timestamps
 the CRMs would give it, so leadsync's incremental reads see it.
+
+Qualification (`_qualify`): an MQL a rep already contacted (in an earlier step) gets a decision
+some steps later, sooner and more often positive for better-fit people: qualified (BANT fields
+filled on the Lead or Contact, and/or Lead Status moved to Qualified), worked but not yet ready
+(Lead Status Working, one or two BANT items), or rejected (Lead Status Unqualified / Nurture).
+MQLs nobody called stay untouched, so due-soon and breached clocks keep happening. Decisions
+draw from their own random stream, so they do not shift the rest of the simulation.
+People only in HubSpot are worked there (`_hubspot_rep`): a rep sets the contact's Lead Status
+to In progress / Connected, and later fills the BANT properties (HubSpot keeps no dated status
+history leadsync reads, so rejections there would not move anyone; they are not simulated).
 """
 
 from __future__ import annotations
@@ -41,9 +51,16 @@ def simulate(sb: Sandbox, hours: float) -> dict[str, int]:
         opportunities: dict[str, list[str]] = {}
         for role in sb.data.sf["OpportunityContactRole"].values():
             opportunities.setdefault(role.get("ContactId") or "", []).append(role["OpportunityId"])
+        qualify_rng = random.Random(  # noqa: S311 - reproducible simulation
+            f"qualify:{sb.seed}:{sb.data.counters['simulate']}"
+        )
         for person in sb.data.people:
             _marketing(seeder, person, start, hours, done)
+            worked = _contacted_mql(seeder, person)
             _sales(seeder, person, start, hours, done)
+            if worked is not None:
+                _qualify(seeder, qualify_rng, person, worked, start=start, hours=hours, done=done)
+            _hubspot_rep(seeder, qualify_rng, person, start=start, hours=hours, done=done)
             if person.sf_contact_id:
                 _close_opportunities(
                     seeder,
@@ -136,6 +153,109 @@ def _sales(seeder: Seeder, person: Person, start: float, hours: float, done: Cou
                 start + rng.random() * hours * HOUR,
             )
             done["status_changes"] += 1
+
+
+BANT_FIELDS = ("BANT_Budget__c", "BANT_Authority__c", "BANT_Need__c", "BANT_Timeline__c")
+QUALIFY_PER_DAY = 0.8  # chance per day that a rep decides on an MQL they already contacted
+REJECTIONS = ("Unqualified", "Nurture")
+
+
+def _contacted_mql(seeder: Seeder, person: Person) -> tuple[str, dict[str, Any]] | None:
+    """The Salesforce record of an MQL a rep has contacted on its current clock, else None."""
+    found = _record(seeder, person)
+    if found is None:
+        return None
+    record = found[1]
+    if record.get("LeadSync_Stage__c") != "mql" or record.get("IsConverted"):
+        return None
+    clock = record.get("LeadSync_MQL_At__c")
+    return found if clock and person.touched_clock == clock else None
+
+
+def _qualify(
+    seeder: Seeder,
+    rng: random.Random,
+    person: Person,
+    found: tuple[str, dict[str, Any]],
+    *,
+    start: float,
+    hours: float,
+    done: Counter[str],
+) -> None:
+    """A rep's decision on a contacted MQL: qualify, keep working, or reject (module docstring)."""
+    obj, record = found
+    status = record.get("Status")
+    if status == "Qualified" or status in REJECTIONS or _bant_count(record) >= 3:
+        return  # already decided; leadsync has not caught up yet
+    if rng.random() >= min(1.0, hours / 24 * QUALIFY_PER_DAY):
+        return
+    when = start + rng.random() * hours * HOUR
+    roll = rng.random()
+    if roll < 0.35 + 0.5 * person.fit:
+        mode = "bant" if obj == "Contact" else rng.choice(["bant", "bant", "status", "both"])
+        if mode in ("bant", "both"):
+            _fill_bant(seeder, record, rng.choice([3, 3, 4]), when)
+        if mode in ("status", "both"):
+            _set_status(seeder, record, "Qualified", when)
+        done["qualified"] += 1
+    elif roll < 0.75 + 0.2 * person.fit or obj == "Contact":
+        _fill_bant(seeder, record, rng.choice([1, 2]), when)
+        if obj == "Lead" and status != "Working - Contacted":
+            _set_status(seeder, record, "Working - Contacted", when)
+        done["bant_partial"] += 1
+    else:
+        _set_status(seeder, record, rng.choice(REJECTIONS), when)
+        done["rejected"] += 1
+
+
+HS_BANT = ("bant_budget", "bant_authority", "bant_need", "bant_timeline")
+HS_WORKING = ("IN_PROGRESS", "CONNECTED")
+
+
+def _hubspot_rep(
+    seeder: Seeder,
+    rng: random.Random,
+    person: Person,
+    *,
+    start: float,
+    hours: float,
+    done: Counter[str],
+) -> None:
+    """A HubSpot-only MQL: first worked (Lead Status), then, in a later step, BANT recorded."""
+    if not person.hs_ids or person.sf_lead_id or person.sf_contact_id:
+        return
+    contact = seeder.data.hs_contacts[person.hs_ids[0]]
+    clock = contact.get("leadsync_mql_at")
+    if contact.get("leadsync_stage") != "mql" or not clock:
+        return
+    when = start + rng.random() * hours * HOUR
+    if person.touched_clock != clock:
+        if rng.random() < min(1.0, hours / 24 * (0.3 + 0.9 * person.fit)):
+            contact["hs_lead_status"] = rng.choice(HS_WORKING)
+            contact["lastmodifieddate"] = seeder.hs(when)
+            person.touched_clock = clock
+            done["hubspot_rep_touches"] += 1
+        return
+    met = sum(1 for name in HS_BANT if contact.get(name) == "true")
+    if met >= 3 or rng.random() >= min(1.0, hours / 24 * QUALIFY_PER_DAY):
+        return
+    target = rng.choice([3, 3, 4]) if rng.random() < 0.35 + 0.5 * person.fit else 2
+    for i, name in enumerate(HS_BANT):
+        contact[name] = "true" if i < target or contact.get(name) == "true" else "false"
+    contact["lastmodifieddate"] = seeder.hs(when)
+    done["hubspot_qualified" if target >= 3 else "hubspot_bant_partial"] += 1
+
+
+def _bant_count(record: dict[str, Any]) -> int:
+    return sum(1 for name in BANT_FIELDS if record.get(name) is True)
+
+
+def _fill_bant(seeder: Seeder, record: dict[str, Any], met: int, when: float) -> None:
+    """The rep records BANT on the record: the first `met` items true (an item already true
+    stays true), the rest false."""
+    for i, name in enumerate(BANT_FIELDS):
+        record[name] = i < met or record.get(name) is True
+    record["LastModifiedDate"] = record["SystemModstamp"] = seeder.sf(when)
 
 
 def _set_status(seeder: Seeder, lead: dict[str, Any], status: str, when: float) -> None:

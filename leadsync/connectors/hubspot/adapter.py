@@ -88,7 +88,9 @@ class HubSpotConnector:
         owners: dict[str, str] = {}
         after: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": 100, "archived": False}
+            # no `archived`: active owners are the default, and the SDK would render the
+            # Python bool as "False" where HubSpot's spec takes "false" (API_NOTES.md)
+            kwargs: dict[str, Any] = {"limit": 100}
             if after:
                 kwargs["after"] = after
             _, page = self.client.call("owners", self.client.owners.get_page, **kwargs)
