@@ -87,7 +87,10 @@ def test_exit_3_when_the_api_budget_is_spent() -> None:
         code, out, err = leadsync(sb, "sync", "--once", "--json")
     assert code == exitcodes.STOPPED_EARLY
     assert out["ok"] is False and out["exit_code"] == 3 and out["stopped_reason"] == "budget"
-    assert out["records_written"] == {} and out["errors"] == ["stopped early: budget"]
+    # HubSpot's daily cap stops HubSpot's work only: Salesforce's records are still written
+    assert out["budget_stopped"] == ["hubspot"]
+    assert out["records_written"] == {"salesforce": 42}
+    assert out["errors"] == ["stopped early: budget"]
     assert "stopped early: budget" in err
 
 
