@@ -12,6 +12,7 @@ from celery import Celery
 from leadsync import exitcodes
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import BudgetExhausted
+from leadsync.lease import PEOPLE_LOCK
 from leadsync.state import Lock
 from leadsync.tasks.celery_app import TASK_INCREMENTAL, TASK_SLA, create_app
 from leadsync.tasks.jobs import ContextHolder, register_tasks
@@ -88,7 +89,7 @@ def test_stopped_early_gives_exit_code_3(app: Celery, ctx: ReportingContext) -> 
 
 
 def test_skipped_when_locked_is_ok_and_poison_is_not(app: Celery, ctx: ReportingContext) -> None:
-    held = ctx.state.lock("job:incremental", 30)
+    held = ctx.state.lock(PEOPLE_LOCK, 30)
     assert held.acquire()
     result = run(app, TASK_INCREMENTAL)
     assert (result["skipped"], result["ok"], result["exit_code"]) == ("locked", True, 0)

@@ -338,10 +338,13 @@ def test_a_stopped_run_keeps_the_sales_change_for_the_next(crms, clock, mql_pers
 
     sf.write_updates = spent  # type: ignore[method-assign]
     stopped = run_job(runtime, "incremental")
-    assert stopped.stopped_reason == "budget"
+    assert stopped.stopped_reason == "budget" and stopped.budget_stopped == ["salesforce"]
+    # a spent Salesforce budget stops Salesforce only: HubSpot already hears of the sale
+    assert stopped.transitions == {"mql->customer": 1}
+    assert stopped.records_written == {"hubspot": 1}
     assert state.get_cursor("salesforce:sales") == cursor
     assert state.get_fingerprints("sales", ["salesforce:opp-1"]) == {}
     sf.write_updates = real_write  # type: ignore[method-assign]
     report = run_job(runtime, "incremental")
-    assert report.transitions == {"mql->customer": 1}
-    assert report.records_written == {"hubspot": 1, "salesforce": 1}
+    assert report.transitions == {}
+    assert report.records_written == {"salesforce": 1}

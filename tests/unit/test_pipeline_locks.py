@@ -206,7 +206,7 @@ def test_incremental_sla_and_manual_sync_never_run_at_once(
     register_tasks(app, ContextHolder(lambda: PipelineContext(rt)))  # type: ignore[arg-type,return-value]
     monkeypatch.setattr("leadsync.runtime.build_runtime", lambda *_a, **_k: rt)
     sync_module = importlib.import_module("leadsync.commands.sync")
-    monkeypatch.setattr(sync_module, "settings_or_exit", lambda: Settings(job_lock_seconds=5))
+    monkeypatch.setattr(sync_module, "checked_settings", lambda: Settings(job_lock_seconds=5))
     sync = sync_module.sync
 
     rounds = 3
