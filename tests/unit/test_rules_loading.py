@@ -167,4 +167,5 @@ def test_minimal_file_uses_documented_defaults() -> None:
     model = parse_rules({"version": 3}, "min.yaml")
     assert model.version == "3" and model.mql_threshold == 80 and model.bant_min == 3
     assert [g.grade for g in model.grades] == ["A", "B", "C", "D"]
-    assert model.lookback_days == 400  # no windows at all
+    assert model.horizon_days is None  # every event counts (DESIGN.md §3a)
+    assert model.lookback_days == 20_000  # so the sync reads all the engagement a CRM has
