@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -230,7 +229,8 @@ def test_recency_rules(recency: dict[str, float], events: list[dict[str, object]
     [
         # default caps: fit max 100, engagement max 150; each cut is its own reason line
         ([60, 60], [100, 100], 100, 150,
-         [("cap:engagement", "上限 (engagement 150)", -50.0), ("cap:fit", "上限 (fit 100)", -20.0)]),
+         [("cap:engagement", "上限 (engagement 150)", -50.0),
+          ("cap:fit", "上限 (fit 100)", -20.0)]),
         ([-80, -80], [-70, -70], -100, -100,
          [("cap:fit", "下限 (fit \u2212100)", 60.0),
           ("cap:engagement", "下限 (engagement \u2212100)", 40.0)]),
