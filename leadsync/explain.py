@@ -8,7 +8,7 @@ prints why. Writes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
@@ -38,7 +38,7 @@ def gather(runtime: Runtime, email: str) -> tuple[list[CrmPerson], dict[str, lis
     for system, refs in linked.items():
         for rec in runtime.connectors[system].read_people(refs):
             records[rec.ref.key] = rec
-    since = runtime.clock() - timedelta(days=float(runtime.model.lookback_days))
+    since = runtime.model.events_since(runtime.clock())  # the sync's look-back
     events: dict[str, list[Event]] = {key: [] for key in records}
     for key, stored in runtime.state.get_events(list(records)).items():
         events.setdefault(key, []).extend(stored)

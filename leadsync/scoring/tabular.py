@@ -122,7 +122,8 @@ def output_record(evaluation: Evaluation) -> dict[str, object]:
         "grade": evaluation.grade,
         "stage": evaluation.stage,
         "instant_mql": evaluation.instant_mql,
-        "reasons": [{"rule": r.rule, "label": r.label, "points": r.points}
+        # additive to DESIGN.md §8: `count`, the occurrences behind an engagement rule's points
+        "reasons": [{"rule": r.rule, "label": r.label, "points": r.points, "count": r.count}
                     for r in evaluation.reasons],
         "model": evaluation.model,
     }

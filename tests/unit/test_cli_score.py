@@ -41,7 +41,8 @@ def test_jsonl_output_is_exactly_the_contract(tmp_path: Path) -> None:
     assert (first["fit"], first["grade"], first["stage"], first["instant_mql"]) == (
         25, "B", "mql", True)
     assert first["score"] == first["fit"] + first["engagement"]
-    assert first["reasons"][0] == {"rule": "demo", "label": "デモをリクエスト", "points": 50.0}
+    assert first["reasons"][0] == {"rule": "demo", "label": "デモをリクエスト", "points": 50.0,
+                                  "count": 1}
     assert first["model"] == "default-2026.11"
     assert records[1]["reasons"][0]["rule"] in {"free-email", "inactive-90d"}
     assert "デモ" in result.stdout  # not \\u-escaped
