@@ -64,7 +64,8 @@ def test_events_before_the_horizon_count_nowhere() -> None:
 
 
 def test_the_horizon_boundary_is_inclusive() -> None:
-    at_edge = run(365, events=[{"type": "form_submit", "at": days_ago(365), "form": "demo_request"}])
+    at_edge = run(365, events=[
+        {"type": "form_submit", "at": days_ago(365), "form": "demo_request"}])
     past_edge = run(365, events=[
         {"type": "form_submit", "at": (NOW - timedelta(days=365, seconds=1)).isoformat(),
          "form": "demo_request"}])

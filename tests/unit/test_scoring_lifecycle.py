@@ -257,7 +257,7 @@ FULL_BANT = {"budget": True, "authority": True, "need": True, "timeline": False}
     ],
 )
 def test_stage_decision_names_the_rule_and_its_facts(
-    profile: dict[str, object], stage: str, rule: str, previous: str, fact_at: str | None,
+    profile: dict[str, object], stage: str, *, rule: str, previous: str, fact_at: str | None,
     status: str | None, with_bant: bool,
 ) -> None:
     ev = run(**profile)

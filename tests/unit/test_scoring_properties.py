@@ -146,7 +146,8 @@ CAPPED = parse_rules({
          "where": {"url": {"contains": "/blog"}}, "max_times": 4},
         {"id": "careers", "label": "採用", "points": -50, "event": "page_view",
          "where": {"url": {"contains": "/careers"}}, "max_times": 1}],
-    "recency": [{"id": "idle", "label": "90日間アクションなし", "points": -20, "inactive_days": 90}],
+    "recency": [{"id": "idle", "label": "90日間アクションなし", "points": -20,
+                 "inactive_days": 90}],
 }, "capped.yaml")
 NUMBER_CHARS = set("0123456789.")
 
