@@ -6,8 +6,9 @@ repeat nothing, but two different values of one profile column under one id are 
 (two people sharing an id?). A row whose `event_type` is empty carries no event (a profile
 without engagement). A bad row, or a conflict, is a problem of its person: the caller reports
 it and does not score that person (never a silently different score). Columns named
-`event_<prop>` become event properties (`event_url`, `event_form`, `event_channel`, ...); any column that is neither a profile nor an
-event column becomes an attribute. Pure functions over already-read rows: no file I/O here.
+`event_<prop>` become event properties (`event_url`, `event_form`, `event_channel`, ...); any
+column that is neither a profile nor an event column becomes an attribute. Pure functions over
+already-read rows: no file I/O here.
 """
 
 from __future__ import annotations
