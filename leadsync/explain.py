@@ -19,7 +19,7 @@ from rich.table import Table
 
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import CrmPerson, RecordRef
-from leadsync.identity import group_records, merge_profile, normalise_email
+from leadsync.identity import event_signature, group_records, merge_profile, normalise_email
 from leadsync.runtime import Runtime, build_runtime
 from leadsync.scoring import (
     Evaluation,
@@ -66,16 +66,27 @@ def gather(runtime: Runtime, email: str) -> tuple[list[CrmPerson], dict[str, lis
     for system, refs in linked.items():
         for rec in runtime.connectors[system].read_people(refs):
             records[rec.ref.key] = rec
+    return list(records.values()), _engagement(runtime, records)
+
+
+def _engagement(runtime: Runtime, records: dict[str, CrmPerson]) -> dict[str, list[Event]]:
+    """Each record's events since the model's look-back: remembered ones and the CRMs' own."""
     since = runtime.model.events_since(runtime.clock())  # the sync's look-back
     events: dict[str, list[Event]] = {key: [] for key in records}
     for key, stored in runtime.state.get_events(list(records)).items():
         events.setdefault(key, []).extend(stored)
+    # remembered events and the CRMs' own overlap (the sync stored what it read): once each,
+    # by the signature the cycle dedupes with
+    seen = {key: {event_signature(ev) for ev in evs} for key, evs in events.items()}
     for system, conn in runtime.connectors.items():
         people = [r for r in records.values() if r.ref.system == system]
         if people:
             for found in conn.iter_engagement_for(people, since):
-                events.setdefault(found.person.key, []).append(found.event)
-    return list(records.values()), events
+                key, signature = found.person.key, event_signature(found.event)
+                if signature not in seen.setdefault(key, set()):
+                    seen[key].add(signature)
+                    events.setdefault(key, []).append(found.event)
+    return events
 
 
 def explain_person(settings: Settings, email: str, console: Console) -> None:
