@@ -225,8 +225,9 @@ class _Cycle:
 
     def pull_engagement(self) -> None:
         """Each engagement stream from its own cursor (HubSpot: v3 events, email events and
-        form submissions arrive with different delays), re-reading the overlap."""
-        lookback = timedelta(days=float(self.rt.model.lookback_days))
+        form submissions arrive with different delays), re-reading the overlap. With no cursor,
+        from the rules' horizon (DESIGN.md §3a); without one, all the engagement the CRM has."""
+        oldest = self.rt.model.events_since(self.now)
         for system, conn in self.rt.connectors.items():
             legacy = f"{system}:engagement"  # the one cursor of earlier versions
             self.say(f"reading {system} engagement")
@@ -235,11 +236,11 @@ class _Cycle:
                     for stream in conn.engagement_streams:
                         name = f"{legacy}:{stream}"
                         since = (self.state.get_cursor(name) or self.state.get_cursor(legacy)
-                                 or self.now - lookback)
+                                 or oldest)
                         self.read_stream(system, name, since,
                                          conn.iter_engagement_stream(stream, since))
                 else:
-                    since = self.state.get_cursor(legacy) or self.now - lookback
+                    since = self.state.get_cursor(legacy) or oldest
                     self.read_stream(system, legacy, since, conn.iter_engagement(since))
         self.drop_known_events()
 
@@ -572,7 +573,7 @@ class _Cycle:
                       if fp.split(":", 1)[0] not in self.budget_stopped}
         if sales_seen:
             self.state.set_fingerprints("sales", sales_seen)
-        self.state.prune_events(self.now - timedelta(days=float(self.rt.model.lookback_days)))
+        self.state.prune_events(self.rt.model.events_since(self.now))  # older ones never count
 
 
 # -- held events: compact JSON {"h": email hash, "e": encoded event, "at": held since} -----------

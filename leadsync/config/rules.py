@@ -17,6 +17,7 @@ import yaml
 from leadsync.config.rules_parts import (
     RulesError,
     Where,
+    days,
     number,
     parse_caps,
     parse_engagement_rule,
@@ -25,6 +26,7 @@ from leadsync.config.rules_parts import (
     parse_grades,
     parse_recency_rule,
     parse_sla,
+    points_value,
     section,
 )
 from leadsync.scoring.model import ScoringModel
@@ -32,12 +34,32 @@ from leadsync.scoring.model import ScoringModel
 __all__ = ["RulesError", "load_default_rules", "load_rules", "parse_rules"]
 
 _TOP_KEYS = frozenset({"version", "thresholds", "sql", "grades", "caps", "fit", "engagement",
-                       "recency", "sla", "free_email_domains"})
+                       "recency", "sla", "free_email_domains", "horizon_days"})
 _MAX_VERSION_LEN = 40  # LeadSync_Model__c is Text(40)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys (YAML would keep the last silently)."""
+#: A rules file is a page of YAML; a much larger one is a mistake (or an attack).
+MAX_RULES_BYTES = 512 * 1024
+#: Aliases (`*name`) a rules file may use, and the nodes it may expand to with every alias
+#: followed: a "billion laughs" file of nested aliases is refused before it is built.
+MAX_ALIASES = 200
+MAX_EXPANDED_NODES = 50_000
+
+
+class _RulesLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (YAML would keep the last silently) and
+    counts aliases while composing (`MAX_ALIASES`)."""
+
+    aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_ALIASES} aliases (*name): refused", mark)
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[object, object]:
@@ -54,15 +76,46 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     return dict(loader.construct_pairs(node))
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_RulesLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes in the document with every alias followed (each shared node counted every time it
+    is reached), computed once per distinct node; stops counting past the limit."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a cycle (a recursive alias) counts once, then is refused below
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        total = min(total, MAX_EXPANDED_NODES + 1)
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
 
 
 def load_rules(path: Path) -> ScoringModel:
     """Read, validate and compile a rules file."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError(str(path), None, "file", f"cannot read: {exc}") from None
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_RULES_BYTES + 1)
+    except OSError as exc:
+        raise RulesError(str(path), None, "file", f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_RULES_BYTES:
+        raise RulesError(str(path), None, "file",
+                         f"larger than {MAX_RULES_BYTES // 1024} KB: not a rules file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RulesError(str(path), None, "file",
+                         f"not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     return _parse_text(text, str(path))
 
 
@@ -72,12 +125,47 @@ def load_default_rules() -> ScoringModel:
     return _parse_text(resource.read_text(encoding="utf-8"), "default_rules.yaml")
 
 
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
+
+
 def _parse_text(text: str, source: str) -> ScoringModel:
+    if len(text) > MAX_RULES_BYTES:
+        raise RulesError(source, None, "file",
+                         f"larger than {MAX_RULES_BYTES // 1024} KB: not a rules file?")
+    loader = _RulesLoader(text)
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return parse_rules(None, source)
+        if _expanded_size(node) > MAX_EXPANDED_NODES:
+            raise RulesError(source, None, "yaml", f"aliases expand to more than "
+                             f"{MAX_EXPANDED_NODES:,} values: refused (nested aliases?)")
+        data = loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise RulesError(source, None, "yaml", " ".join(str(exc).split())) from None
+        raise RulesError(source, None, "yaml", _yaml_error(exc)) from None
+    except RecursionError:
+        raise RulesError(source, None, "yaml", "nested too deeply") from None
+    finally:
+        loader.dispose()
+    if isinstance(data, dict):
+        version = _raw_scalar(node, "version")
+        if version is not None and isinstance(data.get("version"), int | float):
+            data["version"] = version  # as written: `2026.10` stays "2026.10", not 2026.1
     return parse_rules(data, source)
+
+
+def _raw_scalar(node: yaml.Node, key: str) -> str | None:
+    """The text of a top-level scalar as written in the file (before YAML typed it)."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if key_node.value == key and isinstance(value_node, yaml.ScalarNode):
+            return str(value_node.value)
+    return None
 
 
 def parse_rules(data: object, source: str) -> ScoringModel:
@@ -89,8 +177,11 @@ def parse_rules(data: object, source: str) -> ScoringModel:
     if unknown:
         raise top.error(unknown[0], f"unknown key (expected one of {', '.join(sorted(_TOP_KEYS))})")
     version = data.get("version")
-    if isinstance(version, int | float) and not isinstance(version, bool):
+    if isinstance(version, int) and not isinstance(version, bool):
         version = str(version)
+    if isinstance(version, float):
+        raise top.error("version", f"{version!r} is a number, and YAML drops its trailing "
+                        f"zeros: quote it (version: \"{version}\") so it is kept as written")
     if not isinstance(version, str) or not version.strip():
         raise top.error("version", "required: a non-empty string written back with every score")
     if len(version) > _MAX_VERSION_LEN:
@@ -108,9 +199,10 @@ def parse_rules(data: object, source: str) -> ScoringModel:
     recency = tuple(
         parse_recency_rule(raw, i, top, seen_ids) for i, raw in _rules(data, "recency", top)
     )
+    horizon = days(data, "horizon_days", top, minimum=1, integer=True)
     return ScoringModel(
         version=version.strip(),
-        mql_threshold=number(thresholds, "mql", top.at("thresholds"), default=80),
+        mql_threshold=points_value(thresholds, "mql", top.at("thresholds"), default=80),
         bant_min=int(bant_min),
         grades=parse_grades(data.get("grades"), top),
         caps=parse_caps(data.get("caps"), top),
@@ -119,6 +211,7 @@ def parse_rules(data: object, source: str) -> ScoringModel:
         recency_rules=recency,
         sla=parse_sla(data.get("sla"), top),
         free_email_domains=parse_free_domains(data.get("free_email_domains"), top),
+        horizon_days=None if horizon is None else int(horizon),
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from leadsync.scoring.conditions import ConditionError, Predicate, compile_condition, compile_ops
 from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
+from leadsync.scoring.entries import CAP_PREFIX
 from leadsync.scoring.model import (
     Caps,
     Decay,
@@ -28,6 +29,12 @@ _ENGAGEMENT_KEYS = frozenset({"id", "label", "points", "event", "where", "within
                               "min_count", "max_times", "decay", "max_points", "instant_mql"})
 _RECENCY_KEYS = frozenset({"id", "label", "points", "inactive_days", "active_days"})
 _DECAY_KEYS = frozenset({"half_life_days", "lifespan_days"})
+#: What the CRM number fields hold: LeadSync_Score__c / _Engagement__c are Number(4,0), so
+#: score, fit and engagement (and so any one rule's points) stay within +-9999.
+CRM_NUMBER_MAX = 9999
+#: Day counts (windows, decay, recency, horizon): up to a century.
+MAX_DAYS = 36_500
+_FIELD_NOTE = "score, fit and engagement are written to CRM fields Number(4,0) (-9999..9999)"
 
 
 class RulesError(ValueError):
@@ -78,9 +85,30 @@ def section(data: Mapping[object, object], key: str, where: Where,
     return raw
 
 
+def _shown(raw: object) -> str:
+    """A value for an error message, never longer than 40 characters."""
+    text = repr(raw)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _not_a_number(raw: object) -> str:
+    if isinstance(raw, str):
+        try:
+            float(raw.replace("_", ""))
+        except ValueError:
+            pass
+        else:  # PyYAML reads 1e308 or 1e-3 (no dot, or an unsigned exponent) as text
+            return (f"expected a number, got the text {_shown(raw)}: YAML reads an exponent "
+                    "without a dot and a sign as text; write the number out (e.g. 1000) "
+                    "or as 1.0e+3")
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return f"expected a finite number, got {_shown(raw)}"
+    return f"expected a number, got {_shown(raw)}"
+
+
 def number(data: Mapping[object, object], key: str, where: Where, *, default: float | None = None,
            minimum: float | None = None, above: float | None = None,
-           integer: bool = False) -> float:
+           maximum: float | None = None, integer: bool = False) -> float:
     """A finite number at `key` (required when `default` is None), with optional bounds."""
     raw = data.get(key)
     if raw is None:
@@ -88,22 +116,44 @@ def number(data: Mapping[object, object], key: str, where: Where, *, default: fl
             raise where.error(key, "required")
         return default
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise where.error(key, f"expected a number, got {raw!r}")
+        raise where.error(key, _not_a_number(raw))
     if integer and not float(raw).is_integer():
-        raise where.error(key, f"expected a whole number, got {raw!r}")
+        raise where.error(key, f"expected a whole number, got {_shown(raw)}")
     if minimum is not None and raw < minimum:
-        raise where.error(key, f"must be >= {minimum:g}, got {raw!r}")
+        raise where.error(key, f"must be >= {minimum:g}, got {_shown(raw)}")
     if above is not None and raw <= above:
-        raise where.error(key, f"must be > {above:g}, got {raw!r}")
+        raise where.error(key, f"must be > {above:g}, got {_shown(raw)}")
+    if maximum is not None and raw > maximum:
+        raise where.error(key, f"must be <= {maximum:g}, got {_shown(raw)}")
     return float(raw)
+
+
+def points_value(data: Mapping[object, object], key: str, where: Where, *,
+                 default: float | None = None) -> float:
+    """Points (or a points bound) that a CRM number field can carry: |value| <= 9999."""
+    value = number(data, key, where, default=default)
+    if abs(value) > CRM_NUMBER_MAX:
+        raise where.error(key, f"{_shown(data.get(key))} is beyond what the CRM fields hold: "
+                          f"{_FIELD_NOTE}")
+    return value
+
+
+def days(data: Mapping[object, object], key: str, where: Where, *, minimum: float | None = None,
+         above: float | None = None, integer: bool = False) -> float | None:
+    """An optional number of days, at most `MAX_DAYS` (a century)."""
+    if data.get(key) is None:
+        return None
+    return number(data, key, where, minimum=minimum, above=above, maximum=MAX_DAYS,
+                  integer=integer)
 
 
 def _optional(data: Mapping[object, object], key: str, where: Where, *,
               minimum: float | None = None, above: float | None = None,
-              integer: bool = False) -> float | None:
+              maximum: float | None = None, integer: bool = False) -> float | None:
     if data.get(key) is None:
         return None
-    return number(data, key, where, minimum=minimum, above=above, integer=integer)
+    return number(data, key, where, minimum=minimum, above=above, maximum=maximum,
+                  integer=integer)
 
 
 def _rule_head(raw: object, kind: str, index: int, top: Where, *, allowed: frozenset[str],
@@ -115,6 +165,9 @@ def _rule_head(raw: object, kind: str, index: int, top: Where, *, allowed: froze
     if not isinstance(rule_id, str) or not rule_id.strip():
         raise top.error(f"{kind}[{index}].id", "required: a non-empty string")
     rule_id = rule_id.strip()
+    if rule_id.startswith(CAP_PREFIX):
+        raise top.error(f"{kind}[{index}].id", f"{rule_id[:40]!r}: ids starting with "
+                        f"'{CAP_PREFIX}' are reserved for the caps' reason lines")
     where = top.rule(rule_id)
     if rule_id in seen:
         raise where.error("id", "duplicate rule id (unique across fit, engagement, recency)")
@@ -126,7 +179,7 @@ def _rule_head(raw: object, kind: str, index: int, top: Where, *, allowed: froze
     label = raw.get("label", rule_id)
     if not isinstance(label, str) or not label.strip():
         raise where.error("label", "expected a non-empty string")
-    points = number(raw, "points", where)
+    points = points_value(raw, "points", where)
     return raw, where, rule_id, label.strip(), points
 
 
@@ -163,8 +216,17 @@ def _decay(raw: object, where: Where) -> Decay | None:
         raise where.error("decay", "expected exactly one of {half_life_days: H} or "
                           "{lifespan_days: L}")
     kind = str(next(iter(raw)))
-    value = number(raw, kind, where.at("decay"), above=0)
+    value = days(raw, kind, where.at("decay"), above=0)
     return Decay(**{kind: value})
+
+
+def _max_points(data: Mapping[object, object], where: Where) -> float | None:
+    if data.get("max_points") is None:
+        return None
+    value = points_value(data, "max_points", where)
+    if value <= 0:
+        raise where.error("max_points", f"must be > 0, got {_shown(data.get('max_points'))}")
+    return value
 
 
 def parse_engagement_rule(raw: object, index: int, top: Where, seen: set[str]) -> EngagementRule:
@@ -177,18 +239,20 @@ def parse_engagement_rule(raw: object, index: int, top: Where, seen: set[str]) -
     instant = data.get("instant_mql", False)
     if not isinstance(instant, bool):
         raise where.error("instant_mql", "expected true or false")
-    max_times = _optional(data, "max_times", where, minimum=1, integer=True)
+    max_times = _optional(data, "max_times", where, minimum=1, maximum=1_000_000,
+                          integer=True)
     return EngagementRule(
         id=rule_id,
         label=label,
         points=points,
         event=event,
         where=_where(data.get("where"), where),
-        within_days=_optional(data, "within_days", where, above=0),
-        min_count=int(number(data, "min_count", where, default=1, minimum=1, integer=True)),
+        within_days=days(data, "within_days", where, above=0),
+        min_count=int(number(data, "min_count", where, default=1, minimum=1,
+                             maximum=1_000_000, integer=True)),
         max_times=None if max_times is None else int(max_times),
         decay=_decay(data.get("decay"), where),
-        max_points=_optional(data, "max_points", where, above=0),
+        max_points=_max_points(data, where),
         instant_mql=instant,
     )
 
@@ -196,8 +260,8 @@ def parse_engagement_rule(raw: object, index: int, top: Where, seen: set[str]) -
 def parse_recency_rule(raw: object, index: int, top: Where, seen: set[str]) -> RecencyRule:
     data, where, rule_id, label, points = _rule_head(
         raw, "recency", index, top, allowed=_RECENCY_KEYS, seen=seen)
-    inactive = _optional(data, "inactive_days", where, minimum=0)
-    active = _optional(data, "active_days", where, minimum=0)
+    inactive = days(data, "inactive_days", where, minimum=0)
+    active = days(data, "active_days", where, minimum=0)
     if (inactive is None) == (active is None):
         raise where.error("inactive_days", "give exactly one of inactive_days or active_days")
     return RecencyRule(rule_id, label, points, inactive_days=inactive, active_days=active)
@@ -219,7 +283,7 @@ def parse_grades(raw: object, top: Where) -> tuple[Grade, ...]:
         last = i == len(raw) - 1
         if last and item.get("min") is not None:
             raise where.error("min", "the last grade has no min: it catches every other fit")
-        minimum = None if last else number(item, "min", where)
+        minimum = None if last else points_value(item, "min", where)
         if minimum is not None and grades and grades[-1].min is not None \
                 and minimum >= grades[-1].min:
             raise where.error("min", "mins must decrease down the list (first match wins)")
@@ -228,16 +292,29 @@ def parse_grades(raw: object, top: Where) -> tuple[Grade, ...]:
 
 
 def parse_caps(raw: object, top: Where) -> Caps:
+    """Caps of fit and engagement. They bound everything written, so they must keep fit,
+    engagement and their sum (the score) inside the CRM number fields (|value| <= 9999)."""
     caps = section({"caps": raw}, "caps", top, {"fit", "engagement"})
     limits: dict[str, float] = {}
     for part, low, high in (("fit", -100.0, 100.0), ("engagement", -100.0, 150.0)):
         sub = section(caps, part, top.at("caps"), {"min", "max"})
         where = top.at(f"caps.{part}")
-        limits[f"{part}_min"] = number(sub, "min", where, default=low)
-        limits[f"{part}_max"] = number(sub, "max", where, default=high)
+        limits[f"{part}_min"] = points_value(sub, "min", where, default=low)
+        limits[f"{part}_max"] = points_value(sub, "max", where, default=high)
         if limits[f"{part}_min"] > limits[f"{part}_max"]:
             raise where.error("min", "must not exceed max")
+    for end, sign in (("max", 1), ("min", -1)):
+        fit, engagement = limits[f"fit_{end}"], limits[f"engagement_{end}"]
+        score = _rounded(fit) + _rounded(engagement)
+        if sign * score > CRM_NUMBER_MAX:
+            raise top.at("caps").error(
+                f"engagement.{end}", f"fit.{end} {fit:g} + engagement.{end} {engagement:g} "
+                f"allows a score of {score}: {_FIELD_NOTE}; lower one of them")
     return Caps(**limits)
+
+
+def _rounded(value: float) -> int:
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
 def parse_sla(raw: object, top: Where) -> SlaPolicy:
@@ -245,8 +322,8 @@ def parse_sla(raw: object, top: Where) -> SlaPolicy:
     where = top.at("sla")
     warn = section(sla, "warn_hours", where, {"mql", "sql"})
     policy = SlaPolicy(
-        mql_hours=number(sla, "mql_hours", where, default=24, above=0),
-        sql_hours=number(sla, "sql_hours", where, default=48, above=0),
+        mql_hours=number(sla, "mql_hours", where, default=24, above=0, maximum=MAX_DAYS * 24),
+        sql_hours=number(sla, "sql_hours", where, default=48, above=0, maximum=MAX_DAYS * 24),
         mql_warn_hours=number(warn, "mql", where.at("warn_hours"), default=4, minimum=0),
         sql_warn_hours=number(warn, "sql", where.at("warn_hours"), default=8, minimum=0),
     )

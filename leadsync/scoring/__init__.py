@@ -7,7 +7,7 @@ is owed. No I/O, no clock, no settings.
 
 from leadsync.scoring.core import evaluate
 from leadsync.scoring.derived import derive_seniority
-from leadsync.scoring.evaluation import Evaluation, FollowUp, Reason
+from leadsync.scoring.evaluation import Evaluation, FollowUp, Reason, StageDecision
 from leadsync.scoring.model import (
     Caps,
     Decay,
@@ -20,7 +20,7 @@ from leadsync.scoring.model import (
 )
 from leadsync.scoring.parse import ProfileError, parse_datetime, parse_profile, profile_to_dict
 from leadsync.scoring.profile import Bant, Event, Profile
-from leadsync.scoring.reasons import render_reasons, round_half_away
+from leadsync.scoring.reasons import format_points, render_reason, render_reasons, round_half_away
 from leadsync.scoring.sla import task_key
 
 __all__ = [
@@ -39,11 +39,14 @@ __all__ = [
     "RecencyRule",
     "ScoringModel",
     "SlaPolicy",
+    "StageDecision",
     "derive_seniority",
     "evaluate",
+    "format_points",
     "parse_datetime",
     "parse_profile",
     "profile_to_dict",
+    "render_reason",
     "render_reasons",
     "round_half_away",
     "task_key",

@@ -1,11 +1,13 @@
 """`evaluate`: one profile, its previous state, the model and `now` -> an `Evaluation`.
 
-Pure: no I/O, no clock (DESIGN.md §1). Events dated after `now` are dropped first, so they are
-ignored everywhere (engagement, recency, instant MQL, SLA).
+Pure: no I/O, no clock (DESIGN.md §1). Events dated after `now`, and with a `horizon_days`
+those dated before `now - horizon` (§3a), are dropped first, so they are ignored everywhere
+(engagement, recency, instant MQL, re-MQL, SLA).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
@@ -29,9 +31,13 @@ def evaluate(profile: Profile, model: ScoringModel, now: datetime) -> Evaluation
     events = sorted(profile.events, key=_BY_TIME, reverse=True)
     if events and events[0].at > now:  # future events sort first: drop them
         events = [e for e in events if e.at <= now]
+    horizon = model.tables.horizon
+    if horizon is not None and events and events[-1].at < now - horizon:
+        oldest = now - horizon  # events before the horizon sort last: keep the prefix
+        events = events[: bisect_left(events, True, key=lambda e: e.at < oldest)]
     points = score_points(profile, model, now, events)
     outcome = decide_stage(profile, model, now, (points[0], points[6], points[7]))
-    stage, _, entered_at, mql_at, sql_at, _ = outcome
+    stage, _, entered_at, mql_at, sql_at, _, _ = outcome
     if stage == "mql":
         clock_start = mql_at or entered_at
     elif stage == "sql":
@@ -75,7 +81,7 @@ def _assemble(profile: Profile, model: ScoringModel, points: Points, outcome: St
               sla: SlaOutcome) -> Evaluation:
     """The `Evaluation`, every field set (see `_Draft`)."""
     score, fit, engagement, fit_raw, engagement_raw, reasons, instant_at, _ = points
-    stage, changed, entered_at, mql_at, sql_at, score_at_mql = outcome
+    stage, changed, entered_at, mql_at, sql_at, score_at_mql, decision = outcome
     draft: Any = _Draft()  # typed loosely: it becomes an Evaluation below
     draft.person_id = profile.id
     draft.score = score
@@ -95,5 +101,6 @@ def _assemble(profile: Profile, model: ScoringModel, points: Points, outcome: St
     draft.sla_status, draft.sla_due, draft.sla_clock_start, draft.follow_up = sla
     draft.fit_raw = fit_raw
     draft.engagement_raw = engagement_raw
+    draft.stage_decision = decision
     draft.__class__ = Evaluation
     return cast(Evaluation, draft)

@@ -14,9 +14,9 @@ from math import copysign, floor
 from operator import itemgetter
 from typing import cast
 
+from leadsync.scoring.entries import ReasonEntry, cap_entry, shared_entry
 from leadsync.scoring.evaluation import Reason
 from leadsync.scoring.model import Decay, EngagementRule, ScoringModel
-from leadsync.scoring.plans import ReasonEntry, shared_entry
 from leadsync.scoring.profile import EVENT_TYPES, Event, Profile
 from leadsync.scoring.reasons import clamp
 
@@ -125,7 +125,9 @@ def _engagement(
             cap = rule.max_points
             if cap is not None:
                 points = clamp(points, -cap, cap)
-            entry = shared_entry(rule.id, rule.label, points)
+            limit = rule.max_times
+            entry = shared_entry(rule.id, rule.label, points,
+                                 count if limit is None or count < limit else limit)
         newest = hits[0]
         if rule.instant_mql and (instant_at is None or newest > instant_at):
             instant_at = newest
@@ -173,6 +175,10 @@ def score_points(
     # `clamp` and `round_half_away`, inlined: two calls per profile saved on the hot path
     engagement_raw = low if engagement_sum < low else high if engagement_sum > high else (
         engagement_sum)
+    if engagement_raw != engagement_sum:  # the cap's own reason line (DESIGN.md §3a)
+        capped = cap_entry("engagement", engagement_sum, low, high)
+        if capped is not None:
+            entries.append(capped)
     engagement = int(copysign(floor(abs(engagement_raw) + 0.5), engagement_raw))
     return (fit + engagement, fit, engagement, fit_raw, engagement_raw, _reasons(entries),
             instant_at, engaged_at)

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Final
 
 from leadsync.scoring.conditions import normalize_fact
 from leadsync.scoring.derived import derive_seniority, email_domain
+from leadsync.scoring.entries import cap_entry
 from leadsync.scoring.profile import Profile
 from leadsync.scoring.reasons import clamp, round_half_away
 
 if TYPE_CHECKING:
+    from leadsync.scoring.entries import ReasonEntry
     from leadsync.scoring.model import ScoringModel
-    from leadsync.scoring.plans import ReasonEntry
 
 Getter = Callable[[Profile], object]
 
@@ -91,7 +92,8 @@ class FitTable:
     """The fit rules of one model: facts to read, and a memo of their outcome per fact values.
 
     `score(profile)` returns a `FitOutcome`; fired rules add their own constant points, in rule
-    order, and the sum is capped and rounded as DESIGN.md §3 says. The memo is bounded and
+    order, and the sum is capped and rounded as DESIGN.md §3 says; a cap that changed the sum
+    adds its `cap:fit` entry (§3a). The memo is bounded and
     cleared when full; it never changes a result.
     """
 
@@ -138,4 +140,8 @@ class FitTable:
                 if entry is not None:
                     fired.append(entry)
         fit_raw = clamp(fit_sum, *self.caps)
+        if fit_raw != fit_sum:
+            cap = cap_entry("fit", fit_sum, *self.caps)
+            if cap is not None:
+                fired.append(cap)
         return fit_raw, round_half_away(fit_raw), tuple(fired)

@@ -9,16 +9,16 @@ profile's facts are built once, for exactly those fields.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from leadsync.scoring.conditions import Condition, Predicate
 from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
 from leadsync.scoring.plans import ModelTables
 
-#: Age (in half-lives) after which a half-life decay factor is below 0.01: log2(100).
-HALF_LIVES_TO_ONE_PERCENT = math.log2(100)
-MAX_LOOKBACK_DAYS = 400.0
+#: The sync's look-back when the rules set no `horizon_days` (every event counts, DESIGN.md
+#: §3a): about 55 years, i.e. back to the early 1970s: all the engagement a CRM has.
+UNBOUNDED_LOOKBACK_DAYS = 20_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +34,6 @@ class Decay:
         if self.lifespan_days is not None:
             return max(0.0, 1.0 - age_days / self.lifespan_days)
         return 1.0
-
-    def horizon_days(self) -> float:
-        """Age after which this decay makes an occurrence (practically) worthless."""
-        if self.half_life_days is not None:
-            return self.half_life_days * HALF_LIVES_TO_ONE_PERCENT
-        if self.lifespan_days is not None:
-            return self.lifespan_days
-        return 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +117,9 @@ class ScoringModel:
     recency_rules: tuple[RecencyRule, ...] = ()
     sla: SlaPolicy = SlaPolicy()
     free_email_domains: frozenset[str] = FREE_EMAIL_DOMAINS
+    #: DESIGN.md §3a: events dated before now - horizon_days are ignored everywhere, like
+    #: events after now; None: every event counts, however old
+    horizon_days: int | None = None
     # derived in __post_init__
     fit_fields: frozenset[str] = field(init=False, compare=False)
     lookback_days: float = field(init=False, compare=False)
@@ -137,23 +132,16 @@ class ScoringModel:
         object.__setattr__(self, "tables", ModelTables(self))
         if not self.grades or self.grades[-1].min is not None:
             raise ValueError("ScoringModel: grades must end with a grade without min")
-        object.__setattr__(self, "lookback_days", self._lookback())
+        if self.horizon_days is not None and (
+                isinstance(self.horizon_days, bool) or self.horizon_days <= 0):
+            raise ValueError("ScoringModel: horizon_days must be a positive integer or None")
+        object.__setattr__(self, "lookback_days", float(
+            UNBOUNDED_LOOKBACK_DAYS if self.horizon_days is None else self.horizon_days))
 
-    def _lookback(self) -> float:
-        """How far back engagement matters (days): the longest window, lifespan, recency window
-        or half-life horizon (age where the factor drops below 0.01), capped at 400 days.
-        Rules with neither window nor decay do not extend it. With no windows at all: 400."""
-        spans: list[float] = []
-        for rule in self.engagement_rules:
-            if rule.within_days is not None:
-                spans.append(rule.within_days)
-            if rule.decay is not None:
-                spans.append(rule.decay.horizon_days())
-        for recency in self.recency_rules:
-            spans.extend(d for d in (recency.inactive_days, recency.active_days) if d is not None)
-        if not spans:
-            return MAX_LOOKBACK_DAYS
-        return min(MAX_LOOKBACK_DAYS, max(spans))
+    def events_since(self, now: datetime) -> datetime:
+        """The oldest event time that counts at `now`; what the sync reads and keeps (its
+        engagement look-back is `lookback_days`: the horizon, or every event without one)."""
+        return now - timedelta(days=self.lookback_days)
 
     def grade_for(self, fit: int) -> str:
         """First grade whose min <= fit; the last grade (no min) catches the rest."""

@@ -1,7 +1,8 @@
 """JSON-like dicts <-> `Profile` (DESIGN.md §2): tolerant where meaning is clear, loud where not.
 
 Tolerated: ISO-8601 dates with `Z` or an offset; naive dates (taken as UTC); bare dates
-(midnight UTC); epoch numbers (seconds, or milliseconds when > 1e11); numbers as strings
+(midnight UTC); epoch numbers (seconds, or milliseconds when > 1e11), as numbers or as text
+(CSV cells are text); numbers as strings
 ("1,200", "150.0"), HubSpot employee ranges ("100-500" -> 100, "1000+" -> 1000); booleans as
 "true"/"yes"/"1"; stage and sales status in any case (HubSpot lifecycle names accepted);
 unknown stage or sales-status strings become None; unknown top-level keys go to `attributes`.
@@ -69,10 +70,21 @@ def parse_datetime(value: object, field: str) -> datetime | None:
             try:
                 moment = datetime.combine(date.fromisoformat(text), datetime.min.time())
             except ValueError:
+                epoch = _epoch_text(text)
+                if epoch is not None:  # CSV cells are text: "1730000000" is epoch seconds
+                    return _from_epoch(epoch, field)
                 raise ProfileError(field, f"not an ISO-8601 date: {text[:40]!r}") from None
     else:
         raise ProfileError(field, f"expected an ISO-8601 date, got {type(value).__name__}")
     return _to_utc(moment, field)
+
+
+def _epoch_text(text: str) -> float | None:
+    """An epoch number written as text ("1730000000", "1730000000123", "1730000000.5")."""
+    digits, _, fraction = text.removeprefix("-").partition(".")
+    if not digits.isdigit() or (fraction and not fraction.isdigit()):
+        return None
+    return float(text)
 
 
 def _from_epoch(value: float, field: str) -> datetime:

@@ -19,17 +19,15 @@ from operator import methodcaller
 from typing import TYPE_CHECKING, Final, cast
 
 from leadsync.scoring.conditions import Predicate
-from leadsync.scoring.evaluation import Reason
+from leadsync.scoring.entries import MISSING, ReasonEntry, shared_entry
 from leadsync.scoring.facts import FitTable
-from leadsync.scoring.reasons import clamp, round_one_decimal
+from leadsync.scoring.reasons import clamp
 
 if TYPE_CHECKING:
     from leadsync.scoring.model import RecencyRule, ScoringModel
 
 MEMO_LIMIT: Final = 8192
 
-#: A non-zero contribution ready for sorting: (-|points at one decimal|, shared Reason).
-ReasonEntry = tuple[float, Reason]
 PropsKey = Callable[[Mapping[str, str]], object]
 
 
@@ -98,28 +96,6 @@ def plan_events(
     return plans
 
 
-_SHARED: dict[tuple[str, str, float], ReasonEntry] = {}
-#: `ReasonTable.memo.get(points, MISSING)`: the memo also holds None (rounds to zero).
-MISSING: Final = object()
-
-
-def shared_entry(rule_id: str, label: str, points: float) -> ReasonEntry | None:
-    """The entry of a contribution, None when it rounds to zero (no reason is shown for it).
-
-    Reasons are shared immutable values: the same few (rule, points) pairs recur across profiles.
-    """
-    rounded = round_one_decimal(points)
-    if rounded == 0:
-        return None
-    key = (rule_id, label, rounded)
-    entry = _SHARED.get(key)
-    if entry is None:
-        if len(_SHARED) >= MEMO_LIMIT * 8:
-            _SHARED.clear()
-        entry = _SHARED[key] = (-abs(rounded), Reason(rule_id, label, rounded))
-    return entry
-
-
 #: An undecayed rule's contribution for an occurrence count: (points after its cap, entry).
 Counted = tuple[float, "ReasonEntry | None"]
 
@@ -150,17 +126,19 @@ class ReasonTable:
         if self.points is None:
             raise ValueError(f"ReasonTable {self.rule_id!r}: counted() needs the rule's points")
         limit = self.limit
-        points = self.points * (count if limit is None or count < limit else limit)
+        counted = count if limit is None or count < limit else limit
+        points = self.points * counted
         cap = self.cap
         if cap is not None:
             points = clamp(points, -cap, cap)
         if len(self.by_count) >= MEMO_LIMIT:
             self.by_count.clear()
-        found = self.by_count[count] = (points, self.entry(points))
+        found = self.by_count[count] = (points, shared_entry(self.rule_id, self.label, points,
+                                                             counted))
         return found
 
     def entry(self, points: float) -> ReasonEntry | None:
-        """The entry for `points`; None when it rounds to zero."""
+        """The entry for `points` (one occurrence); None when it rounds to zero."""
         found = self.memo.get(points, MISSING)
         if found is not MISSING:
             return found  # type: ignore[return-value]
@@ -176,6 +154,7 @@ class ModelTables:
     - `event_plans`: an `EventPlan` per event type that some engagement rule counts;
     - `windows`: per engagement rule, its `within_days` as a timedelta (None without one), and
       `cutoffs(now)`: the oldest time each window accepts, memoised per `now` (a batch shares it);
+    - `horizon`: the model's `horizon_days` as a timedelta (None: every event counts);
     - `engagement_reasons`: per engagement rule, a `ReasonTable` (None for decayed rules,
       whose points rarely repeat: they use `shared_entry` directly);
     - `half_lives`: per engagement rule, its decay's half-life in days (None without one);
@@ -191,6 +170,7 @@ class ModelTables:
         "fit",
         "grades",
         "half_lives",
+        "horizon",
         "recency",
         "windows",
     )
@@ -200,6 +180,7 @@ class ModelTables:
         self.event_plans = plan_events([(r.event, r.where) for r in rules])
         self.windows = tuple(None if r.within_days is None else timedelta(days=r.within_days)
                              for r in rules)
+        self.horizon = None if model.horizon_days is None else timedelta(days=model.horizon_days)
         self.engagement_reasons = tuple(
             None if r.decay is not None
             else ReasonTable(r.id, r.label, r.points, r.max_times, r.max_points)

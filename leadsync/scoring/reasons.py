@@ -43,16 +43,46 @@ def format_points(points: float) -> str:
     return sign + text
 
 
+COUNT_SIGN = "\u00d7"  # ×
+
+
+def render_reason(reason: Reason) -> str:
+    """One entry as the CRMs show it: `+50 デモをリクエスト`, `+100 デモをリクエスト ×2`."""
+    text = f"{format_points(reason.points)} {reason.label}"
+    return text if reason.count <= 1 else f"{text} {COUNT_SIGN}{reason.count}"
+
+
 def render_reasons(reasons: Iterable[Reason], max_len: int) -> str:
     """`+50 デモをリクエスト; +15 料金ページを閲覧; −20 フリーメール`, at most `max_len` characters.
 
-    When the full text is too long it is cut and ends in "…" (the "…" counts toward max_len).
+    Whole entries only, in the given order (biggest first, DESIGN.md §3a): when they do not all
+    fit, the entries that fit are kept and the text ends with `…` (which counts toward
+    max_len). Only when not even the first entry fits is its label shortened, never its
+    points, and never inside a number (so "+20" is never shown as "+2…").
     """
     if max_len < 0:
         raise ValueError(f"max_len must be >= 0, got {max_len}")
-    text = SEPARATOR.join(f"{format_points(r.points)} {r.label}" for r in reasons)
+    parts = [render_reason(r) for r in reasons]
+    text = SEPARATOR.join(parts)
     if len(text) <= max_len:
         return text
-    if max_len == 0:
-        return ""
-    return text[: max_len - 1].rstrip("; ") + ELLIPSIS
+    kept = ""
+    for part in parts:
+        longer = part if not kept else kept + SEPARATOR + part
+        if len(longer) + len(SEPARATOR) + len(ELLIPSIS) > max_len:
+            break
+        kept = longer
+    if kept:
+        return kept + SEPARATOR + ELLIPSIS
+    return _shortened(parts[0], max_len)
+
+
+def _shortened(part: str, max_len: int) -> str:
+    """The first entry cut to `max_len` with `…`: its points whole, its label cut and stripped
+    of trailing digits (the cut may have split a number such as "30日"); just `…` when not even
+    the points fit."""
+    points = part.partition(" ")[0]
+    if len(points) + 2 > max_len:  # the points, a space and the ellipsis
+        return ELLIPSIS if max_len >= 1 else ""
+    label = part[len(points): max_len - 2].rstrip("0123456789.,:+-\u2212\u00d7 ")
+    return f"{points}{label} {ELLIPSIS}" if label else f"{points} {ELLIPSIS}"

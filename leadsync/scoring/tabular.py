@@ -1,11 +1,14 @@
 """Spreadsheet forms for `leadsync score`: CSV rows -> profile dicts, evaluations -> output rows.
 
 CSV input has one row per event with the profile columns repeated (docs/scoring.md lists the
-columns). Rows sharing an `id` make one profile, in order of first appearance; for each profile
-column the first non-empty cell wins. A row whose `event_type` is empty carries no event (a
-profile without engagement). Columns named `event_<prop>` become event properties
-(`event_url`, `event_form`, `event_channel`, ...); any column that is neither a profile nor an
-event column becomes an attribute. Pure functions over already-read rows: no file I/O here.
+columns). Rows sharing an `id` make one profile, in order of first appearance; empty cells
+repeat nothing, but two different values of one profile column under one id are a conflict
+(two people sharing an id?). A row whose `event_type` is empty carries no event (a profile
+without engagement). A bad row, or a conflict, is a problem of its person: the caller reports
+it and does not score that person (never a silently different score). Columns named
+`event_<prop>` become event properties (`event_url`, `event_form`, `event_channel`, ...); any
+column that is neither a profile nor an event column becomes an attribute. Pure functions over
+already-read rows: no file I/O here.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ _EVENT_INDEX = re.compile(r"^events\[(\d+)\]")
 
 @dataclass(slots=True)
 class CsvProfile:
-    """One profile assembled from CSV rows; `event_lines` maps each event to its CSV line."""
+    """One profile assembled from CSV rows; `event_lines` maps each event to its CSV line,
+    `lines` lists every row of the person and `problems` (line, message) the rows that make
+    it unscorable."""
 
     line: int
     fields: dict[str, object]
@@ -42,6 +47,10 @@ class CsvProfile:
     attributes: dict[str, object] = field(default_factory=dict)
     events: list[dict[str, object]] = field(default_factory=list)
     event_lines: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    #: column -> the line its value came from (for conflict messages)
+    sources: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """The JSON form (DESIGN.md §2) for `parse_profile`."""
@@ -56,17 +65,27 @@ class CsvProfile:
         return self.line
 
     def merge(self, line: int, row: Mapping[str, str]) -> None:
-        """Add one CSV row: first non-empty cell wins per column; its event, if any."""
+        """Add one CSV row: its non-empty profile cells (a different value than an earlier row
+        gave is a conflict) and its event, if any."""
+        self.lines.append(line)
         for column, raw in row.items():
             value = (raw or "").strip()
-            if not value or column.startswith(EVENT_PREFIX):
+            if not value or column.startswith(EVENT_PREFIX) or column == "id":
                 continue
             if column in _BANT:
-                self.bant.setdefault(_BANT[column], value)
+                target, key = self.bant, _BANT[column]
             elif column in PROFILE_COLUMNS:
-                self.fields.setdefault(column, value)
+                target, key = self.fields, column
             else:
-                self.attributes.setdefault(column, value)
+                target, key = self.attributes, column
+            known = target.get(key)
+            if known is None:
+                target[key] = value
+                self.sources[column] = line
+            elif known != value:
+                self.problems.append((line, f"{column}: {value[:40]!r} differs from "
+                                      f"{str(known)[:40]!r} on line {self.sources[column]} for "
+                                      f"id {self.fields['id']!s:.40} (two people share an id?)"))
         event = _event(row)
         if event is not None:
             self.events.append(event)
@@ -94,21 +113,28 @@ def _event(row: Mapping[str, str]) -> dict[str, object] | None:
     return event
 
 
-def group_csv_rows(
-    rows: Iterable[tuple[int, Mapping[str, str]]],
-) -> tuple[list[CsvProfile], list[CsvRowError]]:
-    """Group (line number, row) pairs into profiles; rows without an id are errors."""
+#: A CSV row as read: (line number, cells by column, what is wrong with it or None).
+CsvRow = tuple[int, Mapping[str, str], "str | None"]
+
+
+def group_csv_rows(rows: Iterable[CsvRow]) -> tuple[list[CsvProfile], list[CsvRowError]]:
+    """Group rows into profiles. A bad row with an id is a problem of that person (reported,
+    person not scored); rows without an id are errors of their own."""
     profiles: dict[str, CsvProfile] = {}
     errors: list[CsvRowError] = []
-    for line, row in rows:
+    for line, row, problem in rows:
         person = (row.get("id") or "").strip()
         if not person:
-            errors.append(CsvRowError(line, "id: missing"))
+            errors.append(CsvRowError(line, "id: missing" if problem is None else problem))
             continue
         entry = profiles.get(person)
         if entry is None:
             entry = profiles[person] = CsvProfile(line, {"id": person})
-        entry.merge(line, row)
+        if problem is None:
+            entry.merge(line, row)
+        else:
+            entry.lines.append(line)
+            entry.problems.append((line, problem))
     return list(profiles.values()), errors
 
 
@@ -122,7 +148,8 @@ def output_record(evaluation: Evaluation) -> dict[str, object]:
         "grade": evaluation.grade,
         "stage": evaluation.stage,
         "instant_mql": evaluation.instant_mql,
-        "reasons": [{"rule": r.rule, "label": r.label, "points": r.points}
+        # additive to DESIGN.md §8: `count`, the occurrences behind an engagement rule's points
+        "reasons": [{"rule": r.rule, "label": r.label, "points": r.points, "count": r.count}
                     for r in evaluation.reasons],
         "model": evaluation.model,
     }

@@ -167,4 +167,128 @@ def test_minimal_file_uses_documented_defaults() -> None:
     model = parse_rules({"version": 3}, "min.yaml")
     assert model.version == "3" and model.mql_threshold == 80 and model.bant_min == 3
     assert [g.grade for g in model.grades] == ["A", "B", "C", "D"]
-    assert model.lookback_days == 400  # no windows at all
+    assert model.horizon_days is None  # every event counts (DESIGN.md §3a)
+    assert model.lookback_days == 20_000  # so the sync reads all the engagement a CRM has
+
+
+# --- what the CRM fields can hold, YAML pitfalls, hostile files (issue 10) --------------------
+
+def load_text(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_rules(path)
+
+
+def refused(tmp_path: Path, text: str) -> str:
+    with pytest.raises(RulesError) as info:
+        load_text(tmp_path, text)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'rules.yaml'}: "), message  # names the file
+    return message[len(str(tmp_path / "rules.yaml")) + 2:]
+
+
+FIT = "  - {id: big, label: Big, points: %s, when: {field: email, exists: true}}\n"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("version: x\ncaps: {engagement: {max: 100000}}\n",
+     "caps.engagement.max: 100000 is beyond what the CRM fields hold: score, fit and engagement "
+     "are written to CRM fields Number(4,0) (-9999..9999)"),
+    ("version: x\ncaps: {fit: {min: -10000}}\n",
+     "caps.fit.min: -10000 is beyond what the CRM fields hold: score, fit and engagement are "
+     "written to CRM fields Number(4,0) (-9999..9999)"),
+    ("version: x\ncaps: {fit: {max: 5000}, engagement: {max: 5000}}\n",
+     "caps.engagement.max: fit.max 5000 + engagement.max 5000 allows a score of 10000: score, "
+     "fit and engagement are written to CRM fields Number(4,0) (-9999..9999); lower one of them"),
+    ("version: x\ncaps: {fit: {min: -4999.5}, engagement: {min: -4999.5}}\n",
+     "caps.engagement.min: fit.min -4999.5 + engagement.min -4999.5 allows a score of -10000: "
+     "score, fit and engagement are written to CRM fields Number(4,0) (-9999..9999); lower one "
+     "of them"),
+    ("version: x\nfit:\n" + FIT % "99999999999999999999999",
+     "rule 'big': points: 99999999999999999999999 is beyond what the CRM fields hold: score, "
+     "fit and engagement are written to CRM fields Number(4,0) (-9999..9999)"),
+    ("version: x\nfit:\n" + FIT % "1e308",
+     "rule 'big': points: expected a number, got the text '1e308': YAML reads an exponent "
+     "without a dot and a sign as text; write the number out (e.g. 1000) or as 1.0e+3"),
+    ("version: x\nfit:\n" + FIT % "1.0e+308",
+     "rule 'big': points: 1e+308 is beyond what the CRM fields hold: score, fit and engagement "
+     "are written to CRM fields Number(4,0) (-9999..9999)"),
+    ("version: x\nfit:\n" + FIT % ".inf",
+     "rule 'big': points: expected a finite number, got inf"),
+    ("version: x\nengagement:\n  - {id: e, points: 1, event: page_view, max_points: 12000}\n",
+     "rule 'e': max_points: 12000 is beyond what the CRM fields hold: score, fit and engagement "
+     "are written to CRM fields Number(4,0) (-9999..9999)"),
+    ("version: x\nengagement:\n  - {id: e, points: 1, event: page_view, within_days: 1.0e+300}\n",
+     "rule 'e': within_days: must be <= 36500, got 1e+300"),
+    ("version: x\nengagement:\n  - {id: e, points: 1, event: page_view, "
+     "decay: {half_life_days: 1.0e+200}}\n",
+     "rule 'e': decay.half_life_days: must be <= 36500, got 1e+200"),
+    ("version: x\nthresholds: {mql: 1e308}\n",
+     "thresholds.mql: expected a number, got the text '1e308': YAML reads an exponent without "
+     "a dot and a sign as text; write the number out (e.g. 1000) or as 1.0e+3"),
+    ("version: x\nrecency:\n  - {id: 'cap:fit', points: -5, inactive_days: 9}\n",
+     "recency[0].id: 'cap:fit': ids starting with 'cap:' are reserved for the caps' reason lines"),
+    ("version: x\nhorizon_days: 0\n", "horizon_days: must be >= 1, got 0"),
+    ("version: [2026]\n", "version: required: a non-empty string written back with every score"),
+])
+def test_refused_with_file_rule_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    assert refused(tmp_path, text) == expected
+
+
+def test_version_keeps_what_was_written(tmp_path: Path) -> None:
+    assert load_text(tmp_path, "version: 2026.10\n").version == "2026.10"
+    assert load_text(tmp_path, "version: 2026.100\n").version == "2026.100"
+    assert load_text(tmp_path, "version: 007\n").version == "007"
+    assert load_text(tmp_path, "version: '2026.10'\n").version == "2026.10"
+    # an already-parsed document has lost the text: refused, with what to do
+    with pytest.raises(RulesError, match=r"^r\.yaml: version: 2026\.1 is a number, and YAML "
+                       r"drops its trailing zeros: quote it \(version: \"2026\.1\"\)"):
+        parse_rules({"version": 2026.1}, "r.yaml")
+
+
+def alias_bomb(levels: int) -> str:
+    """A rules file whose one condition doubles with every level of nested aliases."""
+    parts = ["{any: &x0 [{field: email, eq: a}, {field: email, eq: b}]}"]
+    parts += [f"{{any: &x{i} [{{any: *x{i - 1}}}, {{any: *x{i - 1}}}]}}" for i in range(1, levels)]
+    return ("version: x\nfit:\n  - id: z\n    points: 1\n    when: {any: ["
+            + ", ".join(parts) + "]}\n")
+
+
+def test_alias_bombs_are_refused_in_well_under_a_second(tmp_path: Path) -> None:
+    import time
+
+    text = alias_bomb(30)
+    assert len(text.encode()) < 1400  # about the 1.3 KB file that took 34 s to load
+    started = time.monotonic()
+    message = refused(tmp_path, text)
+    assert time.monotonic() - started < 0.5
+    assert message == ("yaml: aliases expand to more than 50,000 values: refused "
+                       "(nested aliases?)")
+
+
+def test_a_few_aliases_still_load(tmp_path: Path) -> None:
+    model = load_text(tmp_path, alias_bomb(4))
+    assert [r.id for r in model.fit_rules] == ["z"]
+
+
+def test_too_many_aliases_are_refused(tmp_path: Path) -> None:
+    rule = "  - {id: r%d, points: 1, event: page_view, where: *w}\n"
+    text = ("version: x\nengagement:\n  - {id: r0, points: 1, event: page_view, "
+            "where: &w {url: {contains: /x}}}\n" + "".join(rule % i for i in range(1, 202)))
+    message = refused(tmp_path, text)
+    assert message.startswith("yaml: line 204, column ")
+    assert message.endswith("more than 200 aliases (*name): refused")
+
+
+def test_huge_files_are_refused_before_parsing(tmp_path: Path) -> None:
+    text = "version: x\n" + "# padding\n" * 60_000
+    assert refused(tmp_path, text) == "file: larger than 512 KB: not a rules file?"
+
+
+def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.yaml"
+    with pytest.raises(RulesError, match=r"missing\.yaml: file: cannot read: No such file"):
+        load_rules(path)
+    path.write_bytes(b"version: \xff\n")
+    with pytest.raises(RulesError, match=r"missing\.yaml: file: not UTF-8 text \(byte 9\)"):
+        load_rules(path)

@@ -215,8 +215,10 @@ def test_plan_update_diffs_in_salesforce_form_and_cuts_reasons() -> None:
     out = plan_update(update, FIELDS)
     assert set(out) == {"LeadSync_Stage__c", "LeadSync_Reasons__c", "LeadSync_SLA_Due__c"}
     assert out["LeadSync_SLA_Due__c"] is None
-    assert len(str(out["LeadSync_Reasons__c"])) == 255
-    assert str(out["LeadSync_Reasons__c"]).endswith("…")
+    # whole entries only (DESIGN.md §3a): 6 of 20 fit in Text(255), then "; …"
+    entry = "+10 " + "とても長い理由のラベル" * 3
+    assert out["LeadSync_Reasons__c"] == "; ".join([entry] * 6) + "; …"
+    assert len(str(out["LeadSync_Reasons__c"])) == 235
 
 
 def test_no_reasons_is_a_cleared_field_not_a_change() -> None:

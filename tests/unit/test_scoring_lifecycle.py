@@ -219,3 +219,59 @@ def test_task_key_is_deterministic_short_and_distinct() -> None:
 def test_evaluate_requires_utc_now() -> None:
     with pytest.raises(ValueError, match="UTC"):
         evaluate(parse_profile({"id": "x"}), MODEL, datetime(2026, 11, 1))
+
+
+# --- the decision behind the stage (what `leadsync explain` prints) --------------------------
+
+FULL_BANT = {"budget": True, "authority": True, "need": True, "timeline": False}
+
+
+@pytest.mark.parametrize(
+    ("profile", "stage", "rule", "previous", "fact_at", "status", "with_bant"),
+    [
+        ({"stage": "lead", "events": HOT}, "mql", "mql_threshold", "lead", None, None, False),
+        ({"stage": "lead", "events": DEMO}, "mql", "mql_instant", "lead", h(2), None, False),
+        ({"stage": "lead", "bant": FULL_BANT}, "lead", "below_threshold", "lead", None, None,
+         True),
+        ({"stage": "lead"}, "lead", "below_threshold", "lead", None, None, False),
+        ({"stage": "mql", "bant": FULL_BANT}, "sql", "bant_sql", "mql", None, None, True),
+        ({"stage": "lead", "events": HOT, "bant": FULL_BANT}, "sql", "bant_sql", "lead", None,
+         None, True),
+        ({"stage": "lead", "sales_status": "accepted", "sales_status_at": h(5)}, "sql",
+         "sales_forward", "lead", h(5), "accepted", False),
+        ({"stage": "sql", "sales_status": "won", "sales_status_at": h(3)}, "customer",
+         "sales_forward", "sql", h(3), "won", False),
+        ({"stage": "customer", "sales_status": "won", "sales_status_at": h(300)}, "customer",
+         "sales_forward", "customer", h(300), "won", False),
+        ({"stage": "mql", "stage_entered_at": h(50), "sales_status": "rejected",
+          "sales_status_at": h(4)}, "recycled", "sales_backward", "mql", h(4), "rejected", False),
+        ({"stage": "recycled", "stage_entered_at": h(40), "sales_status": "lost",
+          "sales_status_at": h(40)}, "recycled", "recycled_waiting", "recycled", h(40), "lost",
+         False),
+        ({"stage": "recycled", "stage_entered_at": h(40), "events": DEMO}, "mql",
+         "re_mql_instant", "recycled", h(2), None, False),
+        ({"stage": "recycled", "stage_entered_at": h(40), "events": HOT}, "mql",
+         "re_mql_threshold", "recycled", h(2), None, False),
+        ({"stage": "sql"}, "sql", "held", "sql", None, None, False),  # score 0: never demoted
+        ({"stage": "disqualified"}, "disqualified", "held", "disqualified", None, None, False),
+    ],
+)
+def test_stage_decision_names_the_rule_and_its_facts(
+    profile: dict[str, object], stage: str, *, rule: str, previous: str, fact_at: str | None,
+    status: str | None, with_bant: bool,
+) -> None:
+    ev = run(**profile)
+    decision = ev.stage_decision
+    assert ev.stage == stage
+    assert decision is not None
+    assert (decision.rule, decision.previous, decision.sales_status) == (rule, previous, status)
+    assert decision.fact_at == (None if fact_at is None else datetime.fromisoformat(fact_at))
+    assert (decision.bant is not None) == with_bant
+    if with_bant:
+        assert decision.bant is not None and decision.bant.count() == 3
+
+
+def test_common_decisions_are_shared_not_rebuilt() -> None:
+    first, second = run(stage="lead"), run(stage="lead", email="b@example.com")
+    assert first.stage_decision is second.stage_decision
+    assert run(stage="sql").stage_decision is run(stage="sql").stage_decision

@@ -133,16 +133,30 @@ def test_render_reasons_format() -> None:
     assert render_reasons((), 10) == ""
 
 
-@pytest.mark.parametrize("max_len", [0, 1, 2, 5, 12, 20, 35, 36, 37])
-def test_render_reasons_cuts_with_ellipsis(max_len: int) -> None:
-    full = render_reasons(REASONS, 1000)
-    text = render_reasons(REASONS, max_len)
-    assert len(text) <= max_len
-    if len(full) <= max_len:
-        assert text == full
-    elif max_len > 0:
-        assert text.endswith("…")
-        assert full.startswith(text[:-1])
+@pytest.mark.parametrize(("max_len", "expected"), [
+    (0, ""), (1, "…"), (4, "…"),
+    (5, "+50 …"),  # not even the first entry fits: its label is cut, never its points
+    (12, "+50 デモをリクエ …"),
+    (20, "+50 デモをリクエスト; …"),  # whole entries only, then "…"
+    (28, "+50 デモをリクエスト; …"),
+    (29, "+50 デモをリクエスト; +15 料金ページを閲覧; …"),
+    (37, "+50 デモをリクエスト; +15 料金ページを閲覧; …"),
+    (38, "+50 デモをリクエスト; +15 料金ページを閲覧; −20 フリーメール"),
+])
+def test_render_reasons_drops_whole_entries(max_len: int, expected: str) -> None:
+    assert render_reasons(REASONS, max_len) == expected
+    assert len(expected) <= max_len
+
+
+def test_render_reasons_counts_repeats_and_never_cuts_inside_a_number() -> None:
+    reasons = (Reason("demo", "デモをリクエスト", 100.0, 2), Reason("blog", "ブログ", 20.0),
+               Reason("revisit", "30日以内にサイトへ再訪問", 5.0))
+    assert render_reasons(reasons, 255) == (
+        "+100 デモをリクエスト ×2; +20 ブログ; +5 30日以内にサイトへ再訪問")
+    assert render_reasons(reasons, 30) == "+100 デモをリクエスト ×2; +20 ブログ; …"
+    assert render_reasons(reasons[2:], 8) == "+5 30日 …"
+    assert render_reasons(reasons[2:], 7) == "+5 …"  # "+5 30 …" would end inside "30日"
+    assert render_reasons(reasons[2:], 6) == "+5 …"  # "+5 3 …" would end inside "30"
 
 
 def test_render_reasons_rejects_negative_length() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadsync.config.rules import load_default_rules
+from leadsync.config.rules import load_default_rules, parse_rules
 from leadsync.scoring import evaluate, parse_profile, render_reasons
 from leadsync.scoring.parse import ProfileError
 
@@ -125,3 +125,64 @@ def test_render_reasons_never_exceeds_max_len(labels: list[str], max_len: int) -
 
     reasons = [Reason(f"r{i}", label, float(i * 7 - 20)) for i, label in enumerate(labels)]
     assert len(render_reasons(reasons, max_len)) <= max_len
+
+
+# --- what people read: rendered reasons (DESIGN.md §3a, issue 10) -----------------------------
+
+#: tight caps, so the cap lines show up often
+CAPPED = parse_rules({
+    "version": "capped", "horizon_days": 365,
+    "caps": {"fit": {"min": -15, "max": 12.5}, "engagement": {"min": -30, "max": 40}},
+    "fit": [{"id": "senior", "label": "役職", "points": 15,
+             "when": {"field": "seniority", "in": ["executive", "vp", "director"]}},
+            {"id": "free", "label": "フリーメール", "points": -20,
+             "when": {"field": "email_free", "eq": True}}],
+    "engagement": [
+        {"id": "pricing", "label": "料金 3.5", "points": 15, "event": "page_view",
+         "where": {"url": {"contains": "/pricing"}}, "decay": {"half_life_days": 30}},
+        {"id": "demo", "label": "デモ", "points": 50, "event": "form_submit",
+         "where": {"form": {"eq": "demo_request"}}, "instant_mql": True},
+        {"id": "blog", "label": "30日ブログ", "points": 3.3, "event": "page_view",
+         "where": {"url": {"contains": "/blog"}}, "max_times": 4},
+        {"id": "careers", "label": "採用", "points": -50, "event": "page_view",
+         "where": {"url": {"contains": "/careers"}}, "max_times": 1}],
+    "recency": [{"id": "idle", "label": "90日間アクションなし", "points": -20,
+                 "inactive_days": 90}],
+}, "capped.yaml")
+NUMBER_CHARS = set("0123456789.")
+
+
+def _ends_inside_a_number(text: str, full: str) -> bool:
+    """True when `text` (a cut of `full` ending in …) stops between two characters of a
+    number of `full`."""
+    body = text[:-1].rstrip()
+    if body.endswith(";"):
+        body = body[:-1]
+    if not body:
+        return False
+    nxt = full[len(body): len(body) + 1]
+    return body[-1] in NUMBER_CHARS and nxt in NUMBER_CHARS and nxt != ""
+
+
+@SETTINGS
+@given(profiles, st.sampled_from([MODEL, CAPPED]), st.integers(min_value=0, max_value=300))
+def test_rendered_reasons_never_end_inside_a_number_and_add_up_to_the_score(
+    obj: dict[str, Any], model: Any, max_len: int
+) -> None:
+    profile = parsed(obj)
+    if profile is None:
+        return
+    ev = evaluate(profile, model, NOW)
+    # listed points, cap lines included, add up to the written score within rounding: each
+    # entry is kept to one decimal (and entries under 0.05 are not listed), and fit and
+    # engagement are each rounded to a whole number
+    rules = len(model.fit_rules) + len(model.engagement_rules) + len(model.recency_rules)
+    assert abs(sum(r.points for r in ev.reasons) - ev.score) <= 1 + 0.05 * (rules + 2)
+    full = render_reasons(ev.reasons, 100_000)
+    text = render_reasons(ev.reasons, max_len)
+    assert len(text) <= max_len
+    if text != full:
+        assert text == "" if max_len == 0 else text.endswith("…")
+        assert not _ends_inside_a_number(text, full), (text, full)
+        body = text[:-1].rstrip().removesuffix(";")
+        assert full.startswith(body)  # the kept entries, in order, biggest first

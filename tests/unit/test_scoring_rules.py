@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -226,15 +225,20 @@ def test_recency_rules(recency: dict[str, float], events: list[dict[str, object]
 
 
 @pytest.mark.parametrize(
-    ("fit_points_", "engagement_points", "fit", "engagement"),
+    ("fit_points_", "engagement_points", "fit", "engagement", "caps"),
     [
-        ([60, 60], [100, 100], 100, 150),  # default caps: fit max 100, engagement max 150
-        ([-80, -80], [-70, -70], -100, -100),
-        ([10, 5], [3], 15, 3),
+        # default caps: fit max 100, engagement max 150; each cut is its own reason line
+        ([60, 60], [100, 100], 100, 150,
+         [("cap:engagement", "上限 (engagement 150)", -50.0),
+          ("cap:fit", "上限 (fit 100)", -20.0)]),
+        ([-80, -80], [-70, -70], -100, -100,
+         [("cap:fit", "下限 (fit \u2212100)", 60.0),
+          ("cap:engagement", "下限 (engagement \u2212100)", 40.0)]),
+        ([10, 5], [3], 15, 3, []),
     ],
 )
 def test_caps_clamp_totals(fit_points_: list[int], engagement_points: list[int], fit: int,
-                           engagement: int) -> None:
+                           engagement: int, caps: list[tuple[str, str, float]]) -> None:
     model = parse_rules({
         "version": "caps",
         "fit": [{"id": f"f{i}", "label": "F", "points": p, "when": {"field": "id", "exists": True}}
@@ -246,9 +250,13 @@ def test_caps_clamp_totals(fit_points_: list[int], engagement_points: list[int],
                           model, NOW)
     assert (evaluation.fit, evaluation.engagement) == (fit, engagement)
     assert evaluation.score == fit + engagement
-    # reasons keep the rules' own (uncapped) contributions
-    assert sorted(r.points for r in evaluation.reasons) == sorted(
+    # reasons keep the rules' own (uncapped) contributions, plus one line per capped part
+    rules = [r for r in evaluation.reasons if not r.rule.startswith("cap:")]
+    assert sorted(r.points for r in rules) == sorted(
         float(p) for p in fit_points_ + engagement_points)
+    assert [(r.rule, r.label, r.points) for r in evaluation.reasons
+            if r.rule.startswith("cap:")] == caps
+    assert sum(r.points for r in evaluation.reasons) == evaluation.score
 
 
 @pytest.mark.parametrize(
@@ -308,16 +316,17 @@ def test_default_model_penalties_and_revisit() -> None:
     assert (evaluation.fit, evaluation.engagement, evaluation.score) == (-20, -45, -65)
 
 
-def test_lookback_days_of_the_default_model() -> None:
+def test_lookback_of_the_default_model_is_its_horizon() -> None:
     model = load_default_rules()
-    assert model.lookback_days == pytest.approx(30 * math.log2(100))
-    assert model.lookback_days >= 90  # at least the largest recency window
+    assert model.horizon_days == 365 and model.lookback_days == 365
+    assert model.events_since(NOW) == NOW - timedelta(days=365)
 
 
-def test_lookback_is_capped() -> None:
+def test_without_a_horizon_the_sync_reads_every_event() -> None:
     model = model_with(engagement=[{"id": "e", "points": 1, "event": PV,
                                     "decay": {"half_life_days": 365}}])
-    assert model.lookback_days == 400
+    assert model.horizon_days is None
+    assert model.events_since(NOW) == NOW - timedelta(days=20_000)  # back to 1972
 
 
 def test_profile_dataclass_defaults_are_missing_fields() -> None:
