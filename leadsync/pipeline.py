@@ -6,7 +6,16 @@ Jobs:
   failed, and people whose SLA clock is running.
 - `full`: everyone (applies score decay to people who did not change).
 - `sla`: only people whose SLA clock is running.
-- `chunk`: the given record keys (a slice of a fanned-out full re-evaluation).
+- `chunk`: the given record keys (kept for chunk messages queued by earlier versions, which
+  fanned the nightly run out; the nightly run is now one `full` job, docs/operations.md).
+
+The read phases read HubSpot and Salesforce at the same time, one thread per CRM
+(`each_crm`): the work is bound by each CRM's own rate limit, so a phase takes as long as the
+slower CRM, not the sum of both. A CRM thread only reads: it uses its own connector (each
+connector, its HTTP client and its session are used by one thread at a time) and the
+thread-safe shared pieces (rate limiters, the Salesforce budget, call counters, the lease's
+heartbeat flag, the state store's reads); what it found is kept in its own `CrmReads` and
+merged by the main thread after both are done.
 
 Promises kept here (RELIABILITY.md): cursors are saved only after the writes that depend on them
 (§4); our own writes do not come back as work (§5, input fingerprints); a newer evaluation is
@@ -19,15 +28,19 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
 from leadsync import memory
 from leadsync.connectors.base import (
     BudgetExhausted,
+    Connector,
     CrmPerson,
     EngagementEvent,
     FieldUpdate,
@@ -56,14 +69,13 @@ JOBS: tuple[str, ...] = ("incremental", "full", "sla", "chunk")
 # Search indexes lag writes and events arrive late: re-read a little before the newest
 # timestamp seen (deduped by fingerprints and event signatures)
 CURSOR_OVERLAP = timedelta(minutes=2)
-FULL_CHUNK_PEOPLE = 500
 PROGRESS_EVERY = 500  # records between progress lines
 TOP_N = 10
 # engagement events whose email no record has yet: kept and retried each cycle, within bounds
 HELD_EVENTS_MAX = 20_000
 HELD_EVENTS_MAX_AGE = timedelta(days=30)
 
-__all__ = ["JOBS", "Job", "LockLost", "plan_full", "run_job", "written_values"]
+__all__ = ["JOBS", "Job", "LockLost", "run_job", "written_values"]
 
 
 @runtime_checkable
@@ -113,23 +125,19 @@ def run_job(runtime: Runtime, job: Job, *, dry_run: bool = False, lock: Lock | N
     return cycle.report
 
 
-def plan_full(runtime: Runtime, chunk_people: int = FULL_CHUNK_PEOPLE) -> list[list[str]]:
-    """Read everyone once and cut the resolved people into chunks of record keys, for fan-out.
-    Engagement is pulled into the state first so chunk workers find it there."""
-    cycle = _Cycle(runtime, CycleReport(job="plan", dry_run=False, now=runtime.clock()),
-                   lock=None, dry_run=False)
-    records: list[CrmPerson] = []
-    for conn in runtime.connectors.values():
-        records.extend(conn.iter_changed_people(None))
-    cycle.pull_engagement()
-    cycle.resolve_held_events({r.ref.key: r for r in records})
-    cycle.commit_engagement()
-    cycle.commit_held_events()
-    groups = group_records(records)
-    chunks: list[list[str]] = []
-    for i in range(0, len(groups), chunk_people):
-        chunks.append([r.ref.key for g in groups[i:i + chunk_people] for r in g])
-    return chunks
+@dataclass
+class CrmReads:
+    """What one CRM's read thread found, kept apart until the main thread merges it."""
+
+    records: dict[str, CrmPerson] = field(default_factory=dict)
+    events: dict[str, dict[str, Event]] = field(default_factory=dict)  # record key -> id -> event
+    held: dict[str, str] = field(default_factory=dict)  # events of emails without a record
+    cursors: dict[str, datetime] = field(default_factory=dict)
+    sales: dict[str, tuple[str, str]] = field(default_factory=dict)  # fp -> (record key, seen)
+
+
+class _SiblingFailed(Exception):
+    """The other CRM's read thread failed: this one stops at its next page (the run fails)."""
 
 
 class _Cycle:
@@ -153,19 +161,19 @@ class _Cycle:
         # events whose email no record has yet: id -> stored payload; and those resolved now
         self.held_new: dict[str, str] = {}
         self.held_done: set[str] = set()
+        self._budget_guard = threading.Lock()  # CRM threads record their budget stops
+        self._read_failed = threading.Event()  # one CRM thread failed: the other stops too
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
         records: dict[str, CrmPerson] = {}
         force: set[str] = set()  # records to evaluate even if their inputs look unchanged
         if job in ("incremental", "full"):
-            records = self.pull_people(full=job == "full")
-            self.checkpoint()
-            self.pull_engagement()
+            records, sales_keys = self.pull(full=job == "full")
             self.resolve_held_events(records)
             self.checkpoint()
             force |= set(self.new_events)
-            force |= self.pull_sales(full=job == "full")
+            force |= sales_keys
             for system in self.rt.connectors:
                 force |= self.state.get_pending(system)
         if job in ("incremental", "sla"):
@@ -196,100 +204,158 @@ class _Cycle:
         try:
             yield
         except BudgetExhausted as exc:
-            self.budget_stopped.add(system)
-            self.report.stopped_reason = "budget"
-            self.report.budget_stopped = sorted(self.budget_stopped)
+            with self._budget_guard:
+                self.budget_stopped.add(system)
+                self.report.stopped_reason = "budget"
+                self.report.budget_stopped = sorted(self.budget_stopped)
             log.warning("API budget spent: this CRM's work stopped, its cursors kept",
                         extra={"system": system, "detail": str(exc)})
 
-    def pull_people(self, *, full: bool) -> dict[str, CrmPerson]:
-        out: dict[str, CrmPerson] = {}
-        for system, conn in self.rt.connectors.items():
-            name = f"{system}:people"
-            since = None if full else self.state.get_cursor(name)
-            newest = since
-            self.say(f"reading {system} people")
-            with self.crm_work(system):
-                for rec in conn.iter_changed_people(since):
-                    out[rec.ref.key] = rec
-                    self.report.records_read[system] += 1
-                    if self.report.records_read[system] % PROGRESS_EVERY == 0:
-                        self.lease.check()
-                        self.say(f"reading {system} people: "
-                                 f"{self.report.records_read[system]:,}")
-                    if newest is None or rec.modified_at > newest:
-                        newest = rec.modified_at
-                if newest is not None:
-                    self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
-        return out
+    # -- read phases: one thread per CRM --------------------------------------------------
+    def each_crm(self, read: Callable[[str, Connector, CrmReads], None],
+                 systems: Iterable[str] | None = None) -> dict[str, CrmReads]:
+        """Run `read(system, connector, found)` for every CRM (or those in `systems`) at the
+        same time, one thread each, under that CRM's budget stop. Returns what each found, in
+        connector order, once all are done; a failure in one stops the other at its next page
+        and is raised here (the first in connector order)."""
+        wanted = None if systems is None else set(systems)
+        chosen = [s for s in self.rt.connectors if wanted is None or s in wanted]
+        found = {system: CrmReads() for system in chosen}
 
-    def pull_engagement(self) -> None:
+        def one(system: str) -> None:
+            try:
+                with self.crm_work(system):
+                    read(system, self.rt.connectors[system], found[system])
+            except _SiblingFailed:
+                return
+            except BaseException:
+                self._read_failed.set()
+                raise
+
+        if len(chosen) <= 1:
+            for system in chosen:
+                one(system)
+            return found
+        with ThreadPoolExecutor(max_workers=len(chosen),
+                                thread_name_prefix="leadsync-read") as pool:
+            futures = [pool.submit(one, system) for system in chosen]
+        for future in futures:
+            future.result()
+        return found
+
+    def page(self) -> None:
+        """Between pages of a CRM thread's reads: stop if the lease is gone or the other CRM's
+        thread failed."""
+        self.lease.check()
+        if self._read_failed.is_set():
+            raise _SiblingFailed
+
+    def pull(self, *, full: bool) -> tuple[dict[str, CrmPerson], set[str]]:
+        """The first read phase: each CRM, in its own thread, reads its changed people (all of
+        them in a full run), its engagement and its sales changes in turn. Returns the records
+        and the record keys whose sales outcome changed."""
+
+        def read(system: str, conn: Connector, found: CrmReads) -> None:
+            self.pull_people(system, conn, found, full=full)
+            self.pull_engagement(system, conn, found)
+            self.pull_sales(system, conn, found, full=full)
+
+        records: dict[str, CrmPerson] = {}
+        sales: dict[str, tuple[str, str]] = {}
+        for system, found in self.each_crm(read).items():
+            records.update(found.records)
+            self.cursors.update(found.cursors)
+            for key, events in found.events.items():
+                self.new_events.setdefault(key, {}).update(events)
+            self.held_new.update(found.held)
+            if system not in self.budget_stopped:
+                sales.update(found.sales)
+        self.drop_known_events()
+        return records, self.sales_news(sales)
+
+    def pull_people(self, system: str, conn: Connector, found: CrmReads, *, full: bool
+                    ) -> None:
+        name = f"{system}:people"
+        since = None if full else self.state.get_cursor(name)
+        newest = since
+        self.say(f"reading {system} people")
+        for rec in conn.iter_changed_people(since):
+            found.records[rec.ref.key] = rec
+            self.report.records_read[system] += 1  # one key per thread
+            if self.report.records_read[system] % PROGRESS_EVERY == 0:
+                self.page()
+                self.say(f"reading {system} people: {self.report.records_read[system]:,}")
+            if newest is None or rec.modified_at > newest:
+                newest = rec.modified_at
+        if newest is not None:
+            found.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
+
+    def pull_engagement(self, system: str, conn: Connector, found: CrmReads) -> None:
         """Each engagement stream from its own cursor (HubSpot: v3 events, email events and
         form submissions arrive with different delays), re-reading the overlap. With no cursor,
         from the rules' horizon (DESIGN.md §3a); without one, all the engagement the CRM has."""
+        self.page()
         oldest = self.rt.model.events_since(self.now)
-        for system, conn in self.rt.connectors.items():
-            legacy = f"{system}:engagement"  # the one cursor of earlier versions
-            self.say(f"reading {system} engagement")
-            with self.crm_work(system):
-                if isinstance(conn, StreamedEngagement):
-                    for stream in conn.engagement_streams:
-                        name = f"{legacy}:{stream}"
-                        since = (self.state.get_cursor(name) or self.state.get_cursor(legacy)
-                                 or oldest)
-                        self.read_stream(system, name, since,
-                                         conn.iter_engagement_stream(stream, since))
-                else:
-                    since = self.state.get_cursor(legacy) or oldest
-                    self.read_stream(system, legacy, since, conn.iter_engagement(since))
-        self.drop_known_events()
+        legacy = f"{system}:engagement"  # the one cursor of earlier versions
+        self.say(f"reading {system} engagement")
+        if isinstance(conn, StreamedEngagement):
+            for stream in conn.engagement_streams:
+                name = f"{legacy}:{stream}"
+                since = (self.state.get_cursor(name) or self.state.get_cursor(legacy)
+                         or oldest)
+                self.read_stream(system, name, since,
+                                 conn.iter_engagement_stream(stream, since), found)
+        else:
+            since = self.state.get_cursor(legacy) or oldest
+            self.read_stream(system, legacy, since, conn.iter_engagement(since), found)
 
-    def pull_sales(self, *, full: bool) -> set[str]:
-        """Record keys whose sales outcome changed although the record did not (an opportunity
-        closed or was edited, a contact role added), from each CRM's "<system>:sales" cursor.
-        A change already handled at the same stamp (the overlap re-read) is not news. A full
-        run, or a cycle with no cursor at all, reads everyone anyway: the cursor starts there."""
+    def pull_sales(self, system: str, conn: Connector, found: CrmReads, *, full: bool) -> None:
+        """Records whose sales outcome changed although the record did not (an opportunity
+        closed or was edited, a contact role added), from the CRM's "<system>:sales" cursor.
+        A full run, or a cycle with no cursor at all, reads everyone anyway: the cursor
+        starts there. Which changes are news is decided by `sales_news`."""
+        self.page()
+        name = f"{system}:sales"
+        since = None if full else (self.state.get_cursor(name)
+                                   or self.state.get_cursor(f"{system}:people"))
+        if since is None:
+            found.cursors[name] = self.now - CURSOR_OVERLAP
+            return
+        self.say(f"reading {system} sales changes")
+        newest = since
+        for change in conn.iter_sales_changes(since):
+            found.sales[f"{system}:{change.id}"] = (change.person.key,
+                                                    change.seen_at.isoformat())
+            newest = max(newest, change.seen_at)
+        if newest > since:
+            found.cursors[name] = max(since, min(newest, self.now) - CURSOR_OVERLAP)
+
+    def sales_news(self, found: dict[str, tuple[str, str]]) -> set[str]:
+        """Record keys of sales changes not handled before: a change already handled at the
+        same stamp (the overlap re-read) is not news."""
         keys: set[str] = set()
-        for system, conn in self.rt.connectors.items():
-            name = f"{system}:sales"
-            since = None if full else (self.state.get_cursor(name)
-                                       or self.state.get_cursor(f"{system}:people"))
-            if since is None:
-                self.cursors[name] = self.now - CURSOR_OVERLAP
-                continue
-            self.say(f"reading {system} sales changes")
-            newest = since
-            found: dict[str, tuple[str, str]] = {}
-            with self.crm_work(system):
-                for change in conn.iter_sales_changes(since):
-                    found[f"{system}:{change.id}"] = (change.person.key,
-                                                      change.seen_at.isoformat())
-                    newest = max(newest, change.seen_at)
-            if system in self.budget_stopped:
-                continue
-            known = self.state.get_fingerprints("sales", list(found)) if found else {}
-            for fp, (key, seen) in found.items():
-                if known.get(fp) != seen:
-                    keys.add(key)
-                    self.sales_seen[fp] = seen
-            if newest > since:
-                self.cursors[name] = max(since, min(newest, self.now) - CURSOR_OVERLAP)
+        known = self.state.get_fingerprints("sales", list(found)) if found else {}
+        for fp, (key, seen) in found.items():
+            if known.get(fp) != seen:
+                keys.add(key)
+                self.sales_seen[fp] = seen
         return keys
 
     def read_stream(self, system: str, name: str, since: datetime,
-                    items: Iterable[EngagementEvent | UnresolvedEvent]) -> None:
+                    items: Iterable[EngagementEvent | UnresolvedEvent], found: CrmReads
+                    ) -> None:
         newest = since
         for count, item in enumerate(items, 1):
             if isinstance(item, UnresolvedEvent):
-                self.held_new[item.id] = encode_held(item, self.now)
+                found.held[item.id] = encode_held(item, self.now)
             else:
-                self.new_events.setdefault(item.person.key, {})[item.id] = item.event
+                found.events.setdefault(item.person.key, {})[item.id] = item.event
             newest = max(newest, item.seen_at)
             if count % (PROGRESS_EVERY * 4) == 0:
-                self.lease.check()
+                self.page()
                 self.say(f"reading {system} engagement: {count:,} events")
         # late-arriving events: re-read the overlap too; `drop_known_events` dedupes it
-        self.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
+        found.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
 
     def resolve_held_events(self, records: dict[str, CrmPerson]) -> None:
         """Events whose email had no record when read: attach them once a record has that
@@ -376,7 +442,8 @@ class _Cycle:
 
     def read_missing(self, keys: set[str], have: dict[str, CrmPerson],
                      spare: dict[str, CrmPerson]) -> dict[str, CrmPerson]:
-        """Records among `keys` not in `have`: from `spare` when already read, else batch-read."""
+        """Records among `keys` not in `have`: from `spare` when already read, else batch-read
+        (both CRMs at once)."""
         out: dict[str, CrmPerson] = {}
         by_system: dict[str, list[RecordRef]] = {}
         for key in keys - set(have):
@@ -389,16 +456,18 @@ class _Cycle:
                 continue
             if ref.system in self.rt.connectors:
                 by_system.setdefault(ref.system, []).append(ref)
-        for system, refs in by_system.items():
+        for system in [s for s in by_system if s in self.budget_stopped]:
+            self.unread.update(r.key for r in by_system.pop(system))
+
+        def read(system: str, conn: Connector, found: CrmReads) -> None:
+            for rec in conn.read_people(sorted(by_system[system])):
+                found.records[rec.ref.key] = rec
+                self.report.records_read[system] += 1  # one key per thread
+
+        for system, found in self.each_crm(read, by_system).items():
+            out.update(found.records)
             if system in self.budget_stopped:
-                self.unread.update(r.key for r in refs)
-                continue
-            with self.crm_work(system):
-                for rec in self.rt.connectors[system].read_people(sorted(refs)):
-                    out[rec.ref.key] = rec
-                    self.report.records_read[system] += 1
-            if system in self.budget_stopped:
-                self.unread.update(r.key for r in refs if r.key not in out)
+                self.unread.update(r.key for r in by_system[system] if r.key not in out)
         return out
 
     def defer_incomplete(self, people: list[Person]) -> list[Person]:

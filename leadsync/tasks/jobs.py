@@ -11,13 +11,16 @@ stops only the CRM whose budget is spent) -> log and return, cursors intact; Sof
 -> log and return, nothing of the run committed (size the limit above honest work, see
 docs/operations.md). Messages carry only job names and record keys.
 
-The nightly full re-evaluation plans chunks of record keys and fans them out as a group of
-`leadsync.reevaluate_chunk` tasks over all workers. Each chunk takes two leases: a lock on a hash
-of its keys, so a redelivered chunk never runs twice at once, and `PEOPLE_LOCK` in *shared* mode.
-Chunks hold disjoint people, so they may run side by side (the fan-out's parallelism), but never
-beside an incremental sync, SLA sweep or `leadsync sync`, which take `PEOPLE_LOCK` exclusively
-and are refused while any chunk holds it (they run at their next tick; the chunks evaluate
-their people's SLA clocks meanwhile). A chunk refused a lease is retried later, not dropped.
+The nightly full re-evaluation (`leadsync.full_reevaluation`) is ONE job: it reads everyone once
+(HubSpot and Salesforce at the same time), evaluates, writes and creates tasks under
+`PEOPLE_LOCK` with its heartbeat, like `leadsync sync --full`. It used to plan chunks and fan
+them out, each chunk re-reading its records by id so that SLA decisions used fresh sales status;
+that read everything twice, and the fan-out bought nothing because every worker draws from the
+same CRM rate limits. One job reads each record once and decides right after reading it, and no
+incremental sync can write in between (same lock). Refused the lock (an incremental sync is
+running), it is retried later rather than skipped, so the night's run is not lost.
+`leadsync.reevaluate_chunk` stays for chunk messages an earlier version left in the queue: it
+re-evaluates the given records (their own lock plus `PEOPLE_LOCK` shared, as before).
 """
 
 from __future__ import annotations
@@ -30,19 +33,18 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from celery import Celery, Task, group
+from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from leadsync import exitcodes
 from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
-from leadsync.lease import PEOPLE_LOCK, Heartbeat, Leases
+from leadsync.lease import PEOPLE_LOCK, Leases
 from leadsync.logs import redact
 from leadsync.state import Lock, StateStore
 from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA
 
 log = logging.getLogger("leadsync.tasks")
 
-FULL_LOCK = "job:full"  # the nightly planner (reads and stores engagement; writes no CRM)
 MAX_RETRIES = 4  # whole-job retries after the HTTP layer's own retries gave up
 LOCKED_RETRIES = 48  # a chunk refused its leases waits this many countdowns before giving up
 MAX_DELIVERIES = 3  # deliveries of one message (same id, same retry) before it counts as poison
@@ -51,7 +53,7 @@ MAX_ERRORS = 5  # distinct failure reasons a task result lists
 REPORT_FIELDS = (
     "job", "people", "records_written", "tasks_created", "tasks_existing", "failed", "api_calls",
     "stage_changes", "stopped_reason", "budget_stopped", "deferred", "duration_s", "skipped",
-    "chunks", "record_keys",
+    "record_keys",
 )  # fmt: skip
 
 
@@ -67,7 +69,6 @@ class JobContext(Protocol):
     def run_job(
         self, job: str, *, lock: Lock, record_keys: Sequence[str] | None = None
     ) -> Mapping[str, Any]: ...
-    def plan_full(self) -> list[list[str]]: ...
     def count_delivery(self, delivery_id: str) -> int: ...
     def record_report(self, report: Mapping[str, Any]) -> None: ...
 
@@ -229,20 +230,8 @@ def register_tasks(app: Celery, contexts: ContextHolder) -> dict[str, Task]:
 
     def full_reevaluation(self: Task) -> dict[str, Any]:
         ctx = contexts.get()
-
-        def work(lock: Lock) -> Mapping[str, Any]:
-            with Heartbeat(lock):  # planning reads everyone: keep the lease through it
-                chunks = [c for c in ctx.plan_full() if c]
-            # a long plan may outlive the lease: dispatch only if the lock is (again) ours, so
-            # a second full run that took over meanwhile is the only one to dispatch
-            if not (lock.extend() or lock.acquire()):
-                return {"job": "full", "stopped_reason": "lock_lost", "chunks": 0}
-            if chunks:
-                group(app.signature(TASK_CHUNK, args=(c,)) for c in chunks).apply_async()
-            return {"job": "full", "chunks": len(chunks),
-                    "record_keys": sum(len(c) for c in chunks)}  # fmt: skip
-
-        return guarded(self, ctx, "full", FULL_LOCK, work)
+        return guarded(self, ctx, "full", PEOPLE_LOCK, lambda lock: ctx.run_job("full", lock=lock),
+                       retry_when_locked=True)  # fmt: skip
 
     shells = {
         TASK_INCREMENTAL: sync_incremental,

@@ -61,11 +61,6 @@ class WorkerContext:
         result: Mapping[str, Any] = report.to_dict()
         return result
 
-    def plan_full(self) -> list[list[str]]:
-        from leadsync.pipeline import plan_full
-
-        return plan_full(self.runtime)
-
     def count_delivery(self, delivery_id: str) -> int:
         key = f"{self.state.namespace}:delivery:{delivery_id}"
         pipe = self.state.redis.pipeline(transaction=True)

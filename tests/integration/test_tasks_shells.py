@@ -7,7 +7,6 @@ error mapping, locking and fan-out are exercised through Celery's own task machi
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,7 +34,6 @@ class FakeContext:
         self.errors: list[Exception] = []
         self.deliveries: Counter[str] = Counter()
         self.reports: list[Mapping[str, Any]] = []
-        self.chunks: list[list[str]] = []
 
     def run_job(
         self, job: str, *, lock: Lock, record_keys: Sequence[str] | None = None
@@ -51,11 +49,6 @@ class FakeContext:
             "stopped_reason": None,
             "top": [{"email": "taro@example.co.jp"}],  # record data: must not be returned
         }
-
-    def plan_full(self) -> list[list[str]]:
-        if self.errors:
-            raise self.errors.pop(0)
-        return self.chunks
 
     def count_delivery(self, delivery_id: str) -> int:
         self.deliveries[delivery_id] += 1
@@ -165,17 +158,31 @@ def test_poison_message_is_dropped_after_repeated_deliveries(app: Celery, ctx: F
     assert ctx.calls == []
 
 
-def test_full_reevaluation_fans_out_chunks(app: Celery, ctx: FakeContext) -> None:
-    ctx.chunks = [["hubspot:contact:1", "salesforce:Lead:00Q1"], ["hubspot:contact:2"], []]
+def test_full_reevaluation_is_one_job_under_the_people_lock(app: Celery, ctx: FakeContext) -> None:
     result = run(app, TASK_FULL)
-    assert result["chunks"] == 2 and result["record_keys"] == 3
-    assert sorted(c[2] for c in ctx.calls if c[2]) == [
-        ("hubspot:contact:1", "salesforce:Lead:00Q1"),
-        ("hubspot:contact:2",),
-    ]
-    assert all(job == "chunk" and owned for job, owned, _ in ctx.calls)
-    chunk_reports = [r for r in ctx.reports if r["task"] == TASK_CHUNK]
-    assert sorted(r["record_keys"] for r in chunk_reports) == [1, 2]
+    assert ctx.calls == [("full", True, None)]  # one job, no fan-out, the people lock held
+    assert result["job"] == "full" and result["people"] == 3
+    assert [r["task"] for r in ctx.reports] == [TASK_FULL]
+    assert ctx.state.lock(PEOPLE_LOCK, 5).acquire()  # released at the end
+
+
+def test_full_reevaluation_waits_for_a_running_sync_instead_of_skipping_the_night(
+    app: Celery, ctx: FakeContext
+) -> None:
+    incremental = ctx.state.lock(PEOPLE_LOCK, 30)
+    assert incremental.acquire()
+    with pytest.raises(Retry):
+        run(app, TASK_FULL)  # retried later, not dropped
+    chunk = ctx.state.lock(PEOPLE_LOCK, 30, shared=True)  # an old version's chunk
+    incremental.release()
+    assert chunk.acquire()
+    with pytest.raises(Retry):
+        run(app, TASK_FULL)  # never beside a chunk either
+    assert ctx.calls == []
+    chunk.release()
+    assert run(app, TASK_FULL)["job"] == "full"
+    assert ctx.calls == [("full", True, None)]
+    assert run(app, TASK_INCREMENTAL)["job"] == "incremental"  # nothing left held
 
 
 def test_chunk_lock_is_per_key_set_and_a_locked_chunk_is_retried(
@@ -198,44 +205,6 @@ def test_bad_chunk_argument_is_refused_by_name(app: Celery, ctx: FakeContext, ba
     with pytest.raises(ValueError, match=TASK_CHUNK):
         run(app, TASK_CHUNK, bad)
     assert ctx.calls == []
-
-
-def test_full_run_whose_lock_was_taken_while_planning_does_not_dispatch(
-    app: Celery, ctx: FakeContext
-) -> None:
-    ctx.lock_seconds = 0.05
-    ctx.chunks = [["hubspot:contact:1"]]
-    thief = ctx.state.lock("job:full", 30)
-    original_plan = ctx.plan_full
-
-    def slow_plan() -> list[list[str]]:
-        time.sleep(0.1)  # the heartbeat keeps the lease: nobody can take it meanwhile
-        assert not thief.acquire()
-        ctx.state.clear()  # until Redis is wiped: the lease is gone and another run takes it
-        assert thief.acquire()
-        time.sleep(0.05)
-        return original_plan()
-
-    ctx.plan_full = slow_plan  # type: ignore[method-assign]
-    result = run(app, TASK_FULL)
-    assert result["stopped_reason"] == "lock_lost"
-    assert ctx.calls == []
-
-
-def test_full_run_planning_longer_than_its_lease_still_dispatches(
-    app: Celery, ctx: FakeContext
-) -> None:
-    ctx.lock_seconds = 0.05
-    ctx.chunks = [["hubspot:contact:1"]]
-    original_plan = ctx.plan_full
-
-    def slow_plan() -> list[list[str]]:
-        time.sleep(0.1)
-        return original_plan()
-
-    ctx.plan_full = slow_plan  # type: ignore[method-assign]
-    assert run(app, TASK_FULL)["chunks"] == 1
-    assert ctx.calls == [("chunk", True, ("hubspot:contact:1",))]
 
 
 def test_chunks_share_the_people_lock_with_each_other_but_not_with_the_incremental(
