@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -10,8 +12,8 @@ import pytest
 
 from leadsync.config.rules import load_default_rules
 from leadsync.config.settings import Settings, SlaSettings
-from leadsync.connectors.base import BudgetExhausted, RecordRef
-from leadsync.pipeline import run_job
+from leadsync.connectors.base import BudgetExhausted, CrmPerson, RecordRef, TransientError
+from leadsync.pipeline import PROGRESS_EVERY, run_job
 from leadsync.runtime import Runtime
 from leadsync.scoring import Event
 from leadsync.state import InMemoryStateStore
@@ -348,3 +350,74 @@ def test_a_stopped_run_keeps_the_sales_change_for_the_next(crms, clock, mql_pers
     report = run_job(runtime, "incremental")
     assert report.transitions == {}
     assert report.records_written == {"salesforce": 1}
+
+
+# -- read phases: one thread per CRM -------------------------------------------------------------
+
+
+class FailingPeopleRead(FakeConnector):
+    """Fails its people read after `after` records (the HTTP layer gave up)."""
+
+    def __init__(self, *args: object, after: int, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.after = after
+        self.started = threading.Event()
+
+    def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:
+        for n, rec in enumerate(super().iter_changed_people(since)):
+            if n == self.after:
+                raise TransientError("HubSpot list contacts: gave up after 6 attempts (HTTP 503)")
+            self.started.set()
+            yield rec
+
+
+class PacedPeopleRead(FakeConnector):
+    """Reads its people one at a time, each after the other CRM's read has started."""
+
+    def __init__(self, *args: object, other: FailingPeopleRead, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.other = other
+        self.yielded = 0
+
+    def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:
+        assert self.other.started.wait(5), "the two CRMs were not read at the same time"
+        for rec in super().iter_changed_people(since):
+            time.sleep(0.002)
+            self.yielded += 1
+            yield rec
+
+
+def test_a_failed_read_of_one_crm_stops_the_other_at_its_next_page(clock) -> None:
+    hs = FailingPeopleRead("hubspot", clock, after=3)
+    sf = PacedPeopleRead("salesforce", clock, other=hs)
+    for i in range(5):
+        hs.add("contact", str(i), email=f"h{i}@corp.example")
+    for i in range(3000):
+        sf.add("Lead", f"00Q{i}", email=f"s{i}@corp.example")
+    state = InMemoryStateStore()
+    with pytest.raises(TransientError, match="HTTP 503"):
+        run_job(make_runtime((hs, sf), clock, state), "full")
+    # Salesforce stopped at its first page boundary after the failure (every PROGRESS_EVERY)
+    assert sf.yielded == PROGRESS_EVERY
+    assert sf.writes == 0 and hs.writes == 0
+    assert state.get_cursor("hubspot:people") is None
+    assert state.get_cursor("salesforce:people") is None
+
+
+def test_a_spent_budget_in_one_read_thread_keeps_the_other_crms_reads(crms, clock) -> None:
+    hs, sf = crms
+    hs_ref = hs.add("contact", "1", email="a@corp.example", title="営業部長", employees=150)
+    sf.add("Lead", "00Q1", email="b@corp.example", title="営業部長", company="Corp KK")
+
+    def spent(_since: datetime | None) -> Iterator[CrmPerson]:
+        raise BudgetExhausted("spent")
+
+    sf.iter_changed_people = spent  # type: ignore[method-assign]
+    state = InMemoryStateStore()
+    report = run_job(make_runtime(crms, clock, state), "full")
+    assert report.stopped_reason == "budget" and report.budget_stopped == ["salesforce"]
+    assert report.records_read == {"hubspot": 1}
+    assert report.records_written == {"hubspot": 1}
+    assert hs.records[hs_ref.key].written["stage"] is not None
+    assert state.get_cursor("salesforce:people") is None
+    assert state.get_cursor("hubspot:people") is not None
