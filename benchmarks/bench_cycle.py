@@ -1,13 +1,21 @@
 """Benchmark: one full re-evaluation cycle over N people (default 10,000) against the sandbox.
 
 Three runs, each on a freshly seeded sandbox (same seed) and a cold state:
-1. `in_process`: `run_job(runtime, "full")` in this process with the in-memory store;
-2. `celery_1_worker`: `leadsync.full_reevaluation` fanned out in chunks to one real Celery
-   worker process (Redis broker and state, db 15 by default);
-3. `celery_2_workers`: the same with two worker processes; `speedup_2_vs_1` is the ratio of
-   wall times (1 worker / 2 workers).
-Wall time runs from dispatch to the last chunk's end. API calls are the sandbox's own request
-counters by system. Prints one JSON object.
+1. `in_process`: `run_job(runtime, "full")` in this process with the in-memory store
+   (`leadsync sync --once --full`);
+2. `celery_1_worker`: the nightly `leadsync.full_reevaluation` task on one real Celery worker
+   process (Redis broker and state, db 15 by default);
+3. `celery_2_workers`: the same with two worker processes (the full run is one job, so the
+   second worker only stands by; `speedup_2_vs_1` is the ratio of wall times).
+Wall time runs from dispatch to the job's end. API calls are the sandbox's own request counters
+by system.
+
+The work is bound by the CRMs' rate limits, not CPU. `bound_s` is that bound: per CRM, the
+in-process cycle's calls divided by the rate leadsync allows itself (HubSpot:
+`RATE_LIMIT_PER_10S x RATE_LIMIT_SHARE / 10 s`; Salesforce has no request-rate limit, only a
+daily allocation, so it has no such bound: null), and the slower CRM's figure for the run,
+since both CRMs are read at once. Each run prints `wall_over_bound` (wall / bound) and
+`calls_over_in_process` (its calls / the in-process cycle's, per CRM). Prints one JSON object.
 
     python benchmarks/bench_cycle.py [--people 10000] [--seed 1] [--skip-celery]
 """
@@ -28,7 +36,7 @@ from typing import Any
 
 import redis
 
-from leadsync.config.settings import Settings, load_settings
+from leadsync.config.settings import HubSpotSettings, Settings, load_settings
 from leadsync.sandbox import Sandbox
 from leadsync.tasks.celery_app import TASK_FULL, create_app
 
@@ -37,6 +45,36 @@ SYSTEMS = ("hubspot", "salesforce")
 
 def calls_by_system(stats: dict[str, Any]) -> dict[str, int]:
     return {s: sum(stats[s]["requests"].values()) for s in SYSTEMS}
+
+
+def allowed_rate_per_s(hs_limit: int) -> dict[str, float | None]:
+    """Requests per second leadsync allows itself per CRM (its client-side limiters)."""
+    share = HubSpotSettings.model_fields["rate_limit_share"].default
+    return {"hubspot": max(1, int(hs_limit * share)) / 10.0, "salesforce": None}
+
+
+def rate_bound(calls: dict[str, int], rates: dict[str, float | None]) -> dict[str, Any]:
+    """Seconds the calls need at the allowed rates, per CRM, and the slower CRM's (the run's).
+    `burst_floor_s`: the same less the first 10-second window, which a cold rolling window
+    admits at once (a run can beat `bound_s` by up to one window; at 10,000 people ~15 %)."""
+    per_crm = {s: (round(calls[s] / r, 2) if r else None) for s, r in rates.items()}
+    floors = {s: (round(max(0.0, calls[s] - r * 10) / r, 2) if r else None)
+              for s, r in rates.items()}  # fmt: skip
+    known = [v for v in per_crm.values() if v is not None]
+    known_floors = [v for v in floors.values() if v is not None]
+    return {"by_crm": per_crm, "bound_s": max(known) if known else None,
+            "burst_floor_s": max(known_floors) if known_floors else None}
+
+
+def against(run: dict[str, Any], bound: dict[str, Any], base_calls: dict[str, int]) -> None:
+    """Add wall / bound and calls / in-process calls to one run's figures."""
+    run["bound_s"] = bound["bound_s"]
+    run["wall_over_bound"] = (round(run["wall_s"] / bound["bound_s"], 3)
+                              if bound["bound_s"] else None)
+    run["calls_over_in_process"] = {
+        s: round(run["api_calls"][s] / base_calls[s], 4) if base_calls[s] else None
+        for s in SYSTEMS
+    }
 
 
 def point_env_at(env: dict[str, str], redis_url: str | None) -> None:
@@ -67,6 +105,7 @@ def run_in_process(people: int, seed: int, hs_limit: int) -> dict[str, Any]:
         "api_calls": calls_by_system(stats),
         "records_written": {s: stats[s]["records_written"] for s in SYSTEMS},
         "tasks_created": {s: stats[s]["tasks_created"] for s in SYSTEMS},
+        "duplicate_task_keys": sum(stats[s]["duplicate_task_keys"] for s in SYSTEMS),
         "stopped_reason": out.get("stopped_reason"),
     }
 
@@ -81,15 +120,14 @@ def spawn_worker(name: str, env: dict[str, str], workdir: Path) -> subprocess.Po
     )  # fmt: skip
 
 
-def wait_for_fanout(client: redis.Redis, timeout: float) -> tuple[dict[str, Any], list[dict]]:
-    """The full job's summary and its chunk summaries, once every chunk reported."""
+def wait_for_full(client: redis.Redis, timeout: float) -> dict[str, Any]:
+    """The full job's summary once a worker recorded it (a run refused the lock is retried)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         reports = [json.loads(r) for r in client.lrange("leadsync:reports", 0, -1)]  # type: ignore[union-attr]
         full = [r for r in reports if r.get("job") == "full" and not r.get("skipped")]
-        chunks = [r for r in reports if r.get("job") == "chunk" and not r.get("skipped")]
-        if full and len(chunks) >= full[0].get("chunks", 0):
-            return full[0], chunks
+        if full:
+            return full[0]
         time.sleep(0.2)
     raise TimeoutError(f"the full re-evaluation did not finish within {timeout:.0f}s")
 
@@ -111,13 +149,13 @@ def run_celery(
         try:
             procs = [spawn_worker(f"bench{i}", env, Path(tmp)) for i in range(workers)]
             time.sleep(4)  # workers connected and idle before the clock starts
+            point_env_at(sb.env, redis_url)  # not the previous run's (gone) sandbox
             app = create_app(Settings(redis_url=redis_url))
             started = time.time()
             app.send_task(TASK_FULL)
-            full, chunks = wait_for_fanout(client, timeout=1800)
-            ends = [datetime.fromisoformat(c["finished_at"].replace("Z", "+00:00")).timestamp()
-                    for c in chunks]  # fmt: skip
-            wall = max(ends, default=time.time()) - started
+            full = wait_for_full(client, timeout=1800)
+            ended = datetime.fromisoformat(full["finished_at"].replace("Z", "+00:00"))
+            wall = ended.timestamp() - started
             stats = sb.stats()
         finally:
             for proc in procs:
@@ -125,16 +163,18 @@ def run_celery(
             for proc in procs:
                 proc.wait(timeout=30)
             client.flushdb()
-    evaluated = sum(int(c.get("people") or 0) for c in chunks)
+    evaluated = int(full.get("people") or 0)
     return {
         "workers": workers,
         "wall_s": round(wall, 2),
-        "chunks": full.get("chunks"),
+        "job_duration_s": round(float(full.get("duration_s") or 0.0), 2),
         "people": evaluated,
         "people_per_s": round(evaluated / wall, 1),
         "api_calls": calls_by_system(stats),
         "records_written": {s: stats[s]["records_written"] for s in SYSTEMS},
+        "tasks_created": {s: stats[s]["tasks_created"] for s in SYSTEMS},
         "duplicate_task_keys": sum(stats[s]["duplicate_task_keys"] for s in SYSTEMS),
+        "stopped_reason": full.get("stopped_reason"),
     }
 
 
@@ -149,10 +189,20 @@ def main() -> None:
     hs_limit = args.hubspot_rate_limit
     result: dict[str, Any] = {"people": args.people, "seed": args.seed, "cpus": os.cpu_count(),
                               "hubspot_rate_limit_per_10s": hs_limit}  # fmt: skip
-    result["in_process"] = run_in_process(args.people, args.seed, hs_limit)
+    rates = allowed_rate_per_s(hs_limit)
+    base = run_in_process(args.people, args.seed, hs_limit)
+    bound = rate_bound(base["api_calls"], rates)
+    result["allowed_rate_per_s"] = rates
+    result["bound_s_by_crm"] = bound["by_crm"]
+    result["bound_s"] = bound["bound_s"]
+    result["burst_floor_s"] = bound["burst_floor_s"]
+    against(base, bound, base["api_calls"])
+    result["in_process"] = base
     if not args.skip_celery:
         one = run_celery(args.people, args.seed, 1, args.redis_url, hs_limit)
         two = run_celery(args.people, args.seed, 2, args.redis_url, hs_limit)
+        against(one, bound, base["api_calls"])
+        against(two, bound, base["api_calls"])
         result["celery_1_worker"], result["celery_2_workers"] = one, two
         result["speedup_2_vs_1"] = round(one["wall_s"] / two["wall_s"], 2)
     print(json.dumps(result))

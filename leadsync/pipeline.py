@@ -604,8 +604,7 @@ class _Cycle:
 
     # -- commit ---------------------------------------------------------------------------
     def commit_engagement(self) -> None:
-        for key, events in self.new_events.items():
-            self.state.add_events(key, events)
+        self.state.add_events_many(self.new_events)
 
     def commit_held_events(self) -> None:
         """Keep events whose email has no record yet (bounded: the newest HELD_EVENTS_MAX);

@@ -70,6 +70,9 @@ class StateStore(Protocol):
 
     # engagement per record key, deduped by event id; pruned past the rules' longest window
     def add_events(self, record_key: str, events: Mapping[str, Event]) -> None: ...
+    # the same for many records at once (a full run's engagement: a few round trips, not one
+    # per record)
+    def add_events_many(self, items: Mapping[str, Mapping[str, Event]]) -> None: ...
     def get_events(self, record_keys: Sequence[str]) -> dict[str, list[Event]]: ...
     def prune_events(self, before: datetime) -> int: ...
 
@@ -312,6 +315,10 @@ class InMemoryStateStore:
         encoded = {eid: encode_event(ev) for eid, ev in events.items()}
         with self._guard:
             self._events.setdefault(record_key, {}).update(encoded)
+
+    def add_events_many(self, items: Mapping[str, Mapping[str, Event]]) -> None:
+        for record_key, events in items.items():
+            self.add_events(record_key, events)
 
     def get_events(self, record_keys: Sequence[str]) -> dict[str, list[Event]]:
         with self._guard:

@@ -266,16 +266,24 @@ class RedisStateStore:
 
     # events -----------------------------------------------------------------------------
     def add_events(self, record_key: str, events: Mapping[str, Event]) -> None:
-        if not events:
-            return
-        encoded = {eid: encode_event(ev) for eid, ev in events.items()}
-        oldest = min(ev.at for ev in events.values()).timestamp()
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self._k("ev", record_key), mapping=encoded)
-        pipe.expire(self._k("ev", record_key), self._ttl_events)
-        pipe.zadd(self._k("ev-index"), {record_key: oldest}, lt=True)
-        pipe.expire(self._k("ev-index"), self._ttl_events)
-        pipe.execute()
+        self.add_events_many({record_key: events})
+
+    def add_events_many(self, items: Mapping[str, Mapping[str, Event]], page: int = 500
+                        ) -> None:
+        """One MULTI/EXEC per page of records: each record's events and its index entry are
+        added together (a record's commands never straddle two pages)."""
+        keys = [k for k, events in items.items() if events]
+        for start in range(0, len(keys), page):
+            pipe = self.redis.pipeline(transaction=True)
+            for record_key in keys[start:start + page]:
+                events = items[record_key]
+                encoded = {eid: encode_event(ev) for eid, ev in events.items()}
+                oldest = min(ev.at for ev in events.values()).timestamp()
+                pipe.hset(self._k("ev", record_key), mapping=encoded)
+                pipe.expire(self._k("ev", record_key), self._ttl_events)
+                pipe.zadd(self._k("ev-index"), {record_key: oldest}, lt=True)
+            pipe.expire(self._k("ev-index"), self._ttl_events)
+            pipe.execute()
 
     def get_events(self, record_keys: Sequence[str]) -> dict[str, list[Event]]:
         pipe = self.redis.pipeline(transaction=False)

@@ -187,3 +187,44 @@ def test_wiped_redis_between_cycles_converges_to_the_same_crm_state(
         f"{len(changed)} records changed after the wipe: {list(changed.items())[:5]}"
     )
     assert_fields_in_both_crms(after)
+
+
+def test_nightly_full_run_is_one_job_with_exactly_the_in_process_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leadsync.full_reevaluation` on real workers (two of them: it is one job, nothing to
+    share) sends exactly the requests of `leadsync sync --once --full` on the same data."""
+    module = pytest.importorskip("leadsync.sandbox")
+    from leadsync.config.settings import Settings
+    from leadsync.pipeline import run_job
+    from leadsync.runtime import build_runtime
+    from leadsync.tasks.celery_app import TASK_FULL, create_app
+    from tests.e2e.harness import E2E_REDIS_URL
+
+    with module.Sandbox(contacts=PEOPLE, seed=11) as first:
+        in_process = run_job(build_runtime(settings_for(first.env, monkeypatch)), "full")
+        expected = first.stats()
+    assert in_process.stopped_reason is None and in_process.people > 0
+    with module.Sandbox(contacts=PEOPLE, seed=11) as sb, cluster(sb.env, tmp_path) as run:
+        settings_for(sb.env, monkeypatch)  # this process's LEADSYNC_* point at this sandbox
+        run.worker("w1")
+        run.worker("w2")
+        wait_for("both workers ready", lambda: all(
+            "ready" in p.log.read_text(errors="replace") for p in run.procs), timeout=60)
+        create_app(Settings(redis_url=E2E_REDIS_URL)).send_task(TASK_FULL)
+
+        def finished() -> list[dict[str, Any]]:
+            run.check_alive()
+            return [r for r in run.reports() if r.get("job") == "full" and not r.get("skipped")]
+
+        full = wait_for("the full run's report", finished, timeout=120)
+        stats = sb.stats()
+        jobs = [r.get("job") for r in run.reports()]
+    assert len(full) == 1 and jobs == ["full"]  # one job, no chunks
+    assert full[0]["stopped_reason"] is None and full[0]["people"] == in_process.people
+    for system in ("hubspot", "salesforce"):
+        assert stats[system]["requests"] == expected[system]["requests"]  # 0 % more calls
+        assert stats[system]["records_written"] == expected[system]["records_written"]
+        assert stats[system]["tasks_created"] == expected[system]["tasks_created"]
+        assert stats[system]["duplicate_task_keys"] == 0
+    assert full[0]["api_calls"] == in_process.api_calls

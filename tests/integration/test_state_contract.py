@@ -108,6 +108,21 @@ def test_prune_drops_only_events_older_than_before(store: StateStore) -> None:
     assert store.prune_events(T0) == 1
 
 
+def test_events_of_many_records_at_once_are_the_same_as_one_by_one(store: StateStore) -> None:
+    many = {f"hubspot:contact:{i}": {f"e{i}": ev("page_view", i), f"old{i}": ev("page_view", -5)}
+            for i in range(1, 1203)}  # more than one Redis page of 500 records
+    many["hubspot:contact:0"] = {}  # a record with nothing new is left alone
+    store.add_events("hubspot:contact:1", {"e1": ev("page_view", 1), "x": ev("email_open", 2)})
+    store.add_events_many(many)
+    got = store.get_events(list(many))
+    assert got["hubspot:contact:0"] == []
+    assert [e.type for e in got["hubspot:contact:1"]] == ["page_view", "page_view", "email_open"]
+    assert all(len(got[f"hubspot:contact:{i}"]) == 2 for i in range(2, 1203))
+    assert store.prune_events(T0) == 1202  # every record's old event is in the prune index
+    assert all(len(events) == 1 for key, events in store.get_events(list(many)).items()
+               if key not in ("hubspot:contact:0", "hubspot:contact:1"))
+
+
 def test_task_ledger_claim_is_exclusive_until_release_or_record(store: StateStore) -> None:
     key = "p-1|mql|2026-11-01T10:00:00Z|due_soon"
     assert store.claim_task_key(key, 30)
