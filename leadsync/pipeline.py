@@ -9,13 +9,13 @@ Jobs:
 - `chunk`: the given record keys (kept for chunk messages queued by earlier versions, which
   fanned the nightly run out; the nightly run is now one `full` job, docs/operations.md).
 
-The read phases read HubSpot and Salesforce at the same time, one thread per CRM
-(`each_crm`): the work is bound by each CRM's own rate limit, so a phase takes as long as the
-slower CRM, not the sum of both. A CRM thread only reads: it uses its own connector (each
+The read phases and the field writes work on HubSpot and Salesforce at the same time, one
+thread per CRM (`each_crm`): the work is bound by each CRM's own rate limit, so a phase takes
+as long as the slower CRM, not the sum of both. A CRM thread uses its own connector only (each
 connector, its HTTP client and its session are used by one thread at a time) and the
-thread-safe shared pieces (rate limiters, the Salesforce budget, call counters, the lease's
-heartbeat flag, the state store's reads); what it found is kept in its own `CrmReads` and
-merged by the main thread after both are done.
+thread-safe shared pieces (rate limiters, the Salesforce budget, call counters, the lease and
+its heartbeat flag, the state store's reads); what it finds or writes is kept in its own
+`CrmReads` or result slot and merged by the main thread once both are done.
 
 Promises kept here (RELIABILITY.md): cursors are saved only after the writes that depend on them
 (§4); our own writes do not come back as work (§5, input fingerprints); a newer evaluation is
@@ -46,6 +46,7 @@ from leadsync.connectors.base import (
     FieldUpdate,
     RecordRef,
     UnresolvedEvent,
+    WriteResult,
 )
 from leadsync.followups import OwedTask, create_owed_tasks
 from leadsync.identity import (
@@ -212,20 +213,20 @@ class _Cycle:
                         extra={"system": system, "detail": str(exc)})
 
     # -- read phases: one thread per CRM --------------------------------------------------
-    def each_crm(self, read: Callable[[str, Connector, CrmReads], None],
-                 systems: Iterable[str] | None = None) -> dict[str, CrmReads]:
-        """Run `read(system, connector, found)` for every CRM (or those in `systems`) at the
-        same time, one thread each, under that CRM's budget stop. Returns what each found, in
-        connector order, once all are done; a failure in one stops the other at its next page
-        and is raised here (the first in connector order)."""
+    def each_crm(self, work: Callable[[str, Connector], None],
+                 systems: Iterable[str] | None = None) -> None:
+        """Run `work(system, connector)` for every CRM (or those in `systems`) at the same
+        time, one thread each, under that CRM's budget stop, and return once all are done. A
+        failure in one stops the other's reads at its next page and is raised here (the first
+        in connector order). `work` keeps what it finds apart per CRM (a `CrmReads`, a dict
+        slot of its own); the caller merges it."""
         wanted = None if systems is None else set(systems)
         chosen = [s for s in self.rt.connectors if wanted is None or s in wanted]
-        found = {system: CrmReads() for system in chosen}
 
         def one(system: str) -> None:
             try:
                 with self.crm_work(system):
-                    read(system, self.rt.connectors[system], found[system])
+                    work(system, self.rt.connectors[system])
             except _SiblingFailed:
                 return
             except BaseException:
@@ -235,12 +236,20 @@ class _Cycle:
         if len(chosen) <= 1:
             for system in chosen:
                 one(system)
-            return found
+            return
         with ThreadPoolExecutor(max_workers=len(chosen),
-                                thread_name_prefix="leadsync-read") as pool:
+                                thread_name_prefix="leadsync-crm") as pool:
             futures = [pool.submit(one, system) for system in chosen]
         for future in futures:
             future.result()
+
+    def read_each_crm(self, read: Callable[[str, Connector, CrmReads], None],
+                      systems: Iterable[str] | None = None) -> dict[str, CrmReads]:
+        """`each_crm` for reads: what each CRM found (also when its budget stopped it midway),
+        in connector order."""
+        wanted = None if systems is None else set(systems)
+        found = {s: CrmReads() for s in self.rt.connectors if wanted is None or s in wanted}
+        self.each_crm(lambda system, conn: read(system, conn, found[system]), found)
         return found
 
     def page(self) -> None:
@@ -262,7 +271,7 @@ class _Cycle:
 
         records: dict[str, CrmPerson] = {}
         sales: dict[str, tuple[str, str]] = {}
-        for system, found in self.each_crm(read).items():
+        for system, found in self.read_each_crm(read).items():
             records.update(found.records)
             self.cursors.update(found.cursors)
             for key, events in found.events.items():
@@ -464,7 +473,7 @@ class _Cycle:
                 found.records[rec.ref.key] = rec
                 self.report.records_read[system] += 1  # one key per thread
 
-        for system, found in self.each_crm(read, by_system).items():
+        for system, found in self.read_each_crm(read, by_system).items():
             out.update(found.records)
             if system in self.budget_stopped:
                 self.unread.update(r.key for r in by_system[system] if r.key not in out)
@@ -553,18 +562,21 @@ class _Cycle:
             for rec in person.records:
                 by_system.setdefault(rec.ref.system, []).append(
                     FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
-        for system, updates in by_system.items():
-            if system in self.budget_stopped:
-                self.failed_keys.update(u.ref.key for u in updates)
-                continue
-            conn = self.rt.connectors[system]
+        for system in [s for s in by_system if s in self.budget_stopped]:
+            self.failed_keys.update(u.ref.key for u in by_system.pop(system))
+        results: dict[str, WriteResult] = {}
+
+        def write_one(system: str, conn: Connector) -> None:  # both CRMs at once
+            updates = by_system[system]
             verb = "comparing" if self.dry_run else "writing"
             self.say(f"{verb} {len(updates):,} {system} records")
             if not self.dry_run:
                 self.lease.confirm()
-            result = None
-            with self.crm_work(system):
-                result = conn.write_updates(updates, dry_run=self.dry_run)
+            results[system] = conn.write_updates(updates, dry_run=self.dry_run)
+
+        self.each_crm(write_one, by_system)
+        for system, updates in by_system.items():
+            result = results.get(system)
             if result is None:  # budget spent: these are retried when the window allows
                 self.failed_keys.update(u.ref.key for u in updates)
                 continue
