@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -237,9 +237,15 @@ class _Cycle:
             for system in chosen:
                 one(system)
             return
-        with ThreadPoolExecutor(max_workers=len(chosen),
-                                thread_name_prefix="leadsync-crm") as pool:
+        pool = ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="leadsync-crm")
+        try:
             futures = [pool.submit(one, system) for system in chosen]
+            wait(futures)
+        except BaseException:  # this thread was interrupted (the task's soft time limit)
+            self._read_failed.set()  # the CRM threads stop at their next page, not at the end
+            raise
+        finally:
+            pool.shutdown(wait=True)
         for future in futures:
             future.result()
 

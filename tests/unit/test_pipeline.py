@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -374,13 +375,14 @@ class FailingPeopleRead(FakeConnector):
 class PacedPeopleRead(FakeConnector):
     """Reads its people one at a time, each after the other CRM's read has started."""
 
-    def __init__(self, *args: object, other: FailingPeopleRead, **kw: object) -> None:
+    def __init__(self, *args: object, other: FailingPeopleRead | None, **kw: object) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         self.other = other
         self.yielded = 0
 
     def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:
-        assert self.other.started.wait(5), "the two CRMs were not read at the same time"
+        if self.other is not None:
+            assert self.other.started.wait(5), "the two CRMs were not read at the same time"
         for rec in super().iter_changed_people(since):
             time.sleep(0.002)
             self.yielded += 1
@@ -421,3 +423,31 @@ def test_a_spent_budget_in_one_read_thread_keeps_the_other_crms_reads(crms, cloc
     assert hs.records[hs_ref.key].written["stage"] is not None
     assert state.get_cursor("salesforce:people") is None
     assert state.get_cursor("hubspot:people") is not None
+
+
+class TimeLimit(Exception):
+    """What Celery's soft time limit raises in the task's (main) thread."""
+
+
+def test_a_run_interrupted_while_reading_stops_both_crm_threads(crms, clock) -> None:
+    hs, sf = PacedPeopleRead("hubspot", clock, other=None), PacedPeopleRead(
+        "salesforce", clock, other=None)
+    for i in range(3000):
+        hs.add("contact", str(i), email=f"h{i}@corp.example")
+        sf.add("Lead", f"00Q{i}", email=f"s{i}@corp.example")
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise TimeLimit
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)  # 3000 records at 2 ms take 6 s per CRM
+    try:
+        with pytest.raises(TimeLimit):
+            run_job(make_runtime((hs, sf), clock), "full")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not [t for t in threading.enumerate() if t.name.startswith("leadsync-crm")]
+    # each CRM thread stopped at its first page boundary after the interruption
+    assert hs.yielded == sf.yielded == PROGRESS_EVERY
+    assert hs.writes == sf.writes == 0
