@@ -18,7 +18,8 @@ them out, each chunk re-reading its records by id so that SLA decisions used fre
 that read everything twice, and the fan-out bought nothing because every worker draws from the
 same CRM rate limits. One job reads each record once and decides right after reading it, and no
 incremental sync can write in between (same lock). Refused the lock (an incremental sync is
-running), it is retried later rather than skipped, so the night's run is not lost.
+running), it is retried later rather than skipped (within the message's one-hour expiry), so
+the night's run is not lost.
 `leadsync.reevaluate_chunk` stays for chunk messages an earlier version left in the queue: it
 re-evaluates the given records (their own lock plus `PEOPLE_LOCK` shared, as before).
 """
