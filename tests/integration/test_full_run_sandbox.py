@@ -132,7 +132,7 @@ def test_hubspot_and_salesforce_are_read_at_the_same_time(monkeypatch: pytest.Mo
     threads = {starts[s][1] for s in SYSTEMS}
     assert len(threads) == 2 and threading.main_thread().name not in threads
     # both started together, and each CRM's reads overlap the other's in time
-    assert abs(starts["hubspot"][0] - starts["salesforce"][0]) < 0.1
+    assert abs(starts["hubspot"][0] - starts["salesforce"][0]) < 0.3
     assert starts["hubspot"][0] < ends["salesforce"] and starts["salesforce"][0] < ends["hubspot"]
     wall = phase[1] - phase[0]
     slower, faster = max(busy.values()), min(busy.values())

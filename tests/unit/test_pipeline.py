@@ -451,3 +451,30 @@ def test_a_run_interrupted_while_reading_stops_both_crm_threads(crms, clock) -> 
     # each CRM thread stopped at its first page boundary after the interruption
     assert hs.yielded == sf.yielded == PROGRESS_EVERY
     assert hs.writes == sf.writes == 0
+
+
+def test_a_sale_closed_while_the_full_run_works_is_decided_by_the_next_incremental(
+        crms, clock, mql_person) -> None:
+    """The full run reads once and decides from that read; what a rep changes meanwhile is
+    newer than the cursors it saves, so the next incremental cycle reads it and decides."""
+    hs, sf = crms
+    hs_ref, sf_ref = mql_person
+    state = InMemoryStateStore()
+    runtime = make_runtime(crms, clock, state)
+    real_write = hs.write_updates
+
+    def write_while_the_sale_closes(*args: object, **kw: object) -> object:
+        sf.sell(sf_ref, "won", clock.now)  # after the full run read Salesforce
+        return real_write(*args, **kw)  # type: ignore[arg-type]
+
+    hs.write_updates = write_while_the_sale_closes  # type: ignore[method-assign]
+    full = run_job(runtime, "full")
+    hs.write_updates = real_write  # type: ignore[method-assign]
+    assert full.transitions == {"new->mql": 1}
+    assert hs.records[hs_ref.key].written["stage"] == "mql"
+    clock.advance(minutes=5)
+    report = run_job(runtime, "incremental")
+    assert report.transitions == {"mql->customer": 1}
+    assert report.records_written == {"hubspot": 1, "salesforce": 1}
+    assert hs.records[hs_ref.key].written["stage"] == "customer"
+    assert sf.records[sf_ref.key].written["stage"] == "customer"
