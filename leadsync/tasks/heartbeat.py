@@ -15,6 +15,7 @@ logged and skipped: it must never stop beat or the worker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -66,7 +67,7 @@ def stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
         headers[SENT_AT_HEADER] = round(time.time(), 3)
 
 
-class HeartbeatScheduler(PersistentScheduler):
+class HeartbeatScheduler(PersistentScheduler):  # type: ignore[misc]
     """Celery's file-backed beat scheduler that writes `BEAT_KEY` on every tick; beat ticks
     at least every heartbeat interval (`beat_max_loop_interval`)."""
 
@@ -82,7 +83,7 @@ class HeartbeatScheduler(PersistentScheduler):
         return delay
 
 
-class WorkerHeartbeat(bootsteps.StartStopStep):
+class WorkerHeartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
     """Worker bootstep: every `interval` s write this worker's heartbeat; every
     `renew_interval(visibility)` s renew the visibility of the messages it holds."""
 
@@ -109,10 +110,8 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
             timer.cancel()
         self._timers = []
         if self._client is not None:
-            try:
+            with contextlib.suppress(*REDIS_ERRORS):
                 self._client.delete(worker_key(parent.hostname))
-            except REDIS_ERRORS:
-                pass
 
     def _qos(self) -> Any:
         consumer = getattr(self._worker, "consumer", None)

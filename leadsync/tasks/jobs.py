@@ -143,8 +143,8 @@ def guarded(
     the error mapping of the module docstring."""
     ids = {"job": job, "task_id": task.request.id, "retries": task.request.retries}
     try:
-        return _guarded(task, ctx, job, lock_name, work, ids, retry_when_locked=retry_when_locked,
-                        shared_lock=shared_lock)
+        return _guarded(task, ctx, job, lock_name, work, ids=ids,
+                        retry_when_locked=retry_when_locked, shared_lock=shared_lock)
     except STATE_ERRORS as exc:
         # Redis (state store and broker) away: the job is redone, never acknowledged as done.
         # With the broker away too, Celery cannot publish the retry and rejects the message
@@ -162,8 +162,8 @@ def _guarded(
     job: str,
     lock_name: str,
     work: Callable[[Lock], Mapping[str, Any]],
-    ids: dict[str, Any],
     *,
+    ids: dict[str, Any],
     retry_when_locked: bool,
     shared_lock: str | None,
 ) -> dict[str, Any]:

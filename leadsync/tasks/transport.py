@@ -64,7 +64,7 @@ class Channel(kombu_redis.Channel):
             raise BrokerConnectionClosed(
                 "broker connection already closed: its unacknowledged messages stay in Redis "
                 "and come back after the visibility timeout")
-        return super()._connparams(asynchronous=asynchronous)
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
 
 
 class Transport(kombu_redis.Transport):
