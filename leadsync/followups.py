@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from leadsync.config.settings import SlaSettings
 from leadsync.connectors.base import Connector, FollowUpTask
 from leadsync.identity import Person
+from leadsync.owner_fallback import fallback_owner_id, reassign_refused
 from leadsync.report import CycleReport
 from leadsync.scoring import Evaluation, FollowUp, render_reasons
 from leadsync.state import StateStore
@@ -156,6 +157,7 @@ def _create_for_system(
     if not tasks:
         return
     result = conn.create_tasks(tasks)
+    result = reassign_refused(conn, tasks, result, fallback_owner_id(sla, owners))
     state.record_task_keys(result.created)
     report.tasks_created[conn.system] += len(result.created)
     for key, reason in result.failed.items():
