@@ -165,3 +165,65 @@ def test_leadsync_worker_restarts_a_killed_beat_and_scheduling_resumes(
                 os.kill(sup.pid, signal.SIGTERM)
         assert sup.wait(timeout=60) == 0  # stopped by SIGTERM: both children ended
         assert beat_record(run)["pid"] == second["pid"]  # nothing started after the stop
+
+
+def _received(run: Cluster, task_id: str) -> list[str]:
+    """Names of the workers that logged receiving `task_id`, once per delivery."""
+    return [p.name for p in run.procs for line in p.log.read_text(errors="replace").splitlines()
+            if f"[{task_id}] received" in line]
+
+
+def test_a_crashed_workers_job_comes_back_within_the_visibility_timeout_and_a_long_one_does_not(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Visibility 20 s, time limit 200 s: a nightly full run lasting more than twice the
+    timeout is delivered once (its worker renews it); the same job on a SIGKILLed worker is
+    taken by the other worker within timeout + sweep, not after an hour."""
+    from leadsync.config.settings import Settings
+    from leadsync.tasks.celery_app import TASK_FULL, create_app
+    from tests.e2e.harness import E2E_REDIS_URL, cluster
+
+    visibility = 20
+    with cluster(sandbox.env, tmp_path, LEADSYNC_BROKER_VISIBILITY_TIMEOUT_SECONDS=str(visibility),
+                 LEADSYNC_JOB_LOCK_SECONDS="10", LEADSYNC_TASK_TIME_LIMIT_SECONDS="200",
+                 LEADSYNC_HEARTBEAT_SECONDS=str(HEARTBEAT_S)) as run:  # fmt: skip
+        run.worker("w1")
+        run.worker("w2")
+        wait_for("both workers ready", lambda: all(
+            "ready" in p.log.read_text(errors="replace") for p in run.procs), timeout=60)
+        settings_for(sandbox.env, monkeypatch)
+        sender = create_app(Settings(redis_url=E2E_REDIS_URL))
+        set_faults(sandbox, latency_ms=1500)  # the full run lasts longer than 2 x 20 s
+
+        def full_reports() -> list[dict[str, Any]]:
+            run.check_alive()
+            return [r for r in run.reports() if r.get("job") == "full"]
+
+        long_id = sender.send_task(TASK_FULL).id
+        started = time.monotonic()
+        done = wait_for("the long full run", full_reports, timeout=150)
+        lasted = time.monotonic() - started
+        assert lasted > 2 * visibility, f"the run lasted only {lasted:.0f}s: not long enough"
+        assert len(done) == 1 and done[0]["stopped_reason"] is None
+        assert len(_received(run, long_id)) == 1  # renewed while running: never redelivered
+
+        crash_id = sender.send_task(TASK_FULL).id
+        holder = wait_for("a worker to take the second run", lambda: _received(run, crash_id),
+                          timeout=30)[0]
+        victim = next(p for p in run.procs if p.name == holder)
+        time.sleep(3)
+        run.kill(victim)
+        killed = time.monotonic()
+        other = wait_for("the other worker to get the job back",
+                         lambda: [n for n in _received(run, crash_id) if n != holder],
+                         timeout=visibility + 40)
+        back_after = time.monotonic() - killed
+        sweep = max(5, min(60, visibility // 5))
+        assert back_after <= visibility + sweep + 5, f"came back after {back_after:.0f}s"
+        assert other == [next(p.name for p in run.procs if p.name != holder)]
+        set_faults(sandbox)
+        wait_for("the redelivered run to finish", lambda: len(full_reports()) == 2, timeout=120)
+        second = full_reports()[-1]
+        assert second["stopped_reason"] is None and second["task_id"] == crash_id
+        assert sandbox_totals(sandbox.stats())["duplicate_task_keys"] == 0
+    print(f"long run {lasted:.0f}s delivered once; crashed run back after {back_after:.1f}s")
