@@ -126,6 +126,7 @@ def test_killed_beat_is_reported_within_two_intervals(sandbox: Any, tmp_path: Pa
             assert asked - killed <= 2 * HEARTBEAT_S, f"still healthy: {out}"
             time.sleep(0.2)
         assert asked - killed <= 2 * HEARTBEAT_S + 0.01
+        print(f"beat SIGKILLed: `leadsync health` exit 1 asked {asked - killed:.1f}s after")
         assert [c["what"] for c in out["checks"] if not c["ok"]] == ["beat"]
         assert out["line"].startswith("unhealthy: beat silent for ")
         assert health(run, "--only", "worker")[0] == 0  # the worker itself is fine
@@ -153,6 +154,7 @@ def test_leadsync_worker_restarts_a_killed_beat_and_scheduling_resumes(
                 rec if (rec := beat_record(run)) and rec["pid"] != first["pid"] else None),
                 timeout=30)  # fmt: skip
             assert second["at"] - killed < 10  # restarted after 1 s, not left dead
+            print(f"supervised beat restarted: first tick {second['at'] - killed:.1f}s after")
             wait_for("a cycle scheduled by the restarted beat",
                      lambda: finished_after(run.reports(), killed + 1), timeout=60)
             assert health(run)[0] == 0
