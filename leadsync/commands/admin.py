@@ -222,6 +222,9 @@ def worker(ctx: click.Context, with_beat: bool, schedule: str) -> None:
     if celery is None:
         fail("the `celery` command is not on PATH; install leadsync into this environment",
              exitcodes.CONFIG)
+    if any(a.startswith("-B") for a in ctx.args):  # celery's embedded beat: never supervised
+        fail("-B: `leadsync worker` runs beat itself, as a supervised process; drop -B "
+             "(or pass --no-beat to run the worker alone)", exitcodes.CONFIG)
     level = settings.log_level.lower()
     commands = {"worker": [celery, "-A", "leadsync.tasks", "worker", "--loglevel", level,
                            *ctx.args]}

@@ -7,14 +7,17 @@ plain `celery beat` process and the supervisor restarts it (and the worker) afte
 the wait up to `MAX_DELAY_S` while a child keeps dying within `MIN_UPTIME_S` of its start.
 SIGTERM/SIGINT/SIGQUIT are forwarded to the children (each runs in its own session, so a
 terminal's Ctrl-C reaches them once, through here); the supervisor exits when both have, with
-0 when it was asked to stop.
+0 when it was asked to stop. A child gets SIGTERM when the supervisor itself dies (Linux).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ FIRST_DELAY_S = 1.0
 MAX_DELAY_S = 60.0
 POLL_S = 0.2
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -41,6 +45,23 @@ class Child:
     exits: list[int] = field(default_factory=list)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: own session, and SIGTERM when the supervisor dies (Linux
+    `PR_SET_PDEATHSIG`), so a killed supervisor leaves no orphaned worker or beat."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() == 1:  # the supervisor died before prctl took effect
+            os._exit(1)
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, preexec_fn=_die_with_parent)  # noqa: S603, PLW1509
+
+
 class Supervisor:
     def __init__(
         self,
@@ -50,7 +71,7 @@ class Supervisor:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.children = [Child(name, list(argv)) for name, argv in commands.items()]
-        self._spawn = spawn or (lambda argv: subprocess.Popen(argv, start_new_session=True))  # noqa: S603
+        self._spawn = spawn or _spawn
         self._clock = clock
         self.stopping: int | None = None  # the signal that asked us to stop
 

@@ -58,6 +58,18 @@ ROWS: list[Row] = [
         "LEADSYNC_SALESFORCE__STATUS_MAP", SALESFORCE__STATUS_MAP="{bad json"),
     row("status map bad json: worker", "worker", CONFIG,
         "LEADSYNC_SALESFORCE__STATUS_MAP", SALESFORCE__STATUS_MAP="{bad json"),
+    row("worker asked for the embedded beat", "worker --concurrency=1 -B", CONFIG,
+        "-B: `leadsync worker` runs beat itself, as a supervised process",
+        REDIS_URL="redis://127.0.0.1:1/0"),
+    # `leadsync health` is a container healthcheck: exit 1 for anything unhealthy (Docker
+    # reserves 2), one line naming it
+    row("status map bad json: health", "health", exitcodes.FAILED_RECORDS,
+        "unhealthy: settings: invalid settings: LEADSYNC_SALESFORCE__STATUS_MAP: not valid JSON",
+        SALESFORCE__STATUS_MAP="{bad json", REDIS_URL="redis://127.0.0.1:1/0"),
+    row("health without redis url", "health", exitcodes.FAILED_RECORDS,
+        "unhealthy: settings: LEADSYNC_REDIS_URL is not set"),
+    row("health with redis unreachable", "health --only beat", exitcodes.FAILED_RECORDS,
+        "unhealthy: redis unreachable (ConnectionError)", REDIS_URL="redis://127.0.0.1:1/0"),
     row("status map target typo", "check", CONFIG, "did you mean 'disqualified'",
         SALESFORCE__STATUS_MAP='{"Lost": "disqualifed"}'),
     row("status map not an object", "check", CONFIG, "expected a JSON object",

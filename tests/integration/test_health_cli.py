@@ -123,3 +123,20 @@ def test_check_lists_the_scheduling_rows(client: Any, monkeypatch: pytest.Monkey
         write_heartbeat(client, worker_key("celery@w1"), 10)
         again = CliRunner().invoke(cli, ["check", "--json"], catch_exceptions=False)
         assert again.exit_code == 0, again.output
+
+
+def test_published_messages_carry_their_send_time(client: Any) -> None:
+    """A message sent through leadsync's app is stamped, so the queue check can age it."""
+    from leadsync.config.settings import Settings
+    from leadsync.tasks.celery_app import TASK_SLA, create_app
+    from leadsync.tasks.health import read_status
+
+    before = time.time()
+    create_app(Settings(redis_url=REDIS_URL)).send_task(TASK_SLA)
+    status = read_status(client)
+    assert status.queued == 1
+    assert status.oldest_sent_at is not None and before <= status.oldest_sent_at <= time.time()
+    beat_alive(client)
+    write_heartbeat(client, worker_key("celery@w1"), 10)
+    code, line = health("--only", "queue")
+    assert code == 0 and line == "healthy: queue 1 queued, oldest 0s old"
