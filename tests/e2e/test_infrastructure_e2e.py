@@ -33,12 +33,19 @@ from tests.e2e.harness import (
     wait_for,
 )
 from tests.e2e.own_redis import OwnRedis, own_redis
-from tests.e2e.test_tasks_e2e import assert_fields_in_both_crms, sandbox, set_faults
+from tests.e2e.test_tasks_e2e import assert_fields_in_both_crms, set_faults
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(300)]
-__all__ = ["sandbox"]  # the fixture, shared with the other e2e module
 
 HEARTBEAT_S = 2
+PEOPLE = 300  # seed 11: 301 records across both CRMs
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Any]:
+    module = pytest.importorskip("leadsync.sandbox")
+    with module.Sandbox(contacts=PEOPLE, seed=11) as sb:
+        yield sb
 
 
 @contextmanager
