@@ -1,6 +1,6 @@
 """End to end: real Celery worker and beat processes outliving their infrastructure.
 
-- Redis SIGKILLed mid-cycle and restarted empty, worker at --concurrency=2: the worker stays up,
+- Redis SIGKILLed mid-cycle and restarted empty, worker at --concurrency=1, 2, 4: it stays up,
   the cycle is redone, no duplicate task, no lost write (a private redis-server, own port).
 - beat SIGKILLed: `leadsync health` exits 1 within two heartbeat intervals; under
   `leadsync worker` the supervisor restarts it and scheduling resumes.
@@ -82,13 +82,15 @@ def finished_after(reports: list[dict[str, Any]], moment: float) -> list[dict[st
             > moment]
 
 
-def test_redis_killed_mid_cycle_at_concurrency_2_worker_survives_and_work_is_redone(
-    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("concurrency", [1, 2, 4])
+def test_redis_killed_mid_cycle_worker_survives_and_work_is_redone(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrency: int
 ) -> None:
     set_faults(sandbox, latency_ms=25)  # a cycle long enough to be caught in the middle
     with own_redis(tmp_path) as server, private_cluster(sandbox, tmp_path, server) as run:
         # as production runs it: gossip, mingle and heartbeats on (the harness turns them off)
-        worker = run._spawn("w1", ["worker", "-n", "w1@%h", "--concurrency=2", "--loglevel=INFO"])
+        worker = run._spawn("w1", ["worker", "-n", "w1@%h", f"--concurrency={concurrency}",
+                                   "--loglevel=INFO"])
         run.beat("beat1")
         wait_for("the first cycle to start writing",
                  lambda: sandbox_totals(sandbox.stats())["records_written"] > 0,
