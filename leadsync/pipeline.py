@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
 from leadsync import memory
+from leadsync import person as persons
 from leadsync.connectors.base import (
     BudgetExhausted,
     Connector,
@@ -48,7 +49,7 @@ from leadsync.connectors.base import (
     UnresolvedEvent,
     WriteResult,
 )
-from leadsync.followups import OwedTask, create_owed_tasks
+from leadsync.followups import OwedTask, TaskOutcome, TaskPlan
 from leadsync.identity import (
     Person,
     email_hash,
@@ -164,6 +165,9 @@ class _Cycle:
         self.held_done: set[str] = set()
         self._budget_guard = threading.Lock()  # CRM threads record their budget stops
         self._read_failed = threading.Event()  # one CRM thread failed: the other stops too
+        # stored person records by person key (None: none yet) and this cycle's task outcome
+        self.records: dict[str, persons.PersonRecord | None] = {}
+        self.tasks = TaskOutcome()
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -179,6 +183,7 @@ class _Cycle:
                 force |= self.state.get_pending(system)
         if job in ("incremental", "sla"):
             force |= memory.open_sla_records(self.state, self.now)
+            force |= memory.owed_task_records(self.state)  # not created yet: retried each cycle
         if job == "chunk":
             force |= set(record_keys)
         spare: dict[str, CrmPerson] = {}
@@ -507,19 +512,29 @@ class _Cycle:
         return kept
 
     def resolve(self, records: Iterable[CrmPerson]) -> list[Person]:
+        """Group the records into people, each under its durable key with its stored record
+        (`leadsync.person`): the previous stage is leadsync's own last decision, or on a cold
+        start the CRMs' written fields by their dated facts."""
         groups = group_records(records)
-        person_ids = [g[0].ref.key for g in groups]
-        memory = self.state.get_person_state(person_ids) if person_ids else {}
-        keys = [r.ref.key for g in groups for r in g]
+        resolved = persons.resolve(self.state, groups)
+        # engagement stored under any record the person has had (a converted Lead's, too)
+        keys = sorted({k for found in resolved for k in found.aliases})
         stored = self.state.get_events(keys) if keys else {}
         people = []
-        for pid, group in zip(person_ids, groups, strict=True):
+        for found, group in zip(resolved, groups, strict=True):
+            self.records[found.key] = found.record
             events: list[Event] = []
-            for rec in group:
-                events.extend(stored.get(rec.ref.key, ()))
-                events.extend(self.new_events.get(rec.ref.key, {}).values())
-            profile = merge_profile(pid, group, events, memory.get(pid, {}))
-            people.append(Person(id=pid, records=tuple(group), profile=profile))
+            for key in found.aliases:
+                events.extend(stored.get(key, ()))
+                events.extend(self.new_events.get(key, {}).values())
+            profile = merge_profile(found.key, group, events, {})
+            life = persons.previous_decision(found.record, group)
+            profile = persons.with_previous(profile, life, found.legacy)
+            if life.source == "crm-newer":
+                log.info("a CRM's stage is newer than our record: taken",
+                         extra={"person": found.key, "record": group[0].ref.key})
+            people.append(Person(id=found.key, records=tuple(group), profile=profile,
+                                 aliases=found.aliases))
         return people
 
     def evaluate(self, candidates: Sequence[Person]) -> tuple[list[Person], list[Evaluation]]:
@@ -544,10 +559,12 @@ class _Cycle:
             report.stages[ev.stage] += 1
             report.sla[ev.sla_status] += 1
             report.outcomes[person.id] = (ev.stage, ev.sla_status, ev.score)
+            report.primary[person.id] = person.records[0].ref.key
             if ev.stage_changed:
                 report.transitions[f"{person.profile.stage or 'new'}->{ev.stage}"] += 1
         ranked = sorted(zip(people, evaluations, strict=True), key=lambda pe: -pe[1].score)
-        report.top = [{"person": p.id, "score": e.score, "grade": e.grade, "stage": e.stage,
+        report.top = [{"person": p.records[0].ref.key, "key": p.id, "score": e.score,
+                       "grade": e.grade, "stage": e.stage,
                        "reasons": render_reasons(e.reasons, 120)} for p, e in ranked[:TOP_N]]
         return people, evaluations
 
@@ -597,20 +614,27 @@ class _Cycle:
                                                           "retryable": err.retryable})
 
     def follow_ups(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
-        owed = [OwedTask(p, e, e.follow_up) for p, e in zip(people, evaluations, strict=True)
-                if e.follow_up is not None]
+        """Owed tasks: searched for in every record of the person in both CRMs, then created
+        on the task target, one CRM at a time (budgets are per CRM). What is not created stays
+        owed in the person record (`self.tasks`) and the next cycle retries it."""
+        owed = [OwedTask(p, e, e.follow_up, self.records.get(p.id))
+                for p, e in zip(people, evaluations, strict=True) if e.follow_up is not None]
         if not owed:
             return
         self.say(f"follow-up tasks owed: {len(owed):,}")
-        for system, conn in self.rt.connectors.items():  # one CRM at a time: budgets are per CRM
+        plan = TaskPlan(owed, self.state, self.report, dry_run=self.dry_run)
+        live = {s: c for s, c in self.rt.connectors.items() if s not in self.budget_stopped}
+        for system, conn in live.items():
+            with self.crm_work(system):
+                plan.check(system, conn)
+        for system, conn in live.items():
             if system in self.budget_stopped:
                 continue
             if not self.dry_run:
                 self.lease.confirm()
             with self.crm_work(system):
-                create_owed_tasks(owed, {system: conn}, self.state, self.rt.settings.sla,
-                                  self.report, dry_run=self.dry_run,
-                                  tz=self.rt.settings.zone)
+                plan.create(system, conn, self.rt.settings.sla, tz=self.rt.settings.zone)
+        self.tasks = plan.outcome()
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:
@@ -647,7 +671,8 @@ class _Cycle:
         self.commit_engagement()
         self.commit_held_events()
         processed = memory.save_indexes(self.state, people, self.failed_keys)
-        memory.save_people(self.state, people, evaluations, self.rt.model.sla, self.now)
+        memory.save_people(self.state, people, evaluations, self.records, self.tasks,
+                           sla=self.rt.model.sla, now=self.now)
         for system in self.rt.connectors:
             prefix = system + ":"
             self.state.remove_pending(system, [k for k in processed if k.startswith(prefix)])

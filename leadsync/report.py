@@ -38,6 +38,8 @@ class CycleReport:
     duration_s: float = 0.0
     # person id -> (stage, sla status, score) of everyone evaluated; not serialised (size)
     outcomes: dict[str, tuple[str, str, int]] = field(default_factory=dict, repr=False)
+    # person key -> its primary record's key, of everyone evaluated; not serialised (size)
+    primary: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def stage_changes(self) -> int:

@@ -107,7 +107,8 @@ def _when(at: datetime, zone: tzinfo) -> str:
 
 
 def head_count(data: SandboxData, person_ids: Iterable[str]) -> dict[str, int]:
-    """How the seeded people became the people leadsync resolved (the sandbox knows the truth):
+    """How the seeded people became the people leadsync resolved (the sandbox knows the truth),
+    each person named by its primary record's key:
     `counted_twice` seeded people whose records could not be joined (no email in common and no
     CRM link), `merged` seeded people who share an email with another and were resolved into
     one, `extra_records` records no seeded person owns (an open duplicate Lead without email).
@@ -137,6 +138,7 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
     cycles would count them twice. With the sandbox's `data`, `head_count` says how the
     seeded people became these people."""
     outcomes: dict[str, tuple[str, str, int]] = {}
+    primary: dict[str, str] = {}
     totals: dict[str, Counter[str]] = {k: Counter() for k in
                                        ("records_written", "tasks_created", "failed",
                                         "api_calls", "transitions")}
@@ -150,6 +152,7 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
             if item.get("reason") and item["reason"] not in errors:
                 errors.append(item["reason"])
         outcomes.update(rep.outcomes)
+        primary.update(rep.primary)
         totals["records_written"].update(rep.records_written)
         totals["tasks_created"].update(rep.tasks_created)
         totals["failed"].update(rep.failed)
@@ -186,5 +189,5 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
     }
     if data is not None:
         with data.lock:
-            summary["head_count"] = head_count(data, outcomes)
+            summary["head_count"] = head_count(data, (primary.get(p, p) for p in outcomes))
     return summary

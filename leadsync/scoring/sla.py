@@ -24,21 +24,35 @@ from leadsync.scoring.model import SlaPolicy
 from leadsync.scoring.profile import Event
 
 MEETS_SLA_STATUSES: Final[frozenset[str]] = frozenset({"working", "accepted", "opportunity_open"})
-TASK_KEY_PREFIX = "ls1-"
+TASK_KEY_PREFIX = "ls2:"
+LEGACY_TASK_KEY_PREFIX = "ls1-"
 
 
-def task_key(person_id: str, stage: str, clock_start: datetime, kind: str) -> str:
-    """The idempotency key of a follow-up task: "ls1-" + 16 hex chars of SHA-256 over
-    person id, stage, clock start (ISO seconds, UTC, "Z") and kind, joined by U+001F.
-
-    Deterministic across processes and versions of Python; short enough for a CRM text field
-    and a task subject/body marker. "ls1" versions the recipe.
-    """
+def _key_hash(person_id: str, stage: str, clock_start: datetime, kind: str) -> str:
     if clock_start.tzinfo is None:
         raise ValueError("task_key: clock_start must be timezone-aware")
     start = clock_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     material = "\x1f".join((person_id, stage, start, kind)).encode("utf-8", "surrogatepass")
-    return TASK_KEY_PREFIX + hashlib.sha256(material).hexdigest()[:16]
+    return hashlib.sha256(material).hexdigest()[:16]
+
+
+def task_key(person_id: str, stage: str, clock_start: datetime, kind: str) -> str:
+    """The idempotency key of a follow-up task: "ls2:" + 16 hex chars of SHA-256 over the
+    person key (`leadsync.person`), stage, clock start (ISO seconds, UTC, "Z") and kind, joined
+    by U+001F.
+
+    Deterministic across processes and versions of Python; short enough for a CRM text field
+    and a task subject/body marker. "ls2" versions the recipe: the same material as "ls1", whose
+    person id was the person's first record's key (`legacy_task_key`) and so changed when a Lead
+    was converted; "ls2" is built from the durable person key.
+    """
+    return TASK_KEY_PREFIX + _key_hash(person_id, stage, clock_start, kind)
+
+
+def legacy_task_key(record_key: str, stage: str, clock_start: datetime, kind: str) -> str:
+    """The "ls1-" key earlier versions gave the same clock step when `record_key` was the
+    person's first record: recognised in the CRM so an upgrade creates no duplicate."""
+    return LEGACY_TASK_KEY_PREFIX + _key_hash(record_key, stage, clock_start, kind)
 
 
 class SlaOutcome(NamedTuple):
