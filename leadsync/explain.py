@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from leadsync import person as persons
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import CrmPerson, RecordRef
 from leadsync.identity import event_signature, group_records, merge_profile, normalise_email
@@ -97,11 +98,13 @@ def explain_person(settings: Settings, email: str, console: Console) -> None:
         console.print("No record with that email in the configured CRMs.")
         raise SystemExit(1)
     now = runtime.clock()
-    for group in group_records(records):
-        pid = group[0].ref.key  # as a cycle names the person, so its remembered state applies
-        memory = runtime.state.get_person_state([pid]).get(pid, {})
+    groups = group_records(records)
+    # as a cycle names the person (its durable key), so its stored record applies
+    for group, found in zip(groups, persons.resolve(runtime.state, groups), strict=True):
         own = [ev for rec in group for ev in events.get(rec.ref.key, ())]
-        profile = merge_profile(pid, group, own, memory)
+        profile = merge_profile(found.key, group, own, {})
+        profile = persons.with_previous(
+            profile, persons.previous_decision(found.record, group), found.legacy)
         ev = evaluate(profile, runtime.model, now)
         render(console, group, ev, runtime.model, profile.stage,
                fallback_owner=settings.sla.fallback_owner,
