@@ -148,3 +148,27 @@ def test_resolve_finds_the_record_through_the_alias_of_a_converted_lead() -> Non
     assert merged.key == key and merged.merged == (lone_key,)
     assert merged.record is not None and merged.record.former_keys == (lone_key,)
     assert merged.record.tasks_created == {"ls2:z": "1"} and merged.record.stage == "mql"
+
+
+def test_an_open_sla_entry_left_under_a_record_key_is_replaced_by_the_person_key() -> None:
+    """An earlier version kept the open-SLA set by the first record's key (a converted Lead's
+    stayed forever): the next cycle that evaluates the person removes it."""
+    from leadsync.pipeline import run_job
+    from tests.fakes import FakeConnector
+    from tests.unit.test_pipeline import Clock, demo_request, make_runtime
+
+    clock, state = Clock(), InMemoryStateStore()
+    hs, sf = FakeConnector("hubspot", clock), FakeConnector("salesforce", clock)
+    lead = sf.add("Lead", "00Q1", email="taro@example.jp", title="営業部長", company="X KK")
+    sf.add_event(lead, demo_request(clock.now - timedelta(hours=1)))
+    runtime = make_runtime((hs, sf), clock, state)
+    run_job(runtime, "incremental")
+    key = person_key("taro@example.jp", "")
+    assert state.get_pending("sla") == {key}
+    state.add_pending("sla", [lead.key])  # what the earlier version left
+    state.set_person_state({lead.key: {"stage": "mql", "records": [lead.key]}})
+    clock.advance(hours=21)
+    report = run_job(runtime, "sla")
+    assert sum(report.tasks_created.values()) == 1
+    assert state.get_pending("sla") == {key}
+    assert state.get_pending("owed-tasks") == set()
