@@ -7,6 +7,7 @@ Salesforce refuses leadsync's fields, a wiped state store, and tasks an earlier 
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from leadsync.runtime import Runtime, build_runtime
 from leadsync.sandbox import Sandbox
 from leadsync.sandbox.store import Person, sf_time
 from leadsync.scoring.sla import legacy_task_key
-from leadsync.state import InMemoryStateStore
+from leadsync.state import InMemoryStateStore, RedisStateStore, StateStore
 from tests.integration.test_sales_outcomes_sandbox import pick, request_demo
 from tests.sandbox_support import hubspot_client, salesforce
 
@@ -35,6 +36,7 @@ PEOPLE = 60
 SEED = 11
 HOUR = 3600.0
 KEY_LINE = re.compile(r"leadsync-key:\s*(\S+)")
+REDIS_URL = os.environ.get("LEADSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 RULE = "LeadSync fields are locked while Legal reviews this lead"
 
 
@@ -42,19 +44,41 @@ RULE = "LeadSync fields are locked while Legal reviews this lead"
 class World:
     sb: Sandbox
     runtime: Runtime
-    state: InMemoryStateStore
+    state: StateStore
+
+
+def redis_store() -> Iterator[StateStore]:
+    """The Redis store on its own namespace of LEADSYNC_TEST_REDIS_URL, wiped before and after
+    (skipped with the reason when Redis is unreachable)."""
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}")
+    store = RedisStateStore(client, namespace="leadsync-person-test")
+    store.clear()
+    try:
+        yield store
+    finally:
+        store.clear()
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    """The sandbox after a first full run; the state store in memory, or on Redis when the
+    test is parametrised with `indirect=["world"]` and "redis"."""
+    stores = redis_store() if getattr(request, "param", "memory") == "redis" else iter(
+        [InMemoryStateStore()])
+    state = next(stores)
     with Sandbox(contacts=PEOPLE, seed=SEED) as sb, \
             environ({**sb.env, "LEADSYNC_REDIS_URL": ""}):  # fmt: skip
         settings = load_settings().model_copy(update={"redis_url": None})
-        state = InMemoryStateStore()
         runtime = build_runtime(settings, state=state, clock=sb.now)
         first = run_job(runtime, "full")
         assert first.stopped_reason is None and not first.failed
         yield World(sb, runtime, state)
+    next(stores, None)  # the Redis store is wiped
 
 
 def run(w: World, *, job: str = "incremental", failures: int = 0) -> CycleReport:
@@ -230,6 +254,8 @@ def test_recycled_re_mql_with_a_rejected_write_keeps_its_clock_and_gets_one_task
     assert world.sb.stats()["salesforce"]["duplicate_task_keys"] == 0
 
 
+@pytest.mark.parametrize("world", ["memory", pytest.param("redis", marks=pytest.mark.redis)],
+                         indirect=True)
 def test_cold_start_rebuilds_people_from_the_crm_and_duplicates_nothing(world: World) -> None:
     person, lead_id, mql_at = mql_lead(world)
     at(world, mql_at, 21)
