@@ -225,15 +225,3 @@ class TaskPlan:
                 out.pending[pid] = item.follow_up
         return out
 
-
-def create_owed_tasks(
-    owed: Sequence[OwedTask], connectors: Mapping[str, Connector], state: StateStore,
-    sla: SlaSettings, report: CycleReport, *, dry_run: bool, tz: tzinfo = UTC,
-) -> TaskOutcome:
-    """Check and create `owed` with these connectors (all of them searched first)."""
-    plan = TaskPlan(owed, state, report, dry_run=dry_run)
-    for system, conn in connectors.items():
-        plan.check(system, conn)
-    for system, conn in connectors.items():
-        plan.create(system, conn, sla, tz=tz)
-    return plan.outcome()
