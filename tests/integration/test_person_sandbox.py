@@ -300,3 +300,43 @@ def test_an_ls1_task_of_the_previous_version_is_recognised(world: World) -> None
     run(world)
     keys = tasks_on(world, [lead_id])
     assert sorted(keys.values()) == [1, 1] and {k[:4] for k in keys} == {"ls1-", "ls2:"}
+
+
+def test_sandbox_lead_conversion_behaves_like_salesforce() -> None:
+    """`POST /__sandbox__/convert` as `convertLead`: the Lead stays, read-only, pointing at the
+    new Contact and Account; its activities and campaign membership move to the Contact."""
+    import requests
+    from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+    with Sandbox(contacts=5, seed=SEED) as sb:
+        sf = salesforce(sb)
+        lead = sf.Lead.create({"LastName": "山田", "Company": "山田商事", "Email": "y@x.example",
+                               "LeadSync_Stage__c": "mql", "BANT_Budget__c": True})["id"]
+        task = sf.Task.create({"WhoId": lead, "Subject": "[LeadSync] call"})["id"]
+        campaign = sf.Campaign.create({"Name": "Webinar"})["id"]
+        member = sf.CampaignMember.create({"CampaignId": campaign, "LeadId": lead})["id"]
+        url = f"{sb.hubspot_url}/__sandbox__/convert"
+        done = requests.post(url, json={"lead_id": lead}, timeout=5).json()
+        assert done["success"] is True and done["activitiesMoved"] == 1
+        row = sf.query("SELECT IsConverted, ConvertedContactId, ConvertedAccountId, "
+                       f"ConvertedDate, Status FROM Lead WHERE Id = '{lead}'")["records"][0]
+        assert (row["IsConverted"], row["ConvertedContactId"], row["ConvertedAccountId"]) == (
+            True, done["contactId"], done["accountId"])
+        assert row["ConvertedDate"] == sb.now().date().isoformat()
+        assert row["Status"] == "Qualified"
+        assert sf.query(f"SELECT Id FROM Lead WHERE Id = '{lead}' AND IsConverted = false"
+                        )["totalSize"] == 0
+        contact = sf.query("SELECT AccountId, Email, LeadSync_Stage__c, BANT_Budget__c FROM "
+                           f"Contact WHERE Id = '{done['contactId']}'")["records"][0]
+        assert (contact["AccountId"], contact["Email"], contact["LeadSync_Stage__c"],
+                contact["BANT_Budget__c"]) == (done["accountId"], "y@x.example", "mql", True)
+        moved = sf.query(f"SELECT WhoId, WhatId FROM Task WHERE Id = '{task}'")["records"][0]
+        assert (moved["WhoId"], moved["WhatId"]) == (done["contactId"], done["accountId"])
+        cm = sf.query(f"SELECT LeadId, ContactId FROM CampaignMember WHERE Id = '{member}'")
+        assert (cm["records"][0]["LeadId"], cm["records"][0]["ContactId"]) == (
+            lead, done["contactId"])
+        with pytest.raises(SalesforceMalformedRequest, match="CANNOT_UPDATE_CONVERTED_LEAD"):
+            sf.Lead.update(lead, {"LeadSync_Stage__c": "sql"})
+        again = requests.post(url, json={"lead_id": lead}, timeout=5)
+        assert again.status_code == 400
+        assert again.json()[0]["errorCode"] == "CANNOT_UPDATE_CONVERTED_LEAD"
