@@ -172,3 +172,42 @@ def test_an_open_sla_entry_left_under_a_record_key_is_replaced_by_the_person_key
     assert sum(report.tasks_created.values()) == 1
     assert state.get_pending("sla") == {key}
     assert state.get_pending("owed-tasks") == set()
+
+
+@pytest.mark.parametrize("wipe_ledger", [False, True])
+def test_a_person_re_keyed_mid_clock_gets_one_task_per_step(wipe_ledger: bool) -> None:
+    """A HubSpot contact without an email becomes an MQL (key p-r-...) and gets its due-soon
+    task; then its email is filled in: the key follows it (p-...) and the due-soon task of the
+    same clock is recognised under the former key (by the ledger, or by the CRM check when the
+    ledger lost it); the escalation comes once, under the new key."""
+    from leadsync.pipeline import run_job
+    from tests.fakes import FakeConnector
+    from tests.unit.test_pipeline import Clock, demo_request, make_runtime
+
+    clock, state = Clock(), InMemoryStateStore()
+    hs, sf = FakeConnector("hubspot", clock), FakeConnector("salesforce", clock)
+    ref = hs.add("contact", "9", title="営業部長", employees=150)
+    hs.add_event(ref, demo_request(clock.now - timedelta(hours=1)))
+    runtime = make_runtime((hs, sf), clock, state)
+    run_job(runtime, "incremental")
+    old = person_key(None, ref.key)
+    assert state.get_person_keys([ref.key]) == {ref.key: old}
+    clock.advance(hours=21)
+    run_job(runtime, "incremental")
+    assert [t.key[:4] for t in hs.tasks] == ["ls2:"]
+    clock.advance(minutes=30)
+    hs.touch(ref, email="Taro@Example.jp")
+    if wipe_ledger:
+        state._tasks.clear()  # the ledger lost the key: the CRM check must find it
+    report = run_job(runtime, "incremental")
+    new = person_key("taro@example.jp", "")
+    assert new in report.outcomes and old not in report.outcomes
+    assert len(hs.tasks) == 1 and report.tasks_existing == 1
+    record = state.get_person_state([new])[new]
+    assert record["former_keys"] == [old] and record["tasks_owed"] == {}
+    assert state.get_person_keys([ref.key]) == {ref.key: new}
+    assert state.get_pending("sla") == {new}
+    clock.advance(hours=3)  # past the deadline
+    run_job(runtime, "incremental")
+    assert [t.priority for t in hs.tasks] == ["normal", "high"]
+    assert len({t.key for t in hs.tasks}) == 2
