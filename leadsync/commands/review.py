@@ -76,11 +76,15 @@ def _say(line: str) -> None:
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write the as-of profiles (JSONL, DESIGN §2) with outcome and "
               "as_of, for `leadsync score --now AS_OF`.")
+@click.option("--suggest", "suggest_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write a rules file with the re-weighted points (same rule "
+              "ids), ready for --candidate and `leadsync score --rules`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @reported()
 def review(*, as_of_text: str | None, lookback_days: int | None, outcome_kind: str,
            horizon_days: int | None, candidate: Path | None, capacity: float | None,
-           max_calls: int | None, export_path: Path | None, as_json: bool) -> None:
+           max_calls: int | None, export_path: Path | None, suggest_path: Path | None,
+           as_json: bool) -> None:
     """Check the scoring model against what happened after a snapshot (PDCA's check)."""
     from leadsync.config.rules import RulesError, load_rules
 
@@ -100,14 +104,14 @@ def review(*, as_of_text: str | None, lookback_days: int | None, outcome_kind: s
     run_review(runtime, as_of_text=as_of_text, lookback_days=lookback_days,
                outcome_kind=outcome_kind, horizon_days=horizon_days,
                candidate_model=candidate_model, capacity=capacity, max_calls=max_calls,
-               export_path=export_path, as_json=as_json)
+               export_path=export_path, suggest_path=suggest_path, as_json=as_json)
 
 
 def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: int | None = None,
                outcome_kind: str = "opportunity", horizon_days: int | None = None,
                candidate_model: Any = None, capacity: float | None = None,
                max_calls: int | None = None, export_path: Path | None = None,
-               as_json: bool = False) -> dict[str, Any]:
+               suggest_path: Path | None = None, as_json: bool = False) -> dict[str, Any]:
     """The review over a built runtime (the command, the demo and tests share it)."""
     from leadsync.review.asof import score_cohort
     from leadsync.review.read import read_histories
@@ -122,6 +126,9 @@ def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: in
             sink = export_path.open("w", encoding="utf-8", newline="\n")
         except OSError as exc:
             _bad(f"--export: cannot write {export_path}: {exc.strerror}")
+    if suggest_path is not None:
+        source = _rules_source(runtime.settings.rules_file)
+        _writable(suggest_path, "--suggest")
     lookback = max(model.lookback_days,
                    candidate_model.lookback_days if candidate_model else 0.0)
     since = as_of - timedelta(days=min(lookback, 3 * 365.0))
@@ -141,11 +148,69 @@ def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: in
                 line = {**profile_to_dict(case.profile), "outcome": case.outcome,
                         "as_of": as_of.isoformat()}
                 sink.write(json.dumps(line, ensure_ascii=False) + "\n")
+    if suggest_path is not None:
+        report["suggested_rules"] = _write_suggestion(
+            suggest_path, source, cases, model, as_of=as_of, outcome_kind=outcome_kind)
     if as_json:
         click.echo(json.dumps({**outcome(exitcodes.OK), **report}, ensure_ascii=False))
     else:
         render(report)
     return report
+
+
+def _rules_source(rules_file: Path | None) -> dict[str, Any]:
+    """The live rules file as YAML data (LEADSYNC_RULES_FILE, else the bundled default)."""
+    import yaml
+
+    path = rules_file or Path(__file__).resolve().parents[1] / "config" / "default_rules.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        _bad(f"--suggest: cannot read the live rules file {path}: {exc}")
+    if not isinstance(data, dict):
+        _bad(f"--suggest: the live rules file {path} is not a mapping")
+    return data
+
+
+def _writable(path: Path, option: str) -> None:
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        _bad(f"{option}: cannot write {path}: {exc.strerror}")
+
+
+def _write_suggestion(path: Path, source: dict[str, Any], cases: Any, model: Any, *,
+                      as_of: datetime, outcome_kind: str) -> dict[str, Any]:
+    """Fit, write and re-load the suggested rules file (a file leadsync itself refuses is a
+    bug, never written silently); what was written, for the report."""
+    from leadsync.config.rules import RulesError, load_rules
+    from leadsync.review.asof import sequence_of
+    from leadsync.review.report import rule_points
+    from leadsync.review.suggest import SuggestError, rules_yaml, suggest_points
+
+    scored = sequence_of(cases)
+    try:
+        suggestions = suggest_points(scored, [(r, p) for r, _, p in rule_points(model)])
+    except SuggestError as exc:
+        fail(f"--suggest: cannot fit a model on this cohort: {exc}", exitcodes.FAILED_RECORDS,
+             stopped_reason="suggest")
+    version = f"{model.version}-suggested"[:40]
+    header = (f"Suggested by `leadsync review --suggest` from {len(scored):,} people as of "
+              f"{as_of.isoformat()} (outcome: {outcome_kind}).\n"
+              "Points re-weighted by an L2-regularised logistic model over rule hits, mapped to "
+              "the model's own scale\n(same total |points|); ± is one standard error. Only "
+              "`points` and `version` differ from the live file.")
+    path.write_text(rules_yaml(source, suggestions, scored, version=version, header=header),
+                    encoding="utf-8")
+    try:
+        load_rules(path)
+    except RulesError as exc:  # pragma: no cover - a bug in rules_yaml
+        raise RuntimeError(f"the suggested rules file does not load: {exc}") from exc
+    _say(f"wrote {path}: {sum(not s.kept for s in suggestions)} rule(s) re-weighted, "
+         f"{sum(s.kept for s in suggestions)} kept (too few hits)")
+    return {"path": str(path), "version": version,
+            "changed": sum(1 for s in suggestions if s.suggested != s.points)}
 
 
 # -- terminal rendering -------------------------------------------------------------------------
@@ -179,12 +244,18 @@ def render(report: dict[str, Any]) -> None:
     out.print(bands)
     _thresholds(report["thresholds"])
     rules = Table(title="Rule lift (rate with / rate without; ! = evidence against its sign)")
-    for column in ("rule", "label", "points", "hits", "with", "without", "lift"):
+    for column in ("rule", "label", "points", "hits", "with", "without", "lift", "suggested"):
         rules.add_column(column, justify="left" if column in ("rule", "label") else "right")
     for row in report["rules"]:
+        if row["suggested_points"] is None:
+            suggested = "—"
+        elif row["kept"]:
+            suggested = f"{row['suggested_points']:+g} (kept)"
+        else:
+            suggested = f"{row['suggested_points']:+g} ±{row['uncertainty']:g}"
         rules.add_row(row["rule"] + (" !" if row["contradicts"] else ""), row["label"],
                       f"{row['points']:+g}", str(row["hits"]), _pct(row["rate_with"]),
-                      _pct(row["rate_without"]), _num(row["lift"]))
+                      _pct(row["rate_without"]), _num(row["lift"]), suggested)
     out.print(rules)
     _misfits(report["misfits"])
     _sla(report["sla"])

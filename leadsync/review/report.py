@@ -35,6 +35,7 @@ from leadsync.review.figures import (
     threshold_for_capacity,
     threshold_table,
 )
+from leadsync.review.suggest import SuggestError, suggest_points
 from leadsync.scoring import (
     EngagementRule,
     FitRule,
@@ -140,13 +141,26 @@ def rule_points(model: ScoringModel) -> list[tuple[str, str, float]]:
 
 
 def rules_report(scored: Sequence[Scored], model: ScoringModel) -> list[dict[str, Any]]:
+    """Lift per rule, and the points the logistic model suggests (`suggest`; None when the
+    cohort cannot support a fit: one class only, or no rule with enough hits)."""
     rules = rule_points(model)
     labels = {rule: label for rule, label, _ in rules}
-    return [{"rule": row.rule, "label": labels[row.rule], "points": row.points,
-             "hits": row.hits, "outcomes_with": row.outcomes_with, "rate_with": row.rate_with,
-             "rate_without": row.rate_without, "lift": row.lift,
-             "contradicts": row.contradicts}
-            for row in rule_lift(scored, [(rule, points) for rule, _, points in rules])]
+    pairs = [(rule, points) for rule, _, points in rules]
+    try:
+        suggested = {s.rule: s for s in suggest_points(scored, pairs)}
+    except SuggestError:
+        suggested = {}
+    out = []
+    for row in rule_lift(scored, pairs):
+        s = suggested.get(row.rule)
+        out.append({
+            "rule": row.rule, "label": labels[row.rule], "points": row.points,
+            "hits": row.hits, "outcomes_with": row.outcomes_with, "rate_with": row.rate_with,
+            "rate_without": row.rate_without, "lift": row.lift, "contradicts": row.contradicts,
+            "suggested_points": None if s is None else s.suggested,
+            "uncertainty": None if s is None else s.uncertainty,
+            "kept": None if s is None else s.kept})
+    return out
 
 
 def misfits_report(cases: Sequence[Case], model: ScoringModel) -> dict[str, Any]:

@@ -180,3 +180,30 @@ def test_the_hidden_truth_stays_out_of_leadsync() -> None:
     review = (ROOT / "leadsync/commands/review.py").read_text(encoding="utf-8")
     assert "sandbox" not in review
     assert isinstance(Deal, type)
+
+
+def test_suggest_on_one_seed_beats_the_default_on_another(tmp_path: Path) -> None:
+    """The generalisation test: `--suggest` fitted on seed 11's history, then `--candidate` on
+    seed 12's (both with the HubSpot deal history that follows the hidden truth): the candidate
+    ranks seed 12's people better than the bundled default does."""
+    suggested = tmp_path / "suggested.yaml"
+    aucs: dict[str, float] = {}
+    for seed, args in ((11, ["--suggest", str(suggested)]), (12, ["--candidate", str(suggested)])):
+        with Sandbox(contacts=3000, seed=seed, now=datetime.now(UTC), deals=True,
+                     hubspot_rate_limit=1000) as sandbox, \
+                environ({**sandbox.env, "LEADSYNC_REDIS_URL": "", "LEADSYNC_RULES_FILE": ""}):
+            code, out, err = _review([*args, "--json"])
+        assert code == 0, err
+        report = json.loads(out)
+        if seed == 11:
+            assert report["suggested_rules"]["path"] == str(suggested)
+            assert report["suggested_rules"]["changed"] >= 5
+            aucs["default on seed 11"] = report["auc"]["current"]["value"]
+        else:
+            aucs["default on seed 12"] = report["auc"]["current"]["value"]
+            aucs["suggested on seed 12"] = report["auc"]["candidate"]["value"]
+            assert report["candidate"]["model"] == "default-2026.11-suggested"
+    print("\n" + "; ".join(f"AUC {k}: {v:.3f}" for k, v in aucs.items()))
+    assert aucs["suggested on seed 12"] > aucs["default on seed 12"] + 0.01
+    text = suggested.read_text(encoding="utf-8")
+    assert text.startswith("# Suggested by `leadsync review --suggest` from ")
