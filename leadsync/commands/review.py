@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -111,8 +112,11 @@ def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: in
                outcome_kind: str = "opportunity", horizon_days: int | None = None,
                candidate_model: Any = None, capacity: float | None = None,
                max_calls: int | None = None, export_path: Path | None = None,
-               suggest_path: Path | None = None, as_json: bool = False) -> dict[str, Any]:
-    """The review over a built runtime (the command, the demo and tests share it)."""
+               suggest_path: Path | None = None, as_json: bool = False, quiet: bool = False,
+               say: Any = None) -> dict[str, Any]:
+    """The review over a built runtime (the command, the demo, benchmarks and tests share
+    it); `quiet` prints nothing (the caller shows what it needs), `say` takes the progress
+    lines (default: stderr)."""
     from leadsync.review.asof import score_cohort
     from leadsync.review.read import read_histories
     from leadsync.review.report import build_report
@@ -122,17 +126,15 @@ def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: in
     horizon = timedelta(days=horizon_days) if horizon_days else now - as_of
     model = runtime.model
     if export_path is not None:
-        try:
-            sink = export_path.open("w", encoding="utf-8", newline="\n")
-        except OSError as exc:
-            _bad(f"--export: cannot write {export_path}: {exc.strerror}")
+        _writable(export_path, "--export")
     if suggest_path is not None:
         source = _rules_source(runtime.settings.rules_file)
         _writable(suggest_path, "--suggest")
     lookback = max(model.lookback_days,
                    candidate_model.lookback_days if candidate_model else 0.0)
     since = as_of - timedelta(days=min(lookback, 3 * 365.0))
-    histories, stats = read_histories(runtime.connectors, since, max_calls=max_calls, say=_say)
+    histories, stats = read_histories(runtime.connectors, since, max_calls=max_calls,
+                                      say=say or _say)
     cases = score_cohort(histories, model, as_of, horizon, outcome_kind,  # type: ignore[arg-type]
                          candidate=candidate_model)
     report = build_report(cases, histories, model, as_of=as_of, now=now, horizon=horizon,
@@ -143,7 +145,7 @@ def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: in
     if export_path is not None:
         from leadsync.scoring import profile_to_dict
 
-        with sink:
+        with export_path.open("w", encoding="utf-8", newline="\n") as sink:
             for case in cases:
                 line = {**profile_to_dict(case.profile), "outcome": case.outcome,
                         "as_of": as_of.isoformat()}
@@ -151,6 +153,8 @@ def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: in
     if suggest_path is not None:
         report["suggested_rules"] = _write_suggestion(
             suggest_path, source, cases, model, as_of=as_of, outcome_kind=outcome_kind)
+    if quiet:
+        return report
     if as_json:
         click.echo(json.dumps({**outcome(exitcodes.OK), **report}, ensure_ascii=False))
     else:
@@ -173,11 +177,13 @@ def _rules_source(rules_file: Path | None) -> dict[str, Any]:
 
 
 def _writable(path: Path, option: str) -> None:
-    try:
-        with path.open("a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        _bad(f"{option}: cannot write {path}: {exc.strerror}")
+    """Checked before any call, without creating or truncating the file."""
+    if path.is_dir():
+        _bad(f"{option}: {path} is a directory; expected a file path")
+    if not path.parent.is_dir():
+        _bad(f"{option}: cannot write {path}: directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        _bad(f"{option}: cannot write {path}: permission denied")
 
 
 def _write_suggestion(path: Path, source: dict[str, Any], cases: Any, model: Any, *,
