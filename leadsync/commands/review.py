@@ -80,12 +80,15 @@ def _say(line: str) -> None:
 @click.option("--suggest", "suggest_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write a rules file with the re-weighted points (same rule "
               "ids), ready for --candidate and `leadsync score --rules`.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the review as one self-contained, offline HTML page "
+              "with charts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @reported()
 def review(*, as_of_text: str | None, lookback_days: int | None, outcome_kind: str,
            horizon_days: int | None, candidate: Path | None, capacity: float | None,
            max_calls: int | None, export_path: Path | None, suggest_path: Path | None,
-           as_json: bool) -> None:
+           html_path: Path | None, as_json: bool) -> None:
     """Check the scoring model against what happened after a snapshot (PDCA's check)."""
     from leadsync.config.rules import RulesError, load_rules
 
@@ -105,15 +108,16 @@ def review(*, as_of_text: str | None, lookback_days: int | None, outcome_kind: s
     run_review(runtime, as_of_text=as_of_text, lookback_days=lookback_days,
                outcome_kind=outcome_kind, horizon_days=horizon_days,
                candidate_model=candidate_model, capacity=capacity, max_calls=max_calls,
-               export_path=export_path, suggest_path=suggest_path, as_json=as_json)
+               export_path=export_path, suggest_path=suggest_path, html_path=html_path,
+               as_json=as_json)
 
 
 def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: int | None = None,
                outcome_kind: str = "opportunity", horizon_days: int | None = None,
                candidate_model: Any = None, capacity: float | None = None,
                max_calls: int | None = None, export_path: Path | None = None,
-               suggest_path: Path | None = None, as_json: bool = False, quiet: bool = False,
-               say: Any = None) -> dict[str, Any]:
+               suggest_path: Path | None = None, html_path: Path | None = None,
+               as_json: bool = False, quiet: bool = False, say: Any = None) -> dict[str, Any]:
     """The review over a built runtime (the command, the demo, benchmarks and tests share
     it); `quiet` prints nothing (the caller shows what it needs), `say` takes the progress
     lines (default: stderr)."""
@@ -127,6 +131,8 @@ def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: in
     model = runtime.model
     if export_path is not None:
         _writable(export_path, "--export")
+    if html_path is not None:
+        _writable(html_path, "--html")
     if suggest_path is not None:
         source = _rules_source(runtime.settings.rules_file)
         _writable(suggest_path, "--suggest")
@@ -153,6 +159,12 @@ def run_review(runtime: Any, *, as_of_text: str | None = None, lookback_days: in
     if suggest_path is not None:
         report["suggested_rules"] = _write_suggestion(
             suggest_path, source, cases, model, as_of=as_of, outcome_kind=outcome_kind)
+    if html_path is not None:
+        from leadsync.review.html import render_html
+
+        html_path.write_text(render_html(report), encoding="utf-8")
+        report["html"] = str(html_path)
+        (say or _say)(f"wrote {html_path}")
     if quiet:
         return report
     if as_json:

@@ -206,6 +206,24 @@ def _auc_counts(counts: dict[float, list[int]], positives: int, negatives: int) 
     return wins / (positives * negatives)
 
 
+def roc_points(scored: Sequence[Scored]) -> list[tuple[float, float]]:
+    """The ROC curve: (false positive rate, true positive rate) from (0, 0) to (1, 1), one
+    point per distinct score taken as the threshold, highest first (tied scores move both
+    rates at once: the diagonal step whose area is the AUC's one half). Empty with one class."""
+    positives = sum(1 for s in scored if s.outcome)
+    negatives = len(scored) - positives
+    if not positives or not negatives:
+        return []
+    counts = _histogram((s.score, s.outcome) for s in scored)
+    points = [(0.0, 0.0)]
+    fp = tp = 0
+    for score in sorted(counts, reverse=True):
+        neg, pos = counts[score]
+        fp, tp = fp + neg, tp + pos
+        points.append((fp / negatives, tp / positives))
+    return points
+
+
 @dataclass(frozen=True, slots=True)
 class Interval:
     low: float

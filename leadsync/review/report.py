@@ -29,6 +29,7 @@ from leadsync.review.figures import (
     funnel_by,
     median_days_in_stage,
     misfits,
+    roc_points,
     rule_lift,
     sla_figures,
     split_at,
@@ -70,6 +71,7 @@ def build_report(cases: Sequence[Case], histories: Sequence[History], model: Sco
                   "threshold": [band_dict(b) for b in split_at(current, model.mql_threshold)]},
         "grades": [band_dict(b) for b in by_grade(current, [g.grade for g in model.grades])],
         "auc": {"current": auc_dict(current)},
+        "roc": {"current": roc_points(current)},
         "thresholds": thresholds_report(current, model, months, capacity),
         "rules": rules_report(current, model),
         "misfits": misfits_report(cases, model),
@@ -78,6 +80,7 @@ def build_report(cases: Sequence[Case], histories: Sequence[History], model: Sco
     if candidate is not None:
         other = sequence_of(cases, "candidate")
         report["auc"]["candidate"] = auc_dict(other)
+        report["roc"]["candidate"] = roc_points(other)
         report["candidate"] = {
             "model": candidate.version,
             "current": backtest(cases, current, model, "current"),

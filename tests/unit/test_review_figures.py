@@ -3,6 +3,7 @@ misfits, SLA), including empty cohorts, one class only, ties and people with no 
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +22,7 @@ from leadsync.review.figures import (
     funnel_by,
     median_days_in_stage,
     misfits,
+    roc_points,
     rule_lift,
     sla_figures,
     split_at,
@@ -134,6 +136,17 @@ def test_auc_edges() -> None:
     assert auc([s("a", 1, False), s("b", 2, True)]) == 1.0
     assert auc([s("a", 1, True), s("b", 2, False)]) == 0.0
     assert auc([s("a", 7, True), s("b", 7, False)]) == 0.5  # people with no events: all tied
+
+
+def test_roc_points_by_hand_and_their_area_is_the_auc() -> None:
+    cohort = [s("n1", 1, False), s("p1", 2, True), s("p2", 2, True), s("n2", 2, False),
+              s("p3", 3, True)]
+    points = roc_points(cohort)
+    assert points == [(0.0, 0.0), (0.0, pytest.approx(1 / 3)), (0.5, 1.0), (1.0, 1.0)]
+    area = sum((x2 - x1) * (y1 + y2) / 2 for (x1, y1), (x2, y2) in
+               itertools.pairwise(points))
+    assert area == pytest.approx(auc(cohort))  # type: ignore[arg-type]
+    assert roc_points([s("a", 1, True)]) == [] and roc_points([]) == []
 
 
 def test_auc_interval_is_seeded_and_brackets_the_estimate() -> None:
