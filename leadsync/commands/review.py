@@ -366,3 +366,26 @@ def _candidate(c: dict[str, Any]) -> None:
                       str(b["outcomes_captured"]))
     console.print(table)
     console.print(f"People who would change stage (MQL or not): {c['stage_changes']:,}")
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The review in a few numbers (what `leadsync demo` ends with): AUC, the three strongest
+    and the three weakest rules by lift, SLA compliance."""
+    ranked = sorted((r for r in report["rules"] if r["lift"] is not None),
+                    key=lambda r: (-r["lift"], r["rule"]))
+    return {"as_of": report["as_of"], "people": report["people"],
+            "outcomes": report["outcomes"], "auc": report["auc"]["current"]["value"],
+            "strongest": [(r["rule"], round(r["lift"], 2)) for r in ranked[:3]],
+            "weakest": [(r["rule"], round(r["lift"], 2)) for r in ranked[-3:][::-1]],
+            "sla_met": {stage: report["sla"][stage]["share_met"] for stage in ("mql", "sql")},
+            "html": report.get("html")}
+
+
+def print_headline(head: dict[str, Any]) -> None:
+    lifts = "; ".join(f"{name}: " + ", ".join(f"{rule} ×{lift:.2f}" for rule, lift in head[name])
+                      for name in ("strongest", "weakest"))
+    console.print(f"[bold]Review[/bold] (snapshot {head['as_of'][:10]}, {head['people']:,} "
+                  f"people, {head['outcomes']:,} opportunities since): AUC {_num(head['auc'])}; "
+                  f"{lifts}; SLA met: MQL {_pct(head['sla_met']['mql'])}, SQL "
+                  f"{_pct(head['sla_met']['sql'])}" + (f"; page: {head['html']}"
+                                                       if head["html"] else ""))

@@ -108,7 +108,7 @@ def roc_chart(report: dict[str, Any]) -> str:
 
 def lift_chart(rules: Sequence[dict[str, Any]]) -> str:
     body, y = [], 10
-    centre, half = 380, 160
+    centre, half = 520, 160
     body.append(f'<line x1="{centre}" y1="4" x2="{centre}" y2="{14 + 26 * len(rules)}" '
                 f'stroke="{GREY}"/>')
     for row in rules:
@@ -125,7 +125,7 @@ def lift_chart(rules: Sequence[dict[str, Any]]) -> str:
         y += 26
     body.append(_text(centre, y + 14, "← 逆効果 / worse   lift (log scale)   better / 有効 →",
                       anchor="middle", size=10))
-    return _svg("lift", 760, y + 24,
+    return _svg("lift", 880, y + 24,
                 "ルール別リフト / Rule lift: outcome rate with the rule ÷ without "
                 "(red: evidence against its sign)", body)
 

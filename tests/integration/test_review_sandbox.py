@@ -207,3 +207,18 @@ def test_suggest_on_one_seed_beats_the_default_on_another(tmp_path: Path) -> Non
     assert aucs["suggested on seed 12"] > aucs["default on seed 12"] + 0.01
     text = suggested.read_text(encoding="utf-8")
     assert text.startswith("# Suggested by `leadsync review --suggest` from ")
+
+
+def test_demo_ends_with_the_review_headline_and_its_page(tmp_path: Path) -> None:
+    page = tmp_path / "demo-review.html"
+    result = CliRunner().invoke(cli, ["demo", "--contacts", "300", "--days", "1",
+                                      "--step-hours", "12", "--json", "--review-html", str(page)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    head = summary["review"]
+    assert set(head) == {"as_of", "people", "outcomes", "auc", "strongest", "weakest", "sla_met",
+                         "html"}
+    assert len(head["strongest"]) == 3 and len(head["weakest"]) == 3
+    assert head["strongest"][0][1] >= head["weakest"][0][1]
+    assert 0 < head["auc"] < 1 and head["people"] > 100
+    assert head["html"] == str(page) and page.stat().st_size > 5_000
