@@ -261,7 +261,8 @@ def render(report: dict[str, Any]) -> None:
                       str(grade["outcomes"]), _pct(grade["rate"]))
     out.print(bands)
     _thresholds(report["thresholds"])
-    rules = Table(title="Rule lift (rate with / rate without; ! = evidence against its sign)")
+    rules = Table(title="Rule lift (rate with / rate without; ! = evidence against its sign, "
+                        "~ = its points outside the suggestion ±2 SE)")
     for column in ("rule", "label", "points", "hits", "with", "without", "lift", "suggested"):
         rules.add_column(column, justify="left" if column in ("rule", "label") else "right")
     for row in report["rules"]:
@@ -271,7 +272,8 @@ def render(report: dict[str, Any]) -> None:
             suggested = f"{row['suggested_points']:+g} (kept)"
         else:
             suggested = f"{row['suggested_points']:+g} ±{row['uncertainty']:g}"
-        rules.add_row(row["rule"] + (" !" if row["contradicts"] else ""), row["label"],
+        mark = (" !" if row["contradicts"] else "") + (" ~" if row["weight_off"] else "")
+        rules.add_row(row["rule"] + mark, row["label"],
                       f"{row['points']:+g}", str(row["hits"]), _pct(row["rate_with"]),
                       _pct(row["rate_without"]), _num(row["lift"]), suggested)
     out.print(rules)

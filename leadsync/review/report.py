@@ -162,7 +162,11 @@ def rules_report(scored: Sequence[Scored], model: ScoringModel) -> list[dict[str
             "rate_without": row.rate_without, "lift": row.lift, "contradicts": row.contradicts,
             "suggested_points": None if s is None else s.suggested,
             "uncertainty": None if s is None else s.uncertainty,
-            "kept": None if s is None else s.kept})
+            "kept": None if s is None else s.kept,
+            # the evidence puts the weight elsewhere: current points outside the suggestion's
+            # two standard errors
+            "weight_off": bool(s is not None and not s.kept and s.uncertainty is not None
+                               and abs(s.suggested - s.points) > 2 * s.uncertainty)})
     return out
 
 

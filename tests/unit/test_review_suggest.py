@@ -90,3 +90,19 @@ def test_written_rules_file_is_complete_and_valid(tmp_path: Path) -> None:
     assert text.startswith("# line one\n# line two\n")
     assert "  # demo: kept at 50 (only 0 people hit it; at least 20 needed)\n" in text
     assert "  # company-100: 10 -> " in text
+
+
+def test_report_flags_a_weight_the_evidence_puts_elsewhere() -> None:
+    from leadsync.review.report import rules_report
+
+    rng = random.Random(9)
+    people = []
+    for i in range(3000):
+        hits = {name for name in ("blog", "senior-title", "company-100") if rng.random() < 0.4}
+        rate = 0.05 * (4 if "blog" in hits else 1)  # blog (+3) is the one that matters
+        people.append(Scored(f"p{i}", 0, rng.random() < rate, "C", frozenset(hits)))
+    rows = {row["rule"]: row for row in rules_report(people, load_default_rules())}
+    assert rows["blog"]["weight_off"] is True and rows["blog"]["suggested_points"] > 3
+    assert rows["demo"]["kept"] is True and rows["demo"]["weight_off"] is False
+    assert rows["blog"]["contradicts"] is False
+    assert rows["senior-title"]["suggested_points"] < rows["blog"]["suggested_points"]
