@@ -13,6 +13,7 @@ from datetime import datetime
 
 from leadsync.connectors.base import (
     CrmPerson,
+    Deal,
     EngagementEvent,
     FieldUpdate,
     FollowUpTask,
@@ -51,6 +52,7 @@ class FakeConnector:
         self.records: dict[str, FakeRecord] = {}
         self.events: list[EngagementEvent] = []
         self.sales: list[SalesChange] = []
+        self.deals: list[Deal] = []  # what `iter_deals` yields (the review's read)
         self.tasks: list[FollowUpTask] = []
         self.calls = 0
         self.writes = 0  # records actually written
@@ -93,6 +95,10 @@ class FakeConnector:
         for rec in list(self.records.values()):
             if since is None or rec.modified_at >= since:
                 yield self._person(rec)
+
+    def iter_deals(self) -> Iterator[Deal]:
+        self.calls += 1
+        yield from self.deals
 
     def read_people(self, refs: Sequence[RecordRef]) -> list[CrmPerson]:
         self.calls += 1

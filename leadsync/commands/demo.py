@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -43,9 +45,13 @@ if TYPE_CHECKING:
 @click.option("--step-hours", default=6.0, show_default=True, type=click.FloatRange(0.5, 48),
               help="Simulated hours between two cycles.")
 @click.option("--seed", default=42, show_default=True, help="Data set seed (deterministic).")
+@click.option("--review-html", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(tempfile.gettempdir()) / "leadsync-review.html", show_default=True,
+              help="Where the closing review writes its HTML page.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @reported()
-def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) -> None:
+def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html: Path,
+         as_json: bool) -> None:
     """Run leadsync against a seeded local sandbox of HubSpot and Salesforce."""
     from leadsync.pipeline import run_job
     from leadsync.runtime import build_runtime
@@ -57,7 +63,8 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
     with environ(quiet):
         checked_settings()  # the user's own settings and rules file, before seeding anything
     # Pro tier (190 per 10 s): HubSpot's Salesforce integration needs Pro or Enterprise
-    with Sandbox(contacts=contacts, seed=seed, hubspot_rate_limit=190) as sb, environ(
+    # deals=True: a HubSpot deal history for the closing review (the sync never reads deals)
+    with Sandbox(contacts=contacts, seed=seed, hubspot_rate_limit=190, deals=True) as sb, environ(
         {**sb.env, **quiet}
     ):
         settings = checked_settings().model_copy(update={"redis_url": None})
@@ -82,6 +89,11 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
         summary = summarise(reports, sb.stats(), sb.data)
         summary["simulated"] = {"from": local_time(started, zone), "to": local_time(sb.now(), zone),
                                 "timezone": settings.timezone}
+        from leadsync.commands.review import headline, run_review
+
+        # the review's headline: the model checked against the history (docs/review.md)
+        summary["review"] = headline(run_review(runtime, quiet=True, html_path=review_html,
+                                                say=lambda _line: None))
     failed = sum(summary["failed"].values()) + summary["task_failures"]
     stopped = summary["stopped"][-1] if summary["stopped"] else None
     code = exitcodes.for_outcome(failed=failed, stopped_reason=stopped)
@@ -97,6 +109,9 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
         print_summary(console, summary)
         dup = sum(summary["duplicate_task_keys"].values())
         console.print(f"Duplicate follow-up task keys seen by the CRMs: {dup}")
+        from leadsync.commands.review import print_headline
+
+        print_headline(summary["review"])
     if code:
         raise click.exceptions.Exit(code)
 

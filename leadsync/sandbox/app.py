@@ -18,6 +18,7 @@ from leadsync.sandbox.faults import FaultInjector, Faults
 from leadsync.sandbox.hubspot import HubSpotApi
 from leadsync.sandbox.salesforce import SalesforceApi, SfCredentials
 from leadsync.sandbox.seed import seed as seed_data
+from leadsync.sandbox.seed_deals import add_deal_history
 from leadsync.sandbox.server import Dispatcher, _Server, serve
 from leadsync.sandbox.sf_convert import convert_lead
 from leadsync.sandbox.simulate import simulate
@@ -49,6 +50,7 @@ class Sandbox:
         hubspot_daily_limit: int = 250_000,
         search_per_second: int = 5,
         session_ttl_seconds: float = 7200,
+        deals: bool = False,
     ) -> None:
         if hubspot_rate_limit < 1 or sf_daily_limit < 1:
             raise ValueError("hubspot_rate_limit and sf_daily_limit must be >= 1")
@@ -84,6 +86,7 @@ class Sandbox:
         )
         self._ports = (hubspot_port, salesforce_port)
         self._provision = provision_hubspot
+        self._deals = deals  # an outcome history in HubSpot deals (seed_deals)
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._workdir: Path | None = None
@@ -102,6 +105,8 @@ class Sandbox:
                 seed_data(
                     self.data, self.contacts, self.seed, self.clock.virtual_now(), self._provision
                 )
+                if self._deals:
+                    add_deal_history(self.data, self.seed, self.clock.virtual_now())
                 self._seeded = True
 
     def start(self) -> Sandbox:

@@ -262,6 +262,9 @@ class SandboxData:
     `people`: the hidden per-person truth used by the generator and `simulate`."""
 
     hs_contacts: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: deals (id -> properties) and their associated contacts (`hs_deals.add_deal`)
+    hs_deals: dict[str, dict[str, str]] = field(default_factory=dict)
+    hs_deal_contacts: dict[str, list[str]] = field(default_factory=dict)
     hs_tasks: dict[str, dict[str, str]] = field(default_factory=dict)
     hs_task_contacts: dict[str, list[str]] = field(default_factory=dict)
     hs_events: list[tuple[int, int, str, str, dict[str, str]]] = field(default_factory=list)
