@@ -24,6 +24,7 @@ _COMMANDS: dict[str, str] = {
     "demo": "leadsync.commands:demo",
     "sync": "leadsync.commands:sync",
     "check": "leadsync.commands:check",
+    "health": "leadsync.commands.health:health",
     "provision": "leadsync.commands:provision",
     "explain": "leadsync.commands:explain",
     "review": "leadsync.commands.review:review",

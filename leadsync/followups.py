@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from leadsync.config.settings import SlaSettings
 from leadsync.connectors.base import Connector, FollowUpTask
 from leadsync.identity import Person
+from leadsync.owner_fallback import fallback_owner_id, reassign_refused
 from leadsync.person import PersonRecord, equivalent_keys
 from leadsync.report import CycleReport
 from leadsync.scoring import Evaluation, FollowUp, render_reasons
@@ -206,6 +207,7 @@ class TaskPlan:
         if not tasks:
             return
         result = conn.create_tasks(tasks)
+        result = reassign_refused(conn, tasks, result, fallback_owner_id(sla, owners))
         self.state.record_task_keys(result.created)
         self.created.update(result.created)
         self.report.tasks_created[conn.system] += len(result.created)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,8 +32,9 @@ MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
 def check(as_json: bool) -> None:
     """Settings, rules file, connectivity and written fields in both CRMs.
 
-    Exit 0 when all is well; 2 for settings or rules; 4 when a CRM or Redis cannot be reached or
-    refuses the credentials; 1 when something else is missing (fields, scopes)."""
+    With Redis configured, also beat, worker and queue (as `leadsync health`). Exit 0 when all
+    is well; 2 for settings or rules; 4 when a CRM or Redis cannot be reached or refuses the
+    credentials; 1 when something else is missing (fields, scopes, a live beat or worker)."""
     from leadsync.config.rules import RulesError
     from leadsync.runtime import build_runtime, load_model
 
@@ -66,6 +66,7 @@ def check(as_json: bool) -> None:
             rows.append(("connectors", exitcodes.CONFIG, "no CRM is configured"))
     if settings.redis_url and not any(what in ("connectors", "redis") for what, _, _ in rows):
         rows.append(("redis", *_redis_ok(settings.redis_url)))
+        rows.extend(_scheduling_rows(settings) if rows[-1][1] == exitcodes.OK else [])
     failing = {code for _, code, _ in rows if code}
     # the most telling code: settings first, then reachability, then anything else
     code = next((c for c in (exitcodes.CONFIG, exitcodes.UNREACHABLE) if c in failing),
@@ -99,6 +100,14 @@ def _check_crm(conn: Any) -> tuple[int, str]:
     problems: list[str] = conn.check()
     return (exitcodes.FAILED_RECORDS if problems else exitcodes.OK,
             "; ".join(problems) or "connected, fields present")
+
+
+def _scheduling_rows(settings: Any) -> list[tuple[str, int, str]]:
+    """Beat ticking, a live worker, queued work taken (as `leadsync health`): exit 1 if not."""
+    from leadsync.commands.health import scheduling_verdict
+
+    return [(c.what, exitcodes.OK if c.ok else exitcodes.FAILED_RECORDS, c.detail)
+            for c in scheduling_verdict(settings).checks]
 
 
 def _redis_ok(url: str) -> tuple[int, str]:
@@ -192,10 +201,19 @@ def explain(email: str) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--beat/--no-beat", "with_beat", default=True, show_default=True,
+              help="Also run (and supervise) the beat scheduler; run exactly one beat in all.")
+@click.option("--schedule", "schedule", default="celerybeat-schedule", show_default=True,
+              help="Beat's schedule file.")
 @click.pass_context
 @reported(None)
-def worker(ctx: click.Context) -> None:
-    """Run the Celery worker with beat (same as `celery -A leadsync.tasks worker --beat`)."""
+def worker(ctx: click.Context, with_beat: bool, schedule: str) -> None:
+    """Run the Celery worker and beat as two supervised processes, each restarted if it dies.
+
+    Extra options go to `celery worker` (e.g. --concurrency=2). Exit 0 once stopped by
+    SIGTERM/SIGINT (forwarded to both)."""
+    from leadsync.tasks.supervise import Supervisor
+
     settings = checked_settings()
     if not settings.redis_url:
         fail("LEADSYNC_REDIS_URL is required for the worker (the Celery broker and shared "
@@ -204,7 +222,15 @@ def worker(ctx: click.Context) -> None:
     if celery is None:
         fail("the `celery` command is not on PATH; install leadsync into this environment",
              exitcodes.CONFIG)
-    args = [celery, "-A", "leadsync.tasks", "worker", "--beat", "--loglevel",
-            settings.log_level.lower(), *ctx.args]
-    err_console.print("starting: " + " ".join(args[1:]), markup=False, soft_wrap=True)
-    os.execv(celery, args)  # noqa: S606 - replaces this process with the worker on purpose
+    if any(a.startswith("-B") for a in ctx.args):  # celery's embedded beat: never supervised
+        fail("-B: `leadsync worker` runs beat itself, as a supervised process; drop -B "
+             "(or pass --no-beat to run the worker alone)", exitcodes.CONFIG)
+    level = settings.log_level.lower()
+    commands = {"worker": [celery, "-A", "leadsync.tasks", "worker", "--loglevel", level,
+                           *ctx.args]}
+    if with_beat:
+        commands["beat"] = [celery, "-A", "leadsync.tasks", "beat", "--loglevel", level,
+                            f"--schedule={schedule}"]
+    for argv in commands.values():
+        err_console.print("starting: " + " ".join(argv[1:]), markup=False, soft_wrap=True)
+    raise click.exceptions.Exit(Supervisor(commands).run())

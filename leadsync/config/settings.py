@@ -327,14 +327,19 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     sandbox_stats_url: str | None = None  # informational: printed by `leadsync sandbox serve`
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # any case
-    # Celery worker (leadsync.tasks): job lock lease (extended between pipeline phases), hard
-    # task time limit (soft limit: 90 %), and the broker visibility timeout, which must exceed it
     # the one HTTP retry policy of both connectors: attempts per call, and its time budget
     http_max_attempts: int = Field(6, ge=1, le=20)
     http_max_retry_seconds: float = Field(180.0, gt=0, le=3600)
-    job_lock_seconds: int = Field(600, ge=5)
+    # Celery worker (leadsync.tasks): job lock lease (renewed while a job runs), hard task time
+    # limit (soft limit: 90 %), and the broker visibility timeout: how long a crashed worker's
+    # message stays invisible (a running worker renews its messages, docs/operations.md)
+    job_lock_seconds: int = Field(120, ge=5)
     task_time_limit_seconds: int = Field(3000, ge=10)
-    broker_visibility_timeout_seconds: int = Field(3600, ge=20)
+    broker_visibility_timeout_seconds: int = Field(300, ge=20)
+    # beat and worker heartbeats in Redis; `leadsync health` calls one stale after 2 intervals
+    heartbeat_seconds: int = Field(30, ge=1, le=3600)
+    # `leadsync health`/`check`: queued work older than this means no worker takes it
+    health_queue_max_age_minutes: int = Field(15, ge=1, le=7 * 24 * 60)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -389,16 +394,14 @@ def soft_time_limit(hard: int) -> int:
 
 def timing_problems(lock: int, hard: int, visibility: int) -> list[str]:
     """What is wrong between the job lock lease, the task time limits and the broker
-    visibility timeout (soft < hard < visibility; lock < visibility), as messages."""
+    visibility timeout (soft < hard; lock < visibility), as messages. The time limit may exceed
+    the visibility timeout: the worker renews the visibility of the messages it holds every
+    quarter of the timeout (leadsync.tasks.transport), so a running job is never redelivered."""
     out = []
     soft = soft_time_limit(hard)
     if not soft < hard:
         out.append(f"LEADSYNC_TASK_TIME_LIMIT_SECONDS ({hard}) leaves no room for the soft "
                    f"limit ({soft}); expected at least 10")
-    if visibility <= hard:
-        out.append(f"LEADSYNC_BROKER_VISIBILITY_TIMEOUT_SECONDS ({visibility}) must be greater "
-                   f"than LEADSYNC_TASK_TIME_LIMIT_SECONDS ({hard}), or Redis redelivers running "
-                   "jobs to a second worker")
     if lock >= visibility:
         out.append(f"LEADSYNC_JOB_LOCK_SECONDS ({lock}) must be less than "
                    f"LEADSYNC_BROKER_VISIBILITY_TIMEOUT_SECONDS ({visibility}): a crashed "

@@ -52,6 +52,11 @@ class TaskHandlers(HsBase):
                 raise hs_error(400, "VALIDATION_ERROR", f"Property {name!r}: {exc}") from None
         if not clean.get("hs_timestamp"):
             raise hs_error(400, "VALIDATION_ERROR", "Property hs_timestamp is required for tasks")
+        owner = clean.get("hubspot_owner_id")
+        if owner and not self._active_owner(owner):
+            # a deleted or deactivated (archived) owner is refused like an unknown one
+            raise invalid_property("hubspot_owner_id", "INVALID_OWNER_ID",
+                                   f"{owner} is not a valid owner id")
         contacts = self._task_contacts(item.get("associations") or [])
         now = hs_time(self.clock.now())
         tid = self.data.new_hs_id("task")
@@ -61,6 +66,10 @@ class TaskHandlers(HsBase):
         self.data.hs_task_contacts[tid] = contacts
         self.stats.task_created("hubspot", task_key(clean.get("hs_task_body")))
         return self._object(tid, clean, list(clean), "hs_createdate", "hs_lastmodifieddate")
+
+    def _active_owner(self, owner_id: str) -> bool:
+        record = self.data.hs_owners.get(owner_id)
+        return record is not None and not record.get("archived")
 
     def _task_contacts(self, associations: Any) -> list[str]:
         contacts = []

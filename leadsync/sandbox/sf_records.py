@@ -46,6 +46,20 @@ def find(data: SandboxData, record_id: str) -> tuple[str, dict[str, Any]] | None
     return (obj, record) if record is not None else None
 
 
+def _reference_problem(data: SandboxData, obj: str, f: SfField, value: str) -> SfError | None:
+    """A lookup to no record, or an owner who is a deactivated user, as Salesforce refuses
+    them (INVALID_CROSS_REFERENCE_KEY, INACTIVE_OWNER_OR_USER)."""
+    found = find(data, value)
+    if found is None:
+        return error("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id in {f.name}",
+                     [f.name])
+    if f.name == "OwnerId" and found[0] == "User" and found[1].get("IsActive") is False:
+        return error("INACTIVE_OWNER_OR_USER",
+                     f"operation performed with inactive user [{value}] as owner of "
+                     f"{obj.lower()}")
+    return None
+
+
 def _convert(  # noqa: PLR0911 - one return per field type and refusal
     data: SandboxData, obj: str, f: SfField, value: Any
 ) -> tuple[Any, SfError | None]:
@@ -70,10 +84,8 @@ def _convert(  # noqa: PLR0911 - one return per field type and refusal
                 f"{f.name}: bad value for restricted picklist field",
                 [f.name],
             )
-        if f.type == "reference" and find(data, value) is None:
-            return None, error(
-                "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id in {f.name}", [f.name]
-            )
+        if f.type == "reference" and (problem := _reference_problem(data, obj, f, value)):
+            return None, problem
         return value, None
     if f.type == "boolean":
         return (value, None) if isinstance(value, bool) else (None, bad)

@@ -79,10 +79,16 @@ def parse_datetime(value: object, field: str) -> datetime | None:
     return _to_utc(moment, field)
 
 
+def _ascii_digits(text: str) -> bool:
+    """Only 0-9, at least one: `str.isdigit` also accepts '²' or '١', which `int`/`float`
+    refuse or read differently."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
 def _epoch_text(text: str) -> float | None:
     """An epoch number written as text ("1730000000", "1730000000123", "1730000000.5")."""
     digits, _, fraction = text.removeprefix("-").partition(".")
-    if not digits.isdigit() or (fraction and not fraction.isdigit()):
+    if not _ascii_digits(digits) or (fraction and not _ascii_digits(fraction)):
         return None
     return float(text)
 
@@ -130,7 +136,7 @@ def _number(value: object, field: str) -> float | None:
         if text.endswith("+"):
             text = text[:-1]
         low, dash, high = text.partition("-")
-        if dash and low.isdigit() and high.isdigit():  # a range such as "100-500": lower bound
+        if dash and _ascii_digits(low) and _ascii_digits(high):  # a range "100-500": lower bound
             text = low
         try:
             number = float(text)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import redis
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -41,7 +42,7 @@ from leadsync import exitcodes
 from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
 from leadsync.lease import PEOPLE_LOCK, Leases
 from leadsync.logs import redact
-from leadsync.state import Lock, StateStore
+from leadsync.state import Lock, StateError, StateStore
 from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA
 
 log = logging.getLogger("leadsync.tasks")
@@ -50,6 +51,8 @@ MAX_RETRIES = 4  # whole-job retries after the HTTP layer's own retries gave up
 LOCKED_RETRIES = 48  # a chunk refused its leases waits this many countdowns before giving up
 MAX_DELIVERIES = 3  # deliveries of one message (same id, same retry) before it counts as poison
 RETRY_BASE_SECONDS = 15.0
+# the state store (and broker) unreachable: the whole job is retried with backoff
+STATE_ERRORS = (StateError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 MAX_ERRORS = 5  # distinct failure reasons a task result lists
 REPORT_FIELDS = (
     "job", "people", "records_written", "tasks_created", "tasks_existing", "failed", "api_calls",
@@ -139,6 +142,31 @@ def guarded(
     """Run `work` under the job lock (and, when named, a shared lease on `shared_lock`) with
     the error mapping of the module docstring."""
     ids = {"job": job, "task_id": task.request.id, "retries": task.request.retries}
+    try:
+        return _guarded(task, ctx, job, lock_name, work, ids=ids,
+                        retry_when_locked=retry_when_locked, shared_lock=shared_lock)
+    except STATE_ERRORS as exc:
+        # Redis (state store and broker) away: the job is redone, never acknowledged as done.
+        # With the broker away too, Celery cannot publish the retry and rejects the message
+        # instead; it stays in Redis' unacked index and comes back after the visibility timeout
+        # (or, when Redis came back empty, beat's next tick sends the job again).
+        countdown = retry_countdown(task.request.retries, ctx.max_countdown)
+        log.warning("job lost its Redis state store: retrying the whole job",
+                    extra={**ids, "error": type(exc).__name__, "retry_in_s": round(countdown)})
+        raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from None
+
+
+def _guarded(
+    task: Task,
+    ctx: JobContext,
+    job: str,
+    lock_name: str,
+    work: Callable[[Lock], Mapping[str, Any]],
+    *,
+    ids: dict[str, Any],
+    retry_when_locked: bool,
+    shared_lock: str | None,
+) -> dict[str, Any]:
     deliveries = ctx.count_delivery(f"{task.request.id}:{task.request.retries}")
     if deliveries > MAX_DELIVERIES:
         log.error("job dropped: delivered too many times (poison message)", extra=ids)
@@ -172,8 +200,24 @@ def guarded(
                   extra={**ids, "error": str(exc)})  # fmt: skip
         raise
     finally:
-        lock.release()
+        _release(lock, ids)
+    if report.get("stopped_reason") == "lock_lost":
+        # a lease that could not be renewed because Redis was away is not another holder's:
+        # the job is redone (STATE_ERRORS above), not reported as stopped
+        client = getattr(ctx.state, "redis", None)
+        if client is not None:
+            client.ping()
     return finish(task, ctx, report)
+
+
+def _release(lock: Lock, ids: Mapping[str, Any]) -> None:
+    """Release the job lock; with Redis away the lease simply expires (never masks the
+    job's own outcome or its retry)."""
+    try:
+        lock.release()
+    except STATE_ERRORS as exc:
+        log.warning("job lock not released: Redis unavailable; the lease expires",
+                    extra={**ids, "error": type(exc).__name__})
 
 
 def finish(task: Task, ctx: JobContext, report: Mapping[str, Any]) -> dict[str, Any]:

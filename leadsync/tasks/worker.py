@@ -38,8 +38,9 @@ class WorkerContext:
         _, _, visibility = time_limits(settings)
         self.settings = settings
         self.lock_seconds = float(settings.job_lock_seconds)
-        # a retry countdown is held unacknowledged by the worker: keep it well inside visibility
-        self.max_countdown = float(min(300, visibility // 4))
+        # a retry countdown is held unacknowledged by the worker, which renews its visibility
+        # (leadsync.tasks.transport); capped at the timeout all the same
+        self.max_countdown = float(min(300, visibility))
         self._visibility = visibility
         self.state: RedisStateStore = connect(settings.redis_url)
         self._runtime: Runtime | None = None

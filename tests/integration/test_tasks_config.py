@@ -33,8 +33,14 @@ def test_reliability_settings() -> None:
     assert conf["broker_connection_retry_on_startup"] is True
     assert conf["accept_content"] == ["json"]
     assert conf["task_serializer"] == conf["result_serializer"] == "json"
-    visibility = conf["broker_transport_options"]["visibility_timeout"]
-    assert conf["task_soft_time_limit"] < conf["task_time_limit"] < visibility
+    options = conf["broker_transport_options"]
+    assert conf["task_soft_time_limit"] < conf["task_time_limit"]
+    # a crashed worker's job comes back within minutes; running ones are renewed (transport.py)
+    assert options["visibility_timeout"] == 300
+    assert (options["unacked_restore_interval"], options["unacked_restore_throttle"]) == (60, 1)
+    assert conf["broker_transport"] == "leadsync.tasks.transport:Transport"
+    assert conf["beat_scheduler"] == "leadsync.tasks.heartbeat:HeartbeatScheduler"
+    assert conf["beat_max_loop_interval"] == conf["leadsync_heartbeat_seconds"] == 30
 
 
 def test_time_limits_follow_settings() -> None:
@@ -50,16 +56,31 @@ def test_time_limits_follow_settings() -> None:
     assert conf["broker_transport_options"]["visibility_timeout"] == 60
 
 
-def test_visibility_timeout_not_above_time_limit_is_refused_by_name() -> None:
+def test_job_lock_not_below_visibility_timeout_is_refused_by_name() -> None:
     # refused when the settings are loaded, before any worker starts (and by celery_config)
-    with pytest.raises(SettingsError, match="LEADSYNC_BROKER_VISIBILITY_TIMEOUT_SECONDS"):
-        load_settings(redis_url="redis://x:6379/0", task_time_limit_seconds=3600,
-                      broker_visibility_timeout_seconds=3600)
+    with pytest.raises(SettingsError, match="LEADSYNC_JOB_LOCK_SECONDS"):
+        load_settings(redis_url="redis://x:6379/0", job_lock_seconds=300,
+                      broker_visibility_timeout_seconds=300)
     settings = Settings.model_construct(redis_url="redis://x:6379/0", job_lock_seconds=600,
                                         task_time_limit_seconds=3600,
-                                        broker_visibility_timeout_seconds=3600)
+                                        broker_visibility_timeout_seconds=300)
     with pytest.raises(SettingsError, match="LEADSYNC_BROKER_VISIBILITY_TIMEOUT_SECONDS"):
         celery_config(settings)
+
+
+def test_time_limit_may_exceed_the_visibility_timeout() -> None:
+    """The worker renews its messages' visibility, so a long job under a short timeout is
+    valid (the deviation from RELIABILITY.md's ordering, docs/operations.md)."""
+    conf = celery_config(Settings(redis_url="redis://x:6379/0", task_time_limit_seconds=3000,
+                                  broker_visibility_timeout_seconds=120, job_lock_seconds=60))
+    assert conf["task_time_limit"] == 3000
+    assert conf["broker_transport_options"]["visibility_timeout"] == 120
+    assert conf["broker_transport_options"]["unacked_restore_interval"] == 24
+
+
+def test_unix_socket_broker_keeps_kombus_transport() -> None:
+    conf = celery_config(Settings(redis_url="unix:///run/redis.sock?db=0"))
+    assert "broker_transport" not in conf
 
 
 def test_missing_redis_url_is_refused_by_name() -> None:

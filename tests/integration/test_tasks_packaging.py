@@ -103,3 +103,25 @@ def test_sandbox_serve_accepts_the_options_compose_passes(compose: dict[str, Any
     options = {opt for param in serve.params for opt in getattr(param, "opts", [])}
     passed = {a for a in argv if a.startswith("--")}
     assert passed <= options, f"unknown options for `leadsync sandbox serve`: {passed - options}"
+
+
+@pytest.mark.parametrize(("service", "checks"), [("worker", {"worker", "queue"}),
+                                                 ("beat", {"beat"})])
+def test_worker_and_beat_healthchecks_run_leadsync_health(
+    compose: dict[str, Any], service: str, checks: set[str]
+) -> None:
+    """The healthcheck is `leadsync health` (exit 0/1) with options it accepts, through the
+    entrypoint (which loads the sandbox env file), on each service's own component."""
+    from leadsync.commands.health import health
+
+    check = compose["services"][service]["healthcheck"]
+    argv = _argv(check["test"])
+    assert argv[0] == "CMD"
+    assert argv[1:3] == ["leadsync-entrypoint", "leadsync"] and argv[3] == "health"
+    options = {opt for param in health.params for opt in getattr(param, "opts", [])}
+    assert {a for a in argv[4:] if a.startswith("--")} <= options
+    assert {argv[i + 1] for i, a in enumerate(argv) if a == "--only"} == checks
+    assert ("--local" in argv) == (service == "worker")
+    # unhealthy after `retries` failed checks: within a few heartbeat intervals of silence
+    interval = int(str(check["interval"]).rstrip("s"))
+    assert interval * check["retries"] <= 2 * 60

@@ -12,13 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+import redis
 from celery import Celery
 from celery.exceptions import Retry
 
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import AuthError, BudgetExhausted, TransientError
 from leadsync.lease import PEOPLE_LOCK
-from leadsync.state import InMemoryStateStore, Lock
+from leadsync.state import InMemoryStateStore, Lock, StateError
 from leadsync.tasks.celery_app import TASK_CHUNK, TASK_FULL, TASK_INCREMENTAL, TASK_SLA, create_app
 from leadsync.tasks.jobs import MAX_RETRIES, ContextHolder, chunk_lock_name, register_tasks
 
@@ -224,3 +225,58 @@ def test_chunks_share_the_people_lock_with_each_other_but_not_with_the_increment
     assert ctx.state.lock(chunk_lock_name(["hubspot:contact:2"]), 5).acquire()  # not kept
     incremental.release()
     assert run(app, TASK_INCREMENTAL)["job"] == "incremental"
+
+
+@pytest.mark.parametrize("error", [redis.exceptions.ConnectionError("Connection refused"),
+                                   redis.exceptions.TimeoutError("Timeout reading"),
+                                   StateError("state store unreachable")])
+def test_lost_redis_mid_job_retries_the_whole_job(app: Celery, ctx: FakeContext,
+                                                  error: Exception) -> None:
+    """Redis (state store and broker) gone mid-job: retried with backoff, never acknowledged
+    as a finished job (no report recorded)."""
+    ctx.max_countdown = 600.0
+    ctx.errors = [error]
+    with pytest.raises(Retry) as retry:
+        app.tasks[TASK_INCREMENTAL].apply(retries=0, throw=True)
+    assert 15 <= float(retry.value.when) <= 20  # type: ignore[arg-type]
+    assert retry.value.exc is error
+    assert ctx.reports == []
+    assert ctx.state.lock(PEOPLE_LOCK, 5).acquire()  # released (or left to expire)
+
+
+def test_redis_gone_before_the_job_starts_is_retried_too(app: Celery, ctx: FakeContext,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_: str) -> int:
+        raise redis.exceptions.ConnectionError("Error 111 connecting")
+
+    monkeypatch.setattr(ctx, "count_delivery", refuse)
+    with pytest.raises(Retry):
+        app.tasks[TASK_SLA].apply(retries=0, throw=True)
+    assert ctx.calls == [] and ctx.reports == []
+
+
+def test_a_lock_release_without_redis_does_not_hide_the_outcome(
+    app: Celery, ctx: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadsync.state import InMemoryStateStore
+
+    real_lock = InMemoryStateStore.lock
+
+    def lock(self: InMemoryStateStore, name: str, ttl: float, **kw: Any) -> Lock:
+        held = real_lock(self, name, ttl, **kw)
+        real_release = held.release
+
+        def release() -> None:  # the lease goes (it would expire), the reply never comes
+            real_release()
+            raise redis.exceptions.ConnectionError("Connection closed by server.")
+
+        held.release = release  # type: ignore[method-assign]
+        return held
+
+    monkeypatch.setattr(InMemoryStateStore, "lock", lock)
+    assert run(app, TASK_INCREMENTAL)["job"] == "incremental"  # finished, reported once
+    assert len(ctx.reports) == 1
+    ctx.errors = [TransientError("503")]
+    with pytest.raises(Retry) as retry:  # a retry is not replaced by the release error
+        app.tasks[TASK_INCREMENTAL].apply(retries=0, throw=True)
+    assert isinstance(retry.value.exc, TransientError)

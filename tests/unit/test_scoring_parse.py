@@ -42,6 +42,20 @@ def test_bad_dates_name_the_field(bad: object) -> None:
         parse_datetime(bad, "when")
 
 
+@pytest.mark.parametrize("text", ["²", "1730000000²", "-²", "1730000000.²", "١٧٣٠٠٠٠٠٠٠",
+                                  "１７３０００００００"])
+def test_non_ascii_digits_are_not_an_epoch_but_a_named_error(text: str) -> None:
+    """str.isdigit() accepts superscripts and other scripts' digits; they are not epoch text,
+    so the error is the field's ProfileError, never a bare ValueError."""
+    with pytest.raises(ProfileError, match=r"^when: not an ISO-8601 date"):
+        parse_datetime(text, "when")
+
+
+def test_non_ascii_digit_ranges_are_a_named_error() -> None:
+    with pytest.raises(ProfileError, match=r"^employees: not a number"):
+        parse_profile({"id": "x", "employees": "²-5"})
+
+
 def test_numbers_as_strings_ranges_and_booleans() -> None:
     profile = parse_profile({"id": 7, "employees": "1,200", "annual_revenue": "2.5e6",
                              "score_at_mql": "81.0",

@@ -206,10 +206,22 @@ def _send_tasks(client: HubSpotClient, chunk: Sequence[FollowUpTask]) -> TaskRes
         match = KEY_LINE.search(str((raw.get("properties") or {}).get("hs_task_body", "")))
         if match:
             result.created[match.group(1)] = str(raw.get("id"))
-    for task in chunk:
+    refused = _refused_inputs(resp, len(chunk))
+    for i, task in enumerate(chunk):
         if task.key not in result.created:
-            result.failed[task.key] = "HubSpot did not confirm the task"
+            result.failed[task.key] = refused.get(i, "HubSpot did not confirm the task")
     return result
+
+
+def _refused_inputs(resp: Mapping[str, Any], size: int) -> dict[int, str]:
+    """Input index -> HubSpot's reason, from a 207's per-input errors (`context.index`)."""
+    out: dict[int, str] = {}
+    for err in resp.get("errors", []) or []:
+        for raw in (err.get("context") or {}).get("index", []) or []:
+            if str(raw).isascii() and str(raw).isdigit() and int(raw) < size:
+                out[int(raw)] = (f"{err.get('category', '')}: "
+                                 f"{redact(str(err.get('message', '')), 200)}")
+    return out
 
 
 def find_task_keys(client: HubSpotClient, refs: Sequence[RecordRef]) -> set[str]:
