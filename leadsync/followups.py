@@ -18,6 +18,7 @@ from leadsync.connectors.base import Connector, FollowUpTask
 from leadsync.identity import Person
 from leadsync.report import CycleReport
 from leadsync.scoring import Evaluation, FollowUp, render_reasons
+from leadsync.scoring.business_time import BusinessCalendar, add_working
 from leadsync.state import StateStore
 
 log = logging.getLogger("leadsync.followups")
@@ -51,17 +52,21 @@ def local_time(at: datetime, tz: tzinfo) -> str:
     return f"{local:%Y-%m-%d %H:%M} {abbr}"
 
 
-def task_due(follow_up: FollowUp, now: datetime, escalation_due: timedelta) -> datetime:
+def task_due(follow_up: FollowUp, now: datetime, escalation_due: timedelta,
+             calendar: BusinessCalendar | None = None) -> datetime:
     """When the task is due: a due-soon reminder by the SLA deadline; an escalation (the
-    deadline has passed) `escalation_due` after now, so no task is born overdue."""
+    deadline has passed) `escalation_due` after now, so no task is born overdue: working
+    time on the business calendar when the rules have one (not due at 03:00 on a Sunday)."""
     if follow_up.kind == "breached":
+        if calendar is not None:
+            return add_working(now, escalation_due, calendar)
         return now + escalation_due
     return max(follow_up.due, now)
 
 
 def build_task(
     owed: OwedTask, owner_id: str | None, *, now: datetime, tz: tzinfo = UTC,
-    escalation_due: timedelta = timedelta(hours=4),
+    escalation_due: timedelta = timedelta(hours=4), calendar: BusinessCalendar | None = None,
 ) -> FollowUpTask:
     """The task a rep sees: subject names person, stage and deadline; the body says why.
 
@@ -69,7 +74,7 @@ def build_task(
     escalation's due date is counted from. The idempotency key is the core's, independent
     of `now`, so a retry or a later cycle finds the same task."""
     fu, ev = owed.follow_up, owed.evaluation
-    due = task_due(fu, now, escalation_due)
+    due = task_due(fu, now, escalation_due, calendar)
     deadline, by = local_time(fu.due, tz), local_time(due, tz)
     stage, who = fu.stage.upper(), _display_name(owed.person)
     sla_text = _SLA_TEXT.get(fu.stage, "follow-up")
@@ -110,6 +115,7 @@ def _owner_id(owed: OwedTask, sla: SlaSettings, owners_by_email: Mapping[str, st
 def create_owed_tasks(
     owed: Sequence[OwedTask], connectors: Mapping[str, Connector], state: StateStore,
     sla: SlaSettings, report: CycleReport, *, dry_run: bool, tz: tzinfo = UTC,
+    calendar: BusinessCalendar | None = None,
 ) -> None:
     by_system: dict[str, list[OwedTask]] = {}
     for item in owed:
@@ -118,12 +124,14 @@ def create_owed_tasks(
         conn = connectors.get(system)
         if conn is None:
             continue
-        _create_for_system(conn, items, state, sla, report, dry_run=dry_run, tz=tz)
+        _create_for_system(conn, items, state, sla, report, dry_run=dry_run, tz=tz,
+                           calendar=calendar)
 
 
 def _create_for_system(
     conn: Connector, items: Sequence[OwedTask], state: StateStore, sla: SlaSettings,
     report: CycleReport, *, dry_run: bool, tz: tzinfo = UTC,
+    calendar: BusinessCalendar | None = None,
 ) -> None:
     keys = [i.follow_up.key for i in items]
     known = state.known_task_keys(keys)
@@ -151,7 +159,7 @@ def _create_for_system(
         if not state.claim_task_key(item.follow_up.key, CLAIM_TTL_SECONDS):
             report.tasks_existing += 1  # another worker is creating it right now
             continue
-        tasks.append(build_task(item, owner_id, now=report.now, tz=tz,
+        tasks.append(build_task(item, owner_id, now=report.now, tz=tz, calendar=calendar,
                                 escalation_due=timedelta(hours=sla.escalation_due_hours)))
     if not tasks:
         return

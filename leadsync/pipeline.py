@@ -602,6 +602,8 @@ class _Cycle:
         if not owed:
             return
         self.say(f"follow-up tasks owed: {len(owed):,}")
+        calendar = self.rt.model.sla.calendar  # business hours: their zone is the SLA's
+        zone = calendar.zone if calendar is not None else self.rt.settings.zone
         for system, conn in self.rt.connectors.items():  # one CRM at a time: budgets are per CRM
             if system in self.budget_stopped:
                 continue
@@ -609,8 +611,8 @@ class _Cycle:
                 self.lease.confirm()
             with self.crm_work(system):
                 create_owed_tasks(owed, {system: conn}, self.state, self.rt.settings.sla,
-                                  self.report, dry_run=self.dry_run,
-                                  tz=self.rt.settings.zone)
+                                  self.report, dry_run=self.dry_run, tz=zone,
+                                  calendar=calendar)
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:
