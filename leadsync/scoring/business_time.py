@@ -121,6 +121,22 @@ class BusinessCalendar:
     def local_date(self, at: datetime) -> date:
         return at.astimezone(self.zone).date()
 
+    def describe(self) -> str:
+        """One line for people: "Asia/Tokyo, mon-fri 09:00-18:00, JP public holidays"."""
+        days = ",".join(WEEKDAY_NAMES[d] for d in sorted(self.weekdays))
+        if days == "mon,tue,wed,thu,fri":
+            days = "mon-fri"
+        hours = ", ".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in self.hours)
+        holidays = f"{self.holidays_name} public holidays" if self.holidays_name \
+            else "no public holidays"
+        extra = [f"{len(dates)} {kind} dates" for kind, dates in
+                 (("extra closed", self.closed), ("extra open", self.opened)) if dates]
+        return ", ".join([self.timezone, f"{days} {hours}", holidays, *extra])
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
 
 def _aware(at: datetime, name: str) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
