@@ -3,6 +3,7 @@ and the key named (docs/scoring.md, "Business hours")."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,23 @@ def test_refused_with_file_and_key(section: object, message: str) -> None:
     with pytest.raises(RulesError) as caught:
         business_hours(section)
     assert str(caught.value).startswith(f"r.yaml: {message}"), str(caught.value)
+
+
+def test_the_example_in_the_bundled_default_loads(tmp_path: Path) -> None:
+    """The commented example in default_rules.yaml, uncommented, is a valid rules file."""
+    text = (Path(__file__).parents[2] / "leadsync" / "config" / "default_rules.yaml").read_text(
+        encoding="utf-8")
+    example = [line[2:] for line in text.splitlines() if line.startswith("#   ")]
+    assert example[0] == "  sla:"
+    lines = text.splitlines()
+    last = lines[-1]
+    assert last.startswith("sla: {")
+    path = tmp_path / "rules.yaml"
+    path.write_text("\n".join([*lines[:-1], *(line[2:] for line in example)]) + "\n",
+                    encoding="utf-8")
+    model = load_rules(path)
+    cal = model.sla.calendar
+    assert cal is not None
+    assert cal.describe() == ("Asia/Tokyo, mon-fri 09:00-12:00, 13:00-18:00, JP public "
+                              "holidays, 5 extra closed dates")
+    assert model.sla == replace(load_default_rules().sla, calendar=cal)
