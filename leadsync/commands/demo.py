@@ -44,9 +44,16 @@ if TYPE_CHECKING:
               help="Simulated hours between two cycles.")
 @click.option("--seed", default=42, show_default=True, help="Data set seed (deterministic).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--business-hours", is_flag=True,
+              help="Count SLA hours in business hours (Tokyo, 9-18 on weekdays, Japanese "
+                   "holidays) when the rules file has no sla.business_hours.")
 @reported()
-def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) -> None:
+def demo(*, contacts: int, days: int, step_hours: float, seed: int, as_json: bool,
+         business_hours: bool) -> None:
     """Run leadsync against a seeded local sandbox of HubSpot and Salesforce."""
+    from dataclasses import replace
+
+    from leadsync.commands.demo_sla import sla_hours_line, sla_hours_summary, with_business_hours
     from leadsync.pipeline import run_job
     from leadsync.runtime import build_runtime
     from leadsync.sandbox import Sandbox
@@ -63,6 +70,8 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
         settings = checked_settings().model_copy(update={"redis_url": None})
         zone = settings.zone
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=sb.now)
+        if business_hours:
+            runtime = replace(runtime, model=with_business_hours(runtime.model))
         started = sb.now()
         reports: list[CycleReport] = []
         # log lines wait until the tables are printed (never inside the bar or the tables)
@@ -82,6 +91,7 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
         summary = summarise(reports, sb.stats(), sb.data)
         summary["simulated"] = {"from": local_time(started, zone), "to": local_time(sb.now(), zone),
                                 "timezone": settings.timezone}
+        summary["sla_hours"] = sla_hours_summary(runtime.model, sb.data)
     failed = sum(summary["failed"].values()) + summary["task_failures"]
     stopped = summary["stopped"][-1] if summary["stopped"] else None
     code = exitcodes.for_outcome(failed=failed, stopped_reason=stopped)
@@ -95,6 +105,8 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
                       f"cycles over {days} simulated day(s) ({summary['simulated']['from']} to "
                       f"{summary['simulated']['to']}), model {runtime.model.version}")
         print_summary(console, summary)
+        console.print(sla_hours_line(summary["sla_hours"], runtime.model.sla.mql_hours),
+                      highlight=False)
         dup = sum(summary["duplicate_task_keys"].values())
         console.print(f"Duplicate follow-up task keys seen by the CRMs: {dup}")
     if code:
