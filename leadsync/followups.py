@@ -94,7 +94,8 @@ def build_task(
     ])
     return FollowUpTask(key=fu.key, person=owed.person.task_target().ref, owner_id=owner_id,
                         subject=subject[:255], body=body, due=due,
-                        priority="high" if fu.kind == "breached" else "normal")
+                        priority="high" if fu.kind == "breached" else "normal",
+                        due_date=due.astimezone(tz).date())
 
 
 def _owner_id(owed: OwedTask, sla: SlaSettings, owners_by_email: Mapping[str, str]) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal, Protocol, runtime_checkable
 
 from leadsync.scoring.profile import Event, Profile
@@ -106,7 +106,9 @@ class FieldUpdate:
 
 @dataclass(frozen=True, slots=True)
 class FollowUpTask:
-    """A follow-up task to create. `body` contains the line `leadsync-key: <key>`."""
+    """A follow-up task to create. `body` contains the line `leadsync-key: <key>`.
+    `due_date` is the due day where the rep works (LEADSYNC_TIMEZONE), for CRMs whose task due
+    is a date (Salesforce ActivityDate); None means `due`'s UTC date."""
 
     key: str
     person: RecordRef
@@ -115,6 +117,7 @@ class FollowUpTask:
     body: str
     due: datetime
     priority: Literal["normal", "high"]
+    due_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,13 @@ escalations due a configured time after they are created (never born overdue), k
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from leadsync.config.settings import Settings, SettingsError, SlaSettings, load_settings
+from leadsync.connectors.salesforce.writes import task_record
 from leadsync.followups import local_time
 from leadsync.pipeline import run_job
 from leadsync.runtime import Runtime
@@ -67,6 +68,21 @@ def test_default_zone_is_utc_as_before(crms, clock) -> None:
     assert task.subject.endswith("(MQL) by 2026-11-21 09:00 UTC")
     assert task.body.startswith("MQL since 2026-11-20 09:00 UTC: first sales contact is due by "
                                 "2026-11-21 09:00 UTC.")
+
+
+def test_salesforce_due_day_is_the_reps_day_not_utcs(crms, clock) -> None:
+    """Salesforce's ActivityDate is a date: a deadline of 2026-11-21 09:00 UTC is still the
+    20th in Honolulu (23:00 HST), so the rep's task list must say the 20th."""
+    _, sf = crms
+    runtime = _runtime(crms, clock, timezone="Pacific/Honolulu")
+    run_job(runtime, "incremental")
+    clock.advance(hours=21)
+    run_job(runtime, "sla")
+    (task,) = sf.tasks
+    assert task.due == T0 + timedelta(hours=24)
+    assert task.due_date == date(2026, 11, 20)
+    assert task_record(task)["ActivityDate"] == "2026-11-20"
+    assert task_record(replace(task, due_date=None))["ActivityDate"] == "2026-11-21"  # as before
 
 
 def test_escalation_is_due_the_configured_hours_after_creation_and_keyed_as_before(

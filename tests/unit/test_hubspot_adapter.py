@@ -243,3 +243,27 @@ def test_rate_headers_pace_requests_and_hint_429_waits() -> None:
         conn.list_owners()
     # the 429's wait is at least one slot (10 s / 100), then the spent window pauses once more
     assert sleeps == [pytest.approx(0.1), pytest.approx(0.1)]
+
+
+def test_provision_takes_a_409_on_the_group_create_as_exists() -> None:
+    """The group list said 'absent' but the create answers 409: another provision got there
+    first, or our own create committed and its lost reply was replayed. Provisioning goes on."""
+    posts: list[str] = []
+
+    def app(method: str, path: str, query: dict, body: Any) -> tuple:  # type: ignore[type-arg]
+        if path == "/crm/v3/properties/contacts/groups" and method == "GET":
+            return 200, {}, {"results": []}
+        if path == "/crm/v3/properties/contacts/groups":
+            posts.append(body["name"])
+            return 409, {}, {"status": "error", "category": "OBJECT_ALREADY_EXISTS",
+                             "message": "A property group named 'leadsync' already exists."}
+        if method == "GET":
+            return 200, {}, {"results": [{"name": "lifecyclestage", "type": "enumeration"}]}
+        posts.append(body["name"])
+        return 201, {}, body
+
+    with scripted_server(app) as server:
+        done = make(server).provision()
+    assert done[0] == "group leadsync: exists"
+    assert posts.count("leadsync") == 1
+    assert sum(line.endswith(": created") for line in done) == len(posts) - 1 == 10

@@ -54,8 +54,16 @@ def provision(client: HubSpotClient, fields: HubSpotFieldNames) -> list[str]:
         done.append(f"group {GROUP}: exists")
     else:
         body = {"name": GROUP, "label": "LeadSync", "displayOrder": -1}
-        client.call("create property group", client.groups.create, "contacts", body)
-        done.append(f"group {GROUP}: created")
+        try:
+            client.call("create property group", client.groups.create, "contacts", body)
+        except HubSpotRequestError as exc:
+            # 409: it exists — another provision, or our own create whose reply was lost and
+            # was replayed (creating a group changes nothing when replayed, so it may retry).
+            if exc.status != 409:
+                raise
+            done.append(f"group {GROUP}: exists")
+        else:
+            done.append(f"group {GROUP}: created")
     existing = _existing(client)
     for logical, name in fields.model_dump().items():
         if name in existing:

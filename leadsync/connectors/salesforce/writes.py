@@ -128,7 +128,7 @@ def task_record(task: FollowUpTask) -> dict[str, Any]:
         "attributes": {"type": "Task"},
         "Subject": cut(subject, 255),
         "Description": cut(body, 32000),
-        "ActivityDate": task.due.date().isoformat(),
+        "ActivityDate": (task.due_date or task.due.date()).isoformat(),
         "Priority": "High" if task.priority == "high" else "Normal",
         "Status": "Not Started",
         "WhoId": task.person.id,
