@@ -64,7 +64,7 @@ class BusinessCalendar:
     _years: dict[int, frozenset[date]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.weekdays and not self.opened:
+        if not self.weekdays:  # open dates alone would run out: every clock needs an end
             raise ValueError("BusinessCalendar: no working weekday")
         if not self.hours:
             raise ValueError("BusinessCalendar: no opening hours")
