@@ -20,6 +20,7 @@ from rich.table import Table
 from leadsync import person as persons
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import CrmPerson, RecordRef
+from leadsync.followups import local_time
 from leadsync.identity import event_signature, group_records, merge_profile, normalise_email
 from leadsync.runtime import Runtime, build_runtime
 from leadsync.scoring import (
@@ -141,6 +142,11 @@ def render(console: Console, group: Iterable[CrmPerson], ev: Evaluation, model: 
         console.print(f"MQL at: {_when(ev.mql_at)}   SQL at: {_when(ev.sql_at)}")
     console.print(f"SLA: [bold]{ev.sla_status}[/bold]"
                   + (f", due {ev.sla_due:%Y-%m-%d %H:%M} UTC" if ev.sla_due else ""))
+    calendar = model.sla.calendar
+    if calendar is not None:  # the clock counts working time (docs/sla.md)
+        local = f", due {local_time(ev.sla_due, calendar.zone)}" if ev.sla_due else ""
+        console.print(f"SLA hours are business hours ({calendar.describe()}){local}",
+                      highlight=False)
     if ev.follow_up:
         fu = ev.follow_up
         console.print(f"Follow-up owed: {fu.kind} ({fu.priority}), key {fu.key}")

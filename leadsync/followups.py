@@ -25,6 +25,7 @@ from leadsync.owner_fallback import fallback_owner_id, reassign_refused
 from leadsync.person import PersonRecord, equivalent_keys
 from leadsync.report import CycleReport
 from leadsync.scoring import Evaluation, FollowUp, render_reasons
+from leadsync.scoring.business_time import BusinessCalendar, add_working
 from leadsync.state import StateStore
 
 log = logging.getLogger("leadsync.followups")
@@ -59,17 +60,21 @@ def local_time(at: datetime, tz: tzinfo) -> str:
     return f"{local:%Y-%m-%d %H:%M} {abbr}"
 
 
-def task_due(follow_up: FollowUp, now: datetime, escalation_due: timedelta) -> datetime:
+def task_due(follow_up: FollowUp, now: datetime, escalation_due: timedelta,
+             calendar: BusinessCalendar | None = None) -> datetime:
     """When the task is due: a due-soon reminder by the SLA deadline; an escalation (the
-    deadline has passed) `escalation_due` after now, so no task is born overdue."""
+    deadline has passed) `escalation_due` after now, so no task is born overdue: working
+    time on the business calendar when the rules have one (not due at 03:00 on a Sunday)."""
     if follow_up.kind == "breached":
+        if calendar is not None:
+            return add_working(now, escalation_due, calendar)
         return now + escalation_due
     return max(follow_up.due, now)
 
 
 def build_task(
     owed: OwedTask, owner_id: str | None, *, now: datetime, tz: tzinfo = UTC,
-    escalation_due: timedelta = timedelta(hours=4),
+    escalation_due: timedelta = timedelta(hours=4), calendar: BusinessCalendar | None = None,
 ) -> FollowUpTask:
     """The task a rep sees: subject names person, stage and deadline; the body says why.
 
@@ -77,7 +82,7 @@ def build_task(
     escalation's due date is counted from. The idempotency key is the core's, independent
     of `now`, so a retry or a later cycle finds the same task."""
     fu, ev = owed.follow_up, owed.evaluation
-    due = task_due(fu, now, escalation_due)
+    due = task_due(fu, now, escalation_due, calendar)
     deadline, by = local_time(fu.due, tz), local_time(due, tz)
     stage, who = fu.stage.upper(), _display_name(owed.person)
     sla_text = _SLA_TEXT.get(fu.stage, "follow-up")
@@ -179,8 +184,8 @@ class TaskPlan:
         if hits and not self.dry_run:
             self.state.record_task_keys(hits)
 
-    def create(self, system: str, conn: Connector, sla: SlaSettings, *, tz: tzinfo = UTC
-               ) -> None:
+    def create(self, system: str, conn: Connector, sla: SlaSettings, *, tz: tzinfo = UTC,
+               calendar: BusinessCalendar | None = None) -> None:
         """Create this CRM's open tasks whose people were searched in every CRM they have
         records in (a CRM not searched may hold the task: those wait for the next cycle)."""
         todo = [i for i in self._open() if i.person.task_target().ref.system == system
@@ -202,7 +207,7 @@ class TaskPlan:
             if not self.state.claim_task_key(item.follow_up.key, CLAIM_TTL_SECONDS):
                 self.report.tasks_existing += 1  # another worker is creating it right now
                 continue
-            tasks.append(build_task(item, owner_id, now=self.report.now, tz=tz,
+            tasks.append(build_task(item, owner_id, now=self.report.now, tz=tz, calendar=calendar,
                                     escalation_due=timedelta(hours=sla.escalation_due_hours)))
         if not tasks:
             return

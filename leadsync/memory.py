@@ -45,8 +45,9 @@ def sla_check_at(ev: Evaluation, sla: SlaPolicy) -> datetime | None:
     if ev.sla_due is None or ev.sla_status not in ("on_track", "due_soon", "breached"):
         return None
     warn = sla.sql_warn_hours if ev.stage == "sql" else sla.mql_warn_hours
-    if ev.sla_status == "on_track":
-        return ev.sla_due - timedelta(hours=warn)
+    if ev.sla_status == "on_track":  # the warning: counted in working time on business hours
+        clock = None if ev.sla_clock_start is None else sla.clock(ev.stage, ev.sla_clock_start)
+        return ev.sla_due - timedelta(hours=warn) if clock is None else clock[0]
     if ev.sla_status == "due_soon":
         return ev.sla_due + timedelta(seconds=1)
     return ev.sla_due + SLA_REVISIT_AFTER_BREACH

@@ -623,6 +623,8 @@ class _Cycle:
             return
         self.say(f"follow-up tasks owed: {len(owed):,}")
         plan = TaskPlan(owed, self.state, self.report, dry_run=self.dry_run)
+        calendar = self.rt.model.sla.calendar  # business hours: their zone is the SLA's
+        zone = calendar.zone if calendar is not None else self.rt.settings.zone
         live = {s: c for s, c in self.rt.connectors.items() if s not in self.budget_stopped}
         for system, conn in live.items():
             with self.crm_work(system):
@@ -633,7 +635,7 @@ class _Cycle:
             if not self.dry_run:
                 self.lease.confirm()
             with self.crm_work(system):
-                plan.create(system, conn, self.rt.settings.sla, tz=self.rt.settings.zone)
+                plan.create(system, conn, self.rt.settings.sla, tz=zone, calendar=calendar)
         self.tasks = plan.outcome()
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]

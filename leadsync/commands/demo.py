@@ -49,10 +49,16 @@ if TYPE_CHECKING:
               default=Path(tempfile.gettempdir()) / "leadsync-review.html", show_default=True,
               help="Where the closing review writes its HTML page.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--business-hours", is_flag=True,
+              help="Count SLA hours in business hours (Tokyo, 9-18 on weekdays, Japanese "
+                   "holidays) when the rules file has no sla.business_hours.")
 @reported()
 def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html: Path,
-         as_json: bool) -> None:
+         as_json: bool, business_hours: bool) -> None:
     """Run leadsync against a seeded local sandbox of HubSpot and Salesforce."""
+    from dataclasses import replace
+
+    from leadsync.commands.demo_sla import sla_hours_line, sla_hours_summary, with_business_hours
     from leadsync.pipeline import run_job
     from leadsync.runtime import build_runtime
     from leadsync.sandbox import Sandbox
@@ -70,6 +76,8 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
         settings = checked_settings().model_copy(update={"redis_url": None})
         zone = settings.zone
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=sb.now)
+        if business_hours:
+            runtime = replace(runtime, model=with_business_hours(runtime.model))
         started = sb.now()
         reports: list[CycleReport] = []
         # log lines wait until the tables are printed (never inside the bar or the tables)
@@ -89,6 +97,7 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
         summary = summarise(reports, sb.stats(), sb.data)
         summary["simulated"] = {"from": local_time(started, zone), "to": local_time(sb.now(), zone),
                                 "timezone": settings.timezone}
+        summary["sla_hours"] = sla_hours_summary(runtime.model, sb.data)
         from leadsync.commands.review import headline, run_review
 
         # the review's headline: the model checked against the history (docs/review.md)
@@ -107,6 +116,8 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
                       f"cycles over {days} simulated day(s) ({summary['simulated']['from']} to "
                       f"{summary['simulated']['to']}), model {runtime.model.version}")
         print_summary(console, summary)
+        console.print(sla_hours_line(summary["sla_hours"], runtime.model.sla.mql_hours),
+                      highlight=False)
         dup = sum(summary["duplicate_task_keys"].values())
         console.print(f"Duplicate follow-up task keys seen by the CRMs: {dup}")
         from leadsync.commands.review import print_headline

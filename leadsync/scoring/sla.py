@@ -1,7 +1,8 @@
 """The hand-off SLA clock and which follow-up task is owed now (DESIGN.md §5).
 
 - The clock runs in mql (from mql_at, falling back to stage_entered_at when a cold CRM record
-  lacks it) and sql (from sql_at, same fallback) for `sla.mql_hours` / `sla.sql_hours`.
+  lacks it) and sql (from sql_at, same fallback) for `sla.mql_hours` / `sla.sql_hours`:
+  working hours when the rules set `sla.business_hours` (`SlaPolicy.clock`), else wall-clock.
 - met: a `sales_touch` with clock_start <= at <= due (and <= now), or a sales_status of
   working/accepted/opportunity_open decided within [clock_start, due]. Such a status with an
   unknown decision time (sales_status_at None) counts as met: sales has visibly taken the
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final, NamedTuple
 
 from leadsync.scoring.evaluation import FollowUp, SlaStatus, TaskKind
@@ -98,16 +99,15 @@ def decide_sla(
     now: datetime,
 ) -> SlaOutcome:
     """SLA status, deadline and owed follow-up for a person now in `stage`."""
-    hours = policy.for_stage(stage)
-    if hours is None or clock_start is None:
+    if clock_start is None or (clock := policy.clock(stage, clock_start)) is None:
         return NO_SLA
-    due = clock_start + timedelta(hours=hours[0])
+    warn_from, due = clock
     if _met(events, sales_status=sales_status, sales_status_at=sales_status_at,
             start=clock_start, due=due, now=now):
         return SlaOutcome("met", due, clock_start, None)
     if now > due:
         status: SlaStatus = "breached"
-    elif now >= due - timedelta(hours=hours[1]):
+    elif now >= warn_from:
         status = "due_soon"
     else:
         return SlaOutcome("on_track", due, clock_start, None)
