@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from leadsync.config.settings import SlaSettings
-from leadsync.connectors.base import Connector, FollowUpTask
+from leadsync.connectors.base import (
+    BudgetExhausted,
+    Connector,
+    FollowUpTask,
+    TaskResult,
+    tasks_done,
+)
 from leadsync.identity import Person
 from leadsync.report import CycleReport
 from leadsync.scoring import Evaluation, FollowUp, render_reasons
@@ -155,9 +161,23 @@ def _create_for_system(
                                 escalation_due=timedelta(hours=sla.escalation_due_hours)))
     if not tasks:
         return
-    result = conn.create_tasks(tasks)
+    try:
+        result = conn.create_tasks(tasks)
+    except BudgetExhausted as exc:  # the tasks created before the stop are real: count them
+        _settle(conn.system, tasks_done(exc), state, report, stopped=tasks)
+        raise
+    _settle(conn.system, result, state, report)
+
+
+def _settle(system: str, result: TaskResult, state: StateStore, report: CycleReport,
+            stopped: Sequence[FollowUpTask] = ()) -> None:
+    """Record and count what the CRM created; release the claims of the failed ones and,
+    after a budget stop (`stopped`: the tasks of the stopped call), of those never sent."""
     state.record_task_keys(result.created)
-    report.tasks_created[conn.system] += len(result.created)
+    report.tasks_created[system] += len(result.created)
     for key, reason in result.failed.items():
         state.release_task_key(key)
         report.task_failures.append({"task_key": key, "reason": reason})
+    for task in stopped:
+        if task.key not in result.created and task.key not in result.failed:
+            state.release_task_key(task.key)

@@ -47,7 +47,9 @@ from leadsync.connectors.base import (
     RecordRef,
     UnresolvedEvent,
     WriteResult,
+    writes_done,
 )
+from leadsync.drift import OwnFields
 from leadsync.followups import OwedTask, create_owed_tasks
 from leadsync.identity import (
     Person,
@@ -164,6 +166,7 @@ class _Cycle:
         self.held_done: set[str] = set()
         self._budget_guard = threading.Lock()  # CRM threads record their budget stops
         self._read_failed = threading.Event()  # one CRM thread failed: the other stops too
+        self.own = OwnFields(self.state)  # what leadsync last wrote to its own fields (drift)
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -430,6 +433,7 @@ class _Cycle:
         if not records:
             return records, {}
         seen = self.state.get_fingerprints("input", list(records))
+        force = force | self.own.unsettled(records)  # hand edits of our fields: drift
         kept: dict[str, CrmPerson] = {}
         spare: dict[str, CrmPerson] = {}
         for key, rec in records.items():
@@ -512,13 +516,15 @@ class _Cycle:
         memory = self.state.get_person_state(person_ids) if person_ids else {}
         keys = [r.ref.key for g in groups for r in g]
         stored = self.state.get_events(keys) if keys else {}
+        self.own.load(keys)
         people = []
         for pid, group in zip(person_ids, groups, strict=True):
             events: list[Event] = []
             for rec in group:
                 events.extend(stored.get(rec.ref.key, ()))
                 events.extend(self.new_events.get(rec.ref.key, {}).values())
-            profile = merge_profile(pid, group, events, memory.get(pid, {}))
+            profile = merge_profile(pid, self.own.trusted(group), events, memory.get(pid, {}))
+            profile = self.own.adopt(profile, group, self.now, self.report)
             people.append(Person(id=pid, records=tuple(group), profile=profile))
         return people
 
@@ -566,6 +572,7 @@ class _Cycle:
                 continue
             values = written_values(ev)
             for rec in person.records:
+                self.own.note(rec, values)
                 by_system.setdefault(rec.ref.system, []).append(
                     FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
         for system in [s for s in by_system if s in self.budget_stopped]:
@@ -578,14 +585,19 @@ class _Cycle:
             self.say(f"{verb} {len(updates):,} {system} records")
             if not self.dry_run:
                 self.lease.confirm()
-            results[system] = conn.write_updates(updates, dry_run=self.dry_run)
+            try:
+                results[system] = conn.write_updates(updates, dry_run=self.dry_run)
+            except BudgetExhausted as exc:  # what the CRM took before the stop is reported
+                results[system] = writes_done(exc)
+                raise
 
         self.each_crm(write_one, by_system)
         for system, updates in by_system.items():
-            result = results.get(system)
-            if result is None:  # budget spent: these are retried when the window allows
-                self.failed_keys.update(u.ref.key for u in updates)
-                continue
+            result = results.get(system, WriteResult())
+            settled = {ref.key for ref in (*result.written, *result.unchanged)}
+            # not taken (a budget stop before or during the write): retried when it allows
+            self.failed_keys.update(u.ref.key for u in updates if u.ref.key not in settled)
+            self.own.count_written(system, result.written, self.report)
             if result.written:
                 self.report.records_written[system] += len(result.written)
             if result.unchanged:
@@ -647,6 +659,7 @@ class _Cycle:
         self.commit_engagement()
         self.commit_held_events()
         processed = memory.save_indexes(self.state, people, self.failed_keys)
+        self.own.save(self.failed_keys)
         memory.save_people(self.state, people, evaluations, self.rt.model.sla, self.now)
         for system in self.rt.connectors:
             prefix = system + ":"
