@@ -623,6 +623,10 @@ class _Cycle:
                 create_owed_tasks(owed, {system: conn}, self.state, self.rt.settings.sla,
                                   self.report, dry_run=self.dry_run,
                                   tz=self.rt.settings.zone)
+            if system in self.budget_stopped:  # stopped midway: the rest is owed next cycle
+                self.failed_keys.update(key for o in owed
+                                        if (key := o.person.task_target().ref.key)
+                                        .startswith(system + ":"))
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:
