@@ -193,9 +193,9 @@ class OwnFields:
         out: list[CrmPerson] = []
         for rec in records:
             last = self.last.get(rec.ref.key)
-            now = held(rec)
             fix: dict[str, object] = {}
             if last is not None:
+                now = held(rec)
                 if now["stage"] != last["stage"]:
                     fix["stage"] = last["stage"] or None
                 for name in ("mql_at", "sql_at"):

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import CrmPerson, RecordRef
+from leadsync.drift import OwnFields, adopt_lifecycle
 from leadsync.identity import event_signature, group_records, merge_profile, normalise_email
 from leadsync.runtime import Runtime, build_runtime
 from leadsync.scoring import (
@@ -101,7 +102,10 @@ def explain_person(settings: Settings, email: str, console: Console) -> None:
         pid = group[0].ref.key  # as a cycle names the person, so its remembered state applies
         memory = runtime.state.get_person_state([pid]).get(pid, {})
         own = [ev for rec in group for ev in events.get(rec.ref.key, ())]
-        profile = merge_profile(pid, group, own, memory)
+        written = OwnFields(runtime.state)  # hand edits of our fields are no facts (as a cycle)
+        written.load(rec.ref.key for rec in group)
+        profile = merge_profile(pid, written.trusted(group), own, memory)
+        profile, _ = adopt_lifecycle(profile, group, now)
         ev = evaluate(profile, runtime.model, now)
         render(console, group, ev, runtime.model, profile.stage,
                fallback_owner=settings.sla.fallback_owner,
