@@ -15,7 +15,8 @@ hash). Against that memory:
   runs apply it alike;
 - `note` / `count_written`: a field that differs both from what was last written and from what
   is written now is drift, counted per CRM and field for the records the CRM took, logged with
-  record ids only.
+  record ids only. An empty `lifecyclestage` is restored but not counted: it is also what our
+  own backward move leaves when its second request (the set after the clear) failed.
 With no memory of a record (its first cycle, a wiped Redis) its fields are compared with what
 leadsync would write now and rewritten when they differ, without being counted as drift.
 """
@@ -225,7 +226,8 @@ class OwnFields:
         if last is None:
             return
         now = held(rec)
-        fields = [n for n in OWN_FIELDS if now[n] != last[n] and now[n] != goal[n]]
+        fields = [n for n in OWN_FIELDS if now[n] != last[n] and now[n] != goal[n]
+                  and not (n == "lifecyclestage" and now[n] == "")]  # our half-done move
         if fields:
             self.drifted[rec.ref.key] = fields
 

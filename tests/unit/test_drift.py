@@ -133,3 +133,21 @@ def test_a_failed_record_keeps_its_old_memory() -> None:
     own.note(record(HS, {}), VALUES)
     own.save(failed={HS.key})
     assert state.get_fingerprints("own", [HS.key]) == {}
+
+
+def test_a_cleared_lifecyclestage_is_restored_but_not_counted_as_drift() -> None:
+    """What our own backward move leaves when its second request failed: not a hand edit."""
+    state = InMemoryStateStore()
+    fields = HubSpotFieldNames()
+    props, _ = hs_writes.plan_update(FieldUpdate(HS, VALUES, {}), fields)
+    written = hs_mapping.current_values(props, fields)
+    own = OwnFields(state)
+    own.note(record(HS, written), VALUES)
+    own.save(failed=set())
+    cleared = {k: v for k, v in written.items() if k != "lifecyclestage"}
+    later = OwnFields(state)
+    assert later.unsettled({HS.key: record(HS, cleared)}) == {HS.key}  # looked at, rewritten
+    later.note(record(HS, cleared), VALUES)
+    report = CycleReport(job="incremental", dry_run=False, now=NOW)
+    later.count_written("hubspot", [HS], report)
+    assert report.drift == {}
