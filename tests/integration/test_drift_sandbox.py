@@ -13,6 +13,7 @@ every figure is exact. The sandbox's own write counters check the report.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,7 @@ from leadsync.pipeline import run_job
 from leadsync.report import CycleReport
 from leadsync.runtime import Runtime, build_runtime
 from leadsync.sandbox import Sandbox
-from leadsync.state import InMemoryStateStore
+from leadsync.state import InMemoryStateStore, RedisStateStore, StateStore
 from tests.sandbox_support import hubspot_client, salesforce
 
 PEOPLE = 150
@@ -40,7 +41,7 @@ SF_OWN = ["LeadSync_Score__c", "LeadSync_Stage__c", "LeadSync_Reasons__c"]
 @dataclass
 class World:
     sb: Sandbox
-    state: InMemoryStateStore
+    state: StateStore
     rt: Runtime
     first: CycleReport
     hs: Any  # hubspot contacts basic_api
@@ -78,13 +79,32 @@ class World:
         getattr(self.sf, ref.object_type).update(ref.id, fields)
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
+    """The in-memory store, and the Redis store on LEADSYNC_TEST_REDIS_URL (own namespace)."""
+    if request.param == "memory":
+        yield InMemoryStateStore()
+        return
+    redis = pytest.importorskip("redis")
+    url = os.environ.get("LEADSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable at {url}: {type(exc).__name__}")
+    state = RedisStateStore(client, namespace="leadsync-drift-test")
+    state.clear()
+    yield state
+    state.clear()
+
+
 @pytest.fixture
-def world() -> Iterator[World]:
+def world(store: StateStore) -> Iterator[World]:
     with Sandbox(contacts=PEOPLE, seed=SEED) as sb, \
             environ({**sb.env, "LEADSYNC_REDIS_URL": ""}):
         frozen: datetime = sb.now()
         settings = load_settings().model_copy(update={"redis_url": None})
-        state = InMemoryStateStore()
+        state = store
         rt = build_runtime(settings, state=state, clock=lambda: frozen)
         first = run_job(rt, "incremental")
         assert first.stopped_reason is None and not first.failed
