@@ -615,18 +615,16 @@ class _Cycle:
             return
         self.say(f"follow-up tasks owed: {len(owed):,}")
         for system, conn in self.rt.connectors.items():  # one CRM at a time: budgets are per CRM
-            if system in self.budget_stopped:
-                continue
-            if not self.dry_run:
-                self.lease.confirm()
-            with self.crm_work(system):
-                create_owed_tasks(owed, {system: conn}, self.state, self.rt.settings.sla,
-                                  self.report, dry_run=self.dry_run,
-                                  tz=self.rt.settings.zone)
-            if system in self.budget_stopped:  # stopped midway: the rest is owed next cycle
-                self.failed_keys.update(key for o in owed
-                                        if (key := o.person.task_target().ref.key)
-                                        .startswith(system + ":"))
+            if system not in self.budget_stopped:
+                if not self.dry_run:
+                    self.lease.confirm()
+                with self.crm_work(system):
+                    create_owed_tasks(owed, {system: conn}, self.state, self.rt.settings.sla,
+                                      self.report, dry_run=self.dry_run,
+                                      tz=self.rt.settings.zone)
+            if system in self.budget_stopped:  # before or during the creates: owed next cycle
+                targets = (o.person.task_target().ref for o in owed)
+                self.failed_keys.update(ref.key for ref in targets if ref.system == system)
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:
