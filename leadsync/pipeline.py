@@ -591,7 +591,14 @@ class _Cycle:
                 results[system] = writes_done(exc)
                 raise
 
-        self.each_crm(write_one, by_system)
+        try:
+            self.each_crm(write_one, by_system)
+        finally:  # a CRM thread failed (the lease was lost): what the other wrote is reported
+            self.settle_writes(by_system, results)
+
+    def settle_writes(self, by_system: dict[str, list[FieldUpdate]],
+                      results: dict[str, WriteResult]) -> None:
+        """Count what each CRM took; what it did not take is retried next cycle."""
         for system, updates in by_system.items():
             result = results.get(system, WriteResult())
             settled = {ref.key for ref in (*result.written, *result.unchanged)}
