@@ -151,3 +151,21 @@ def test_a_cleared_lifecyclestage_is_restored_but_not_counted_as_drift() -> None
     report = CycleReport(job="incremental", dry_run=False, now=NOW)
     later.count_written("hubspot", [HS], report)
     assert report.drift == {}
+
+
+@pytest.mark.parametrize(("held_value", "sent"), [
+    ("evangelist", None),  # a human's evangelist is a customer: kept
+    ("customer", None),
+    ("opportunity", ("customer", None)),  # forward: one request
+    ("other", ("", "customer")),  # backward for HubSpot: cleared, then set
+])  # fmt: skip
+def test_a_customer_s_lifecyclestage_as_the_hubspot_write_plans_it(
+        held_value: str, sent: tuple[str, str | None] | None) -> None:
+    values = {**VALUES, "stage": "customer"}
+    previous = {"lifecyclestage": held_value}
+    props, second = hs_writes.plan_update(FieldUpdate(HS, values, previous),
+                                          HubSpotFieldNames())
+    assert (None if "lifecyclestage" not in props else (props["lifecyclestage"], second)) == sent
+    own = target(record(HS, previous), values)
+    assert own is not None and own["lifecyclestage"] == (
+        held_value if sent is None else "customer")
