@@ -174,6 +174,16 @@ class OwnFields:
         self.targets: dict[str, Own] = {}  # record key -> own fields once this cycle's write lands
         self.drifted: dict[str, list[str]] = {}  # record key -> drifted fields
         self.logged = 0
+        self._held: dict[str, tuple[CrmPerson, Own]] = {}  # record key -> (record, its fields)
+
+    def held(self, rec: CrmPerson) -> Own:
+        """`held(rec)`, worked out once per record read (the phases share the records)."""
+        cached = self._held.get(rec.ref.key)
+        if cached is not None and cached[0] is rec:
+            return cached[1]
+        own = held(rec)
+        self._held[rec.ref.key] = (rec, own)
+        return own
 
     def load(self, keys: Iterable[str]) -> None:
         wanted = sorted(set(keys) - set(self.last))
@@ -186,7 +196,7 @@ class OwnFields:
         """Records whose own fields are not what leadsync last wrote (or of which it has no
         memory): they need a look even when their inputs did not change."""
         self.load(records)
-        return {key for key, rec in records.items() if self.last.get(key) != held(rec)}
+        return {key for key, rec in records.items() if self.last.get(key) != self.held(rec)}
 
     def trusted(self, records: Sequence[CrmPerson]) -> list[CrmPerson]:
         """The records with hand-edited lifecycle fields (stage, MQL and SQL times) read as
@@ -196,7 +206,7 @@ class OwnFields:
             last = self.last.get(rec.ref.key)
             fix: dict[str, object] = {}
             if last is not None:
-                now = held(rec)
+                now = self.held(rec)
                 if now["stage"] != last["stage"]:
                     fix["stage"] = last["stage"] or None
                 for name in ("mql_at", "sql_at"):
@@ -225,7 +235,7 @@ class OwnFields:
         last = self.last.get(rec.ref.key)
         if last is None:
             return
-        now = held(rec)
+        now = self.held(rec)
         fields = [n for n in OWN_FIELDS if now[n] != last[n] and now[n] != goal[n]
                   and not (n == "lifecyclestage" and now[n] == "")]  # our half-done move
         if fields:
