@@ -203,3 +203,19 @@ def test_a_backward_lifecyclestage_move_is_restored_by_incremental_and_full_runs
         assert report.records_written == {"hubspot": 1}, job
         assert written == {"hubspot": 1, "salesforce": 0}, job  # forward again: one request
         assert world.hs_get(hs_ref) == before, job
+
+
+def test_after_a_wiped_store_a_hand_edit_is_still_restored_but_not_counted(world: World) -> None:
+    """Redis is a cache: with no memory of what leadsync wrote, the next cycle compares with
+    what it would write now, puts the score back, and counts no drift (it cannot tell)."""
+    (hs_ref,) = world.people(["lead"], ["hubspot"])[0]
+    before = world.hs_get(hs_ref)
+    world.hs_set(hs_ref, leadsync_score="999")
+    world.state.clear()
+    report, written = world.cycle("incremental")
+    assert report.drift == {} and report.records_written == {"hubspot": 1}
+    assert written == {"hubspot": 1, "salesforce": 0}
+    assert report.tasks_created == {}  # the tasks are found in the CRMs, not created again
+    assert world.hs_get(hs_ref) == before
+    again, written = world.cycle("incremental")  # and the memory is back: no echo
+    assert again.records_written == {} and again.people == 0
