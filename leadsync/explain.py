@@ -20,6 +20,7 @@ from rich.table import Table
 from leadsync import person as persons
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import CrmPerson, RecordRef
+from leadsync.drift import OwnFields, adopt_lifecycle
 from leadsync.followups import local_time
 from leadsync.identity import event_signature, group_records, merge_profile, normalise_email
 from leadsync.runtime import Runtime, build_runtime
@@ -103,9 +104,13 @@ def explain_person(settings: Settings, email: str, console: Console) -> None:
     # as a cycle names the person (its durable key), so its stored record applies
     for group, found in zip(groups, persons.resolve(runtime.state, groups), strict=True):
         own = [ev for rec in group for ev in events.get(rec.ref.key, ())]
-        profile = merge_profile(found.key, group, own, {})
+        written = OwnFields(runtime.state)  # hand edits of our fields are no facts (as a cycle)
+        written.load(rec.ref.key for rec in group)
+        trusted = written.trusted(group)
+        profile = merge_profile(found.key, trusted, own, {})
         profile = persons.with_previous(
-            profile, persons.previous_decision(found.record, group), found.legacy)
+            profile, persons.previous_decision(found.record, trusted), found.legacy)
+        profile, _ = adopt_lifecycle(profile, group, now)
         ev = evaluate(profile, runtime.model, now)
         render(console, group, ev, runtime.model, profile.stage,
                fallback_owner=settings.sla.fallback_owner,

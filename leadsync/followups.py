@@ -14,12 +14,18 @@ is spent) stays owed in the person record and is retried by the next cycle (`Tas
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from leadsync.config.settings import SlaSettings
-from leadsync.connectors.base import Connector, FollowUpTask
+from leadsync.connectors.base import (
+    BudgetExhausted,
+    Connector,
+    FollowUpTask,
+    TaskResult,
+    tasks_done,
+)
 from leadsync.identity import Person
 from leadsync.owner_fallback import fallback_owner_id, reassign_refused
 from leadsync.person import PersonRecord, equivalent_keys
@@ -185,11 +191,15 @@ class TaskPlan:
             self.state.record_task_keys(hits)
 
     def create(self, system: str, conn: Connector, sla: SlaSettings, *, tz: tzinfo = UTC,
-               calendar: BusinessCalendar | None = None) -> None:
+               calendar: BusinessCalendar | None = None, stopped: Iterable[str] = ()) -> None:
         """Create this CRM's open tasks whose people were searched in every CRM they have
-        records in (a CRM not searched may hold the task: those wait for the next cycle)."""
+        records in (a CRM not searched may hold the task: those wait for the next cycle),
+        except CRMs whose budget is `stopped` for the day: there the ledger answers, so an SLA
+        task is not held back for up to a day (the one gap: a wiped ledger, and a task the
+        stopped CRM holds for a person whose task target moved to the other CRM)."""
+        reachable = self.checked | set(stopped)
         todo = [i for i in self._open() if i.person.task_target().ref.system == system
-                and {r.system for r in i.person.alias_refs()} <= self.checked]
+                and {r.system for r in i.person.alias_refs()} <= reachable]
         if not todo:
             return
         owners = {email: oid for oid, email in conn.list_owners().items()}
@@ -211,15 +221,29 @@ class TaskPlan:
                                     escalation_due=timedelta(hours=sla.escalation_due_hours)))
         if not tasks:
             return
-        result = conn.create_tasks(tasks)
+        try:
+            result = conn.create_tasks(tasks)
+        except BudgetExhausted as exc:  # the tasks created before the stop are real: count them
+            self._settle(conn.system, tasks_done(exc), stopped=tasks)
+            raise
         result = reassign_refused(conn, tasks, result, fallback_owner_id(sla, owners))
+        self._settle(conn.system, result)
+
+    def _settle(self, system: str, result: TaskResult, stopped: Sequence[FollowUpTask] = ()
+                ) -> None:
+        """Record and count what the CRM created; release the claims of the failed ones (they
+        stay owed) and, after a budget stop (`stopped`: the tasks of the stopped call), of
+        those never sent."""
         self.state.record_task_keys(result.created)
         self.created.update(result.created)
-        self.report.tasks_created[conn.system] += len(result.created)
+        self.report.tasks_created[system] += len(result.created)
         for key, reason in result.failed.items():
             self.state.release_task_key(key)
             self.report.task_failures.append({"task_key": key, "reason": reason})
             log.warning("follow-up task not created: stays owed", extra={"task_key": key})
+        for task in stopped:
+            if task.key not in result.created and task.key not in result.failed:
+                self.state.release_task_key(task.key)
 
     def outcome(self) -> TaskOutcome:
         out = TaskOutcome()

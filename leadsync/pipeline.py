@@ -48,7 +48,9 @@ from leadsync.connectors.base import (
     RecordRef,
     UnresolvedEvent,
     WriteResult,
+    writes_done,
 )
+from leadsync.drift import OwnFields
 from leadsync.followups import OwedTask, TaskOutcome, TaskPlan
 from leadsync.identity import (
     Person,
@@ -168,6 +170,7 @@ class _Cycle:
         # stored person records by person key (None: none yet) and this cycle's task outcome
         self.records: dict[str, persons.PersonRecord | None] = {}
         self.tasks = TaskOutcome()
+        self.own = OwnFields(self.state)  # what leadsync last wrote to its own fields (drift)
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -435,6 +438,7 @@ class _Cycle:
         if not records:
             return records, {}
         seen = self.state.get_fingerprints("input", list(records))
+        force = force | self.own.unsettled(records)  # hand edits of our fields: drift
         kept: dict[str, CrmPerson] = {}
         spare: dict[str, CrmPerson] = {}
         for key, rec in records.items():
@@ -520,6 +524,7 @@ class _Cycle:
         # engagement stored under any record the person has had (a converted Lead's, too)
         keys = sorted({k for found in resolved for k in found.aliases})
         stored = self.state.get_events(keys) if keys else {}
+        self.own.load(keys)
         people = []
         for found, group in zip(resolved, groups, strict=True):
             self.records[found.key] = found.record
@@ -527,9 +532,11 @@ class _Cycle:
             for key in found.aliases:
                 events.extend(stored.get(key, ()))
                 events.extend(self.new_events.get(key, {}).values())
-            profile = merge_profile(found.key, group, events, {})
-            life = persons.previous_decision(found.record, group)
+            trusted = self.own.trusted(group)  # hand edits of our fields are no facts
+            profile = merge_profile(found.key, trusted, events, {})
+            life = persons.previous_decision(found.record, trusted)
             profile = persons.with_previous(profile, life, found.legacy)
+            profile = self.own.adopt(profile, group, self.now, self.report)
             if life.source == "crm-newer":
                 log.info("a CRM's stage is newer than our record: taken",
                          extra={"person": found.key, "record": group[0].ref.key})
@@ -583,6 +590,7 @@ class _Cycle:
                 continue
             values = written_values(ev)
             for rec in person.records:
+                self.own.note(rec, values)
                 by_system.setdefault(rec.ref.system, []).append(
                     FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
         for system in [s for s in by_system if s in self.budget_stopped]:
@@ -595,14 +603,26 @@ class _Cycle:
             self.say(f"{verb} {len(updates):,} {system} records")
             if not self.dry_run:
                 self.lease.confirm()
-            results[system] = conn.write_updates(updates, dry_run=self.dry_run)
+            try:
+                results[system] = conn.write_updates(updates, dry_run=self.dry_run)
+            except BudgetExhausted as exc:  # what the CRM took before the stop is reported
+                results[system] = writes_done(exc)
+                raise
 
-        self.each_crm(write_one, by_system)
+        try:
+            self.each_crm(write_one, by_system)
+        finally:  # a CRM thread failed (the lease was lost): what the other wrote is reported
+            self.settle_writes(by_system, results)
+
+    def settle_writes(self, by_system: dict[str, list[FieldUpdate]],
+                      results: dict[str, WriteResult]) -> None:
+        """Count what each CRM took; what it did not take is retried next cycle."""
         for system, updates in by_system.items():
-            result = results.get(system)
-            if result is None:  # budget spent: these are retried when the window allows
-                self.failed_keys.update(u.ref.key for u in updates)
-                continue
+            result = results.get(system, WriteResult())
+            settled = {ref.key for ref in (*result.written, *result.unchanged)}
+            # not taken (a budget stop before or during the write): retried when it allows
+            self.failed_keys.update(u.ref.key for u in updates if u.ref.key not in settled)
+            self.own.count_written(system, result.written, self.report)
             if result.written:
                 self.report.records_written[system] += len(result.written)
             if result.unchanged:
@@ -629,13 +649,16 @@ class _Cycle:
         for system, conn in live.items():
             with self.crm_work(system):
                 plan.check(system, conn)
-        for system, conn in live.items():
-            if system in self.budget_stopped:
-                continue
-            if not self.dry_run:
-                self.lease.confirm()
-            with self.crm_work(system):
-                plan.create(system, conn, self.rt.settings.sla, tz=zone, calendar=calendar)
+        for system, conn in self.rt.connectors.items():
+            if system not in self.budget_stopped:
+                if not self.dry_run:
+                    self.lease.confirm()
+                with self.crm_work(system):
+                    plan.create(system, conn, self.rt.settings.sla, tz=zone,
+                                calendar=calendar, stopped=self.budget_stopped)
+            if system in self.budget_stopped:  # before or during the creates: owed next cycle
+                targets = (o.person.task_target().ref for o in owed)
+                self.failed_keys.update(ref.key for ref in targets if ref.system == system)
         self.tasks = plan.outcome()
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
@@ -673,6 +696,7 @@ class _Cycle:
         self.commit_engagement()
         self.commit_held_events()
         processed = memory.save_indexes(self.state, people, self.failed_keys)
+        self.own.save(self.failed_keys)
         memory.save_people(self.state, people, evaluations, self.records, self.tasks,
                            sla=self.rt.model.sla, now=self.now)
         for system in self.rt.connectors:

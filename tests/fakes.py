@@ -2,7 +2,8 @@
 
 It keeps records with a modification clock, bumps it on every write (so our own writes come back
 as "changed", like the real CRMs), compares written values the way a connector must (only
-changed fields are sent), and can refuse chosen records.
+changed fields are sent; a HubSpot stage sets `lifecyclestage` too), and can refuse chosen
+records.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from leadsync.connectors.base import (
     TaskResult,
     WriteResult,
 )
+from leadsync.connectors.hubspot.mapping import lifecycle_target
 from leadsync.scoring import Event, Profile, render_reasons
 
 
@@ -131,6 +133,12 @@ class FakeConnector:
             rec = self.records[upd.ref.key]
             changed = {k: crm_repr(v) for k, v in upd.values.items()
                        if crm_repr(v) != upd.previous.get(k)}
+            stage = upd.values.get("stage")
+            if self.system == "hubspot" and isinstance(stage, str):  # set with the stage
+                held = upd.previous.get("lifecyclestage")
+                life = lifecycle_target(stage, str(held) if held else None)
+                if life != held:
+                    changed["lifecyclestage"] = life
             if not changed:
                 result.unchanged.append(upd.ref)
             elif dry_run:

@@ -173,7 +173,22 @@ class AuthError(ConnectorError):
 
 class BudgetExhausted(ConnectorError):
     """The API budget for this run/day is spent (Salesforce REQUEST_LIMIT_EXCEEDED or our share,
-    HubSpot DAILY 429): stop cleanly, keep cursors, resume after the reset."""
+    HubSpot DAILY 429): stop cleanly, keep cursors, resume after the reset.
+
+    Raised before the refused request is sent. A write or task call stopped midway sets `done`
+    to what its earlier batches got the CRM to take, so reports and ledgers stay truthful."""
+
+    done: WriteResult | TaskResult | None = None
+
+
+def writes_done(exc: BudgetExhausted) -> WriteResult:
+    """The field writes a budget-stopped `write_updates` had completed (empty if none)."""
+    return exc.done if isinstance(exc.done, WriteResult) else WriteResult()
+
+
+def tasks_done(exc: BudgetExhausted) -> TaskResult:
+    """The tasks a budget-stopped `create_tasks` had created (empty if none)."""
+    return exc.done if isinstance(exc.done, TaskResult) else TaskResult()
 
 
 class RecordRejected(ConnectorError):

@@ -110,6 +110,14 @@ def is_backward(current: str | None, new: str) -> bool:
     return LIFECYCLE_ORDER.index(new) < LIFECYCLE_ORDER.index(current)
 
 
+def lifecycle_target(stage: str, current: str | None) -> str:
+    """The `lifecyclestage` a contact in leadsync `stage` holds: the stage's own value, unless
+    what it holds already means that stage (a human's `evangelist` is a customer: kept)."""
+    if current and LIFECYCLE_TO_STAGE.get(current) == stage:
+        return current
+    return STAGE_TO_LIFECYCLE[stage]
+
+
 def current_values(props: Mapping[str, object], fields: HubSpotFieldNames) -> dict[str, object]:
     """The written fields as read (logical names, HubSpot strings) plus `lifecyclestage`."""
     current: dict[str, object] = {}
