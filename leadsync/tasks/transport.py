@@ -13,7 +13,7 @@
    messages it could not restore stay in Redis' unacked index (restored after the visibility
    timeout) or, if Redis came back empty, are gone with it and beat's next tick sends the job
    again. Same family as celery/kombu#582 and #970 (closing a channel whose transport was
-   already released); no released kombu has a fix for this path.
+   already released); kombu 5.7.0 has no fix for this path and no setting avoids it.
 2. **Visibility renewal.** `QoS.renew()` re-stamps every message this channel holds
    unacknowledged as delivered *now* in kombu's `unacked_index`, so a short visibility timeout
    (the time after which a crashed worker's messages come back) does not redeliver a job that

@@ -105,7 +105,7 @@ def test_sandbox_serve_accepts_the_options_compose_passes(compose: dict[str, Any
     assert passed <= options, f"unknown options for `leadsync sandbox serve`: {passed - options}"
 
 
-@pytest.mark.parametrize(("service", "checks"), [("worker", {"worker", "queue"}),
+@pytest.mark.parametrize(("service", "checks"), [("worker", {"worker"}),
                                                  ("beat", {"beat"})])
 def test_worker_and_beat_healthchecks_run_leadsync_health(
     compose: dict[str, Any], service: str, checks: set[str]

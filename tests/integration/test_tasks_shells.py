@@ -280,3 +280,34 @@ def test_a_lock_release_without_redis_does_not_hide_the_outcome(
     with pytest.raises(Retry) as retry:  # a retry is not replaced by the release error
         app.tasks[TASK_INCREMENTAL].apply(retries=0, throw=True)
     assert isinstance(retry.value.exc, TransientError)
+
+
+def test_a_lease_lost_because_redis_was_away_is_retried_not_reported(
+    app: Celery, ctx: FakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline stops with `lock_lost` when it cannot renew its lease; if Redis does not
+    answer either, nobody else took the lease: the job is retried. If Redis answers, another
+    holder took it and the stop is reported as such."""
+
+    class Down:
+        def ping(self) -> bool:
+            raise redis.exceptions.ConnectionError("Error 111 connecting")
+
+    class Up:
+        def ping(self) -> bool:
+            return True
+
+    real = ctx.run_job
+
+    def stops_lock_lost(job: str, **kw: Any) -> Mapping[str, Any]:
+        return {**real(job, **kw), "stopped_reason": "lock_lost"}
+
+    monkeypatch.setattr(ctx, "run_job", stops_lock_lost)
+    monkeypatch.setattr(ctx.state, "redis", Down(), raising=False)
+    with pytest.raises(Retry):
+        app.tasks[TASK_INCREMENTAL].apply(retries=0, throw=True)
+    assert ctx.reports == []
+    monkeypatch.setattr(ctx.state, "redis", Up(), raising=False)
+    result = run(app, TASK_INCREMENTAL)
+    assert (result["stopped_reason"], result["exit_code"]) == ("lock_lost", 3)
+    assert len(ctx.reports) == 1
