@@ -6,7 +6,10 @@ Generates N profiles (default 100,000, about 8 events each, seeded) as JSONL, th
 - cli_profiles_per_s: `leadsync score --input FILE --output FILE` end to end (a subprocess);
 - io_floor_profiles_per_s: the same file merely parsed and re-serialised (json.loads +
   json.dumps per line, a subprocess with the same read/write pattern);
-- cli_vs_floor_ratio: floor rate / CLI rate (target <= 3).
+- cli_vs_floor_ratio: floor rate / CLI rate (target <= 3);
+- core_business_hours_profiles_per_s: `evaluate()` again with the same model on business hours
+  (Asia/Tokyo, 9-18 on weekdays, Japanese holidays: docs/sla.md), and sla_clocks, the
+  evaluations with a running SLA clock (each one a deadline and a warning in working time).
 Prints one JSON object. Usage: python benchmarks/bench_score.py [--profiles N] [--seed S]
 """
 
@@ -21,10 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from leadsync.config.rules import load_default_rules
+from leadsync.config.rules_hours import parse_business_hours
+from leadsync.config.rules_parts import Where
 from leadsync.scoring import evaluate, parse_profile
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
@@ -109,6 +115,13 @@ def main() -> None:
         for profile in profiles:
             evaluate(profile, model, NOW)
         core_s = time.perf_counter() - start
+        business = replace(model, sla=replace(model.sla, calendar=parse_business_hours(
+            {"timezone": "Asia/Tokyo"}, Where("bench"))))
+        assert business.sla.calendar is not None  # once per process: import `holidays`
+        business.sla.calendar.is_working_day(NOW.date())
+        start = time.perf_counter()
+        clocks = sum(evaluate(p, business, NOW).sla_due is not None for p in profiles)
+        business_s = time.perf_counter() - start
         gc.unfreeze()
         floor_s = _timed_run([sys.executable, "-c", FLOOR_SCRIPT, str(data), str(out)])
         cli_s = _timed_run([sys.executable, "-m", "leadsync.cli", "score", "--input", str(data),
@@ -119,6 +132,8 @@ def main() -> None:
         "profiles": n,
         "events_per_profile": round(events, 2),
         "core_profiles_per_s": round(n / core_s),
+        "core_business_hours_profiles_per_s": round(n / business_s),
+        "sla_clocks": clocks,
         "parse_profiles_per_s": round(n / parse_s),
         "cli_profiles_per_s": round(n / cli_s),
         "io_floor_profiles_per_s": round(n / floor_s),

@@ -27,6 +27,7 @@ _COMMANDS: dict[str, str] = {
     "health": "leadsync.commands.health:health",
     "provision": "leadsync.commands:provision",
     "explain": "leadsync.commands:explain",
+    "review": "leadsync.commands.review:review",
     "worker": "leadsync.commands:worker",
     "score": "leadsync.cli_score:score",
     "sandbox": "leadsync.sandbox.cli:sandbox",

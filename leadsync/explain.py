@@ -17,8 +17,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from leadsync import person as persons
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import CrmPerson, RecordRef
+from leadsync.drift import OwnFields, adopt_lifecycle
+from leadsync.followups import local_time
 from leadsync.identity import event_signature, group_records, merge_profile, normalise_email
 from leadsync.runtime import Runtime, build_runtime
 from leadsync.scoring import (
@@ -97,11 +100,17 @@ def explain_person(settings: Settings, email: str, console: Console) -> None:
         console.print("No record with that email in the configured CRMs.")
         raise SystemExit(1)
     now = runtime.clock()
-    for group in group_records(records):
-        pid = group[0].ref.key  # as a cycle names the person, so its remembered state applies
-        memory = runtime.state.get_person_state([pid]).get(pid, {})
+    groups = group_records(records)
+    # as a cycle names the person (its durable key), so its stored record applies
+    for group, found in zip(groups, persons.resolve(runtime.state, groups), strict=True):
         own = [ev for rec in group for ev in events.get(rec.ref.key, ())]
-        profile = merge_profile(pid, group, own, memory)
+        written = OwnFields(runtime.state)  # hand edits of our fields are no facts (as a cycle)
+        written.load(rec.ref.key for rec in group)
+        trusted = written.trusted(group)
+        profile = merge_profile(found.key, trusted, own, {})
+        profile = persons.with_previous(
+            profile, persons.previous_decision(found.record, trusted), found.legacy)
+        profile, _ = adopt_lifecycle(profile, group, now)
         ev = evaluate(profile, runtime.model, now)
         render(console, group, ev, runtime.model, profile.stage,
                fallback_owner=settings.sla.fallback_owner,
@@ -138,6 +147,11 @@ def render(console: Console, group: Iterable[CrmPerson], ev: Evaluation, model: 
         console.print(f"MQL at: {_when(ev.mql_at)}   SQL at: {_when(ev.sql_at)}")
     console.print(f"SLA: [bold]{ev.sla_status}[/bold]"
                   + (f", due {ev.sla_due:%Y-%m-%d %H:%M} UTC" if ev.sla_due else ""))
+    calendar = model.sla.calendar
+    if calendar is not None:  # the clock counts working time (docs/sla.md)
+        local = f", due {local_time(ev.sla_due, calendar.zone)}" if ev.sla_due else ""
+        console.print(f"SLA hours are business hours ({calendar.describe()}){local}",
+                      highlight=False)
     if ev.follow_up:
         fu = ev.follow_up
         console.print(f"Follow-up owed: {fu.kind} ({fu.priority}), key {fu.key}")

@@ -3,9 +3,12 @@
 The same person may be a HubSpot contact, a Salesforce Lead and a Salesforce Contact, and may be
 duplicated inside one CRM. Records are grouped by cross-system ids first (a CRM's own link, such
 as HubSpot's `salesforcecontactid`), then by normalised email; records without email stay alone
-unless linked. Each group becomes one `Person` whose id is its primary record's key (Salesforce
-Contact, then Salesforce Lead, then HubSpot; lowest id first), so it is derivable from CRM data
-alone and stays the same after the state store is lost.
+unless linked. Each group becomes one `Person`, its records ranked primary first (Salesforce
+Contact, then Salesforce Lead, then HubSpot; lowest id first). The person's durable key, its
+aliases and its stored record are `leadsync.person`'s job; merging here takes the CRMs' written
+lifecycle
+fields by the fixed stage rank only when there is nothing better (`person.previous_decision`
+decides from leadsync's own last decision and dated facts).
 """
 
 from __future__ import annotations
@@ -45,15 +48,29 @@ def record_rank(ref: RecordRef) -> tuple[int, str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """One resolved person: its records (primary first) and the merged profile."""
+    """One resolved person: its durable key (`leadsync.person`), its records read now
+    (primary first), the merged profile, and every record key it has had (its aliases: the
+    CRM check for existing tasks searches all of them)."""
 
     id: str
     records: tuple[CrmPerson, ...]
     profile: Profile
+    aliases: tuple[str, ...] = ()
 
     @property
     def refs(self) -> tuple[RecordRef, ...]:
         return tuple(r.ref for r in self.records)
+
+    def alias_refs(self) -> list[RecordRef]:
+        """Every record the person has had, current ones first (unparseable keys left out)."""
+        refs = {r.ref.key: r.ref for r in self.records}
+        for key in self.aliases:
+            if key not in refs:
+                try:
+                    refs[key] = RecordRef.parse(key)
+                except ValueError:
+                    continue
+        return list(refs.values())
 
     def task_target(self) -> CrmPerson:
         """Where follow-up tasks go: the Salesforce record if any (sales works there)."""

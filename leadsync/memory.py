@@ -4,9 +4,12 @@
   own write, which bumps the CRM's modification time) costs nothing more (RELIABILITY.md §5);
 - identity indexes: the records grouped with a record last time, and records by email hash, so
   a change to one record brings in the person's other records;
-- per person: stage entry time, records, and when the SLA clock next needs a look;
-- the set of people whose SLA clock is running, and when each was last evaluated (a newer
-  evaluation is never overwritten by an older one).
+- per person (by its durable key, `leadsync.person`): leadsync's last decision (the
+  `PersonRecord`: stage and its times, the SLA clock and when it next needs a look, the tasks
+  owed and created) and the alias table of every record key the person has had;
+- the set of people whose SLA clock is running and the set of people owed a task that is not
+  created yet, both by person key, and when each was last evaluated (a newer evaluation is
+  never overwritten by an older one).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from leadsync import person as persons
 from leadsync.connectors.base import CrmPerson
+from leadsync.followups import TaskOutcome
 from leadsync.identity import Person, email_hash, normalise_email
 from leadsync.scoring import Evaluation, SlaPolicy
 from leadsync.state import StateStore
 
 OPEN_SLA = "sla"  # pending-set name for people whose SLA clock is running
+OWED_TASKS = "owed-tasks"  # pending-set name for people owed a task not created yet
 SLA_REVISIT_AFTER_BREACH = timedelta(days=7)
 
 
@@ -39,8 +45,9 @@ def sla_check_at(ev: Evaluation, sla: SlaPolicy) -> datetime | None:
     if ev.sla_due is None or ev.sla_status not in ("on_track", "due_soon", "breached"):
         return None
     warn = sla.sql_warn_hours if ev.stage == "sql" else sla.mql_warn_hours
-    if ev.sla_status == "on_track":
-        return ev.sla_due - timedelta(hours=warn)
+    if ev.sla_status == "on_track":  # the warning: counted in working time on business hours
+        clock = None if ev.sla_clock_start is None else sla.clock(ev.stage, ev.sla_clock_start)
+        return ev.sla_due - timedelta(hours=warn) if clock is None else clock[0]
     if ev.sla_status == "due_soon":
         return ev.sla_due + timedelta(seconds=1)
     return ev.sla_due + SLA_REVISIT_AFTER_BREACH
@@ -54,7 +61,8 @@ def sla_open(ev: Evaluation, now: datetime) -> bool:
 
 
 def open_sla_records(state: StateStore, now: datetime) -> set[str]:
-    """Records of people whose SLA clock reaches its next step (warning, deadline) by now."""
+    """Records of people whose SLA clock reaches its next step (warning, deadline) by now.
+    Entries of earlier versions (a record key, not a person key) bring that record."""
     person_ids = sorted(state.get_pending(OPEN_SLA))
     remembered = state.get_person_state(person_ids) if person_ids else {}
     now_iso = now.isoformat()
@@ -64,9 +72,25 @@ def open_sla_records(state: StateStore, now: datetime) -> set[str]:
         check_at = mem.get("sla_check_at")
         if isinstance(check_at, str) and check_at > now_iso:
             continue
-        records = mem.get("records")
-        keys.update(str(k) for k in records) if isinstance(records, list) else keys.add(pid)
+        keys.update(_records_of(pid, mem))
     return keys
+
+
+def owed_task_records(state: StateStore) -> set[str]:
+    """Records of people owed a follow-up task that is not created yet: every cycle retries."""
+    person_ids = sorted(state.get_pending(OWED_TASKS))
+    remembered = state.get_person_state(person_ids) if person_ids else {}
+    keys: set[str] = set()
+    for pid in person_ids:
+        keys.update(_records_of(pid, remembered.get(pid, {})))
+    return keys
+
+
+def _records_of(pid: str, mem: Mapping[str, object]) -> list[str]:
+    records = mem.get("records")
+    if isinstance(records, list):
+        return [str(k) for k in records]
+    return [] if persons.is_person_key(pid) else [pid]
 
 
 def save_indexes(state: StateStore, people: Sequence[Person], failed: set[str]) -> set[str]:
@@ -92,20 +116,31 @@ def save_indexes(state: StateStore, people: Sequence[Person], failed: set[str]) 
 
 
 def save_people(state: StateStore, people: Sequence[Person], evaluations: Sequence[Evaluation],
+                records: Mapping[str, persons.PersonRecord | None], tasks: TaskOutcome, *,
                 sla: SlaPolicy, now: datetime) -> None:
-    remembered: dict[str, Mapping[str, object]] = {}
+    """Each person's record of this cycle's decision (and its aliases), the open-SLA and
+    owed-task sets by person key; entries an earlier version left under a record key (or a
+    key merged away) are removed."""
+    saved: list[persons.PersonRecord] = []
     open_sla: list[str] = []
     closed_sla: list[str] = []
+    owed: list[str] = []
+    settled: list[str] = []
     for person, ev in zip(people, evaluations, strict=True):
-        check_at = sla_check_at(ev, sla)
-        remembered[person.id] = {
-            "stage": ev.stage, "records": [r.ref.key for r in person.records],
-            "score_at_mql": ev.score_at_mql,
-            "stage_entered_at": ev.stage_entered_at.isoformat() if ev.stage_entered_at else None,
-            "sla_check_at": check_at.isoformat() if check_at else None}
+        record = persons.decided(
+            records.get(person.id), person.id, person.aliases, ev, now=now,
+            check_at=sla_check_at(ev, sla), created=tasks.created.get(person.id, {}),
+            pending=tasks.pending.get(person.id))
+        saved.append(record)
         (open_sla if sla_open(ev, now) else closed_sla).append(person.id)
-    if remembered:
-        state.set_person_state(remembered)
-        state.set_fingerprints("evaluated_at", dict.fromkeys(remembered, now.isoformat()))
+        (owed if record.tasks_owed else settled).append(person.id)
+        closed_sla.extend(k for k in (*record.records, *record.former_keys)
+                          if k != person.id)
+        settled.extend(record.former_keys)
+    if saved:
+        persons.store(state, saved)
+        state.set_fingerprints("evaluated_at", {r.key: now.isoformat() for r in saved})
     state.add_pending(OPEN_SLA, open_sla)
     state.remove_pending(OPEN_SLA, closed_sla)
+    state.add_pending(OWED_TASKS, owed)
+    state.remove_pending(OWED_TASKS, settled)

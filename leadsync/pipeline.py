@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
 from leadsync import memory
+from leadsync import person as persons
 from leadsync.connectors.base import (
     BudgetExhausted,
     Connector,
@@ -47,8 +48,10 @@ from leadsync.connectors.base import (
     RecordRef,
     UnresolvedEvent,
     WriteResult,
+    writes_done,
 )
-from leadsync.followups import OwedTask, create_owed_tasks
+from leadsync.drift import OwnFields
+from leadsync.followups import OwedTask, TaskOutcome, TaskPlan
 from leadsync.identity import (
     Person,
     email_hash,
@@ -164,6 +167,10 @@ class _Cycle:
         self.held_done: set[str] = set()
         self._budget_guard = threading.Lock()  # CRM threads record their budget stops
         self._read_failed = threading.Event()  # one CRM thread failed: the other stops too
+        # stored person records by person key (None: none yet) and this cycle's task outcome
+        self.records: dict[str, persons.PersonRecord | None] = {}
+        self.tasks = TaskOutcome()
+        self.own = OwnFields(self.state)  # what leadsync last wrote to its own fields (drift)
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -179,6 +186,7 @@ class _Cycle:
                 force |= self.state.get_pending(system)
         if job in ("incremental", "sla"):
             force |= memory.open_sla_records(self.state, self.now)
+            force |= memory.owed_task_records(self.state)  # not created yet: retried each cycle
         if job == "chunk":
             force |= set(record_keys)
         spare: dict[str, CrmPerson] = {}
@@ -430,6 +438,7 @@ class _Cycle:
         if not records:
             return records, {}
         seen = self.state.get_fingerprints("input", list(records))
+        force = force | self.own.unsettled(records)  # hand edits of our fields: drift
         kept: dict[str, CrmPerson] = {}
         spare: dict[str, CrmPerson] = {}
         for key, rec in records.items():
@@ -507,19 +516,32 @@ class _Cycle:
         return kept
 
     def resolve(self, records: Iterable[CrmPerson]) -> list[Person]:
+        """Group the records into people, each under its durable key with its stored record
+        (`leadsync.person`): the previous stage is leadsync's own last decision, or on a cold
+        start the CRMs' written fields by their dated facts."""
         groups = group_records(records)
-        person_ids = [g[0].ref.key for g in groups]
-        memory = self.state.get_person_state(person_ids) if person_ids else {}
-        keys = [r.ref.key for g in groups for r in g]
+        resolved = persons.resolve(self.state, groups)
+        # engagement stored under any record the person has had (a converted Lead's, too)
+        keys = sorted({k for found in resolved for k in found.aliases})
         stored = self.state.get_events(keys) if keys else {}
+        self.own.load(keys)
         people = []
-        for pid, group in zip(person_ids, groups, strict=True):
+        for found, group in zip(resolved, groups, strict=True):
+            self.records[found.key] = found.record
             events: list[Event] = []
-            for rec in group:
-                events.extend(stored.get(rec.ref.key, ()))
-                events.extend(self.new_events.get(rec.ref.key, {}).values())
-            profile = merge_profile(pid, group, events, memory.get(pid, {}))
-            people.append(Person(id=pid, records=tuple(group), profile=profile))
+            for key in found.aliases:
+                events.extend(stored.get(key, ()))
+                events.extend(self.new_events.get(key, {}).values())
+            trusted = self.own.trusted(group)  # hand edits of our fields are no facts
+            profile = merge_profile(found.key, trusted, events, {})
+            life = persons.previous_decision(found.record, trusted)
+            profile = persons.with_previous(profile, life, found.legacy)
+            profile = self.own.adopt(profile, group, self.now, self.report)
+            if life.source == "crm-newer":
+                log.info("a CRM's stage is newer than our record: taken",
+                         extra={"person": found.key, "record": group[0].ref.key})
+            people.append(Person(id=found.key, records=tuple(group), profile=profile,
+                                 aliases=found.aliases))
         return people
 
     def evaluate(self, candidates: Sequence[Person]) -> tuple[list[Person], list[Evaluation]]:
@@ -544,10 +566,12 @@ class _Cycle:
             report.stages[ev.stage] += 1
             report.sla[ev.sla_status] += 1
             report.outcomes[person.id] = (ev.stage, ev.sla_status, ev.score)
+            report.primary[person.id] = person.records[0].ref.key
             if ev.stage_changed:
                 report.transitions[f"{person.profile.stage or 'new'}->{ev.stage}"] += 1
         ranked = sorted(zip(people, evaluations, strict=True), key=lambda pe: -pe[1].score)
-        report.top = [{"person": p.id, "score": e.score, "grade": e.grade, "stage": e.stage,
+        report.top = [{"person": p.records[0].ref.key, "key": p.id, "score": e.score,
+                       "grade": e.grade, "stage": e.stage,
                        "reasons": render_reasons(e.reasons, 120)} for p, e in ranked[:TOP_N]]
         return people, evaluations
 
@@ -566,6 +590,7 @@ class _Cycle:
                 continue
             values = written_values(ev)
             for rec in person.records:
+                self.own.note(rec, values)
                 by_system.setdefault(rec.ref.system, []).append(
                     FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
         for system in [s for s in by_system if s in self.budget_stopped]:
@@ -578,14 +603,26 @@ class _Cycle:
             self.say(f"{verb} {len(updates):,} {system} records")
             if not self.dry_run:
                 self.lease.confirm()
-            results[system] = conn.write_updates(updates, dry_run=self.dry_run)
+            try:
+                results[system] = conn.write_updates(updates, dry_run=self.dry_run)
+            except BudgetExhausted as exc:  # what the CRM took before the stop is reported
+                results[system] = writes_done(exc)
+                raise
 
-        self.each_crm(write_one, by_system)
+        try:
+            self.each_crm(write_one, by_system)
+        finally:  # a CRM thread failed (the lease was lost): what the other wrote is reported
+            self.settle_writes(by_system, results)
+
+    def settle_writes(self, by_system: dict[str, list[FieldUpdate]],
+                      results: dict[str, WriteResult]) -> None:
+        """Count what each CRM took; what it did not take is retried next cycle."""
         for system, updates in by_system.items():
-            result = results.get(system)
-            if result is None:  # budget spent: these are retried when the window allows
-                self.failed_keys.update(u.ref.key for u in updates)
-                continue
+            result = results.get(system, WriteResult())
+            settled = {ref.key for ref in (*result.written, *result.unchanged)}
+            # not taken (a budget stop before or during the write): retried when it allows
+            self.failed_keys.update(u.ref.key for u in updates if u.ref.key not in settled)
+            self.own.count_written(system, result.written, self.report)
             if result.written:
                 self.report.records_written[system] += len(result.written)
             if result.unchanged:
@@ -597,20 +634,32 @@ class _Cycle:
                                                           "retryable": err.retryable})
 
     def follow_ups(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
-        owed = [OwedTask(p, e, e.follow_up) for p, e in zip(people, evaluations, strict=True)
-                if e.follow_up is not None]
+        """Owed tasks: searched for in every record of the person in both CRMs, then created
+        on the task target, one CRM at a time (budgets are per CRM). What is not created stays
+        owed in the person record (`self.tasks`) and the next cycle retries it."""
+        owed = [OwedTask(p, e, e.follow_up, self.records.get(p.id))
+                for p, e in zip(people, evaluations, strict=True) if e.follow_up is not None]
         if not owed:
             return
         self.say(f"follow-up tasks owed: {len(owed):,}")
-        for system, conn in self.rt.connectors.items():  # one CRM at a time: budgets are per CRM
-            if system in self.budget_stopped:
-                continue
-            if not self.dry_run:
-                self.lease.confirm()
+        plan = TaskPlan(owed, self.state, self.report, dry_run=self.dry_run)
+        calendar = self.rt.model.sla.calendar  # business hours: their zone is the SLA's
+        zone = calendar.zone if calendar is not None else self.rt.settings.zone
+        live = {s: c for s, c in self.rt.connectors.items() if s not in self.budget_stopped}
+        for system, conn in live.items():
             with self.crm_work(system):
-                create_owed_tasks(owed, {system: conn}, self.state, self.rt.settings.sla,
-                                  self.report, dry_run=self.dry_run,
-                                  tz=self.rt.settings.zone)
+                plan.check(system, conn)
+        for system, conn in self.rt.connectors.items():
+            if system not in self.budget_stopped:
+                if not self.dry_run:
+                    self.lease.confirm()
+                with self.crm_work(system):
+                    plan.create(system, conn, self.rt.settings.sla, tz=zone,
+                                calendar=calendar, stopped=self.budget_stopped)
+            if system in self.budget_stopped:  # before or during the creates: owed next cycle
+                targets = (o.person.task_target().ref for o in owed)
+                self.failed_keys.update(ref.key for ref in targets if ref.system == system)
+        self.tasks = plan.outcome()
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:
@@ -647,7 +696,9 @@ class _Cycle:
         self.commit_engagement()
         self.commit_held_events()
         processed = memory.save_indexes(self.state, people, self.failed_keys)
-        memory.save_people(self.state, people, evaluations, self.rt.model.sla, self.now)
+        self.own.save(self.failed_keys)
+        memory.save_people(self.state, people, evaluations, self.records, self.tasks,
+                           sla=self.rt.model.sla, now=self.now)
         for system in self.rt.connectors:
             prefix = system + ":"
             self.state.remove_pending(system, [k for k in processed if k.startswith(prefix)])

@@ -24,6 +24,9 @@ class CycleReport:
     sla: Counter[str] = field(default_factory=Counter)
     records_written: Counter[str] = field(default_factory=Counter)
     records_unchanged: Counter[str] = field(default_factory=Counter)
+    # hand edits of leadsync's own fields restored by this cycle: system -> field -> records
+    drift: dict[str, Counter[str]] = field(default_factory=dict)
+    lifecycle_adopted: Counter[str] = field(default_factory=Counter)  # hand moves kept, by CRM
     failed: Counter[str] = field(default_factory=Counter)
     failures: list[dict[str, str]] = field(default_factory=list)
     tasks_created: Counter[str] = field(default_factory=Counter)
@@ -38,6 +41,8 @@ class CycleReport:
     duration_s: float = 0.0
     # person id -> (stage, sla status, score) of everyone evaluated; not serialised (size)
     outcomes: dict[str, tuple[str, str, int]] = field(default_factory=dict, repr=False)
+    # person key -> its primary record's key, of everyone evaluated; not serialised (size)
+    primary: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def stage_changes(self) -> int:
@@ -64,6 +69,8 @@ class CycleReport:
             "sla": dict(self.sla),
             "records_written": dict(self.records_written),
             "records_unchanged": dict(self.records_unchanged),
+            "drift": {system: dict(fields) for system, fields in sorted(self.drift.items())},
+            "lifecycle_adopted": dict(self.lifecycle_adopted),
             "failed": dict(self.failed),
             "failures": list(self.failures),
             "tasks_created": dict(self.tasks_created),

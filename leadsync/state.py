@@ -94,6 +94,12 @@ class StateStore(Protocol):
     def get_person_state(self, person_keys: Sequence[str]) -> dict[str, dict[str, object]]: ...
     def set_person_state(self, items: Mapping[str, Mapping[str, object]]) -> None: ...
 
+    # the alias table (`leadsync.person`): record key -> durable person key, for every record key
+    # a person has had (a converted Lead, its Contact, HubSpot contacts, merged duplicates);
+    # returns only keys that are known
+    def get_person_keys(self, record_keys: Sequence[str]) -> dict[str, str]: ...
+    def set_person_keys(self, items: Mapping[str, str]) -> None: ...
+
     # engagement events whose email no record has yet, by event id -> opaque JSON payload
     # (the pipeline bounds their number and age); kept until attached or expired
     def get_held_events(self) -> dict[str, str]: ...
@@ -291,6 +297,7 @@ class InMemoryStateStore:
         self._tasks: dict[str, str] = {}
         self._pending: dict[str, set[str]] = {}
         self._people: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
         self._held: dict[str, str] = {}
 
     def get_cursor(self, name: str) -> datetime | None:
@@ -390,6 +397,14 @@ class InMemoryStateStore:
         with self._guard:
             self._people.update(encoded)
 
+    def get_person_keys(self, record_keys: Sequence[str]) -> dict[str, str]:
+        with self._guard:
+            return {k: self._aliases[k] for k in record_keys if k in self._aliases}
+
+    def set_person_keys(self, items: Mapping[str, str]) -> None:
+        with self._guard:
+            self._aliases.update(items)
+
     def get_held_events(self) -> dict[str, str]:
         with self._guard:
             return dict(self._held)
@@ -415,7 +430,7 @@ class InMemoryStateStore:
         with self._guard, self._lock_guard:
             for part in (self._locks, self._shared_locks, self._cursors, self._fingerprints,
                          self._events, self._claims, self._tasks, self._pending, self._people,
-                         self._held):  # fmt: skip
+                         self._aliases, self._held):  # fmt: skip
                 part.clear()
 
 

@@ -11,6 +11,7 @@ Layout, all under `<namespace>:` so `clear()` can wipe exactly what leadsync wro
 | `task:<key>` | string `c` (claimed) or `t:<crm task id>` (recorded) | claim ttl / ledger TTL |
 | `pending:<system>` | set of record keys | TTL refreshed on write |
 | `person` | hash person key -> compact JSON | TTL refreshed on write |
+| `alias` | hash record key -> person key (`leadsync.person`) | TTL refreshed on write |
 | `held-events` | hash event id -> JSON (email hash, event) | count bounded by the pipeline; TTL |
 | `lock:<name>` | redis-py lock token (exclusive holder) | lock timeout |
 | `lock:<name>:shared` | zset token -> expiry ms (shared holders) | longest lease |
@@ -390,6 +391,21 @@ class RedisStateStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self._k("person"), mapping=encoded)
         pipe.expire(self._k("person"), self._ttl_person)
+        pipe.execute()
+
+    # the alias table: record key -> person key ------------------------------------------
+    def get_person_keys(self, record_keys: Sequence[str]) -> dict[str, str]:
+        if not record_keys:
+            return {}
+        values = cast(list[Any], self.redis.hmget(self._k("alias"), list(record_keys)))
+        return {k: _text(v) for k, v in zip(record_keys, values, strict=True) if v is not None}
+
+    def set_person_keys(self, items: Mapping[str, str]) -> None:
+        if not items:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._k("alias"), mapping=dict(items))
+        pipe.expire(self._k("alias"), self._ttl_person)
         pipe.execute()
 
     # events waiting for a record with their email -------------------------------------

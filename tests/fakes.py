@@ -2,7 +2,8 @@
 
 It keeps records with a modification clock, bumps it on every write (so our own writes come back
 as "changed", like the real CRMs), compares written values the way a connector must (only
-changed fields are sent), and can refuse chosen records.
+changed fields are sent; a HubSpot stage sets `lifecyclestage` too), and can refuse chosen
+records.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 
 from leadsync.connectors.base import (
     CrmPerson,
+    Deal,
     EngagementEvent,
     FieldUpdate,
     FollowUpTask,
@@ -23,6 +25,7 @@ from leadsync.connectors.base import (
     TaskResult,
     WriteResult,
 )
+from leadsync.connectors.hubspot.mapping import lifecycle_target
 from leadsync.scoring import Event, Profile, render_reasons
 
 
@@ -51,6 +54,7 @@ class FakeConnector:
         self.records: dict[str, FakeRecord] = {}
         self.events: list[EngagementEvent] = []
         self.sales: list[SalesChange] = []
+        self.deals: list[Deal] = []  # what `iter_deals` yields (the review's read)
         self.tasks: list[FollowUpTask] = []
         self.calls = 0
         self.writes = 0  # records actually written
@@ -94,6 +98,10 @@ class FakeConnector:
             if since is None or rec.modified_at >= since:
                 yield self._person(rec)
 
+    def iter_deals(self) -> Iterator[Deal]:
+        self.calls += 1
+        yield from self.deals
+
     def read_people(self, refs: Sequence[RecordRef]) -> list[CrmPerson]:
         self.calls += 1
         return [self._person(self.records[r.key]) for r in refs if r.key in self.records]
@@ -125,6 +133,12 @@ class FakeConnector:
             rec = self.records[upd.ref.key]
             changed = {k: crm_repr(v) for k, v in upd.values.items()
                        if crm_repr(v) != upd.previous.get(k)}
+            stage = upd.values.get("stage")
+            if self.system == "hubspot" and isinstance(stage, str):  # set with the stage
+                held = upd.previous.get("lifecyclestage")
+                life = lifecycle_target(stage, str(held) if held else None)
+                if life != held:
+                    changed["lifecyclestage"] = life
             if not changed:
                 result.unchanged.append(upd.ref)
             elif dry_run:

@@ -42,8 +42,11 @@ def check(as_json: bool) -> None:
     rows: list[tuple[str, int, str]] = [("settings", exitcodes.OK, "loaded and checked")]
     try:
         model = load_model(settings)
+        calendar = model.sla.calendar
+        clock = ("SLA hours are wall-clock hours" if calendar is None
+                 else f"SLA hours are business hours: {calendar.describe()}")
         rows.append(("rules file", exitcodes.OK, f"{settings.rules_file or 'bundled default'} "
-                                                 f"(model {model.version})"))
+                                                 f"(model {model.version}; {clock})"))
     except RulesError as exc:
         rows.append(("rules file", exitcodes.CONFIG, str(exc)))
     runtime = None

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -43,10 +45,20 @@ if TYPE_CHECKING:
 @click.option("--step-hours", default=6.0, show_default=True, type=click.FloatRange(0.5, 48),
               help="Simulated hours between two cycles.")
 @click.option("--seed", default=42, show_default=True, help="Data set seed (deterministic).")
+@click.option("--review-html", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(tempfile.gettempdir()) / "leadsync-review.html", show_default=True,
+              help="Where the closing review writes its HTML page.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--business-hours", is_flag=True,
+              help="Count SLA hours in business hours (Tokyo, 9-18 on weekdays, Japanese "
+                   "holidays) when the rules file has no sla.business_hours.")
 @reported()
-def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) -> None:
+def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html: Path,
+         as_json: bool, business_hours: bool) -> None:
     """Run leadsync against a seeded local sandbox of HubSpot and Salesforce."""
+    from dataclasses import replace
+
+    from leadsync.commands.demo_sla import sla_hours_line, sla_hours_summary, with_business_hours
     from leadsync.pipeline import run_job
     from leadsync.runtime import build_runtime
     from leadsync.sandbox import Sandbox
@@ -57,12 +69,15 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
     with environ(quiet):
         checked_settings()  # the user's own settings and rules file, before seeding anything
     # Pro tier (190 per 10 s): HubSpot's Salesforce integration needs Pro or Enterprise
-    with Sandbox(contacts=contacts, seed=seed, hubspot_rate_limit=190) as sb, environ(
+    # deals=True: a HubSpot deal history for the closing review (the sync never reads deals)
+    with Sandbox(contacts=contacts, seed=seed, hubspot_rate_limit=190, deals=True) as sb, environ(
         {**sb.env, **quiet}
     ):
         settings = checked_settings().model_copy(update={"redis_url": None})
         zone = settings.zone
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=sb.now)
+        if business_hours:
+            runtime = replace(runtime, model=with_business_hours(runtime.model))
         started = sb.now()
         reports: list[CycleReport] = []
         # log lines wait until the tables are printed (never inside the bar or the tables)
@@ -82,6 +97,12 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
         summary = summarise(reports, sb.stats(), sb.data)
         summary["simulated"] = {"from": local_time(started, zone), "to": local_time(sb.now(), zone),
                                 "timezone": settings.timezone}
+        summary["sla_hours"] = sla_hours_summary(runtime.model, sb.data)
+        from leadsync.commands.review import headline, run_review
+
+        # the review's headline: the model checked against the history (docs/review.md)
+        summary["review"] = headline(run_review(runtime, quiet=True, html_path=review_html,
+                                                say=lambda _line: None))
     failed = sum(summary["failed"].values()) + summary["task_failures"]
     stopped = summary["stopped"][-1] if summary["stopped"] else None
     code = exitcodes.for_outcome(failed=failed, stopped_reason=stopped)
@@ -95,8 +116,13 @@ def demo(contacts: int, days: int, step_hours: float, seed: int, as_json: bool) 
                       f"cycles over {days} simulated day(s) ({summary['simulated']['from']} to "
                       f"{summary['simulated']['to']}), model {runtime.model.version}")
         print_summary(console, summary)
+        console.print(sla_hours_line(summary["sla_hours"], runtime.model.sla.mql_hours),
+                      highlight=False)
         dup = sum(summary["duplicate_task_keys"].values())
         console.print(f"Duplicate follow-up task keys seen by the CRMs: {dup}")
+        from leadsync.commands.review import print_headline
+
+        print_headline(summary["review"])
     if code:
         raise click.exceptions.Exit(code)
 
@@ -107,7 +133,8 @@ def _when(at: datetime, zone: tzinfo) -> str:
 
 
 def head_count(data: SandboxData, person_ids: Iterable[str]) -> dict[str, int]:
-    """How the seeded people became the people leadsync resolved (the sandbox knows the truth):
+    """How the seeded people became the people leadsync resolved (the sandbox knows the truth),
+    each person named by its primary record's key:
     `counted_twice` seeded people whose records could not be joined (no email in common and no
     CRM link), `merged` seeded people who share an email with another and were resolved into
     one, `extra_records` records no seeded person owns (an open duplicate Lead without email).
@@ -137,6 +164,7 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
     cycles would count them twice. With the sandbox's `data`, `head_count` says how the
     seeded people became these people."""
     outcomes: dict[str, tuple[str, str, int]] = {}
+    primary: dict[str, str] = {}
     totals: dict[str, Counter[str]] = {k: Counter() for k in
                                        ("records_written", "tasks_created", "failed",
                                         "api_calls", "transitions")}
@@ -150,6 +178,7 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
             if item.get("reason") and item["reason"] not in errors:
                 errors.append(item["reason"])
         outcomes.update(rep.outcomes)
+        primary.update(rep.primary)
         totals["records_written"].update(rep.records_written)
         totals["tasks_created"].update(rep.tasks_created)
         totals["failed"].update(rep.failed)
@@ -186,5 +215,5 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
     }
     if data is not None:
         with data.lock:
-            summary["head_count"] = head_count(data, outcomes)
+            summary["head_count"] = head_count(data, (primary.get(p, p) for p in outcomes))
     return summary

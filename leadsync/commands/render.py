@@ -110,14 +110,19 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     else:
         console.print(counts_table("SLA clocks", "status", summary.get("sla", {}), _SLA_ORDER))
     dry = bool(summary.get("dry_run"))
-    console.print(by_system_table("Writes, tasks and API calls" + (" (dry run)" if dry else ""), {
+    rows: dict[str, Mapping[str, int]] = {
         "records that would be written" if dry else "records written":
             summary.get("records_written", {}),
         "follow-up tasks that would be created" if dry else "follow-up tasks created":
             summary.get("tasks_created", {}),
         "failed records": summary.get("failed", {}),
-        "API calls": summary.get("api_calls", {}),
-    }))
+    }
+    if summary.get("drift"):  # hand edits of leadsync's fields, by CRM (docs/connectors.md)
+        rows["hand-edited leadsync fields restored"] = {
+            system: sum(fields.values()) for system, fields in summary["drift"].items()}
+    rows["API calls"] = summary.get("api_calls", {})
+    console.print(by_system_table("Writes, tasks and API calls" + (" (dry run)" if dry else ""),
+                                  rows))
     unassigned = summary.get("tasks_unassigned", 0)
     if not isinstance(unassigned, int):
         unassigned = len(unassigned)

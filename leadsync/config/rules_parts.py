@@ -318,7 +318,10 @@ def _rounded(value: float) -> int:
 
 
 def parse_sla(raw: object, top: Where) -> SlaPolicy:
-    sla = section({"sla": raw}, "sla", top, {"mql_hours", "sql_hours", "warn_hours"})
+    from leadsync.config.rules_hours import parse_business_hours  # it builds on this module
+
+    sla = section({"sla": raw}, "sla", top,
+                  {"mql_hours", "sql_hours", "warn_hours", "business_hours"})
     where = top.at("sla")
     warn = section(sla, "warn_hours", where, {"mql", "sql"})
     policy = SlaPolicy(
@@ -326,6 +329,7 @@ def parse_sla(raw: object, top: Where) -> SlaPolicy:
         sql_hours=number(sla, "sql_hours", where, default=48, above=0, maximum=MAX_DAYS * 24),
         mql_warn_hours=number(warn, "mql", where.at("warn_hours"), default=4, minimum=0),
         sql_warn_hours=number(warn, "sql", where.at("warn_hours"), default=8, minimum=0),
+        calendar=parse_business_hours(sla.get("business_hours"), where),
     )
     if policy.mql_warn_hours > policy.mql_hours:
         raise where.error("warn_hours.mql", "must not exceed mql_hours")

@@ -59,6 +59,9 @@ class CrmPerson:
     current: Mapping[str, object] = field(default_factory=dict)
     links: tuple[RecordRef, ...] = ()
     owner_id: str | None = None
+    #: when the CRM created the record (Salesforce CreatedDate, HubSpot createdate); the
+    #: review's cohort and funnel start there. None when the CRM did not say.
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,21 @@ class SalesChange:
     person: RecordRef
     id: str
     seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Deal:
+    """An opportunity (Salesforce) or deal (HubSpot) linked to a person record, for the review
+    (`leadsync review`). `created_at` is when it was opened; `closed_at` when it was closed
+    (won or lost; None while open), dated as the sync dates a sales decision. One `Deal` per
+    (person, opportunity): an opportunity with two contacts yields two."""
+
+    person: RecordRef
+    id: str
+    created_at: datetime
+    closed_at: datetime | None
+    won: bool
+    amount: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +173,22 @@ class AuthError(ConnectorError):
 
 class BudgetExhausted(ConnectorError):
     """The API budget for this run/day is spent (Salesforce REQUEST_LIMIT_EXCEEDED or our share,
-    HubSpot DAILY 429): stop cleanly, keep cursors, resume after the reset."""
+    HubSpot DAILY 429): stop cleanly, keep cursors, resume after the reset.
+
+    Raised before the refused request is sent. A write or task call stopped midway sets `done`
+    to what its earlier batches got the CRM to take, so reports and ledgers stay truthful."""
+
+    done: WriteResult | TaskResult | None = None
+
+
+def writes_done(exc: BudgetExhausted) -> WriteResult:
+    """The field writes a budget-stopped `write_updates` had completed (empty if none)."""
+    return exc.done if isinstance(exc.done, WriteResult) else WriteResult()
+
+
+def tasks_done(exc: BudgetExhausted) -> TaskResult:
+    """The tasks a budget-stopped `create_tasks` had created (empty if none)."""
+    return exc.done if isinstance(exc.done, TaskResult) else TaskResult()
 
 
 class RecordRejected(ConnectorError):
@@ -197,6 +230,11 @@ class Connector(Protocol):
 
     def find_people_by_email(self, email: str) -> list[CrmPerson]:
         """The person records with this (normalised) email."""
+        ...
+
+    def iter_deals(self) -> Iterator[Deal]:
+        """Every opportunity or deal linked to a person record, open or closed (for
+        `leadsync review`; the sync does not call it)."""
         ...
 
     def write_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False

@@ -16,7 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
-from leadsync.connectors.base import ConnectorError, FollowUpTask, TaskResult, TransientError
+from leadsync.connectors.base import (
+    BudgetExhausted,
+    ConnectorError,
+    FollowUpTask,
+    TaskResult,
+    TransientError,
+)
 from leadsync.connectors.http import OutcomeUnknown, redact
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,9 @@ def create_once(
     for round_no in range(1, max(1, rounds) + 1):
         try:
             sent = send(pending)
+        except BudgetExhausted as exc:  # refused before sending: what a read-back found stands
+            exc.done = result
+            raise
         except OutcomeUnknown as exc:
             reason = exc.reason
         except TransientError as exc:

@@ -18,7 +18,9 @@ from leadsync.sandbox.faults import FaultInjector, Faults
 from leadsync.sandbox.hubspot import HubSpotApi
 from leadsync.sandbox.salesforce import SalesforceApi, SfCredentials
 from leadsync.sandbox.seed import seed as seed_data
+from leadsync.sandbox.seed_deals import add_deal_history
 from leadsync.sandbox.server import Dispatcher, _Server, serve
+from leadsync.sandbox.sf_convert import convert_lead
 from leadsync.sandbox.simulate import simulate
 from leadsync.sandbox.store import Clock, SandboxData, Stats, parse_time
 from leadsync.sandbox.wire import ApiError, Request, Response, json_response
@@ -48,6 +50,7 @@ class Sandbox:
         hubspot_daily_limit: int = 250_000,
         search_per_second: int = 5,
         session_ttl_seconds: float = 7200,
+        deals: bool = False,
     ) -> None:
         if hubspot_rate_limit < 1 or sf_daily_limit < 1:
             raise ValueError("hubspot_rate_limit and sf_daily_limit must be >= 1")
@@ -83,6 +86,7 @@ class Sandbox:
         )
         self._ports = (hubspot_port, salesforce_port)
         self._provision = provision_hubspot
+        self._deals = deals  # an outcome history in HubSpot deals (seed_deals)
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._workdir: Path | None = None
@@ -101,6 +105,8 @@ class Sandbox:
                 seed_data(
                     self.data, self.contacts, self.seed, self.clock.virtual_now(), self._provision
                 )
+                if self._deals:
+                    add_deal_history(self.data, self.seed, self.clock.virtual_now())
                 self._seeded = True
 
     def start(self) -> Sandbox:
@@ -217,6 +223,12 @@ class Sandbox:
         """Advance the clock by `hours` and generate the activity people and reps produce."""
         return simulate(self, hours)
 
+    def convert_lead(self, lead_id: str, *, account_id: str | None = None,
+                     contact_id: str | None = None) -> dict[str, Any]:
+        """Convert a Salesforce Lead now, as a rep would (`sf_convert`)."""
+        return convert_lead(self.data, lead_id, self.clock.now(), account_id=account_id,
+                            contact_id=contact_id)
+
     def set_faults(self, faults: Faults) -> None:
         self.faults.set(faults)
         if faults.expire_sessions:
@@ -225,7 +237,8 @@ class Sandbox:
     # -- control endpoints ---------------------------------------------------------------------
 
     def control(self, req: Request) -> Response:
-        """`/__sandbox__/{stats,clock,simulate,faults}`; never subject to faults or limits."""
+        """`/__sandbox__/{stats,clock,simulate,convert,faults}`; never subject to faults or
+        limits. `convert` takes {"lead_id", "account_id"?, "contact_id"?}."""
         body = json.loads(req.body or b"{}") if req.method == "POST" else {}
         if not isinstance(body, dict):
             raise ApiError(400, {"error": "expected a JSON object"})
@@ -247,6 +260,10 @@ class Sandbox:
                 {"now": None, **self.simulate(float(body.get("hours", 1)))}
                 | {"now": self.now().isoformat()},
             )
+        if name == "convert" and req.method == "POST":
+            return json_response(200, self.convert_lead(
+                str(body["lead_id"]), account_id=body.get("account_id"),
+                contact_id=body.get("contact_id")))
         if name == "faults":
             if req.method == "POST":
                 self.set_faults(Faults.from_mapping(body))

@@ -91,9 +91,12 @@ def sandbox() -> None:
 @click.option("--sf-daily-limit", type=click.IntRange(1), default=100_000, show_default=True)
 @click.option("--now", callback=_now, default=None, help="Start of the sandbox clock (ISO-8601).")
 @click.option("--no-provision", is_flag=True, help="Start without leadsync's HubSpot properties.")
+@click.option("--deals", is_flag=True,
+              help="Add a HubSpot deal history that follows the hidden truth (for `leadsync "
+              "review`; docs/review.md).")
 def serve(*, port: int, sf_port: int | None, contacts: int, seed: int, env_file: Path | None,
           faults: Faults, rate_limit: int, sf_daily_limit: int, now: datetime | None,
-          no_provision: bool) -> None:  # fmt: skip
+          no_provision: bool, deals: bool) -> None:  # fmt: skip
     """Serve the sandbox until interrupted; print (and write) the LEADSYNC_* environment.
 
     With --env-file the file appears (whole) once the sandbox is ready, and is removed when it
@@ -120,6 +123,7 @@ def serve(*, port: int, sf_port: int | None, contacts: int, seed: int, env_file:
         now=now,
         hubspot_port=port,
         salesforce_port=sf_port,
+        deals=deals,
     )
     stop = threading.Event()
 

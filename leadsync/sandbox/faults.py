@@ -131,6 +131,9 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.faults = Faults()
         self._rng = random.Random(0)  # noqa: S311 - reproducible faults, not security
+        # lost replies draw from one RNG per CRM: leadsync writes to both CRMs at once, so a
+        # shared stream would depend on how their threads interleave
+        self._reply_rngs: dict[str, random.Random] = {}
         self._burst_left = 0
         self._replies_dropped = 0
         self.set(faults or Faults())
@@ -139,13 +142,15 @@ class FaultInjector:
         with self._lock:
             self.faults = faults
             self._rng = random.Random(faults.seed)  # noqa: S311 - reproducible faults
+            self._reply_rngs = {}
             self._burst_left = faults.burst_429
             self._replies_dropped = 0
 
-    def take_reply_drop(self, endpoint: str) -> bool:
+    def take_reply_drop(self, endpoint: str, system: str = "") -> bool:
         """True when the reply to this (already processed) request must be lost: the endpoint
         is a write of the kind `reply_drop_on` names, the cap is not reached, and the rate
-        draws it."""
+        draws it (from `system`'s own stream seeded with `seed`, so each CRM's sequence is
+        reproducible whatever the other CRM does meanwhile)."""
         faults = self.faults
         kind = write_kind(endpoint)
         if faults.reply_drop_rate <= 0.0 or kind not in REPLY_DROP_ON[faults.reply_drop_on]:
@@ -153,7 +158,10 @@ class FaultInjector:
         with self._lock:
             if faults.reply_drop_max and self._replies_dropped >= faults.reply_drop_max:
                 return False
-            if self._rng.random() >= faults.reply_drop_rate:
+            rng = self._reply_rngs.get(system)
+            if rng is None:
+                rng = self._reply_rngs[system] = random.Random(faults.seed)  # noqa: S311
+            if rng.random() >= faults.reply_drop_rate:
                 return False
             self._replies_dropped += 1
             return True

@@ -13,13 +13,14 @@ from leadsync.sandbox.hs_common import (
     hs_error,
 )
 from leadsync.sandbox.hs_contacts import ContactHandlers
+from leadsync.sandbox.hs_deals import DealHandlers
 from leadsync.sandbox.hs_marketing import MarketingHandlers
 from leadsync.sandbox.hs_tasks import TaskHandlers
 from leadsync.sandbox.store import Clock, RollingWindow, SandboxData, Stats
 from leadsync.sandbox.wire import ApiError, Request, Response, correlation_id
 
 
-class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers):
+class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers, DealHandlers):
     """The HubSpot side of the sandbox, bound to one private-app token."""
 
     def __init__(
@@ -96,6 +97,8 @@ class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers):
                 self.get_property,
             ),
             ("GET", re.compile(r"/crm/v3/owners"), "GET /crm/v3/owners", self.owners),
+            ("GET", re.compile(r"/crm/v3/objects/deals"), "GET /crm/v3/objects/deals",
+             self.list_deals),
             ("POST", re.compile(t), "POST /crm/v3/objects/tasks", self.create_task),
             (
                 "POST",

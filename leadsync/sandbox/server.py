@@ -91,7 +91,7 @@ class Dispatcher:
         except Exception:
             log.exception("sandbox handler failed", extra={"endpoint": endpoint})
             response = self._server_error()
-        if response.status < 300 and self.faults.take_reply_drop(endpoint):
+        if response.status < 300 and self.faults.take_reply_drop(endpoint, self.system):
             # the store has committed the write; only the answer is lost
             self.stats.error_injected(self.system)
             self.stats.reply_dropped(self.system, endpoint)

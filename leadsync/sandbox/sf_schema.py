@@ -95,6 +95,7 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
         SfField("Status", "picklist", 40, picklist=LEAD_STATUSES),
         SfField("IsConverted", "boolean", 0, False),
         SfField("ConvertedContactId", "reference", 18, False),
+        SfField("ConvertedAccountId", "reference", 18, False),
         SfField("ConvertedDate", "date", 0, False),
         SfField("ConvertedOpportunityId", "reference", 18, False),
         *_BANT,

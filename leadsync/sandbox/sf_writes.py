@@ -89,6 +89,8 @@ class WriteHandlers:
                 )
             target = found[1]
         values, errs = recs.prepare(self.data, obj, record, creating)
+        if not errs:
+            errs = self._refusals(obj, target, values, creating)
         if not errs and self.faults.chance(self.faults.faults.record_failure_rate):
             self.stats.error_injected("salesforce")
             errs = [
@@ -98,6 +100,20 @@ class WriteHandlers:
                 )
             ]
         return obj, target, values, errs
+
+    def _refusals(self, obj: str, target: dict[str, Any] | None, values: dict[str, Any],
+                  creating: bool) -> list[recs.SfError]:
+        """What the org refuses for good: updates of a converted Lead, and its validation rules
+        (`SandboxData.sf_validation_rules`)."""
+        if target is not None and obj == "Lead" and target.get("IsConverted"):
+            return [recs.error("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")]
+        rules = self.data.sf_validation_rules
+        message = rules.get(obj) if creating else None
+        if target is not None and any(f.startswith("LeadSync_") for f in values):
+            message = rules.get(str(target.get("Id")))
+        if message is None:
+            return []
+        return [recs.error("FIELD_CUSTOM_VALIDATION_EXCEPTION", message)]
 
     def _apply(
         self, obj: str, target: dict[str, Any] | None, values: dict[str, Any], creating: bool
@@ -118,6 +134,7 @@ class WriteHandlers:
         obj = self._object(req)
         with self.data.lock:
             values, errs = recs.prepare(self.data, obj, req.json(), creating=True)
+            errs = errs or self._refusals(obj, None, values, creating=True)
             if errs:
                 raise ApiError(
                     400,
@@ -149,6 +166,7 @@ class WriteHandlers:
             if found is None or found[0] != obj:
                 raise sf_error(404, "NOT_FOUND", "The requested resource does not exist")
             values, errs = recs.prepare(self.data, obj, req.json(), creating=False)
+            errs = errs or self._refusals(obj, found[1], values, creating=False)
             if errs:
                 raise ApiError(
                     400,

@@ -26,8 +26,9 @@ from leadsync.sandbox import pools
 from leadsync.sandbox.hs_marketing import route_events
 from leadsync.sandbox.seed import Seeder
 from leadsync.sandbox.seed_journey import KINDS, add_history, add_task, emit, kind_weights
+from leadsync.sandbox.sf_convert import convert_lead
 from leadsync.sandbox.sf_records import opportunity_changed
-from leadsync.sandbox.store import Person
+from leadsync.sandbox.store import Person, parse_time
 
 if TYPE_CHECKING:
     from leadsync.sandbox.app import Sandbox
@@ -270,39 +271,8 @@ def _open_opportunity(
     data = seeder.data
     stamp = seeder.sf(when)
     if obj == "Lead":  # convert: the Contact carries leadsync's fields from now on
-        contact_id = data.new_sf_id("003")
-        keep = ("FirstName", "LastName", "Email", "Title", "LeadSource", "OwnerId")
-        contact = {k: record[k] for k in keep if k in record}
-        contact.update({k: v for k, v in record.items() if k.startswith(("LeadSync_", "BANT_"))})
-        account = data.new_sf_id("001")
-        data.sf["Account"][account] = {
-            "Id": account,
-            "Name": record.get("Company", "Unknown"),
-            "NumberOfEmployees": record.get("NumberOfEmployees"),
-            "Industry": record.get("Industry"),
-            "CreatedDate": stamp,
-            "SystemModstamp": stamp,
-        }
-        contact.update(
-            {
-                "Id": contact_id,
-                "AccountId": account,
-                "CreatedDate": stamp,
-                "LastModifiedDate": stamp,
-                "SystemModstamp": stamp,
-            }
-        )
-        data.sf["Contact"][contact_id] = contact
-        record.update(
-            {
-                "IsConverted": True,
-                "ConvertedContactId": contact_id,
-                "ConvertedDate": stamp[:10],
-                "Status": "Qualified",
-                "LastModifiedDate": stamp,
-                "SystemModstamp": stamp,
-            }
-        )
+        converted = convert_lead(data, record["Id"], parse_time(stamp))
+        contact_id = str(converted["contactId"])
         person.sf_contact_id = contact_id
     assert person.sf_contact_id is not None
     oid = data.new_sf_id("006")

@@ -257,10 +257,14 @@ class SandboxData:
     `hs_form_submissions` (form GUID -> ascending `(submitted_ms, seq, email, fields)`),
     `hs_owners` (id -> owner),
     `hs_properties` / `hs_groups` (contact property and group definitions).
-    Salesforce: `sf[object][id] -> record` (only non-null fields are stored; missing means null).
+    Salesforce: `sf[object][id] -> record` (only non-null fields are stored; missing means null);
+    `sf_validation_rules` (record Id or object name -> the rule's error message).
     `people`: the hidden per-person truth used by the generator and `simulate`."""
 
     hs_contacts: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: deals (id -> properties) and their associated contacts (`hs_deals.add_deal`)
+    hs_deals: dict[str, dict[str, str]] = field(default_factory=dict)
+    hs_deal_contacts: dict[str, list[str]] = field(default_factory=dict)
     hs_tasks: dict[str, dict[str, str]] = field(default_factory=dict)
     hs_task_contacts: dict[str, list[str]] = field(default_factory=dict)
     hs_events: list[tuple[int, int, str, str, dict[str, str]]] = field(default_factory=list)
@@ -274,6 +278,9 @@ class SandboxData:
     hs_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     sf: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     sf_integration_user: str | None = None
+    # active validation rules: a record Id -> message (updates of its LeadSync fields are
+    # refused), or an object name -> message (every create of that object is refused)
+    sf_validation_rules: dict[str, str] = field(default_factory=dict)
     owners: list[tuple[str, str]] = field(default_factory=list)  # reps: (hs owner id, sf user id)
     campaigns: dict[str, str] = field(default_factory=dict)  # webinar id -> Campaign Id
     people: list[Person] = field(default_factory=list)

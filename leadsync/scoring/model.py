@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from leadsync.scoring.business_time import BusinessCalendar, add_working
 from leadsync.scoring.conditions import Condition, Predicate
 from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
 from leadsync.scoring.plans import ModelTables
@@ -89,10 +90,14 @@ class Caps:
 
 @dataclass(frozen=True, slots=True)
 class SlaPolicy:
+    """SLA hours per stage (DESIGN.md §5). With a `calendar` (`sla.business_hours`) the hours
+    are working hours on it; without one they are wall-clock hours, as they always were."""
+
     mql_hours: float = 24.0
     sql_hours: float = 48.0
     mql_warn_hours: float = 4.0
     sql_warn_hours: float = 8.0
+    calendar: BusinessCalendar | None = None
 
     def for_stage(self, stage: str) -> tuple[float, float] | None:
         """(deadline hours, warn hours) for a stage with an SLA clock, else None."""
@@ -101,6 +106,20 @@ class SlaPolicy:
         if stage == "sql":
             return self.sql_hours, self.sql_warn_hours
         return None
+
+    def clock(self, stage: str, start: datetime) -> tuple[datetime, datetime] | None:
+        """(warn from, due) of a clock started at `start` in `stage`, else None. Due is
+        `start` + the stage's hours; the warning starts when `warn_hours` remain. Both count
+        working time on the calendar when there is one."""
+        hours = self.for_stage(stage)
+        if hours is None:
+            return None
+        if self.calendar is None:
+            due = start + timedelta(hours=hours[0])
+            return due - timedelta(hours=hours[1]), due
+        total, warn = timedelta(hours=hours[0]), timedelta(hours=hours[1])
+        return (add_working(start, total - warn, self.calendar),
+                add_working(start, total, self.calendar))
 
 
 @dataclass(frozen=True, slots=True)

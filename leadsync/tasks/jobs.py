@@ -57,7 +57,7 @@ MAX_ERRORS = 5  # distinct failure reasons a task result lists
 REPORT_FIELDS = (
     "job", "people", "records_written", "tasks_created", "tasks_existing", "failed", "api_calls",
     "stage_changes", "stopped_reason", "budget_stopped", "deferred", "duration_s", "skipped",
-    "record_keys",
+    "record_keys", "drift", "lifecycle_adopted",
 )  # fmt: skip
 
 

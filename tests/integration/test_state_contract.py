@@ -185,6 +185,20 @@ def test_person_state_that_is_not_json_names_the_key(store: StateStore) -> None:
         store.set_person_state({"p-9": {"when": object()}})
 
 
+def test_alias_table_maps_record_keys_to_person_keys(store: StateStore) -> None:
+    assert store.get_person_keys([]) == {}
+    assert store.get_person_keys(["salesforce:Lead:00Q1"]) == {}
+    store.set_person_keys({"salesforce:Lead:00Q1": "p-a", "hubspot:contact:7": "p-a"})
+    store.set_person_keys({"salesforce:Contact:0031": "p-a", "hubspot:contact:7": "p-b"})
+    store.set_person_keys({})
+    got = store.get_person_keys(["salesforce:Lead:00Q1", "salesforce:Contact:0031",
+                                 "hubspot:contact:7", "hubspot:contact:8"])
+    assert got == {"salesforce:Lead:00Q1": "p-a", "salesforce:Contact:0031": "p-a",
+                   "hubspot:contact:7": "p-b"}  # the last write of a record key wins
+    store.clear()
+    assert store.get_person_keys(["salesforce:Lead:00Q1", "hubspot:contact:7"]) == {}
+
+
 def test_lock_is_exclusive_extends_and_reports_loss(store: StateStore) -> None:
     first = store.lock("job:incremental", 0.3)
     second = store.lock("job:incremental", 0.3)

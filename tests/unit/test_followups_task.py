@@ -12,6 +12,7 @@ import pytest
 from leadsync.config.settings import Settings, SettingsError, SlaSettings, load_settings
 from leadsync.connectors.salesforce.writes import task_record
 from leadsync.followups import local_time
+from leadsync.person import person_key
 from leadsync.pipeline import run_job
 from leadsync.runtime import Runtime
 from leadsync.scoring.sla import task_key
@@ -19,7 +20,8 @@ from leadsync.state import InMemoryStateStore
 from tests.fakes import FakeConnector
 from tests.unit.test_pipeline import T0, Clock, demo_request, make_runtime
 
-PERSON = "salesforce:Lead:00Q1"
+# the durable person key (the email's): tasks are keyed by it, not by a record (docs/person.md)
+PERSON = person_key("taro.yamada@example.co.jp", "salesforce:Lead:00Q1")
 
 
 @pytest.fixture

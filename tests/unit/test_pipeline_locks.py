@@ -30,6 +30,7 @@ from leadsync.connectors.base import (
 )
 from leadsync.connectors.ratelimit import DailyBudget
 from leadsync.lease import PEOPLE_LOCK
+from leadsync.person import person_key
 from leadsync.pipeline import _Cycle, run_job
 from leadsync.runtime import Runtime
 from leadsync.scoring import Event
@@ -254,8 +255,10 @@ def test_a_stale_run_skips_the_write_and_commits_nothing_for_that_person() -> No
     rt = runtime(hs, sf, clock, state)
     run_job(rt, "incremental")
     newer = (clock.now + timedelta(hours=1)).isoformat()  # a newer run already evaluated ref
-    state.set_fingerprints("evaluated_at", {ref.key: newer})
-    remembered = state.get_person_state([ref.key])
+    pid, other_pid = person_key("a@corp.example", ""), person_key("b@corp.example", "")
+    state.set_fingerprints("evaluated_at", {pid: newer})  # evaluations are kept by person key
+    remembered = state.get_person_state([pid])
+    assert remembered[pid]["stage"] == "lead"
     fingerprint = state.get_fingerprints("input", [ref.key])
     hs.add_event(ref, demo_request(clock.now))  # would make an MQL: memory would change
     hs.touch(ref, title="CEO")
@@ -265,12 +268,12 @@ def test_a_stale_run_skips_the_write_and_commits_nothing_for_that_person() -> No
     report = run_job(rt, "incremental")
     assert report.stale_skipped == 1
     assert hs.writes - writes_before == 1  # the other person only
-    assert state.get_fingerprints("evaluated_at", [ref.key]) == {ref.key: newer}
-    assert state.get_person_state([ref.key]) == remembered
+    assert state.get_fingerprints("evaluated_at", [pid]) == {pid: newer}
+    assert state.get_person_state([pid]) == remembered
     assert state.get_fingerprints("input", [ref.key]) == fingerprint
     assert not hs.tasks
-    assert state.get_fingerprints("evaluated_at", [other.key]) == {
-        other.key: clock.now.isoformat()}
+    assert state.get_fingerprints("evaluated_at", [other_pid]) == {
+        other_pid: clock.now.isoformat()}
 
 
 # -- budgets per CRM ------------------------------------------------------------------------------
@@ -366,7 +369,13 @@ def test_a_spent_salesforce_budget_stops_salesforce_only_and_resumes_when_the_wi
     assert state.get_pending("salesforce") == set()
     # HubSpot's clocks went on meanwhile: past the 24 h deadline each MQL gets its breach task
     # (one per clock step and person: 2 due-soon + 2 breach, no duplicate)
-    assert dict(fourth.tasks_created) == {"hubspot": 2}
+    # The Salesforce Lead was decided MQL at T0 in run 1 (its person record keeps that decision
+    # although the write was refused), so its clock ran too: 25 h later it is breached and gets
+    # the escalation (the due-soon step passed while Salesforce could not be reached).
+    assert dict(fourth.tasks_created) == {"hubspot": 2, "salesforce": 1}
     assert sorted(t.priority for t in hs.tasks) == ["high", "high", "normal", "normal"]
     assert len({t.key for t in hs.tasks}) == 4
-    assert sf.sent == 2 + 3  # people, engagement, write: nothing replayed for the lost runs
+    assert [t.priority for t in sf.tasks] == ["high"]
+    # people, engagement, write, then the task check, the owners and the create: nothing
+    # replayed for the lost runs
+    assert sf.sent == 2 + 3 + 3

@@ -203,7 +203,7 @@ def test_new_mql_starts_the_clock_now() -> None:
 def test_task_key_is_deterministic_short_and_distinct() -> None:
     start = datetime(2026, 11, 1, 9, 30, 15, 999, tzinfo=UTC)
     key = task_key("p-1", "mql", start, "due_soon")
-    assert key.startswith("ls1-") and len(key) == 20
+    assert key.startswith("ls2:") and len(key) == 20
     assert key == task_key("p-1", "mql", start.replace(microsecond=0), "due_soon")
     other_tz = start.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
     assert key == task_key("p-1", "mql", other_tz, "due_soon")

@@ -18,6 +18,7 @@ from typing import Any
 from leadsync.config.settings import HubSpotSettings
 from leadsync.connectors.base import (
     CrmPerson,
+    Deal,
     EngagementEvent,
     FieldUpdate,
     FollowUpTask,
@@ -34,7 +35,9 @@ from leadsync.connectors.hubspot import provision as _provision
 from leadsync.connectors.hubspot.client import HubSpotClient
 from leadsync.connectors.hubspot.mapping import (
     CONTACT_PROPERTIES,
+    DEAL_PROPERTIES,
     contact_to_person,
+    deal_links,
     parse_datetime,
 )
 
@@ -102,6 +105,25 @@ class HubSpotConnector:
                 break
         self._owners, self._owners_at = owners, now
         return owners
+
+    # ---- deals (the review) -------------------------------------------------------------------
+    def iter_deals(self) -> Iterator[Deal]:
+        """Every deal with the contacts associated with it (the list endpoint with
+        `associations=contacts`, 100 a page), one `Deal` per (contact, deal); deals without
+        contacts are skipped (no person to credit). Closed: `hs_is_closed`, won:
+        `hs_is_closed_won` (HubSpot computes both from the pipeline stage), dated by closedate."""
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": list(DEAL_PROPERTIES),
+                                      "associations": ["contacts"]}
+            if after:
+                kwargs["after"] = after
+            _, page = self.client.call("deals list", self.client.deals_basic.get_page, **kwargs)
+            for raw in page.get("results", []):
+                yield from deal_links(raw)
+            after = _next_after(page)
+            if not after:
+                return
 
     # ---- people ---------------------------------------------------------------------------
     def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 
 from leadsync.config.settings import HubSpotFieldNames
-from leadsync.connectors.base import CrmPerson, EngagementEvent, RecordRef
+from leadsync.connectors.base import CrmPerson, Deal, EngagementEvent, RecordRef
 from leadsync.connectors.values import DATETIME_FIELDS, read_float, read_text
 from leadsync.scoring.profile import STAGES, Bant, Event, Profile
 
@@ -110,6 +110,14 @@ def is_backward(current: str | None, new: str) -> bool:
     return LIFECYCLE_ORDER.index(new) < LIFECYCLE_ORDER.index(current)
 
 
+def lifecycle_target(stage: str, current: str | None) -> str:
+    """The `lifecyclestage` a contact in leadsync `stage` holds: the stage's own value, unless
+    what it holds already means that stage (a human's `evangelist` is a customer: kept)."""
+    if current and LIFECYCLE_TO_STAGE.get(current) == stage:
+        return current
+    return STAGE_TO_LIFECYCLE[stage]
+
+
 def current_values(props: Mapping[str, object], fields: HubSpotFieldNames) -> dict[str, object]:
     """The written fields as read (logical names, HubSpot strings) plus `lifecyclestage`."""
     current: dict[str, object] = {}
@@ -166,6 +174,7 @@ def contact_to_person(
         current=current_values(props, fields),
         links=links,
         owner_id=owner_id,
+        created_at=parse_datetime(props.get("createdate")) or parse_datetime(raw.get("createdAt")),
     )
 
 
@@ -197,3 +206,29 @@ def same_value(logical: str, new: str, current: object) -> bool:
     if logical in ("score", "engagement"):
         return read_float(cur) == read_float(new)
     return cur == new
+
+
+DEAL_PROPERTIES: tuple[str, ...] = (
+    "amount", "closedate", "createdate", "hs_is_closed", "hs_is_closed_won",
+)  # fmt: skip
+
+
+def deal_links(raw: Mapping[str, object]) -> list[Deal]:
+    """One deal of the v3 list (with `associations.contacts.results`) as a `Deal` per
+    associated contact; none without contacts or without a create date."""
+    props_raw = raw.get("properties")
+    props: Mapping[str, object] = props_raw if isinstance(props_raw, Mapping) else {}
+    created = parse_datetime(props.get("createdate")) or parse_datetime(raw.get("createdAt"))
+    assoc = raw.get("associations")
+    block = assoc.get("contacts") if isinstance(assoc, Mapping) else None
+    rows = block.get("results") if isinstance(block, Mapping) else None
+    if created is None or not isinstance(rows, list):
+        return []
+    closed = _bool(props.get("hs_is_closed")) is True
+    won = closed and _bool(props.get("hs_is_closed_won")) is True
+    closed_at = (parse_datetime(props.get("closedate")) or created) if closed else None
+    amount = read_float(props.get("amount"))
+    did = str(raw.get("id"))
+    contacts = sorted({str(r["id"]) for r in rows if isinstance(r, Mapping) and r.get("id")})
+    return [Deal(RecordRef("hubspot", "contact", cid), did, created, closed_at, won, amount)
+            for cid in contacts]

@@ -11,20 +11,22 @@ from typing import Any
 
 from leadsync.config.settings import HubSpotFieldNames
 from leadsync.connectors.base import (
+    BudgetExhausted,
     FieldUpdate,
     FollowUpTask,
     RecordError,
     RecordRef,
     TaskResult,
     WriteResult,
+    tasks_done,
 )
 from leadsync.connectors.creates import create_once
 from leadsync.connectors.http import redact
 from leadsync.connectors.hubspot.client import HubSpotClient, HubSpotRequestError
 from leadsync.connectors.hubspot.mapping import (
-    STAGE_TO_LIFECYCLE,
     format_datetime,
     is_backward,
+    lifecycle_target,
     same_value,
 )
 from leadsync.connectors.values import InvalidValue, canonical, clean_text, cut
@@ -63,9 +65,9 @@ def plan_update(
         if not same_value(logical, wire, update.previous.get(logical)):
             props[names[logical]] = wire
         if logical == "stage" and isinstance(value, str):
-            lifecycle = STAGE_TO_LIFECYCLE[value]
             current = update.previous.get("lifecyclestage")
             current_s = str(current) if current else None
+            lifecycle = lifecycle_target(value, current_s)
             if current_s != lifecycle:
                 if is_backward(current_s, lifecycle):
                     props["lifecyclestage"], second = "", lifecycle
@@ -101,10 +103,21 @@ def write_updates(
     if dry_run:
         result.written.extend(ref for ref, _ in pending)
         return result
-    ok = _send(client, pending, result.failed)
-    followups = [(ref, {"lifecyclestage": seconds[ref.id]}) for ref in ok if ref.id in seconds]
-    ok_second = set(_send(client, followups, result.failed))
-    failed_second = {ref for ref, _ in followups} - ok_second
+    ok: list[RecordRef] = []
+    ok_second: list[RecordRef] = []
+    try:
+        _send(client, pending, result.failed, ok)
+        followups = [(ref, {"lifecyclestage": seconds[ref.id]}) for ref in ok
+                     if ref.id in seconds]
+        _send(client, followups, result.failed, ok_second)
+    except BudgetExhausted as exc:  # what was taken so far is reported, the rest retried
+        halfway = [ref for ref in ok if ref.id in seconds and ref not in ok_second]
+        result.failed.extend(RecordError(ref, "lifecyclestage cleared but not yet set: API "
+                                              "budget spent", True) for ref in halfway)
+        result.written.extend(ref for ref in ok if ref.id not in seconds or ref in ok_second)
+        exc.done = result
+        raise
+    failed_second = {ref for ref in ok if ref.id in seconds} - set(ok_second)
     result.written.extend(ref for ref in ok if ref not in failed_second)
     return result
 
@@ -113,9 +126,10 @@ def _send(
     client: HubSpotClient,
     items: Sequence[tuple[RecordRef, Mapping[str, str]]],
     failed: list[RecordError],
-) -> list[RecordRef]:
-    """Batch-update `items`; return the refs HubSpot accepted, append the others to `failed`."""
-    accepted: list[RecordRef] = []
+    accepted: list[RecordRef],
+) -> None:
+    """Batch-update `items`; append the refs HubSpot accepted to `accepted` as each batch is
+    answered (a budget stop midway leaves the earlier batches there), the others to `failed`."""
     for start in range(0, len(items), BATCH):
         chunk = items[start : start + BATCH]
         by_id = {ref.id: ref for ref, _ in chunk}
@@ -137,7 +151,6 @@ def _send(
                     failed.append(RecordError(by_id[rid], reason,
                                               category in RETRYABLE_CATEGORIES))  # fmt: skip
         accepted.extend(ref for rid, ref in by_id.items() if rid not in errored)
-    return accepted
 
 
 def _result_ids(resp: Mapping[str, Any]) -> set[str]:
@@ -179,16 +192,21 @@ def create_tasks(client: HubSpotClient, tasks: Sequence[FollowUpTask]) -> TaskRe
             result.failed[task.key] = "not a HubSpot contact or naive due date"
         else:
             valid.append(task)
-    for start in range(0, len(valid), BATCH):
-        chunk = valid[start : start + BATCH]
-        done = create_once(
-            "HubSpot tasks batch create", chunk,
-            lambda pending: _send_tasks(client, pending),
-            lambda pending: read_back_task_ids(client, [t.person for t in pending]),
-            rounds=client.policy.create_rounds,
-        )  # fmt: skip
-        result.created.update(done.created)
-        result.failed.update(done.failed)
+    try:
+        for start in range(0, len(valid), BATCH):
+            chunk = valid[start : start + BATCH]
+            done = create_once(
+                "HubSpot tasks batch create", chunk,
+                lambda pending: _send_tasks(client, pending),
+                lambda pending: read_back_task_ids(client, [t.person for t in pending]),
+                rounds=client.policy.create_rounds,
+            )  # fmt: skip
+            result.created.update(done.created)
+            result.failed.update(done.failed)
+    except BudgetExhausted as exc:  # the batches created before the budget ran out count
+        result.created.update(tasks_done(exc).created)
+        exc.done = result
+        raise
     return result
 
 

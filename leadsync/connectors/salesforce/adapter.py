@@ -25,6 +25,7 @@ from leadsync.config.settings import SalesforceSettings
 from leadsync.connectors.base import (
     ConnectorError,
     CrmPerson,
+    Deal,
     EngagementEvent,
     FieldUpdate,
     FollowUpTask,
@@ -60,6 +61,7 @@ ROLE_FIELDS = "ContactId, OpportunityId, " + ", ".join(
 CONVERTED_FIELDS = "ConvertedContactId, ConvertedOpportunityId, " + ", ".join(
     f"ConvertedOpportunity.{f}" for f in OPPORTUNITY_FIELDS)  # fmt: skip
 CONVERTED_WITH_OPPORTUNITY = "IsConverted = true AND ConvertedOpportunityId != null"
+DEAL_FIELDS = (*OPPORTUNITY_FIELDS, "Amount")
 
 
 def _soql_time(value: datetime) -> str:
@@ -309,6 +311,43 @@ class SalesforceConnector:
         refs = [RecordRef("salesforce", "Lead" if i.startswith("00Q") else "Contact", i)
                 for i in ids]  # fmt: skip
         return self.read_people(refs)
+
+    # ---- deals (the review) -------------------------------------------------------------------
+    def iter_deals(self) -> Iterator[Deal]:
+        """Every Opportunity linked to a Contact through an OpportunityContactRole or a Lead
+        converted into it (`ConvertedOpportunityId`): one paged query each, plus the stage
+        history that dates closes (`opportunity_outcome`, as the sync dates them). The person
+        is the Contact; an opportunity reached both ways is yielded once per Contact."""
+        sources = (
+            ("deal contact roles", "OpportunityContactRole", "", "ContactId", "OpportunityId",
+             "Opportunity"),
+            ("deal conversions", "Lead", CONVERTED_WITH_OPPORTUNITY, "ConvertedContactId",
+             "ConvertedOpportunityId", "ConvertedOpportunity"))  # fmt: skip
+        opportunities: dict[str, dict[str, Any]] = {}
+        links: set[tuple[str, str]] = set()
+        for op, obj, where, contact_f, opp_f, rel in sources:
+            fields = f"{contact_f}, {opp_f}, " + ", ".join(f"{rel}.{f}" for f in DEAL_FIELDS)
+            for page in self.client.query_pages(op, soql(fields, obj, where)):
+                for row in page:
+                    contact, oid, opp = row.get(contact_f), row.get(opp_f), row.get(rel)
+                    if contact and oid and isinstance(opp, dict):
+                        opportunities[str(oid)] = opp
+                        links.add((str(contact), str(oid)))
+        if not opportunities:
+            return
+        history = self._opportunity_history(None)
+        closed = self._closed_stage_names(opportunities, history)
+        for contact, oid in sorted(links):
+            opp = opportunities[oid]
+            opened = parse_datetime(opp.get("CreatedDate"))
+            if opened is None:
+                continue  # Salesforce always sets CreatedDate; a row without it is not usable
+            kind, decided = opportunity_outcome(opp, history.get(oid, ()), closed)
+            amount = opp.get("Amount")
+            yield Deal(
+                person=RecordRef("salesforce", "Contact", contact), id=oid, created_at=opened,
+                closed_at=decided if kind != "opportunity_open" else None, won=kind == "won",
+                amount=float(amount) if isinstance(amount, int | float) else None)
 
     # ---- engagement ---------------------------------------------------------------------------
     def iter_engagement(self, since: datetime) -> Iterator[EngagementEvent]:

@@ -203,6 +203,7 @@ def record_to_person(
         modified_at=parse_datetime(raw.get("SystemModstamp")) or datetime(1970, 1, 1, tzinfo=UTC),
         current=current_values(raw, fields),
         owner_id=owner_id,
+        created_at=parse_datetime(raw.get("CreatedDate")),
     )
 
 

@@ -12,12 +12,14 @@ from simple_salesforce.format import format_soql
 
 from leadsync.config.settings import SalesforceFieldNames
 from leadsync.connectors.base import (
+    BudgetExhausted,
     FieldUpdate,
     FollowUpTask,
     RecordError,
     RecordRef,
     TaskResult,
     WriteResult,
+    tasks_done,
 )
 from leadsync.connectors.creates import create_once
 from leadsync.connectors.http import redact
@@ -105,6 +107,9 @@ def write_updates(
         except SalesforceRequestError as exc:
             result.failed.extend(RecordError(ref, str(exc), False) for ref, _ in chunk)
             continue
+        except BudgetExhausted as exc:  # the collections sent before count; the rest is retried
+            exc.done = result
+            raise
         for i, (ref, _) in enumerate(chunk):
             item = answers[i] if i < len(answers) else {}
             if item.get("success"):
@@ -149,16 +154,21 @@ def create_tasks(client: SalesforceClient, tasks: Sequence[FollowUpTask]) -> Tas
             result.failed[task.key] = "not a Salesforce record or naive due date"
         else:
             valid.append(task)
-    for start in range(0, len(valid), COLLECTION):
-        chunk = valid[start : start + COLLECTION]
-        done = create_once(
-            "Salesforce collections POST", chunk,
-            lambda pending: _send_tasks(client, pending),
-            lambda pending: find_task_ids(client, [t.person for t in pending]),
-            rounds=client.session.policy.create_rounds,
-        )  # fmt: skip
-        result.created.update(done.created)
-        result.failed.update(done.failed)
+    try:
+        for start in range(0, len(valid), COLLECTION):
+            chunk = valid[start : start + COLLECTION]
+            done = create_once(
+                "Salesforce collections POST", chunk,
+                lambda pending: _send_tasks(client, pending),
+                lambda pending: find_task_ids(client, [t.person for t in pending]),
+                rounds=client.session.policy.create_rounds,
+            )  # fmt: skip
+            result.created.update(done.created)
+            result.failed.update(done.failed)
+    except BudgetExhausted as exc:  # the batches created before the budget ran out count
+        result.created.update(tasks_done(exc).created)
+        exc.done = result
+        raise
     return result
 
 
