@@ -126,16 +126,18 @@ def test_killed_beat_is_reported_within_two_intervals(sandbox: Any, tmp_path: Pa
         beat = run.beat("beat1")
         wait_for("leadsync health to say healthy", lambda: health(run)[0] == 0, timeout=60)
         run.kill(beat)
-        killed = time.time()
-        while True:
+        killed = time.time()  # beat's last heartbeat is at most this late
+        deadline = killed + 2 * HEARTBEAT_S + 0.05
+        first_unhealthy = None
+        while time.time() < deadline:  # informational: when it first says so
             asked = time.time()
-            code, out = health(run)
-            if code == 1:
-                break
-            assert asked - killed <= 2 * HEARTBEAT_S, f"still healthy: {out}"
+            if health(run)[0] == 1 and first_unhealthy is None:
+                first_unhealthy = asked - killed
             time.sleep(0.2)
-        assert asked - killed <= 2 * HEARTBEAT_S + 0.01
-        print(f"beat SIGKILLed: `leadsync health` exit 1 asked {asked - killed:.1f}s after")
+        code, out = health(run)  # asked after two intervals: must be unhealthy, every time
+        assert code == 1, out
+        print(f"beat SIGKILLed: `leadsync health` exit 1 first when asked "
+              f"{first_unhealthy if first_unhealthy is not None else 2 * HEARTBEAT_S:.1f}s after")
         assert [c["what"] for c in out["checks"] if not c["ok"]] == ["beat"]
         assert out["line"].startswith("unhealthy: beat silent for ")
         assert health(run, "--only", "worker")[0] == 0  # the worker itself is fine
