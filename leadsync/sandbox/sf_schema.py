@@ -65,6 +65,7 @@ _LEADSYNC = (
     SfField("LeadSync_SLA_Due__c", "datetime"),
     SfField("LeadSync_SLA_Status__c", "picklist", 40, picklist=SLA_STATUSES),
     SfField("LeadSync_Model__c", "string", 40),
+    SfField("LeadSync_Routed_By__c", "string", 255),
 )
 _PERSON = (
     SfField("FirstName", "string", 40),
