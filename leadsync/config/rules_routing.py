@@ -52,7 +52,7 @@ def parse_routing(raw: object, top: Where) -> RoutingPolicy:
     unused = sorted(set(pools) - used)
     if unused:
         raise where.error(f"pools.{unused[0]}", "defined but no routing rule uses it")
-    return RoutingPolicy(rules=tuple(rules), unassigned_owners=unassigned)
+    return RoutingPolicy(rules=tuple(rules), unassigned_owners=unassigned, enabled=True)
 
 
 def _list(data: Mapping[object, object], key: str, where: Where) -> list[object]:

@@ -84,6 +84,13 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
         SfField("Username", "string", 80),
         SfField("IsActive", "boolean"),
     ),
+    # a queue (Type "Queue") can own Leads: OwnerId then starts with 00G (docs/routing.md)
+    "Group": (
+        *_AUDIT,
+        SfField("Name", "string", 40),
+        SfField("DeveloperName", "string", 80),
+        SfField("Type", "string", 40),
+    ),
     "Lead": (
         *_AUDIT,
         *_MODIFIED,
@@ -207,6 +214,7 @@ OBJECT_NAMES: dict[str, str] = {name.lower(): name for name in OBJECTS}
 
 ID_PREFIX = {
     "User": "005",
+    "Group": "00G",
     "Lead": "00Q",
     "Account": "001",
     "Contact": "003",

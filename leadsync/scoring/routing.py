@@ -64,9 +64,12 @@ class RoutingRule:
 
 @dataclass(frozen=True, slots=True)
 class RoutingPolicy:
+    """The `routing:` section; `enabled` is False without one (nobody is routed)."""
+
     rules: tuple[RoutingRule, ...] = ()
     #: owners who count as nobody (an integration user, a catch-all mailbox), lower-cased
     unassigned_owners: frozenset[str] = frozenset()
+    enabled: bool = False
 
     @property
     def fields(self) -> frozenset[str]:
