@@ -9,9 +9,14 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from importlib import resources
+from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
+from leadsync.cli import cli
 from leadsync.commands.common import environ
 from leadsync.config.rules_parts import Where
 from leadsync.config.rules_routing import parse_routing
@@ -123,3 +128,52 @@ def test_a_worked_lead_is_released_from_the_pool(
     again = run_job(rt, "incremental")
     assert again.routed == Counter()
     assert rt.state.route_counts("japan") == {AIKO: (7, 6), REN: (3, 3)}
+
+
+def test_without_a_fallback_owner_the_unmatched_person_is_reported(
+        sandbox: tuple[Sandbox, RoutingCases, Runtime, str]) -> None:
+    sb, cases, rt, _ = sandbox
+    settings = rt.settings.model_copy(update={"sla": SlaSettings()})
+    report = run_job(replace(rt, settings=settings), "incremental")
+    assert report.routed == Counter({"japan": 10, "us": 3})
+    assert len(report.routing_unrouted) == 1
+    assert report.to_dict()["routing_unrouted"] == report.routing_unrouted
+    (_, cid), = cases.people["no-territory"]
+    with sb.data.lock:
+        contact = sb.data.hs_contacts[cid]
+        assert (contact.get("hubspot_owner_id"), contact.get("leadsync_routed_by")) == (None, None)
+
+
+def rules_file(tmp_path: Path) -> Path:
+    text = resources.files("leadsync.config").joinpath("default_rules.yaml").read_text("utf-8")
+    path = tmp_path / "rules.yaml"
+    path.write_text(text + "\n" + yaml.safe_dump({"routing": EXAMPLE_ROUTING},
+                                                allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_explain_names_the_rule_that_routes(
+        sandbox: tuple[Sandbox, RoutingCases, Runtime, str], tmp_path: Path) -> None:
+    sb, _cases, _rt, _ = sandbox
+    runner = CliRunner()
+    with environ({"LEADSYNC_RULES_FILE": str(rules_file(tmp_path))}):
+        queue = runner.invoke(cli, ["explain", "routing.queue0@example-buyer.co.jp"])
+        worked = runner.invoke(cli, ["explain", "routing.worked0@example-buyer.co.jp"])
+        lost = runner.invoke(cli, ["explain", "routing.no-territory0@example-buyer.co.jp"])
+    assert queue.exit_code == worked.exit_code == lost.exit_code == 0, queue.output
+    assert ("Routing: owner queue: rule japan (Japan territory) routes to pool japan "
+            "(weighted round-robin, capacity 50).") in " ".join(queue.output.split())
+    assert "Routing: not routed (already worked (sales status working))." in worked.output
+    assert "no routing rule matched and no fallback owner is configured" in " ".join(
+        lost.output.split())
+
+
+def test_check_wants_the_routed_by_field_until_provisioned() -> None:
+    with Sandbox(contacts=0, seed=3, provision_hubspot=False) as sb, \
+            environ({**sb.env, "LEADSYNC_REDIS_URL": ""}):
+        runner = CliRunner()
+        before = runner.invoke(cli, ["check"])
+        assert before.exit_code == 1 and "leadsync_routed_by" in before.output
+        assert runner.invoke(cli, ["provision"]).exit_code == 0
+        after = runner.invoke(cli, ["check"])
+        assert after.exit_code == 0, after.output
