@@ -495,10 +495,11 @@ class RedisStateStore:
 
     def release_routes(self, person_keys: Sequence[str]) -> int:
         people = sorted(set(person_keys))
-        if not people:
-            return 0
         keys = [self._k("routing", "open"), self._k("routing", "routed")]
-        return int(self._release_routes(keys=keys, args=people))
+        released = 0
+        for start in range(0, len(people), 1000):  # a full run closes everyone: short scripts
+            released += int(self._release_routes(keys=keys, args=people[start:start + 1000]))
+        return released
 
     def route_counts(self, pool: str) -> dict[str, tuple[int, int]]:
         prefix = pool + "\n"

@@ -328,3 +328,12 @@ def test_routing_a_person_moved_to_another_pool_leaves_the_first(store: StateSto
     assert store.take_turn("p2", "x", (("b@example.com", 1),), 1) == "b@example.com"
     assert store.route_counts("p1") == {"a@example.com": (1, 0)}
     assert store.take_turn("p1", "y", (("a@example.com", 1),), 1) == "a@example.com"
+
+
+def test_routing_release_of_a_full_run(store: StateStore) -> None:
+    """A full run closes everyone at once: 2,500 keys, 1,200 of them routed."""
+    pool = (("a@example.com", 1),)
+    for i in range(1200):
+        assert store.take_turn("big", f"p-{i}", pool, None) == "a@example.com"
+    assert store.release_routes([f"p-{i}" for i in range(2500)]) == 1200
+    assert store.route_counts("big") == {"a@example.com": (1200, 0)}
