@@ -168,12 +168,14 @@ def test_explain_names_the_rule_that_routes(
         lost.output.split())
 
 
-def test_check_wants_the_routed_by_field_until_provisioned() -> None:
+def test_check_wants_the_routed_by_field_until_provisioned(tmp_path: Path) -> None:
     with Sandbox(contacts=0, seed=3, provision_hubspot=False) as sb, \
             environ({**sb.env, "LEADSYNC_REDIS_URL": ""}):
         runner = CliRunner()
         before = runner.invoke(cli, ["check"])
         assert before.exit_code == 1 and "leadsync_routed_by" in before.output
-        assert runner.invoke(cli, ["provision"]).exit_code == 0
+        provision = runner.invoke(cli, ["provision", "--out", str(tmp_path / "meta")])
+        assert provision.exit_code == 0
+        assert len(list((tmp_path / "meta").rglob("LeadSync_Routed_By__c.field-meta.xml"))) == 2
         after = runner.invoke(cli, ["check"])
         assert after.exit_code == 0, after.output
