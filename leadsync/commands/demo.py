@@ -29,7 +29,7 @@ from leadsync.commands.common import (
     outcome,
     reported,
 )
-from leadsync.commands.demo_routing import routing_line, routing_summary, with_routing_cases
+from leadsync.commands.demo_routing import routing_line, routing_summary
 from leadsync.commands.render import print_summary
 from leadsync.followups import local_time
 from leadsync.report import CycleReport
@@ -66,7 +66,7 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
     from leadsync.commands.demo_sla import sla_hours_line, sla_hours_summary, with_business_hours
     from leadsync.pipeline import run_job
     from leadsync.runtime import build_runtime
-    from leadsync.sandbox import Sandbox
+    from leadsync.sandbox import Sandbox, seed_routing
     from leadsync.state import InMemoryStateStore
 
     cycles = 1 + int(days * 24 / step_hours)
@@ -83,7 +83,7 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=sb.now)
         if business_hours:
             runtime = replace(runtime, model=with_business_hours(runtime.model))
-        runtime = with_routing_cases(sb, runtime) if routing else runtime
+        runtime = seed_routing.with_routing_cases(sb, runtime) if routing else runtime
         started = sb.now()
         reports: list[CycleReport] = []
         # log lines wait until the tables are printed (never inside the bar or the tables)

@@ -22,6 +22,7 @@ from leadsync.sandbox.simulate import _merge_events
 from leadsync.sandbox.store import Person
 
 if TYPE_CHECKING:
+    from leadsync.runtime import Runtime
     from leadsync.sandbox.app import Sandbox
 
 #: the territory reps: (email, first, last, territory)
@@ -86,6 +87,21 @@ def add_routing_cases(sb: Sandbox, *, hours_ago: float = 1.0) -> RoutingCases:
                 index += 1
         _merge_events(seeder)
     return out
+
+
+def with_routing_cases(sb: Sandbox, runtime: Runtime) -> Runtime:
+    """`leadsync demo --routing`: the cases added to `sb`; the runtime's model routes with
+    `EXAMPLE_ROUTING` unless the rules file has its own `routing:` section."""
+    from dataclasses import replace
+
+    from leadsync.config.rules_parts import Where
+    from leadsync.config.rules_routing import parse_routing
+
+    add_routing_cases(sb)
+    model = runtime.model
+    if not model.routing.enabled:
+        model = replace(model, routing=parse_routing(EXAMPLE_ROUTING, Where("demo --routing")))
+    return replace(runtime, model=model)
 
 
 def _reps(seeder: Seeder, out: RoutingCases) -> None:
