@@ -23,6 +23,8 @@ from leadsync.connectors.base import CrmPerson, RecordRef
 from leadsync.drift import OwnFields, adopt_lifecycle
 from leadsync.followups import local_time
 from leadsync.identity import event_signature, group_records, merge_profile, normalise_email
+from leadsync.owner_routing import Router
+from leadsync.report import CycleReport
 from leadsync.runtime import Runtime, build_runtime
 from leadsync.scoring import (
     Evaluation,
@@ -33,7 +35,8 @@ from leadsync.scoring import (
     format_points,
 )
 from leadsync.scoring.lifecycle import BACKWARD_FACTS, FORWARD_FACTS
-from leadsync.scoring.profile import Bant
+from leadsync.scoring.profile import Bant, Profile
+from leadsync.scoring.routing import OwnerState, decide, routing_facts
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _MAX_EMAIL = 254
@@ -115,6 +118,13 @@ def explain_person(settings: Settings, email: str, console: Console) -> None:
         render(console, group, ev, runtime.model, profile.stage,
                fallback_owner=settings.sla.fallback_owner,
                escalation_owner=settings.sla.escalation_owner)
+        if runtime.model.routing.enabled:
+            owner = Router(runtime.model, runtime.state, runtime.connectors, fallback_owner=None,
+                           report=CycleReport(job="incremental", dry_run=True, now=now),
+                           now=now, dry_run=True).state_of(group[0])
+            console.print(routing_note(profile, ev, runtime.model, owner, now,
+                                       fallback_owner=settings.sla.fallback_owner),
+                          highlight=False)
 
 
 def _when(value: datetime | None) -> str:
@@ -158,6 +168,32 @@ def render(console: Console, group: Iterable[CrmPerson], ev: Evaluation, model: 
         note = owner_note(ev, fallback_owner, escalation_owner)
         if note:
             console.print(f"[bold]{note}[/bold]", highlight=False)
+
+
+def routing_note(profile: Profile, ev: Evaluation, model: ScoringModel, owner: OwnerState,
+                 now: datetime, *, fallback_owner: str | None) -> str:
+    """Which routing rule routes this person, or why none does (docs/routing.md). A pool's
+    turn is taken by the cycle, not here: explain names the pool."""
+    policy = model.routing
+    start = ev.sql_at if ev.stage == "sql" else ev.mql_at
+    facts = routing_facts(profile, policy, model.free_email_domains)
+    decision = decide(profile, stage=ev.stage, stage_start=start, owner=owner, policy=policy,
+                      facts=facts, now=now)
+    rule = decision.rule
+    if rule is not None:
+        if rule.pool is not None:
+            cap = f", capacity {rule.pool.capacity}" if rule.pool.capacity else ""
+            target = f"pool {rule.pool.name} (weighted round-robin{cap})"
+        else:
+            target = f"owner {rule.owner}"
+        return f"Routing: owner {owner}: rule {rule.id} ({rule.label}) routes to {target}."
+    if decision.outcome == "no_match":
+        if fallback_owner:
+            return (f"Routing: owner {owner} and no routing rule matched: the fallback owner "
+                    "(LEADSYNC_SLA__FALLBACK_OWNER) takes the person.")
+        return (f"Routing: owner {owner}, no routing rule matched and no fallback owner is "
+                "configured: each cycle reports the person.")
+    return f"Routing: not routed ({decision.why})."
 
 
 def owner_note(ev: Evaluation, fallback_owner: str | None,

@@ -61,6 +61,7 @@ from leadsync.identity import (
     normalise_email,
 )
 from leadsync.lease import Heartbeat, LockLost
+from leadsync.owner_routing import Router
 from leadsync.report import CycleReport
 from leadsync.runtime import Runtime
 from leadsync.scoring import Evaluation, Event, evaluate, render_reasons
@@ -171,6 +172,7 @@ class _Cycle:
         self.records: dict[str, persons.PersonRecord | None] = {}
         self.tasks = TaskOutcome()
         self.own = OwnFields(self.state)  # what leadsync last wrote to its own fields (drift)
+        self.routed_values: dict[str, dict[str, object]] = {}  # record key -> owner, reason
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -198,6 +200,7 @@ class _Cycle:
         self.checkpoint()
         candidates = self.defer_incomplete(self.resolve(records.values()))
         people, evaluations = self.evaluate(candidates)
+        people = self.route(people, evaluations)
         self.checkpoint()
         self.write(people, evaluations)
         people, evaluations = self.drop_stale(people, evaluations)
@@ -575,6 +578,19 @@ class _Cycle:
                        "reasons": render_reasons(e.reasons, 120)} for p, e in ranked[:TOP_N]]
         return people, evaluations
 
+    def route(self, people: list[Person], evaluations: Sequence[Evaluation]) -> list[Person]:
+        """The routing step (`owner_routing`, docs/routing.md): people entering MQL or SQL
+        whom no rep works get an owner; returned with it on their records, so their task goes
+        to them, and `write` sends it (`routed_values`). Off without a `routing:` section."""
+        if not self.rt.model.routing.enabled:
+            return people
+        live = {s: c for s, c in self.rt.connectors.items() if s not in self.budget_stopped}
+        step = Router(self.rt.model, self.state, live, report=self.report, now=self.now,
+                      fallback_owner=self.rt.settings.sla.fallback_owner,
+                      dry_run=self.dry_run).route(people, evaluations)
+        self.routed_values = step.values
+        return step.people
+
     def checkpoint(self) -> None:
         """A phase boundary: stop if the heartbeat saw the lease go (no I/O)."""
         self.lease.check()
@@ -591,8 +607,9 @@ class _Cycle:
             values = written_values(ev)
             for rec in person.records:
                 self.own.note(rec, values)
+                routed = self.routed_values.get(rec.ref.key, {})
                 by_system.setdefault(rec.ref.system, []).append(
-                    FieldUpdate(ref=rec.ref, values=values, previous=rec.current))
+                    FieldUpdate(ref=rec.ref, values={**values, **routed}, previous=rec.current))
         for system in [s for s in by_system if s in self.budget_stopped]:
             self.failed_keys.update(u.ref.key for u in by_system.pop(system))
         results: dict[str, WriteResult] = {}

@@ -37,6 +37,10 @@ class CycleReport:
     stopped_reason: str | None = None
     budget_stopped: list[str] = field(default_factory=list)  # CRMs whose API budget ran out
     deferred: int = 0  # people left for next cycle: a record of theirs sat in a stopped CRM
+    # routing (docs/routing.md): people given an owner, by rule id ("fallback": the fallback
+    # owner), and person keys that needed an owner and got none
+    routed: Counter[str] = field(default_factory=Counter)
+    routing_unrouted: list[str] = field(default_factory=list)
     top: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     # person id -> (stage, sla status, score) of everyone evaluated; not serialised (size)
@@ -81,6 +85,8 @@ class CycleReport:
             "stopped_reason": self.stopped_reason,
             "budget_stopped": list(self.budget_stopped),
             "deferred": self.deferred,
+            "routed": dict(self.routed),
+            "routing_unrouted": list(self.routing_unrouted),
             "top": list(self.top),
             "duration_s": round(self.duration_s, 3),
         }

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from leadsync.scoring.profile import Event
+from leadsync.scoring.routing import PoolMember, pick_member
 
 if TYPE_CHECKING:  # re-exported lazily below so `leadsync score` never imports redis
     from leadsync.state_redis import RedisLock, RedisStateStore
@@ -105,6 +106,17 @@ class StateStore(Protocol):
     def get_held_events(self) -> dict[str, str]: ...
     def hold_events(self, items: Mapping[str, str]) -> None: ...
     def drop_held_events(self, event_ids: Sequence[str]) -> None: ...
+
+    # round-robin routing pools (`leadsync.scoring.routing`, docs/routing.md): `take_turn` is
+    # one atomic step, so two workers never hand out the same turn: the member already holding
+    # `person` in `pool` (a retry gets the same rep), else the next by `pick_member` over the
+    # pool's counts, counting the turn and the person as open with that member; None when every
+    # member is at `capacity`. `release_routes` closes routed people (worked, moved on) and
+    # returns how many were open; `route_counts` is member -> (turns served, open people).
+    def take_turn(self, pool: str, person: str, members: Sequence[tuple[str, int]],
+                  capacity: int | None) -> str | None: ...
+    def release_routes(self, person_keys: Sequence[str]) -> int: ...
+    def route_counts(self, pool: str) -> dict[str, tuple[int, int]]: ...
 
     # a lease: exclusive by default; `shared=True` holders coexist with each other and keep
     # exclusive holders out (and are kept out by one), e.g. chunks of the nightly fan-out
@@ -299,6 +311,9 @@ class InMemoryStateStore:
         self._people: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
         self._held: dict[str, str] = {}
+        self._served: dict[tuple[str, str], int] = {}  # (pool, member) -> turns
+        self._open: dict[tuple[str, str], int] = {}  # (pool, member) -> open people
+        self._routed: dict[str, tuple[str, str]] = {}  # person -> (pool, member)
 
     def get_cursor(self, name: str) -> datetime | None:
         with self._guard:
@@ -418,6 +433,41 @@ class InMemoryStateStore:
             for eid in event_ids:
                 self._held.pop(eid, None)
 
+    def take_turn(self, pool: str, person: str, members: Sequence[tuple[str, int]],
+                  capacity: int | None) -> str | None:
+        with self._guard:
+            held = self._routed.get(person)
+            if held is not None and held[0] == pool and any(m == held[1] for m, _ in members):
+                return held[1]
+            if held is not None:
+                self._release_locked(person)
+            chosen = pick_member(
+                [PoolMember(m, w) for m, w in members],
+                {m: self._served.get((pool, m), 0) for m, _ in members},
+                {m: self._open.get((pool, m), 0) for m, _ in members}, capacity)
+            if chosen is not None:
+                self._served[pool, chosen] = self._served.get((pool, chosen), 0) + 1
+                self._open[pool, chosen] = self._open.get((pool, chosen), 0) + 1
+                self._routed[person] = (pool, chosen)
+            return chosen
+
+    def _release_locked(self, person: str) -> bool:
+        held = self._routed.pop(person, None)
+        if held is None:
+            return False
+        self._open[held] = max(0, self._open.get(held, 0) - 1)
+        return True
+
+    def release_routes(self, person_keys: Sequence[str]) -> int:
+        with self._guard:
+            return sum(self._release_locked(p) for p in set(person_keys))
+
+    def route_counts(self, pool: str) -> dict[str, tuple[int, int]]:
+        with self._guard:
+            members = {m for p, m in (*self._served, *self._open) if p == pool}
+            return {m: (self._served.get((pool, m), 0), self._open.get((pool, m), 0))
+                    for m in sorted(members)}
+
     def lock(self, name: str, ttl_seconds: float, *, shared: bool = False
              ) -> InMemoryLock | InMemorySharedLock:
         if shared:
@@ -430,7 +480,8 @@ class InMemoryStateStore:
         with self._guard, self._lock_guard:
             for part in (self._locks, self._shared_locks, self._cursors, self._fingerprints,
                          self._events, self._claims, self._tasks, self._pending, self._people,
-                         self._aliases, self._held):  # fmt: skip
+                         self._aliases, self._held, self._served, self._open,
+                         self._routed):  # fmt: skip
                 part.clear()
 
 

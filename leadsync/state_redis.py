@@ -212,6 +212,59 @@ class RedisSharedLock:
                                                          "error": type(exc).__name__})
 
 
+# One routing turn (`StateStore.take_turn`), `pick_member` in Lua. KEYS: served, open (hashes
+# of "<pool>\n<member>" -> count), routed (hash person -> "<pool>\n<member>"); ARGV: person,
+# pool, capacity ('' for none), then member, weight pairs.
+_TAKE_TURN = """
+local person, pool, cap = ARGV[1], ARGV[2], ARGV[3]
+local held = redis.call('HGET', KEYS[3], person)
+if held then
+  for i = 4, #ARGV, 2 do
+    if held == pool .. '\\n' .. ARGV[i] then return ARGV[i] end
+  end
+  redis.call('HDEL', KEYS[3], person)
+  if tonumber(redis.call('HINCRBY', KEYS[2], held, -1)) < 0 then
+    redis.call('HSET', KEYS[2], held, 0)
+  end
+end
+local total, turns = 0, 0
+for i = 4, #ARGV, 2 do
+  total = total + tonumber(ARGV[i + 1])
+  turns = turns + tonumber(redis.call('HGET', KEYS[1], pool .. '\\n' .. ARGV[i]) or '0')
+end
+local best, rank = nil, nil
+for i = 4, #ARGV, 2 do
+  local field = pool .. '\\n' .. ARGV[i]
+  local open = tonumber(redis.call('HGET', KEYS[2], field) or '0')
+  if cap == '' or open < tonumber(cap) then
+    local served = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+    local behind = (turns + 1) * tonumber(ARGV[i + 1]) - total * served
+    if best == nil or behind > rank then best, rank = ARGV[i], behind end
+  end
+end
+if not best then return false end
+redis.call('HINCRBY', KEYS[1], pool .. '\\n' .. best, 1)
+redis.call('HINCRBY', KEYS[2], pool .. '\\n' .. best, 1)
+redis.call('HSET', KEYS[3], person, pool .. '\\n' .. best)
+return best
+"""
+# Close routed people. KEYS: open, routed; ARGV: person keys. Returns how many were open.
+_RELEASE_ROUTES = """
+local n = 0
+for i = 1, #ARGV do
+  local held = redis.call('HGET', KEYS[2], ARGV[i])
+  if held then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    if tonumber(redis.call('HINCRBY', KEYS[1], held, -1)) < 0 then
+      redis.call('HSET', KEYS[1], held, 0)
+    end
+    n = n + 1
+  end
+end
+return n
+"""
+
+
 class RedisStateStore:
     """`StateStore` on Redis, shared by all workers; see the module docstring for the layout."""
 
@@ -238,6 +291,8 @@ class RedisStateStore:
         self._ttl_person = person_ttl_seconds
         self._ttl_held = held_ttl_seconds
         self._release_claim = redis_client.register_script(_RELEASE_CLAIM)
+        self._take_turn = redis_client.register_script(_TAKE_TURN)
+        self._release_routes = redis_client.register_script(_RELEASE_ROUTES)
 
     def _k(self, *parts: str) -> str:
         return ":".join((self.namespace, *parts))
@@ -424,6 +479,35 @@ class RedisStateStore:
     def drop_held_events(self, event_ids: Sequence[str]) -> None:
         if event_ids:
             self.redis.hdel(self._k("held-events"), *event_ids)
+
+    # routing pools: no TTL (counts, not a cache of CRM data; docs/routing.md) -------------
+    def take_turn(self, pool: str, person: str, members: Sequence[tuple[str, int]],
+                  capacity: int | None) -> str | None:
+        if "\n" in pool or any("\n" in m for m, _ in members):
+            raise StateError("routing pool and member names cannot contain a line break")
+        args: list[str] = [person, pool, "" if capacity is None else str(int(capacity))]
+        for member, weight in members:
+            args += [member, str(int(weight))]
+        keys = [self._k("routing", "served"), self._k("routing", "open"),
+                self._k("routing", "routed")]
+        got = self._take_turn(keys=keys, args=args)
+        return None if got is None else str(got)
+
+    def release_routes(self, person_keys: Sequence[str]) -> int:
+        people = sorted(set(person_keys))
+        keys = [self._k("routing", "open"), self._k("routing", "routed")]
+        released = 0
+        for start in range(0, len(people), 1000):  # a full run closes everyone: short scripts
+            released += int(self._release_routes(keys=keys, args=people[start:start + 1000]))
+        return released
+
+    def route_counts(self, pool: str) -> dict[str, tuple[int, int]]:
+        prefix = pool + "\n"
+        served = cast(dict[str, str], self.redis.hgetall(self._k("routing", "served")))
+        opened = cast(dict[str, str], self.redis.hgetall(self._k("routing", "open")))
+        members = {k[len(prefix):] for k in (*served, *opened) if k.startswith(prefix)}
+        return {m: (int(served.get(prefix + m, 0)), int(opened.get(prefix + m, 0)))
+                for m in sorted(members)}
 
     # locks and maintenance --------------------------------------------------------------
     def lock(self, name: str, ttl_seconds: float, *, shared: bool = False

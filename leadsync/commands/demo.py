@@ -29,6 +29,7 @@ from leadsync.commands.common import (
     outcome,
     reported,
 )
+from leadsync.commands.demo_routing import routing_line, routing_summary
 from leadsync.commands.render import print_summary
 from leadsync.followups import local_time
 from leadsync.report import CycleReport
@@ -52,16 +53,20 @@ if TYPE_CHECKING:
 @click.option("--business-hours", is_flag=True,
               help="Count SLA hours in business hours (Tokyo, 9-18 on weekdays, Japanese "
                    "holidays) when the rules file has no sla.business_hours.")
+@click.option("--routing", is_flag=True,
+              help="Add queue-owned, unowned and inactive-owner leads and reps in two "
+                   "territories to the sandbox, and route MQLs (the example rules of "
+                   "docs/routing.md when the rules file has no routing section).")
 @reported()
 def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html: Path,
-         as_json: bool, business_hours: bool) -> None:
+         as_json: bool, business_hours: bool, routing: bool) -> None:
     """Run leadsync against a seeded local sandbox of HubSpot and Salesforce."""
     from dataclasses import replace
 
     from leadsync.commands.demo_sla import sla_hours_line, sla_hours_summary, with_business_hours
     from leadsync.pipeline import run_job
     from leadsync.runtime import build_runtime
-    from leadsync.sandbox import Sandbox
+    from leadsync.sandbox import Sandbox, seed_routing
     from leadsync.state import InMemoryStateStore
 
     cycles = 1 + int(days * 24 / step_hours)
@@ -78,6 +83,7 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=sb.now)
         if business_hours:
             runtime = replace(runtime, model=with_business_hours(runtime.model))
+        runtime = seed_routing.with_routing_cases(sb, runtime) if routing else runtime
         started = sb.now()
         reports: list[CycleReport] = []
         # log lines wait until the tables are printed (never inside the bar or the tables)
@@ -95,9 +101,11 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
                 reports.append(run_job(runtime, "full" if i == cycles else "incremental"))
                 progress.advance(bar)
         summary = summarise(reports, sb.stats(), sb.data)
-        summary["simulated"] = {"from": local_time(started, zone), "to": local_time(sb.now(), zone),
-                                "timezone": settings.timezone}
-        summary["sla_hours"] = sla_hours_summary(runtime.model, sb.data)
+        summary.update(simulated={"from": local_time(started, zone),
+                                  "to": local_time(sb.now(), zone),
+                                  "timezone": settings.timezone},
+                       sla_hours=sla_hours_summary(runtime.model, sb.data),
+                       routing=routing_summary(runtime.model, reports))
         from leadsync.commands.review import headline, run_review
 
         # the review's headline: the model checked against the history (docs/review.md)
@@ -116,8 +124,8 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
                       f"cycles over {days} simulated day(s) ({summary['simulated']['from']} to "
                       f"{summary['simulated']['to']}), model {runtime.model.version}")
         print_summary(console, summary)
-        console.print(sla_hours_line(summary["sla_hours"], runtime.model.sla.mql_hours),
-                      highlight=False)
+        console.print(sla_hours_line(summary["sla_hours"], runtime.model.sla.mql_hours) + "\n"
+                      + routing_line(summary["routing"]), highlight=False)
         dup = sum(summary["duplicate_task_keys"].values())
         console.print(f"Duplicate follow-up task keys seen by the CRMs: {dup}")
         from leadsync.commands.review import print_headline

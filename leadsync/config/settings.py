@@ -139,6 +139,7 @@ class HubSpotFieldNames(BaseModel):
     sla_due: str = "leadsync_sla_due"
     sla_status: str = "leadsync_sla_status"
     model: str = "leadsync_model"
+    routed_by: str = "leadsync_routed_by"  # docs/routing.md: which rule routed the person
 
 
 class SalesforceFieldNames(BaseModel):
@@ -152,6 +153,7 @@ class SalesforceFieldNames(BaseModel):
     sla_due: str = "LeadSync_SLA_Due__c"
     sla_status: str = "LeadSync_SLA_Status__c"
     model: str = "LeadSync_Model__c"
+    routed_by: str = "LeadSync_Routed_By__c"  # docs/routing.md: which rule routed the person
 
 
 class HubSpotSettings(BaseModel):

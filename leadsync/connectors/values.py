@@ -98,19 +98,28 @@ def _choice(name: str, value: object, allowed: frozenset[str]) -> str:
     return value
 
 
+def _routing_value(name: str, value: object) -> str | None:
+    """docs/routing.md: the reason text (255), or the new owner's id (never cleared)."""
+    if name == "routed_by":
+        return _text(name, value, 255) or None
+    if not isinstance(value, str) or not value.strip() or len(value) > 40:
+        raise InvalidValue(f"{name}: expected an owner id")
+    return value.strip()
+
+
 def _text(name: str, value: object, max_len: int) -> str:
     if not isinstance(value, str):
         raise InvalidValue(f"{name}: expected text, got {type(value).__name__}")
     return cut(clean_text(value), max_len)
 
 
-def canonical(  # noqa: PLR0911 - one return per field kind reads best
+def canonical(  # noqa: PLR0911, PLR0912 - one return per field kind reads best
     name: str, value: object, *, reasons_len: int
 ) -> str | datetime | None:
     """Validate one logical value and return its canonical form: str, aware datetime, or None
     (clear). Raise `InvalidValue` naming the field when it cannot be written."""
     if value is None:
-        if name in DATETIME_FIELDS or name in ("reasons", "sla_status", "model"):
+        if name in DATETIME_FIELDS or name in ("reasons", "sla_status", "model", "routed_by"):
             return None
         raise InvalidValue(f"{name}: cannot be cleared")
     if name in INT_FIELDS:
@@ -128,6 +137,8 @@ def canonical(  # noqa: PLR0911 - one return per field kind reads best
         return grade
     if name == "model":
         return _text(name, value, 40) or None
+    if name in ("routed_by", "owner_id"):
+        return _routing_value(name, value)
     if name == "reasons":
         # no reasons is an empty field: CRMs store "" as null, so it must compare as a clear
         if isinstance(value, str):

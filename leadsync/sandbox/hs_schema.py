@@ -101,6 +101,7 @@ LEADSYNC: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         ("none", "on_track", "due_soon", "breached", "met"),
     ),
     ("leadsync_model", "LeadSync model", "string", "text", ()),
+    ("leadsync_routed_by", "LeadSync routed by", "string", "text", ()),
 ]
 
 TASK_TYPES: dict[str, str] = {

@@ -93,6 +93,7 @@ class Seeder:
                 "OpportunityContactRole",
                 "OpportunityHistory",
                 "OpportunityStage",
+                "Group",
             )
         }
         opportunity_stages(data, sf_time(self.now.replace(year=self.now.year - 2)))

@@ -65,6 +65,7 @@ _LEADSYNC = (
     SfField("LeadSync_SLA_Due__c", "datetime"),
     SfField("LeadSync_SLA_Status__c", "picklist", 40, picklist=SLA_STATUSES),
     SfField("LeadSync_Model__c", "string", 40),
+    SfField("LeadSync_Routed_By__c", "string", 255),
 )
 _PERSON = (
     SfField("FirstName", "string", 40),
@@ -82,6 +83,13 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
         SfField("Name", "string", 121, False),
         SfField("Username", "string", 80),
         SfField("IsActive", "boolean"),
+    ),
+    # a queue (Type "Queue") can own Leads: OwnerId then starts with 00G (docs/routing.md)
+    "Group": (
+        *_AUDIT,
+        SfField("Name", "string", 40),
+        SfField("DeveloperName", "string", 80),
+        SfField("Type", "string", 40),
     ),
     "Lead": (
         *_AUDIT,
@@ -206,6 +214,7 @@ OBJECT_NAMES: dict[str, str] = {name.lower(): name for name in OBJECTS}
 
 ID_PREFIX = {
     "User": "005",
+    "Group": "00G",
     "Lead": "00Q",
     "Account": "001",
     "Contact": "003",

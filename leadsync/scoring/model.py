@@ -16,6 +16,7 @@ from leadsync.scoring.business_time import BusinessCalendar, add_working
 from leadsync.scoring.conditions import Condition, Predicate
 from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
 from leadsync.scoring.plans import ModelTables
+from leadsync.scoring.routing import RoutingPolicy
 
 #: The sync's look-back when the rules set no `horizon_days` (every event counts, DESIGN.md
 #: §3a): about 55 years, i.e. back to the early 1970s: all the engagement a CRM has.
@@ -139,6 +140,8 @@ class ScoringModel:
     #: DESIGN.md §3a: events dated before now - horizon_days are ignored everywhere, like
     #: events after now; None: every event counts, however old
     horizon_days: int | None = None
+    #: the `routing:` section (issue 13; docs/routing.md): no rules when absent
+    routing: RoutingPolicy = field(default_factory=RoutingPolicy)
     # derived in __post_init__
     fit_fields: frozenset[str] = field(init=False, compare=False)
     lookback_days: float = field(init=False, compare=False)

@@ -298,3 +298,42 @@ def test_shared_leases_coexist_and_exclude_the_exclusive_one(store: StateStore) 
     time.sleep(0.5)  # a crashed shared holder blocks the exclusive one only until its lease ends
     assert not third.owned() and not third.extend()
     assert writer.acquire()
+
+
+POOL = (("a@example.com", 2), ("b@example.com", 1), ("c@example.com", 1))
+
+
+def test_routing_turns_follow_the_weights_and_stick_to_the_person(store: StateStore) -> None:
+    got = [store.take_turn("kanto", f"p-{i}", POOL, None) for i in range(8)]
+    assert got == ["a@example.com", "b@example.com", "c@example.com", "a@example.com",
+                   "a@example.com", "b@example.com", "c@example.com", "a@example.com"]
+    assert store.take_turn("kanto", "p-1", POOL, None) == "b@example.com"  # a retry: same rep
+    assert store.route_counts("kanto") == {"a@example.com": (4, 4), "b@example.com": (2, 2),
+                                           "c@example.com": (2, 2)}
+    assert store.route_counts("other") == {}
+
+
+def test_routing_capacity_and_release(store: StateStore) -> None:
+    pair = (("a@example.com", 1), ("b@example.com", 1))
+    got = [store.take_turn("p", f"p-{i}", pair, 2) for i in range(5)]
+    assert got == ["a@example.com", "b@example.com", "a@example.com", "b@example.com", None]
+    assert store.release_routes(["p-0", "p-0", "nobody"]) == 1  # a has room again
+    assert store.release_routes(["p-0"]) == 0
+    assert store.take_turn("p", "p-9", pair, 2) == "a@example.com"
+    assert store.route_counts("p") == {"a@example.com": (3, 2), "b@example.com": (2, 2)}
+
+
+def test_routing_a_person_moved_to_another_pool_leaves_the_first(store: StateStore) -> None:
+    assert store.take_turn("p1", "x", (("a@example.com", 1),), 1) == "a@example.com"
+    assert store.take_turn("p2", "x", (("b@example.com", 1),), 1) == "b@example.com"
+    assert store.route_counts("p1") == {"a@example.com": (1, 0)}
+    assert store.take_turn("p1", "y", (("a@example.com", 1),), 1) == "a@example.com"
+
+
+def test_routing_release_of_a_full_run(store: StateStore) -> None:
+    """A full run closes everyone at once: 2,500 keys, 1,200 of them routed."""
+    pool = (("a@example.com", 1),)
+    for i in range(1200):
+        assert store.take_turn("big", f"p-{i}", pool, None) == "a@example.com"
+    assert store.release_routes([f"p-{i}" for i in range(2500)]) == 1200
+    assert store.route_counts("big") == {"a@example.com": (1200, 0)}

@@ -77,6 +77,7 @@ class HubSpotConnector:
         self.client = HubSpotClient(settings, redis=redis, policy=policy, sleep=sleep)
         self._owners: dict[str, str] | None = None
         self._owners_at: datetime | None = None
+        self._queues: set[str] = set()
         self._properties = list(CONTACT_PROPERTIES) + list(self.fields.model_dump().values())
 
     def api_calls(self) -> int:
@@ -89,6 +90,7 @@ class HubSpotConnector:
         if self._owners is not None and self._owners_at and now - self._owners_at < OWNER_CACHE:
             return self._owners
         owners: dict[str, str] = {}
+        queues: set[str] = set()
         after: str | None = None
         while True:
             # no `archived`: active owners are the default, and the SDK would render the
@@ -98,13 +100,20 @@ class HubSpotConnector:
                 kwargs["after"] = after
             _, page = self.client.call("owners", self.client.owners.get_page, **kwargs)
             for owner in page.get("results", []):
+                if owner.get("id") is not None and owner.get("type") == "QUEUE":
+                    queues.add(str(owner["id"]))
                 if owner.get("id") is not None and owner.get("email"):
                     owners[str(owner["id"])] = str(owner["email"]).lower()
             after = _next_after(page)
             if not after:
                 break
-        self._owners, self._owners_at = owners, now
+        self._owners, self._owners_at, self._queues = owners, now, queues
         return owners
+
+    def is_queue_owner(self, owner_id: str) -> bool:
+        """A queue owns the contact (an owner of type QUEUE), not a rep."""
+        self.list_owners()
+        return owner_id in self._queues
 
     # ---- deals (the review) -------------------------------------------------------------------
     def iter_deals(self) -> Iterator[Deal]:

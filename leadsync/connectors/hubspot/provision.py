@@ -26,6 +26,7 @@ PROPERTY_SPECS: Mapping[str, tuple[str, str, str, list[str]]] = {
     "sla_due": ("LeadSync SLA due", "datetime", "date", []),
     "sla_status": ("LeadSync SLA status", "enumeration", "select", _SLA),
     "model": ("LeadSync model", "string", "text", []),
+    "routed_by": ("LeadSync routed by", "string", "text", []),
 }
 
 

@@ -55,7 +55,7 @@ def plan_update(
     differing from `update.previous` are kept. A backward `lifecyclestage` move is sent as ""
     now and the real value later, because HubSpot refuses to move it backwards.
     """
-    names = fields.model_dump()
+    names = {**fields.model_dump(), "owner_id": "hubspot_owner_id"}  # owner: docs/routing.md
     props: dict[str, str] = {}
     second: str | None = None
     for logical, value in update.values.items():

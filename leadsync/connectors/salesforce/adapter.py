@@ -103,15 +103,22 @@ class SalesforceConnector:
         return self.client.api_calls()
 
     def list_owners(self) -> dict[str, str]:
-        """User Id -> lowercased email, cached for 15 minutes (one sync run)."""
+        """Active User Id -> lowercased email, cached for 15 minutes (one sync run)."""
         now = self.clock()
         if self._owners is not None and self._owners_at and now - self._owners_at < OWNER_CACHE:
             return self._owners
         owners: dict[str, str] = {}
-        for page in self.client.query_pages("owners", soql("Id, Email", "User")):
+        # active users only: a deactivated owner is routed past (docs/routing.md) and cannot
+        # own a task (INACTIVE_OWNER_OR_USER)
+        for page in self.client.query_pages("owners", soql("Id, Email", "User",
+                                                           "IsActive = true")):
             owners.update({str(u["Id"]): str(u["Email"]).lower() for u in page if u.get("Email")})
         self._owners, self._owners_at = owners, now
         return owners
+
+    def is_queue_owner(self, owner_id: str) -> bool:
+        """A queue owns the record (a Group: ids start with 00G), not a rep."""
+        return owner_id.startswith("00G")
 
     # ---- people -----------------------------------------------------------------------------
     def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:

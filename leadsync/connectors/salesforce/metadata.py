@@ -33,8 +33,9 @@ FIELD_SPECS: Mapping[str, tuple[str, str, str, str, list[str]]] = {
     "sla_due": ("LeadSync SLA Due", "DateTime", "datetime", "", []),
     "sla_status": ("LeadSync SLA Status", "Picklist", "picklist", "", SLA_VALUES),
     "model": ("LeadSync Model", "Text", "string", "<length>40</length>", []),
+    "routed_by": ("LeadSync Routed By", "Text", "string", "<length>255</length>", []),
 }  # fmt: skip
-TEXT_LENGTHS = {"fit_grade": 1, "reasons": 255, "model": 40}
+TEXT_LENGTHS = {"fit_grade": 1, "reasons": 255, "model": 40, "routed_by": 255}
 
 
 def field_xml(api_name: str, logical: str) -> str:

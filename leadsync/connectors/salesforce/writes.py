@@ -46,7 +46,7 @@ def _wire(logical: str, value: str | datetime | None) -> object:
 def plan_update(update: FieldUpdate, fields: SalesforceFieldNames) -> dict[str, object]:
     """Fields to send (Salesforce names -> JSON values), only those that differ from what was
     read. `InvalidValue` rejects the record with a reason naming the field."""
-    names = fields.model_dump()
+    names = {**fields.model_dump(), "owner_id": "OwnerId"}  # owner: routing (docs/routing.md)
     out: dict[str, object] = {}
     for logical, value in update.values.items():
         if logical not in names:

@@ -1,0 +1,86 @@
+"""The routing step over fake connectors (docs/routing.md): owner ids per CRM, the reason,
+what is reported, and a dry run that takes no turn."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+from leadsync.config.rules import load_default_rules, parse_rules
+from leadsync.connectors.base import CrmPerson, RecordRef
+from leadsync.identity import Person
+from leadsync.owner_routing import Router
+from leadsync.report import CycleReport
+from leadsync.scoring import Event, Profile, evaluate
+from leadsync.state import InMemoryStateStore
+from tests.fakes import FakeConnector
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+ROUTING = {"pools": {"jp": {"members": ["rep@example.com", "boss@example.com"]}},
+           "rules": [{"id": "us", "when": {"field": "country", "eq": "US"},
+                      "owner": "rep@example.com"},
+                     {"id": "jp", "when": {"field": "country", "eq": "JP"}, "pool": "jp"}]}
+
+
+def model():  # type: ignore[no-untyped-def]
+    routing = parse_rules({"version": "t", "routing": ROUTING}, "r.yaml").routing
+    return replace(load_default_rules(), routing=routing)
+
+
+def person(country: str, sf_owner: str | None, hs_owner: str | None) -> Person:
+    demo = Event("form_submit", NOW - timedelta(hours=1),
+                 MappingProxyType({"form": "demo_request"}))
+    profile = Profile(id="p-1", country=country, events=(demo,))
+    sf = CrmPerson(RecordRef("salesforce", "Lead", "00Q1"), replace(profile, id="sf"), NOW,
+                   owner_id=sf_owner)
+    hs = CrmPerson(RecordRef("hubspot", "contact", "1"), replace(profile, id="hs"), NOW,
+                   owner_id=hs_owner)
+    return Person(id="p-1", records=(sf, hs), profile=profile)
+
+
+def router(dry_run: bool = False) -> tuple[Router, CycleReport, InMemoryStateStore]:
+    sf, hs = FakeConnector("salesforce", lambda: NOW), FakeConnector("hubspot", lambda: NOW)
+    hs.owners = {"owner-2": "boss@example.com"}  # rep@ is no HubSpot owner
+    report, state = CycleReport(job="incremental", dry_run=dry_run, now=NOW), InMemoryStateStore()
+    return (Router(model(), state, {"salesforce": sf, "hubspot": hs}, fallback_owner=None,
+                   report=report, now=NOW, dry_run=dry_run), report, state)
+
+
+def test_owner_written_where_the_crm_has_them_and_the_rest_reported() -> None:
+    r, report, _ = router()
+    p = person("US", "005-gone", None)
+    ev = evaluate(p.profile, r.model, NOW)
+    assert ev.stage == "mql"
+    step = r.route([p], [ev])
+    assert step.values == {"salesforce:Lead:00Q1": {"owner_id": "owner-1",
+                                                    "routed_by": "rule us (owner)"}}
+    assert [rec.owner_id for rec in step.people[0].records] == ["owner-1", None]
+    assert step.people[0].task_target().owner_id == "owner-1"  # the task follows
+    assert (dict(report.routed), report.routing_unrouted) == ({"us": 1}, ["p-1"])
+
+
+def test_an_active_owner_is_kept_and_nothing_written() -> None:
+    r, report, _ = router()
+    p = person("US", "owner-2", "owner-2")
+    step = r.route([p], [evaluate(p.profile, r.model, NOW)])
+    assert (step.values, step.people, dict(report.routed)) == ({}, [p], {})
+
+
+def test_a_dry_run_takes_no_turn() -> None:
+    r, report, state = router(dry_run=True)
+    p = person("JP", None, None)
+    step = r.route([p], [evaluate(p.profile, r.model, NOW)])
+    assert step.values == {"salesforce:Lead:00Q1": {"owner_id": "owner-1",  # the first member
+                                                    "routed_by": "rule jp (pool jp)"}}
+    assert state.route_counts("jp") == {}
+    assert dict(report.routed) == {"jp": 1}
+
+
+def test_a_turn_is_taken_once_per_person() -> None:
+    r, _, state = router()
+    p = person("JP", None, None)
+    ev = evaluate(p.profile, r.model, NOW)
+    r.route([p], [ev])
+    r.route([p], [ev])  # a retried cycle: the same rep, no second turn
+    assert state.route_counts("jp") == {"rep@example.com": (1, 1)}
