@@ -7,7 +7,7 @@ routing:
     kanto: {members: [{email: a@example.com, weight: 2}, b@example.com], capacity: 20}
   rules:                                          # ordered: the first that holds routes
     - {id: enterprise, when: {field: employees, gte: 1000}, owner: key.accounts@example.com}
-    - {id: kanto, when: {field: prefecture, in: [東京都, 神奈川県]}, pool: kanto}
+    - {id: kanto, when: {field: state, in: [東京都, 神奈川県]}, pool: kanto}
 ```
 Errors name the file, the rule id and the key, e.g.
 `rules.yaml: rule 'kanto': pool: 'kantoo' is not one of routing.pools (kanto)`.

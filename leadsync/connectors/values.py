@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 
 from leadsync.scoring.evaluation import Reason
 from leadsync.scoring.profile import STAGES
@@ -147,3 +148,17 @@ def canonical(  # noqa: PLR0911, PLR0912 - one return per field kind reads best
             return render_reasons(value, reasons_len) or None
         raise InvalidValue(f"{name}: expected a tuple of Reason or text")
     raise InvalidValue(f"unknown written field {name!r}")
+
+
+REGION_ATTRIBUTE = "state"  # rules read it as {field: state, ...} (docs/routing.md)
+
+
+def region_attributes(region: str | None) -> Mapping[str, object]:
+    """The profile attributes carrying a record's state / prefecture (HubSpot `state`,
+    Salesforce Lead `State`, Contact `MailingState`, else its Account's `BillingState`),
+    NFKC-normalised so "東京都" written in any width compares equal; none when empty."""
+    if not region:
+        return {}
+    text = unicodedata.normalize("NFKC", region).strip()
+    return MappingProxyType({REGION_ATTRIBUTE: text}) if text else MappingProxyType({})
+

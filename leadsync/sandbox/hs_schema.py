@@ -47,6 +47,7 @@ _CONTACT: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     ("numemployees", "Number of Employees", "enumeration", "select", EMPLOYEE_BANDS),
     ("industry", "Industry", "string", "text", ()),
     ("country", "Country/Region", "string", "text", ()),
+    ("state", "State/Region", "string", "text", ()),
     ("annualrevenue", "Annual Revenue", "string", "text", ()),
     (
         "hs_analytics_source",

@@ -3,6 +3,8 @@ companies, industries, free-mail domains and the pages and forms people interact
 
 from __future__ import annotations
 
+import hashlib
+
 JP_LAST = [
     ("山田", "yamada"),
     ("佐藤", "sato"),
@@ -224,3 +226,15 @@ EMAIL_CAMPAIGNS = [
     "em-newsletter-10",
     "em-product-launch",
 ]
+
+PREFECTURES = ["東京都", "神奈川県", "大阪府", "愛知県", "福岡県", "北海道", "京都府", "宮城県"]
+US_STATES = ["CA", "NY", "TX", "WA", "MA", "IL"]
+
+
+def region_of(country: str, domain: str) -> str:
+    """A company's prefecture or state, from its domain's hash (no draw from the seed's RNG, so
+    every other seeded value stays as it was)."""
+    names = PREFECTURES if country == "JP" else US_STATES
+    digest = int.from_bytes(hashlib.blake2b(domain.encode(), digest_size=4).digest(), "big")
+    return names[digest % len(names)]
+

@@ -37,6 +37,7 @@ class Company:
     industry: str
     country: str
     revenue: int
+    state: str = ""  # prefecture / state (from the domain's hash: the data set's draws stay)
 
 
 class Seeder:
@@ -249,6 +250,7 @@ class Seeder:
                     rng.choice(pools.INDUSTRIES),
                     country,
                     employees * rng.randint(80, 400) * 1000,
+                    pools.region_of(country, domain),
                 )
             )
         return out
@@ -341,6 +343,7 @@ class Seeder:
             "NumberOfEmployees": company.employees,
             "Industry": company.industry,
             "Country": company.country,
+            "State": company.state or None,
             "AnnualRevenue": company.revenue,
             "Status": journey.lead_status,
             "IsConverted": False,
@@ -392,6 +395,7 @@ class Seeder:
             "Industry": company.industry,
             "AnnualRevenue": company.revenue,
             "BillingCountry": company.country,
+            "BillingState": company.state,
             "CreatedDate": created,
             "SystemModstamp": created,
         }
@@ -417,6 +421,7 @@ class Seeder:
             "numemployees": _band(company.employees),
             "industry": company.industry,
             "country": company.country,
+            "state": company.state,
             "annualrevenue": str(company.revenue),
             "hs_analytics_source": base["source"],
             "createdate": self.hs(base["created"]),

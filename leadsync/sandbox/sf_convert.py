@@ -65,7 +65,7 @@ def _account(data: SandboxData, lead: dict[str, Any], account_id: str | None,
     values = {"Name": lead.get("Company") or "Unknown",
               "NumberOfEmployees": lead.get("NumberOfEmployees"),
               "Industry": lead.get("Industry"), "AnnualRevenue": lead.get("AnnualRevenue"),
-              "BillingCountry": lead.get("Country")}
+              "BillingCountry": lead.get("Country"), "BillingState": lead.get("State")}
     return insert(data, "Account", values, now)
 
 

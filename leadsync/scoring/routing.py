@@ -124,7 +124,7 @@ def worked_by_rep(profile: Profile, stage_start: datetime | None, now: datetime)
 def routing_facts(profile: Profile, policy: RoutingPolicy,
                   free_domains: frozenset[str]) -> dict[str, object]:
     """The facts the routing rules read, normalized as conditions compare them: any field a
-    fit rule may name (country, employees, lead_source, an attribute such as prefecture, ...)
+    fit rule may name (country, employees, lead_source, the state / prefecture attribute, ...)
     plus `pages` (every page viewed or clicked, space-separated) and `forms` (every form
     submitted), where product interest shows."""
     out: dict[str, object] = {}

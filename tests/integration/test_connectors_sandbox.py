@@ -198,3 +198,29 @@ def test_no_secret_or_email_reaches_logs_or_errors(
         assert not any(s in text for s in secrets), text[:200]
         assert not re.search(r"00D\w{12,15}!", text), text[:200]  # Salesforce session id
         assert not re.search(r"[\w.+-]+@[\w-]+\.[\w.]+", text), text[:200]  # an email address
+
+
+def test_state_or_prefecture_reaches_the_profile_through_both_sdks(sb: Any) -> None:
+    """Every record whose CRM holds a state (HubSpot `state`; Salesforce Lead `State`, Contact
+    `MailingState`, else its Account's `BillingState`) carries it as `attributes.state`, which
+    routing rules read as `{field: state, ...}`; the rest carry none."""
+    settings = _settings()
+    data = sb.data
+    with data.lock:
+        expected = {f"hubspot:contact:{cid}": c.get("state")
+                    for cid, c in data.hs_contacts.items()}
+        accounts = data.sf.get("Account", {})
+        for lid, lead in data.sf["Lead"].items():
+            if not lead.get("IsConverted"):
+                expected[f"salesforce:Lead:{lid}"] = lead.get("State")
+        for cid, contact in data.sf["Contact"].items():
+            account = accounts.get(contact.get("AccountId") or "", {})
+            expected[f"salesforce:Contact:{cid}"] = (contact.get("MailingState")
+                                                     or account.get("BillingState"))
+    seen: dict[str, object] = {}
+    for conn in (HubSpotConnector(settings.hubspot), SalesforceConnector(settings.salesforce)):
+        for rec in conn.iter_changed_people(None):
+            seen[rec.ref.key] = rec.profile.attributes.get("state")
+    assert seen == {k: (v or None) for k, v in expected.items()}
+    with_state = sum(1 for v in seen.values() if v)
+    assert with_state == sum(1 for v in expected.values() if v) > N // 2

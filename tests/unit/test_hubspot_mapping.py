@@ -89,6 +89,12 @@ def test_contact_to_person_maps_fields_links_owner_and_current() -> None:
     assert person.modified_at == datetime(2026, 11, 1, 10, tzinfo=UTC)
     assert person.current == {"score": "85", "mql_at": "2026-10-30T09:00:00.000Z",
                               "lifecyclestage": "marketingqualifiedlead"}  # fmt: skip
+    assert dict(p.attributes) == {}  # no state property: no state attribute
+
+
+def test_state_property_is_the_state_attribute() -> None:
+    raw = {"id": "102", "properties": {"email": "a@example.co.jp", "state": "神奈川県"}}
+    assert dict(contact_to_person(raw, {}, FIELDS).profile.attributes) == {"state": "神奈川県"}
 
 
 def test_hostile_contact_does_not_crash() -> None:

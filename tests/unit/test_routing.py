@@ -36,7 +36,7 @@ ROUTING: dict[str, Any] = {
         {"id": "enterprise", "when": {"field": "employees", "gte": 1000},
          "owner": "key.accounts@example.com"},
         {"id": "kanto", "label": "関東",
-         "when": {"field": "prefecture", "in": ["東京都", "神奈川県"]}, "pool": "kanto"},
+         "when": {"field": "state", "in": ["東京都", "神奈川県"]}, "pool": "kanto"},
         {"id": "pricing-interest", "when": {"field": "pages", "contains": "/pricing"},
          "pool": "kanto"},
         {"id": "webinar", "when": {"field": "lead_source", "eq": "Webinar"}, "pool": "global"},
@@ -65,9 +65,9 @@ def page(url: str) -> Event:
 
 ROUTE_CASES = [
     # (case, profile kwargs, stage, owner state, outcome, rule id)
-    ("first matching rule wins", {"employees": 5000, "attributes": {"prefecture": "東京都"}},
+    ("first matching rule wins", {"employees": 5000, "attributes": {"state": "東京都"}},
      "mql", "missing", "routed", "enterprise"),
-    ("territory by prefecture", {"employees": 50, "attributes": {"prefecture": "東京都"}},
+    ("territory by prefecture", {"employees": 50, "attributes": {"state": "東京都"}},
      "mql", "missing", "routed", "kanto"),
     ("product interest from pages", {"events": (page("https://x.example/pricing"),)},
      "sql", "queue", "routed", "pricing-interest"),

@@ -272,3 +272,19 @@ def test_describe_problems() -> None:
     assert "LeadSync_Reasons__c holds 100" in text
     assert "LeadSync_Stage__c is not writable" in text and "expected picklist" in text
     assert "LeadSync_Score__c" not in text
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "state"),
+    [("Lead", {"State": "東京都"}, "東京都"),
+     ("Lead", {"State": "ＣＡ"}, "CA"),  # full-width, NFKC-normalised
+     ("Lead", {"State": "  "}, None),
+     ("Contact", {"MailingState": "大阪府", "Account": {"BillingState": "東京都"}}, "大阪府"),
+     ("Contact", {"Account": {"BillingState": "愛知県"}}, "愛知県"),
+     ("Contact", {}, None)],
+)  # fmt: skip
+def test_state_or_prefecture_is_the_state_attribute(kind: str, raw: dict, state: str | None  # type: ignore[type-arg]
+                                                    ) -> None:
+    p = record_to_person({"Id": "00Q000000000009AAA", **raw}, kind, owners={},
+                         fields=FIELDS).profile
+    assert dict(p.attributes) == ({"state": state} if state else {})

@@ -15,14 +15,14 @@ from types import MappingProxyType
 
 from leadsync.config.settings import HubSpotFieldNames
 from leadsync.connectors.base import CrmPerson, Deal, EngagementEvent, RecordRef
-from leadsync.connectors.values import DATETIME_FIELDS, read_float, read_text
+from leadsync.connectors.values import DATETIME_FIELDS, read_float, read_text, region_attributes
 from leadsync.scoring.profile import STAGES, Bant, Event, Profile
 
 log = logging.getLogger(__name__)
 
 CONTACT_PROPERTIES: tuple[str, ...] = (
     "email", "firstname", "lastname", "jobtitle", "company", "numemployees", "industry",
-    "country", "annualrevenue", "hs_analytics_source", "hs_lead_status", "lifecyclestage",
+    "country", "state", "annualrevenue", "hs_analytics_source", "hs_lead_status", "lifecyclestage",
     "hubspot_owner_id", "createdate", "lastmodifieddate", "salesforceleadid",
     "salesforcecontactid", "bant_budget", "bant_authority", "bant_need", "bant_timeline",
 )  # fmt: skip
@@ -155,6 +155,7 @@ def contact_to_person(
         employees=employees_from_range(props.get("numemployees")),
         industry=read_text(props.get("industry")),
         country=read_text(props.get("country")),
+        attributes=region_attributes(read_text(props.get("state"))),
         annual_revenue=read_float(props.get("annualrevenue")),
         lead_source=read_text(props.get("hs_analytics_source")),
         bant=Bant(

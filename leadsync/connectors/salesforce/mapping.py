@@ -15,19 +15,26 @@ from types import MappingProxyType
 
 from leadsync.config.settings import SalesforceFieldNames
 from leadsync.connectors.base import CrmPerson, EngagementEvent, RecordRef
-from leadsync.connectors.values import DATETIME_FIELDS, read_float, read_int, read_text
+from leadsync.connectors.values import (
+    DATETIME_FIELDS,
+    read_float,
+    read_int,
+    read_text,
+    region_attributes,
+)
 from leadsync.scoring.profile import STAGES, Bant, Event, Profile
 
 BANT_FIELDS = ("BANT_Budget__c", "BANT_Authority__c", "BANT_Need__c", "BANT_Timeline__c")
 LEAD_FIELDS: tuple[str, ...] = (
     "Id", "FirstName", "LastName", "Email", "Title", "Company", "NumberOfEmployees", "Industry",
-    "Country", "AnnualRevenue", "LeadSource", "Status", "OwnerId", "IsConverted",
+    "Country", "State", "AnnualRevenue", "LeadSource", "Status", "OwnerId", "IsConverted",
     "ConvertedContactId", "CreatedDate", "SystemModstamp", *BANT_FIELDS,
 )  # fmt: skip
 CONTACT_FIELDS: tuple[str, ...] = (
     "Id", "FirstName", "LastName", "Email", "Title", "AccountId", "LeadSource", "OwnerId",
-    "CreatedDate", "SystemModstamp", "Account.Name", "Account.NumberOfEmployees",
-    "Account.Industry", "Account.AnnualRevenue", "Account.BillingCountry", *BANT_FIELDS,
+    "MailingState", "CreatedDate", "SystemModstamp", "Account.Name", "Account.NumberOfEmployees",
+    "Account.Industry", "Account.AnnualRevenue", "Account.BillingCountry",
+    "Account.BillingState", *BANT_FIELDS,
 )  # fmt: skip
 CHANNELS: Mapping[str, str] = MappingProxyType(
     {"call": "call", "email": "email", "meeting": "meeting", "other": "other"}
@@ -187,6 +194,9 @@ def record_to_person(
         else read_int(account.get("NumberOfEmployees")),
         industry=read_text(raw.get("Industry")) or read_text(account.get("Industry")),
         country=read_text(raw.get("Country")) or read_text(account.get("BillingCountry")),
+        attributes=region_attributes(read_text(raw.get("State"))
+                                     or read_text(raw.get("MailingState"))
+                                     or read_text(account.get("BillingState"))),
         annual_revenue=read_float(raw.get("AnnualRevenue") or account.get("AnnualRevenue")),
         lead_source=read_text(raw.get("LeadSource")),
         bant=Bant(*bant),
