@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
@@ -91,6 +91,35 @@ class StreamedEngagement(Protocol):
 
     def iter_engagement_stream(self, stream: str, since: datetime
                                ) -> Iterator[EngagementEvent | UnresolvedEvent]: ...
+
+
+@runtime_checkable
+class PagedPeople(Protocol):
+    """A connector that reads its people a page at a time with a resume point (HubSpot): the
+    pipeline settles them page by page instead of holding the whole read."""
+
+    def iter_people_pages(self, since: datetime | None, after: str | None = None
+                          ) -> Iterator[tuple[list[CrmPerson], str | None]]: ...
+
+
+@dataclass
+class _Stream:
+    """Where one paged CRM's people read is (saved after each settled page)."""
+
+    system: str
+    since: datetime | None  # the cursor it started from (None: a full read by id)
+    started: datetime  # the first attempt's clock: the cursor is never later than it
+    after: str | None = None  # full read: the next page's token
+    newest: datetime | None = None  # newest modification time read so far
+
+    @property
+    def name(self) -> str:
+        return f"{self.system}:people"
+
+    def encode(self) -> str:
+        return json.dumps({"after": self.after, "started": format_utc(self.started),
+                           "newest": format_utc(self.newest) if self.newest else None},
+                          separators=(",", ":"))
 
 
 def written_values(ev: Evaluation) -> dict[str, object]:
@@ -171,17 +200,31 @@ class _Cycle:
         self.records: dict[str, persons.PersonRecord | None] = {}
         self.tasks = TaskOutcome()
         self.own = OwnFields(self.state)  # what leadsync last wrote to its own fields (drift)
+        # page by page: records read whole not yet taken by a page (their emails by hash),
+        # records to evaluate anyway, record keys a page had, the paged reads done
+        self.pool: dict[str, CrmPerson] = {}
+        self.force: set[str] = set()
+        self.seen: set[str] = set()
+        self.done_streams: list[_Stream] = []
+        self.pool_emails: dict[str, list[str]] = {}
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
-        records: dict[str, CrmPerson] = {}
+        """pull (engagement, sales, the people of CRMs read whole) -> settle that activity ->
+        then page by page (a paged CRM's people; last, what was read whole and the forced
+        records nobody read): resolve -> evaluate -> write -> follow-ups -> commit."""
         force: set[str] = set()  # records to evaluate even if their inputs look unchanged
+        paged: list[str] = []
         if job in ("incremental", "full"):
-            records, sales_keys = self.pull(full=job == "full")
-            self.resolve_held_events(records)
+            paged = [s for s, c in self.rt.connectors.items() if isinstance(c, PagedPeople)]
+            self.pool, sales_keys = self.pull(full=job == "full", paged=paged)
+            self.resolve_held_events(self.pool)
             self.checkpoint()
-            force |= set(self.new_events)
-            force |= sales_keys
+            for key, rec in self.pool.items():
+                email = normalise_email(rec.profile.email)
+                if email:
+                    self.pool_emails.setdefault(email_hash(email), []).append(key)
+            force |= self.settle_activity(sales_keys)
             for system in self.rt.connectors:
                 force |= self.state.get_pending(system)
         if job in ("incremental", "sla"):
@@ -189,13 +232,30 @@ class _Cycle:
             force |= memory.owed_task_records(self.state)  # not created yet: retried each cycle
         if job == "chunk":
             force |= set(record_keys)
+        self.force = force
+        for records, last in self.people_pages(paged, full=job == "full"):
+            self.run_page(records, job, last=last)
+
+    def run_page(self, records: dict[str, CrmPerson], job: str, *, last: bool) -> None:
+        """One page of people from their records to the commit. The last page also takes the
+        records read whole (`self.pool`) and the forced records no page had."""
+        if last:
+            records = {**records, **self.pool}
+            self.resolve_held_events(records)
+        else:
+            self.resolve_held_events(records)
         spare: dict[str, CrmPerson] = {}
         if job != "full":
-            records, spare = self.drop_unchanged(records, force)
-        records.update(self.read_missing(force, records, spare))
-        self.checkpoint()
+            records, spare = self.drop_unchanged(records, self.force)
+        spare = {**self.pool, **spare}  # a page takes its people's other records from the pool
+        if last:
+            records.update(self.read_missing(self.force - self.seen, records, spare))
+            self.checkpoint()
         records.update(self.read_missing(self.related_keys(records), records, spare))
         self.checkpoint()
+        for key in records:
+            self.pool.pop(key, None)
+        self.seen.update(records)
         candidates = self.defer_incomplete(self.resolve(records.values()))
         people, evaluations = self.evaluate(candidates)
         self.checkpoint()
@@ -203,7 +263,102 @@ class _Cycle:
         people, evaluations = self.drop_stale(people, evaluations)
         self.follow_ups(people, evaluations)
         self.checkpoint()
-        self.commit(people, evaluations)
+        self.commit(people, evaluations, last=last)
+
+    def people_pages(self, paged: Sequence[str], *, full: bool
+                     ) -> Iterator[tuple[dict[str, CrmPerson], bool]]:
+        """Each paged CRM's people, `page_people` records a page (a setting), in the main
+        thread (one CRM
+        after the other); then `last` (the final page, with what was read whole). Resumed
+        here once a page is committed, it saves where the read stands: a full read's next
+        page token (`resume` fingerprint), a search's cursor."""
+        held: tuple[dict[str, CrmPerson], _Stream] | None = None
+        for system in paged:
+            stream = self.open_stream(system, full=full)
+            conn = self.rt.connectors[system]
+            assert isinstance(conn, PagedPeople)
+            batch: dict[str, CrmPerson] = {}
+            self.say(f"reading {system} people")
+            with self.crm_work(system):
+                for recs, after in conn.iter_people_pages(stream.since, stream.after):
+                    self.checkpoint()
+                    for rec in recs:
+                        batch[rec.ref.key] = rec
+                        if stream.newest is None or rec.modified_at > stream.newest:
+                            stream.newest = rec.modified_at
+                    self.report.records_read[system] += len(recs)
+                    stream.after = after
+                    if len(batch) < self.rt.settings.page_people:
+                        continue
+                    if held is not None:
+                        yield held[0], False
+                        self.save_stream(held[1])
+                    held = (batch, replace(stream))
+                    batch = {}
+                    self.say(f"reading {system} people: {self.report.records_read[system]:,}")
+            if batch:
+                if held is not None:
+                    yield held[0], False
+                    self.save_stream(held[1])
+                held = (batch, replace(stream))
+            if system not in self.budget_stopped and stream.newest is not None:
+                self.cursors[stream.name] = min(stream.newest, stream.started) - CURSOR_OVERLAP
+            self.done_streams.append(stream)
+        yield (held[0] if held is not None else {}), True
+
+    def open_stream(self, system: str, *, full: bool) -> _Stream:
+        """Where a paged CRM's people read starts: its cursor (incremental), or a full read
+        by id, resumed after the last committed page when a killed run left one."""
+        name = f"{system}:people"
+        since = None if full else self.state.get_cursor(name)
+        stream = _Stream(system=system, since=since, started=self.now)
+        if since is not None:
+            return stream
+        saved = self.state.get_fingerprints("resume", [name]).get(name)
+        if saved:
+            doc = json.loads(saved)
+            stream.after = doc.get("after")
+            stream.started = parse_utc(str(doc["started"]))
+            stream.newest = parse_utc(str(doc["newest"])) if doc.get("newest") else None
+            self.report.resumed = True
+            log.info("people read resumed after the last committed page",
+                     extra={"system": system})
+        return stream
+
+    def save_stream(self, stream: _Stream) -> None:
+        """After a page is committed: the read resumes after it (a search: its cursor)."""
+        if self.dry_run or stream.system in self.budget_stopped:
+            return
+        if stream.since is not None:
+            if stream.newest is not None:
+                self.state.set_cursor(stream.name, max(
+                    stream.since, min(stream.newest, self.now) - CURSOR_OVERLAP))
+        elif stream.after:
+            self.state.set_fingerprints("resume", {stream.name: stream.encode()})
+
+    def settle_activity(self, sales_keys: set[str]) -> set[str]:
+        """Engagement, held events and sales changes read by the pull are saved now, the
+        records they concern put on the durable to-do list (the pending sets), and their
+        cursors moved: a run killed later does not read them again. Returns those records."""
+        keys = set(self.new_events) | sales_keys
+        if self.dry_run:
+            return keys
+        self.commit_engagement()
+        self.commit_held_events()
+        self.new_events, self.held_new, self.held_done = {}, {}, set()
+        for system in self.rt.connectors:
+            prefix = system + ":"
+            self.state.add_pending(system, sorted(k for k in keys if k.startswith(prefix)))
+        for name in [n for n in self.cursors if not n.endswith(":people")]:
+            value = self.cursors.pop(name)
+            if name.split(":", 1)[0] not in self.budget_stopped:
+                self.state.set_cursor(name, value)
+        sales_seen = {fp: seen for fp, seen in self.sales_seen.items()
+                      if fp.split(":", 1)[0] not in self.budget_stopped}
+        if sales_seen:
+            self.state.set_fingerprints("sales", sales_seen)
+        self.sales_seen = {}
+        return keys
 
     # -- per-CRM budget stops -------------------------------------------------------------
     @contextmanager
@@ -273,13 +428,18 @@ class _Cycle:
         if self._read_failed.is_set():
             raise _SiblingFailed
 
-    def pull(self, *, full: bool) -> tuple[dict[str, CrmPerson], set[str]]:
+    def pull(self, *, full: bool, paged: Sequence[str] = ()
+             ) -> tuple[dict[str, CrmPerson], set[str]]:
         """The first read phase: each CRM, in its own thread, reads its changed people (all of
-        them in a full run), its engagement and its sales changes in turn. Returns the records
-        and the record keys whose sales outcome changed."""
+        them in a full run; not a paged CRM's, read page by page later), its engagement and its
+        sales changes in turn. Returns the records and the record keys whose sales outcome
+        changed."""
 
         def read(system: str, conn: Connector, found: CrmReads) -> None:
-            self.pull_people(system, conn, found, full=full)
+            if system not in paged:
+                self.pull_people(system, conn, found, full=full)
+            else:  # its pages map owner ids: the owners are read first, as a whole read does
+                conn.list_owners()
             self.pull_engagement(system, conn, found)
             self.pull_sales(system, conn, found, full=full)
 
@@ -458,6 +618,7 @@ class _Cycle:
             email = normalise_email(rec.profile.email)
             if email:
                 hashes[email_hash(email)] = key
+                keys.update(self.pool_emails.get(email_hash(email), ()))
         for blob in self.state.get_fingerprints("email", list(hashes)).values():
             keys.update(blob.split())
         for blob in self.state.get_fingerprints("group", list(records)).values():
@@ -570,9 +731,11 @@ class _Cycle:
             if ev.stage_changed:
                 report.transitions[f"{person.profile.stage or 'new'}->{ev.stage}"] += 1
         ranked = sorted(zip(people, evaluations, strict=True), key=lambda pe: -pe[1].score)
-        report.top = [{"person": p.records[0].ref.key, "key": p.id, "score": e.score,
-                       "grade": e.grade, "stage": e.stage,
-                       "reasons": render_reasons(e.reasons, 120)} for p, e in ranked[:TOP_N]]
+        top = [{"person": p.records[0].ref.key, "key": p.id, "score": e.score,
+                "grade": e.grade, "stage": e.stage,
+                "reasons": render_reasons(e.reasons, 120)} for p, e in ranked[:TOP_N]]
+        # earlier pages' top first: equal scores keep the order they were read in
+        report.top = sorted([*report.top, *top], key=lambda row: -float(row["score"]))[:TOP_N]
         return people, evaluations
 
     def checkpoint(self) -> None:
@@ -689,10 +852,21 @@ class _Cycle:
             log.warning("held engagement over its bound: oldest dropped",
                         extra={"dropped": len(dropped), "bound": HELD_EVENTS_MAX})
 
-    def commit(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
-        """Save what this cycle learned, then move the cursors: only after the writes."""
-        if self.dry_run:
-            return
+    def commit(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
+               last: bool = True) -> None:
+        """Save what this page of people learned; after the last page, move the cursors:
+        only after the writes. Then forget the page."""
+        if not self.dry_run:
+            self.commit_page(people, evaluations)
+            if last:
+                self.commit_run()
+        self.records, self.tasks, self.stale_ids, self.failed_keys = {}, TaskOutcome(), set(), set()
+        logged, self.own = self.own.logged, OwnFields(self.state)
+        self.own.logged = logged
+        if not self.dry_run:  # a dry run keeps its engagement: nothing was saved
+            self.new_events, self.held_new, self.held_done = {}, {}, set()
+
+    def commit_page(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
         self.commit_engagement()
         self.commit_held_events()
         processed = memory.save_indexes(self.state, people, self.failed_keys)
@@ -703,6 +877,13 @@ class _Cycle:
             prefix = system + ":"
             self.state.remove_pending(system, [k for k in processed if k.startswith(prefix)])
             self.state.add_pending(system, [k for k in self.failed_keys if k.startswith(prefix)])
+
+    def commit_run(self) -> None:
+        """Every page is settled: the cursors move, a finished paged read leaves no resume
+        point, old engagement is pruned."""
+        done = {s.name: "" for s in self.done_streams if s.system not in self.budget_stopped}
+        if done:
+            self.state.set_fingerprints("resume", done)
         for name, value in self.cursors.items():
             if name.split(":", 1)[0] not in self.budget_stopped:
                 self.state.set_cursor(name, value)
