@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
@@ -111,6 +111,7 @@ class _Stream:
     started: datetime  # the first attempt's clock: the cursor is never later than it
     after: str | None = None  # full read: the next page's token
     newest: datetime | None = None  # newest modification time read so far
+    resumed: bool = False  # after a killed run's last committed page
 
     @property
     def name(self) -> str:
@@ -205,6 +206,7 @@ class _Cycle:
         self.pool: dict[str, CrmPerson] = {}
         self.force: set[str] = set()
         self.seen: set[str] = set()
+        self.streams: list[_Stream] = []  # the paged CRMs' people reads, in order
         self.done_streams: list[_Stream] = []
         self.pool_emails: dict[str, list[str]] = {}
 
@@ -227,13 +229,18 @@ class _Cycle:
             force |= self.settle_activity(sales_keys)
             for system in self.rt.connectors:
                 force |= self.state.get_pending(system)
+            self.streams = [self.open_stream(system, full=job == "full") for system in paged]
+        # a resumed run: people the killed run evaluated need no second look for their clock
+        resumed = [s.started for s in self.streams if s.resumed]
+        settled = min(resumed) if resumed else None
         if job in ("incremental", "sla"):
-            force |= memory.open_sla_records(self.state, self.now)
-            force |= memory.owed_task_records(self.state)  # not created yet: retried each cycle
+            force |= memory.open_sla_records(self.state, self.now, settled_since=settled)
+            # not created yet: retried each cycle
+            force |= memory.owed_task_records(self.state, settled_since=settled)
         if job == "chunk":
             force |= set(record_keys)
         self.force = force
-        for records, last in self.people_pages(paged, full=job == "full"):
+        for records, last in self.people_pages():
             self.run_page(records, job, last=last)
 
     def run_page(self, records: dict[str, CrmPerson], job: str, *, last: bool) -> None:
@@ -265,16 +272,15 @@ class _Cycle:
         self.checkpoint()
         self.commit(people, evaluations, last=last)
 
-    def people_pages(self, paged: Sequence[str], *, full: bool
-                     ) -> Iterator[tuple[dict[str, CrmPerson], bool]]:
-        """Each paged CRM's people, `page_people` records a page (a setting), in the main
-        thread (one CRM
-        after the other); then `last` (the final page, with what was read whole). Resumed
-        here once a page is committed, it saves where the read stands: a full read's next
-        page token (`resume` fingerprint), a search's cursor."""
-        held: tuple[dict[str, CrmPerson], _Stream] | None = None
-        for system in paged:
-            stream = self.open_stream(system, full=full)
+    def people_pages(self) -> Iterator[tuple[dict[str, CrmPerson], bool]]:
+        """Each paged CRM's people, `page_people` records a page (a setting), read in the main
+        thread (one CRM after the other); then `last`: the final page, with what is left of
+        the paged reads (a whole run smaller than a page is one page, as before) and what was
+        read whole. Resumed here once a page is committed, it saves where the read stands: a
+        full read's next page token (`resume` fingerprint), a search's cursor."""
+        rest: dict[str, CrmPerson] = {}
+        for stream in self.streams:
+            system = stream.system
             conn = self.rt.connectors[system]
             assert isinstance(conn, PagedPeople)
             batch: dict[str, CrmPerson] = {}
@@ -288,23 +294,18 @@ class _Cycle:
                             stream.newest = rec.modified_at
                     self.report.records_read[system] += len(recs)
                     stream.after = after
-                    if len(batch) < self.rt.settings.page_people:
-                        continue
-                    if held is not None:
-                        yield held[0], False
-                        self.save_stream(held[1])
-                    held = (batch, replace(stream))
-                    batch = {}
-                    self.say(f"reading {system} people: {self.report.records_read[system]:,}")
-            if batch:
-                if held is not None:
-                    yield held[0], False
-                    self.save_stream(held[1])
-                held = (batch, replace(stream))
+                    more = after is not None or stream.since is not None  # a search: no token
+                    if len(batch) >= self.rt.settings.page_people and more:
+                        self.say(f"reading {system} people: "
+                                 f"{self.report.records_read[system]:,}")
+                        yield batch, False
+                        self.save_stream(stream)
+                        batch = {}
+            rest.update(batch)
             if system not in self.budget_stopped and stream.newest is not None:
                 self.cursors[stream.name] = min(stream.newest, stream.started) - CURSOR_OVERLAP
             self.done_streams.append(stream)
-        yield (held[0] if held is not None else {}), True
+        yield rest, True
 
     def open_stream(self, system: str, *, full: bool) -> _Stream:
         """Where a paged CRM's people read starts: its cursor (incremental), or a full read
@@ -320,7 +321,7 @@ class _Cycle:
             stream.after = doc.get("after")
             stream.started = parse_utc(str(doc["started"]))
             stream.newest = parse_utc(str(doc["newest"])) if doc.get("newest") else None
-            self.report.resumed = True
+            stream.resumed = self.report.resumed = True
             log.info("people read resumed after the last committed page",
                      extra={"system": system})
         return stream
