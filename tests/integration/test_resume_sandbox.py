@@ -3,7 +3,9 @@ through the real SDKs and the Redis state store: `leadsync sync --once` runs in 
 process and is SIGKILLed once its first page of people is committed; a restart finishes the
 work. Compared with one clean run on an identical sandbox: the calls of both processes
 together within 1.1x, the same tasks (each key once: no duplicate, none missing) and the same
-field values on every record (no lost write)."""
+field values on every record (no lost write). And a Redis wipe (FLUSHDB of the state db)
+between two pages: the lease goes with it, the run stops before its next write, the next run
+starts cold, and the end is again one clean run's tasks and fields."""
 
 from __future__ import annotations
 
@@ -19,6 +21,12 @@ from typing import Any
 
 import pytest
 
+from leadsync.commands.common import environ
+from leadsync.config.settings import load_settings
+from leadsync.lease import PEOPLE_LOCK
+from leadsync.pipeline import _Cycle, run_job
+from leadsync.report import CycleReport
+from leadsync.runtime import build_runtime
 from leadsync.sandbox import Sandbox
 from leadsync.sandbox.store import task_key
 
@@ -26,6 +34,7 @@ pytestmark = pytest.mark.redis
 PEOPLE = 6000
 PAGE = 500  # LEADSYNC_PAGE_PEOPLE: twelve HubSpot pages
 SEED = 5
+WIPE_PEOPLE = 3000
 LEASE = 5  # LEADSYNC_JOB_LOCK_SECONDS: the killed run's lock lapses this long after its beat
 RATE = 1000  # both sides: the runs are not paced by the rate limit
 VOLATILE = {"lastmodifieddate", "SystemModstamp", "LastModifiedDate"}
@@ -149,3 +158,66 @@ def test_a_first_sync_killed_mid_run_resumes_within_a_tenth_more_calls(redis_url
                 for f in set(clean_fields[k]) | set(fields.get(k, {}))
                 if clean_fields[k].get(f) != fields.get(k, {}).get(f)} for k in lost[:3]}
     assert lost == [], diff  # no lost write: every record holds what one clean run wrote
+
+
+def _in_process(sb: Sandbox, store: Any, *, wipe_after_pages: int | None = None,
+                monkeypatch: pytest.MonkeyPatch | None = None) -> CycleReport:
+    """One incremental cycle in this process on the Redis store under the people lock; with
+    `wipe_after_pages`, the whole Redis db is flushed once that many pages are committed."""
+    if wipe_after_pages is not None and monkeypatch is not None:
+        original = _Cycle.commit
+        pages: list[bool] = []
+
+        def commit(self: _Cycle, people: Any, evaluations: Any, *, last: bool = True) -> None:
+            original(self, people, evaluations, last=last)
+            pages.append(last)
+            if len(pages) == wipe_after_pages:
+                store.redis.flushdb()  # the state db is wiped between two pages
+
+        monkeypatch.setattr(_Cycle, "commit", commit)
+    with environ({**sb.env, "LEADSYNC_REDIS_URL": "", "LEADSYNC_PAGE_PEOPLE": str(PAGE),
+                  "LEADSYNC_HUBSPOT__RATE_LIMIT_PER_10S": str(RATE)}):
+        settings = load_settings().model_copy(update={"redis_url": None})
+        rt = build_runtime(settings, state=store, clock=sb.now)
+        lock = store.lock(PEOPLE_LOCK, 60)
+        assert lock.acquire()
+        try:
+            return run_job(rt, "incremental", lock=lock)
+        finally:
+            if lock.owned():
+                lock.release()
+
+
+def test_a_redis_wipe_mid_run_ends_with_no_duplicate_and_no_lost_write(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
+    from leadsync.state import RedisStateStore
+
+    store = RedisStateStore(redis.Redis.from_url(redis_url, decode_responses=True),
+                            namespace="leadsync-wipe-test")
+    store.clear()
+    with Sandbox(contacts=WIPE_PEOPLE, seed=SEED, hubspot_rate_limit=RATE) as sb:
+        clean = _in_process(sb, store)
+        assert clean.stopped_reason is None and not clean.failed
+        clean_tasks, clean_fields = _tasks(sb), _fields(sb)
+    assert clean_tasks["hubspot"] and clean_tasks["salesforce"]
+    store.clear()
+    with Sandbox(contacts=WIPE_PEOPLE, seed=SEED, hubspot_rate_limit=RATE) as sb:
+        wiped = _in_process(sb, store, wipe_after_pages=2, monkeypatch=monkeypatch)
+        # the wipe took the lease with it: the run stops before its next write
+        assert wiped.stopped_reason == "lock_lost"
+        written = sb.stats()["hubspot"]["records_written"]
+        assert written == 2 * PAGE
+        monkeypatch.undo()
+        after = _in_process(sb, store)  # the next run starts cold: no cursor, no person record
+        assert after.stopped_reason is None and not after.failed
+        tasks, fields, stats = _tasks(sb), _fields(sb), sb.stats()
+    store.clear()
+    for system in ("hubspot", "salesforce"):
+        assert stats[system]["duplicate_task_keys"] == 0
+        assert max(tasks[system].values()) == 1
+        assert tasks[system] == clean_tasks[system]  # no duplicate, none missing
+    assert stats["duplicate_task_keys_across_systems"] == 0
+    lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
+    assert lost == [], lost[:5]
