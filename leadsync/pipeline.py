@@ -17,11 +17,18 @@ thread-safe shared pieces (rate limiters, the Salesforce budget, call counters, 
 its heartbeat flag, the state store's reads); what it finds or writes is kept in its own
 `CrmReads` or result slot and merged by the main thread once both are done.
 
+People are settled page by page (docs/resume.md): a paged CRM's people (HubSpot,
+`PagedPeople`) `page_people` records at a time, each page resolved, evaluated, written, given
+its follow-ups and committed before the next is read; the people of the other CRM are read
+whole first and each page takes its people's records from there; the last page takes the rest.
+
 Promises kept here (RELIABILITY.md): cursors are saved only after the writes that depend on them
-(§4); our own writes do not come back as work (§5, input fingerprints); a newer evaluation is
-never overwritten by an older one (§5); failed records are retried next cycle, successes are not
+or once what they cover is on the durable to-do list (§4, the pending sets: docs/resume.md);
+our own writes do not come back as work (§5, input fingerprints); a newer evaluation is never
+overwritten by an older one (§5); failed records are retried next cycle, successes are not
 rewritten (§7); follow-up tasks are created at most once per key (§3, see `followups`); a lost
-lock stops writing (§1); a spent API budget stops the run cleanly with cursors intact (§6).
+lock stops writing (§1); a spent API budget stops that CRM cleanly, what it had not settled on
+the to-do list (§6).
 """
 
 from __future__ import annotations
