@@ -83,6 +83,9 @@ CURSOR_OVERLAP = timedelta(minutes=2)
 PROGRESS_EVERY = 500  # records between progress lines
 TOP_N = 10
 # engagement events whose email no record has yet: kept and retried each cycle, within bounds
+# engagement events a CRM thread holds before saving them (not in a dry run): the pull's memory
+# does not grow with the engagement
+EVENTS_FLUSH = 5_000
 HELD_EVENTS_MAX = 20_000
 HELD_EVENTS_MAX_AGE = timedelta(days=30)
 
@@ -175,6 +178,7 @@ class CrmReads:
     held: dict[str, str] = field(default_factory=dict)  # events of emails without a record
     cursors: dict[str, datetime] = field(default_factory=dict)
     sales: dict[str, tuple[str, str]] = field(default_factory=dict)  # fp -> (record key, seen)
+    saved: set[str] = field(default_factory=set)  # record keys whose new events are saved
 
 
 class _SiblingFailed(Exception):
@@ -216,6 +220,7 @@ class _Cycle:
         self.streams: list[_Stream] = []  # the paged CRMs' people reads, in order
         self.done_streams: list[_Stream] = []
         self.pool_emails: dict[str, list[str]] = {}
+        self.saved_event_keys: set[str] = set()  # records whose new events the pull saved
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -348,7 +353,7 @@ class _Cycle:
         """Engagement, held events and sales changes read by the pull are saved now, the
         records they concern put on the durable to-do list (the pending sets), and their
         cursors moved: a run killed later does not read them again. Returns those records."""
-        keys = set(self.new_events) | sales_keys
+        keys = set(self.new_events) | sales_keys | self.saved_event_keys
         if self.dry_run:
             return keys
         self.commit_engagement()
@@ -459,6 +464,7 @@ class _Cycle:
             for key, events in found.events.items():
                 self.new_events.setdefault(key, {}).update(events)
             self.held_new.update(found.held)
+            self.saved_event_keys |= found.saved
             if system not in self.budget_stopped:
                 sales.update(found.sales)
         self.drop_known_events()
@@ -536,11 +542,16 @@ class _Cycle:
                     items: Iterable[EngagementEvent | UnresolvedEvent], found: CrmReads
                     ) -> None:
         newest = since
+        holding = 0
         for count, item in enumerate(items, 1):
             if isinstance(item, UnresolvedEvent):
                 found.held[item.id] = encode_held(item, self.now)
             else:
                 found.events.setdefault(item.person.key, {})[item.id] = item.event
+                holding += 1
+                if holding >= EVENTS_FLUSH and not self.dry_run:
+                    self.save_events(found)
+                    holding = 0
             newest = max(newest, item.seen_at)
             if count % (PROGRESS_EVERY * 4) == 0:
                 self.page()
@@ -586,17 +597,30 @@ class _Cycle:
 
     def drop_known_events(self) -> None:
         """The cursor boundary is re-read (`>=`): events already stored are not news."""
-        if not self.new_events:
-            return
-        stored = self.state.get_events(list(self.new_events))
-        for key, known in stored.items():
+        self.new_events = self.fresh_events(self.new_events)
+
+    def fresh_events(self, events: dict[str, dict[str, Event]]) -> dict[str, dict[str, Event]]:
+        """The events not stored yet (by signature), by record key."""
+        if not events:
+            return events
+        out: dict[str, dict[str, Event]] = {}
+        for key, known in self.state.get_events(list(events)).items():
             sigs = {event_signature(ev) for ev in known}
-            fresh = {i: ev for i, ev in self.new_events[key].items()
-                     if event_signature(ev) not in sigs}
+            fresh = {i: ev for i, ev in events[key].items() if event_signature(ev) not in sigs}
             if fresh:
-                self.new_events[key] = fresh
-            else:
-                del self.new_events[key]
+                out[key] = fresh
+        return out
+
+    def save_events(self, found: CrmReads) -> None:
+        """In a CRM thread's engagement read: save the events read so far that are news and
+        forget them, so the pull holds at most EVENTS_FLUSH events a CRM. Their records are
+        evaluated this run (`found.saved`, then the pending list); the stream's cursor still
+        moves only in `settle_activity`, after the whole read."""
+        fresh = self.fresh_events(found.events)
+        if fresh:
+            self.state.add_events_many(fresh)
+        found.saved.update(fresh)
+        found.events = {}
 
     def drop_unchanged(self, records: dict[str, CrmPerson], force: set[str]
                        ) -> tuple[dict[str, CrmPerson], dict[str, CrmPerson]]:
