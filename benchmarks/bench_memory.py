@@ -2,15 +2,19 @@
 
 For each size, a sandbox is served in its own process (`leadsync sandbox serve`, its rate limit
 raised so the run is not paced), and `leadsync sync --once --full --json` runs in another
-process with the in-memory state store (no LEADSYNC_REDIS_URL), so what is measured is
-leadsync's own process: its peak resident set size (`ru_maxrss` from `wait4`), wall time and
-the cycle's own summary. Prints one JSON object:
+process, so what is measured is leadsync's own process: its peak resident set size
+(`ru_maxrss` from `wait4`), wall time and the cycle's own summary. The state store is Redis at
+`--redis-url` (its `leadsync` namespace is cleared before each run: use a db of your own), as
+in production; without it, the in-memory store, which holds every person's state in the
+process by definition (so it cannot be flat). Prints one JSON object:
 
-    {"runs": [{"people": ..., "peak_rss_mb": ..., "kb_per_person": ..., "wall_s": ...,
+    {"store": "redis" | "memory",
+     "runs": [{"people": ..., "peak_rss_mb": ..., "kb_per_person": ..., "wall_s": ...,
                "exit_code": ..., "records_written": {...}}, ...],
      "target": "peak RSS < 400 MB at 100k people and no higher at 200k"}
 
     python benchmarks/bench_memory.py [--people 10000,50000,100000] [--seed 7]
+        [--redis-url redis://127.0.0.1:6379/N]  (default: $LEADSYNC_BENCH_REDIS_URL)
 
 The figure includes the interpreter and imported libraries (about 90 MB before any person is
 read); `kb_per_person` is the slope between the smallest and each larger size.
@@ -41,7 +45,13 @@ def _env_from(path: Path) -> dict[str, str]:
     return env
 
 
-def measure(people: int, seed: int) -> dict[str, Any]:
+def _clear(redis_url: str) -> None:
+    from leadsync.state_redis import connect
+
+    connect(redis_url).clear()
+
+
+def measure(people: int, seed: int, redis_url: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         env_file = Path(tmp) / "sandbox.env"
         base = {k: v for k, v in os.environ.items() if not k.startswith("LEADSYNC_")}
@@ -56,6 +66,9 @@ def measure(people: int, seed: int) -> dict[str, Any]:
                 if serve.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"sandbox with {people} contacts did not start")
                 time.sleep(0.2)
+            if redis_url:
+                _clear(redis_url)
+                base = {**base, "LEADSYNC_REDIS_URL": redis_url}
             env = {**base, **_env_from(env_file),
                    "LEADSYNC_HUBSPOT__RATE_LIMIT_PER_10S": str(RATE),
                    "LEADSYNC_LOG_LEVEL": "WARNING"}  # fmt: skip
@@ -91,14 +104,18 @@ def main() -> None:
     parser.add_argument("--people", default="10000,50000,100000",
                         help="comma-separated sizes")  # fmt: skip
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--redis-url", default=os.environ.get("LEADSYNC_BENCH_REDIS_URL"),
+                        help="state store of the measured runs (its leadsync namespace is "
+                             "cleared); default: the in-memory store")  # fmt: skip
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.people.split(",") if s.strip())
-    runs = [measure(n, args.seed) for n in sizes]
+    runs = [measure(n, args.seed, args.redis_url) for n in sizes]
     for run in runs[1:]:
         grew = run["peak_rss_mb"] - runs[0]["peak_rss_mb"]
         run["kb_per_person"] = round(grew * 1024 / (run["people"] - runs[0]["people"]), 2)
     target = "peak RSS < 400 MB at 100k people and no higher at 200k"
-    print(json.dumps({"runs": runs, "target": target}))
+    print(json.dumps({"store": "redis" if args.redis_url else "memory", "runs": runs,
+                      "target": target}))
 
 
 if __name__ == "__main__":

@@ -60,9 +60,12 @@ def sla_open(ev: Evaluation, now: datetime) -> bool:
                 and now - ev.sla_due < SLA_REVISIT_AFTER_BREACH)
 
 
-def open_sla_records(state: StateStore, now: datetime) -> set[str]:
+def open_sla_records(state: StateStore, now: datetime, *,
+                     settled_since: datetime | None = None) -> set[str]:
     """Records of people whose SLA clock reaches its next step (warning, deadline) by now.
-    Entries of earlier versions (a record key, not a person key) bring that record."""
+    Entries of earlier versions (a record key, not a person key) bring that record. With
+    `settled_since` (a resumed run: the killed run's start), people evaluated since are left
+    out: the killed run checked them already."""
     person_ids = sorted(state.get_pending(OPEN_SLA))
     remembered = state.get_person_state(person_ids) if person_ids else {}
     now_iso = now.isoformat()
@@ -72,18 +75,33 @@ def open_sla_records(state: StateStore, now: datetime) -> set[str]:
         check_at = mem.get("sla_check_at")
         if isinstance(check_at, str) and check_at > now_iso:
             continue
-        keys.update(_records_of(pid, mem))
+        if not _settled(mem, settled_since):
+            keys.update(_records_of(pid, mem))
     return keys
 
 
-def owed_task_records(state: StateStore) -> set[str]:
-    """Records of people owed a follow-up task that is not created yet: every cycle retries."""
+def owed_task_records(state: StateStore, *, settled_since: datetime | None = None
+                      ) -> set[str]:
+    """Records of people owed a follow-up task that is not created yet: every cycle retries
+    (a resumed run: those evaluated since `settled_since` were tried by the killed run)."""
     person_ids = sorted(state.get_pending(OWED_TASKS))
     remembered = state.get_person_state(person_ids) if person_ids else {}
     keys: set[str] = set()
     for pid in person_ids:
-        keys.update(_records_of(pid, remembered.get(pid, {})))
+        mem = remembered.get(pid, {})
+        if not _settled(mem, settled_since):
+            keys.update(_records_of(pid, mem))
     return keys
+
+
+def _settled(mem: Mapping[str, object], since: datetime | None) -> bool:
+    at = mem.get("evaluated_at")
+    if since is None or not isinstance(at, str):
+        return False
+    try:
+        return datetime.fromisoformat(at.replace("Z", "+00:00")) >= since
+    except ValueError:
+        return False
 
 
 def _records_of(pid: str, mem: Mapping[str, object]) -> list[str]:

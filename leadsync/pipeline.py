@@ -17,11 +17,18 @@ thread-safe shared pieces (rate limiters, the Salesforce budget, call counters, 
 its heartbeat flag, the state store's reads); what it finds or writes is kept in its own
 `CrmReads` or result slot and merged by the main thread once both are done.
 
+People are settled page by page (docs/resume.md): a paged CRM's people (HubSpot,
+`PagedPeople`) `page_people` records at a time, each page resolved, evaluated, written, given
+its follow-ups and committed before the next is read; the people of the other CRM are read
+whole first and each page takes its people's records from there; the last page takes the rest.
+
 Promises kept here (RELIABILITY.md): cursors are saved only after the writes that depend on them
-(§4); our own writes do not come back as work (§5, input fingerprints); a newer evaluation is
-never overwritten by an older one (§5); failed records are retried next cycle, successes are not
+or once what they cover is on the durable to-do list (§4, the pending sets: docs/resume.md);
+our own writes do not come back as work (§5, input fingerprints); a newer evaluation is never
+overwritten by an older one (§5); failed records are retried next cycle, successes are not
 rewritten (§7); follow-up tasks are created at most once per key (§3, see `followups`); a lost
-lock stops writing (§1); a spent API budget stops the run cleanly with cursors intact (§6).
+lock stops writing (§1); a spent API budget stops that CRM cleanly, what it had not settled on
+the to-do list (§6).
 """
 
 from __future__ import annotations
@@ -77,6 +84,9 @@ CURSOR_OVERLAP = timedelta(minutes=2)
 PROGRESS_EVERY = 500  # records between progress lines
 TOP_N = 10
 # engagement events whose email no record has yet: kept and retried each cycle, within bounds
+# engagement events a CRM thread holds before saving them (not in a dry run): the pull's memory
+# does not grow with the engagement
+EVENTS_FLUSH = 5_000
 HELD_EVENTS_MAX = 20_000
 HELD_EVENTS_MAX_AGE = timedelta(days=30)
 
@@ -92,6 +102,36 @@ class StreamedEngagement(Protocol):
 
     def iter_engagement_stream(self, stream: str, since: datetime
                                ) -> Iterator[EngagementEvent | UnresolvedEvent]: ...
+
+
+@runtime_checkable
+class PagedPeople(Protocol):
+    """A connector that reads its people a page at a time with a resume point (HubSpot): the
+    pipeline settles them page by page instead of holding the whole read."""
+
+    def iter_people_pages(self, since: datetime | None, after: str | None = None
+                          ) -> Iterator[tuple[list[CrmPerson], str | None]]: ...
+
+
+@dataclass
+class _Stream:
+    """Where one paged CRM's people read is (saved after each settled page)."""
+
+    system: str
+    since: datetime | None  # the cursor it started from (None: a full read by id)
+    started: datetime  # the first attempt's clock: the cursor is never later than it
+    after: str | None = None  # full read: the next page's token
+    newest: datetime | None = None  # newest modification time read so far
+    resumed: bool = False  # after a killed run's last committed page
+
+    @property
+    def name(self) -> str:
+        return f"{self.system}:people"
+
+    def encode(self) -> str:
+        return json.dumps({"after": self.after, "started": format_utc(self.started),
+                           "newest": format_utc(self.newest) if self.newest else None},
+                          separators=(",", ":"))
 
 
 def written_values(ev: Evaluation) -> dict[str, object]:
@@ -139,6 +179,7 @@ class CrmReads:
     held: dict[str, str] = field(default_factory=dict)  # events of emails without a record
     cursors: dict[str, datetime] = field(default_factory=dict)
     sales: dict[str, tuple[str, str]] = field(default_factory=dict)  # fp -> (record key, seen)
+    saved: set[str] = field(default_factory=set)  # record keys whose new events are saved
 
 
 class _SiblingFailed(Exception):
@@ -173,31 +214,69 @@ class _Cycle:
         self.tasks = TaskOutcome()
         self.own = OwnFields(self.state)  # what leadsync last wrote to its own fields (drift)
         self.routed_values: dict[str, dict[str, object]] = {}  # record key -> owner, reason
+        # page by page: records read whole not yet taken by a page (their emails by hash),
+        # records to evaluate anyway, record keys a page had, the paged reads done
+        self.pool: dict[str, CrmPerson] = {}
+        self.force: set[str] = set()
+        self.seen: set[str] = set()
+        self.streams: list[_Stream] = []  # the paged CRMs' people reads, in order
+        self.done_streams: list[_Stream] = []
+        self.pool_emails: dict[str, list[str]] = {}
+        self.saved_event_keys: set[str] = set()  # records whose new events the pull saved
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
-        records: dict[str, CrmPerson] = {}
+        """pull (engagement, sales, the people of CRMs read whole) -> settle that activity ->
+        then page by page (a paged CRM's people; last, what was read whole and the forced
+        records nobody read): resolve -> evaluate -> write -> follow-ups -> commit."""
         force: set[str] = set()  # records to evaluate even if their inputs look unchanged
+        paged: list[str] = []
         if job in ("incremental", "full"):
-            records, sales_keys = self.pull(full=job == "full")
-            self.resolve_held_events(records)
+            paged = [s for s, c in self.rt.connectors.items() if isinstance(c, PagedPeople)]
+            self.pool, sales_keys = self.pull(full=job == "full", paged=paged)
+            self.resolve_held_events(self.pool)
             self.checkpoint()
-            force |= set(self.new_events)
-            force |= sales_keys
+            for key, rec in self.pool.items():
+                email = normalise_email(rec.profile.email)
+                if email:
+                    self.pool_emails.setdefault(email_hash(email), []).append(key)
+            force |= self.settle_activity(sales_keys)
             for system in self.rt.connectors:
                 force |= self.state.get_pending(system)
+            self.streams = [self.open_stream(system, full=job == "full") for system in paged]
+        # a resumed run: people the killed run evaluated need no second look for their clock
+        resumed = [s.started for s in self.streams if s.resumed]
+        settled = min(resumed) if resumed else None
         if job in ("incremental", "sla"):
-            force |= memory.open_sla_records(self.state, self.now)
-            force |= memory.owed_task_records(self.state)  # not created yet: retried each cycle
+            force |= memory.open_sla_records(self.state, self.now, settled_since=settled)
+            # not created yet: retried each cycle
+            force |= memory.owed_task_records(self.state, settled_since=settled)
         if job == "chunk":
             force |= set(record_keys)
+        self.force = force
+        for records, last in self.people_pages():
+            self.run_page(records, job, last=last)
+
+    def run_page(self, records: dict[str, CrmPerson], job: str, *, last: bool) -> None:
+        """One page of people from their records to the commit. The last page also takes the
+        records read whole (`self.pool`) and the forced records no page had."""
+        if last:
+            records = {**records, **self.pool}
+            self.resolve_held_events(records)
+        else:
+            self.resolve_held_events(records)
         spare: dict[str, CrmPerson] = {}
         if job != "full":
-            records, spare = self.drop_unchanged(records, force)
-        records.update(self.read_missing(force, records, spare))
-        self.checkpoint()
+            records, spare = self.drop_unchanged(records, self.force)
+        spare = {**self.pool, **spare}  # a page takes its people's other records from the pool
+        if last:
+            records.update(self.read_missing(self.force - self.seen, records, spare))
+            self.checkpoint()
         records.update(self.read_missing(self.related_keys(records), records, spare))
         self.checkpoint()
+        for key in records:
+            self.pool.pop(key, None)
+        self.seen.update(records)
         candidates = self.defer_incomplete(self.resolve(records.values()))
         people, evaluations = self.evaluate(candidates)
         people = self.route(people, evaluations)
@@ -206,7 +285,96 @@ class _Cycle:
         people, evaluations = self.drop_stale(people, evaluations)
         self.follow_ups(people, evaluations)
         self.checkpoint()
-        self.commit(people, evaluations)
+        self.commit(people, evaluations, last=last)
+
+    def people_pages(self) -> Iterator[tuple[dict[str, CrmPerson], bool]]:
+        """Each paged CRM's people, `page_people` records a page (a setting), read in the main
+        thread (one CRM after the other); then `last`: the final page, with what is left of
+        the paged reads (a whole run smaller than a page is one page, as before) and what was
+        read whole. Resumed here once a page is committed, it saves where the read stands: a
+        full read's next page token (`resume` fingerprint), a search's cursor."""
+        rest: dict[str, CrmPerson] = {}
+        for stream in self.streams:
+            system = stream.system
+            conn = self.rt.connectors[system]
+            assert isinstance(conn, PagedPeople)
+            batch: dict[str, CrmPerson] = {}
+            self.say(f"reading {system} people")
+            with self.crm_work(system):
+                for recs, after in conn.iter_people_pages(stream.since, stream.after):
+                    self.checkpoint()
+                    for rec in recs:
+                        batch[rec.ref.key] = rec
+                        if stream.newest is None or rec.modified_at > stream.newest:
+                            stream.newest = rec.modified_at
+                    self.report.records_read[system] += len(recs)
+                    stream.after = after
+                    more = after is not None or stream.since is not None  # a search: no token
+                    if len(batch) >= self.rt.settings.page_people and more:
+                        self.say(f"reading {system} people: "
+                                 f"{self.report.records_read[system]:,}")
+                        yield batch, False
+                        self.save_stream(stream)
+                        batch = {}
+            rest.update(batch)
+            if system not in self.budget_stopped and stream.newest is not None:
+                self.cursors[stream.name] = min(stream.newest, stream.started) - CURSOR_OVERLAP
+            self.done_streams.append(stream)
+        yield rest, True
+
+    def open_stream(self, system: str, *, full: bool) -> _Stream:
+        """Where a paged CRM's people read starts: its cursor (incremental), or a full read
+        by id, resumed after the last committed page when a killed run left one."""
+        name = f"{system}:people"
+        since = None if full else self.state.get_cursor(name)
+        stream = _Stream(system=system, since=since, started=self.now)
+        if since is not None:
+            return stream
+        saved = self.state.get_fingerprints("resume", [name]).get(name)
+        if saved:
+            doc = json.loads(saved)
+            stream.after = doc.get("after")
+            stream.started = parse_utc(str(doc["started"]))
+            stream.newest = parse_utc(str(doc["newest"])) if doc.get("newest") else None
+            stream.resumed = self.report.resumed = True
+            log.info("people read resumed after the last committed page",
+                     extra={"system": system})
+        return stream
+
+    def save_stream(self, stream: _Stream) -> None:
+        """After a page is committed: the read resumes after it (a search: its cursor)."""
+        if self.dry_run or stream.system in self.budget_stopped:
+            return
+        if stream.since is not None:
+            if stream.newest is not None:
+                self.state.set_cursor(stream.name, max(
+                    stream.since, min(stream.newest, self.now) - CURSOR_OVERLAP))
+        elif stream.after:
+            self.state.set_fingerprints("resume", {stream.name: stream.encode()})
+
+    def settle_activity(self, sales_keys: set[str]) -> set[str]:
+        """Engagement, held events and sales changes read by the pull are saved now, the
+        records they concern put on the durable to-do list (the pending sets), and their
+        cursors moved: a run killed later does not read them again. Returns those records."""
+        keys = set(self.new_events) | sales_keys | self.saved_event_keys
+        if self.dry_run:
+            return keys
+        self.commit_engagement()
+        self.commit_held_events()
+        self.new_events, self.held_new, self.held_done = {}, {}, set()
+        for system in self.rt.connectors:
+            prefix = system + ":"
+            self.state.add_pending(system, sorted(k for k in keys if k.startswith(prefix)))
+        for name in [n for n in self.cursors if not n.endswith(":people")]:
+            value = self.cursors.pop(name)
+            if name.split(":", 1)[0] not in self.budget_stopped:
+                self.state.set_cursor(name, value)
+        sales_seen = {fp: seen for fp, seen in self.sales_seen.items()
+                      if fp.split(":", 1)[0] not in self.budget_stopped}
+        if sales_seen:
+            self.state.set_fingerprints("sales", sales_seen)
+        self.sales_seen = {}
+        return keys
 
     # -- per-CRM budget stops -------------------------------------------------------------
     @contextmanager
@@ -276,13 +444,18 @@ class _Cycle:
         if self._read_failed.is_set():
             raise _SiblingFailed
 
-    def pull(self, *, full: bool) -> tuple[dict[str, CrmPerson], set[str]]:
+    def pull(self, *, full: bool, paged: Sequence[str] = ()
+             ) -> tuple[dict[str, CrmPerson], set[str]]:
         """The first read phase: each CRM, in its own thread, reads its changed people (all of
-        them in a full run), its engagement and its sales changes in turn. Returns the records
-        and the record keys whose sales outcome changed."""
+        them in a full run; not a paged CRM's, read page by page later), its engagement and its
+        sales changes in turn. Returns the records and the record keys whose sales outcome
+        changed."""
 
         def read(system: str, conn: Connector, found: CrmReads) -> None:
-            self.pull_people(system, conn, found, full=full)
+            if system not in paged:
+                self.pull_people(system, conn, found, full=full)
+            else:  # its pages map owner ids: the owners are read first, as a whole read does
+                conn.list_owners()
             self.pull_engagement(system, conn, found)
             self.pull_sales(system, conn, found, full=full)
 
@@ -294,6 +467,7 @@ class _Cycle:
             for key, events in found.events.items():
                 self.new_events.setdefault(key, {}).update(events)
             self.held_new.update(found.held)
+            self.saved_event_keys |= found.saved
             if system not in self.budget_stopped:
                 sales.update(found.sales)
         self.drop_known_events()
@@ -371,11 +545,16 @@ class _Cycle:
                     items: Iterable[EngagementEvent | UnresolvedEvent], found: CrmReads
                     ) -> None:
         newest = since
+        holding = 0
         for count, item in enumerate(items, 1):
             if isinstance(item, UnresolvedEvent):
                 found.held[item.id] = encode_held(item, self.now)
             else:
                 found.events.setdefault(item.person.key, {})[item.id] = item.event
+                holding += 1
+                if holding >= EVENTS_FLUSH and not self.dry_run:
+                    self.save_events(found)
+                    holding = 0
             newest = max(newest, item.seen_at)
             if count % (PROGRESS_EVERY * 4) == 0:
                 self.page()
@@ -421,17 +600,30 @@ class _Cycle:
 
     def drop_known_events(self) -> None:
         """The cursor boundary is re-read (`>=`): events already stored are not news."""
-        if not self.new_events:
-            return
-        stored = self.state.get_events(list(self.new_events))
-        for key, known in stored.items():
+        self.new_events = self.fresh_events(self.new_events)
+
+    def fresh_events(self, events: dict[str, dict[str, Event]]) -> dict[str, dict[str, Event]]:
+        """The events not stored yet (by signature), by record key."""
+        if not events:
+            return events
+        out: dict[str, dict[str, Event]] = {}
+        for key, known in self.state.get_events(list(events)).items():
             sigs = {event_signature(ev) for ev in known}
-            fresh = {i: ev for i, ev in self.new_events[key].items()
-                     if event_signature(ev) not in sigs}
+            fresh = {i: ev for i, ev in events[key].items() if event_signature(ev) not in sigs}
             if fresh:
-                self.new_events[key] = fresh
-            else:
-                del self.new_events[key]
+                out[key] = fresh
+        return out
+
+    def save_events(self, found: CrmReads) -> None:
+        """In a CRM thread's engagement read: save the events read so far that are news and
+        forget them, so the pull holds at most EVENTS_FLUSH events a CRM. Their records are
+        evaluated this run (`found.saved`, then the pending list); the stream's cursor still
+        moves only in `settle_activity`, after the whole read."""
+        fresh = self.fresh_events(found.events)
+        if fresh:
+            self.state.add_events_many(fresh)
+        found.saved.update(fresh)
+        found.events = {}
 
     def drop_unchanged(self, records: dict[str, CrmPerson], force: set[str]
                        ) -> tuple[dict[str, CrmPerson], dict[str, CrmPerson]]:
@@ -461,6 +653,7 @@ class _Cycle:
             email = normalise_email(rec.profile.email)
             if email:
                 hashes[email_hash(email)] = key
+                keys.update(self.pool_emails.get(email_hash(email), ()))
         for blob in self.state.get_fingerprints("email", list(hashes)).values():
             keys.update(blob.split())
         for blob in self.state.get_fingerprints("group", list(records)).values():
@@ -573,9 +766,11 @@ class _Cycle:
             if ev.stage_changed:
                 report.transitions[f"{person.profile.stage or 'new'}->{ev.stage}"] += 1
         ranked = sorted(zip(people, evaluations, strict=True), key=lambda pe: -pe[1].score)
-        report.top = [{"person": p.records[0].ref.key, "key": p.id, "score": e.score,
-                       "grade": e.grade, "stage": e.stage,
-                       "reasons": render_reasons(e.reasons, 120)} for p, e in ranked[:TOP_N]]
+        top = [{"person": p.records[0].ref.key, "key": p.id, "score": e.score,
+                "grade": e.grade, "stage": e.stage,
+                "reasons": render_reasons(e.reasons, 120)} for p, e in ranked[:TOP_N]]
+        # earlier pages' top first: equal scores keep the order they were read in
+        report.top = sorted([*report.top, *top], key=lambda row: -float(row["score"]))[:TOP_N]
         return people, evaluations
 
     def route(self, people: list[Person], evaluations: Sequence[Evaluation]) -> list[Person]:
@@ -706,10 +901,21 @@ class _Cycle:
             log.warning("held engagement over its bound: oldest dropped",
                         extra={"dropped": len(dropped), "bound": HELD_EVENTS_MAX})
 
-    def commit(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
-        """Save what this cycle learned, then move the cursors: only after the writes."""
-        if self.dry_run:
-            return
+    def commit(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
+               last: bool = True) -> None:
+        """Save what this page of people learned; after the last page, move the cursors:
+        only after the writes. Then forget the page."""
+        if not self.dry_run:
+            self.commit_page(people, evaluations)
+            if last:
+                self.commit_run()
+        self.records, self.tasks, self.stale_ids, self.failed_keys = {}, TaskOutcome(), set(), set()
+        logged, self.own = self.own.logged, OwnFields(self.state)
+        self.own.logged = logged
+        if not self.dry_run:  # a dry run keeps its engagement: nothing was saved
+            self.new_events, self.held_new, self.held_done = {}, {}, set()
+
+    def commit_page(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
         self.commit_engagement()
         self.commit_held_events()
         processed = memory.save_indexes(self.state, people, self.failed_keys)
@@ -720,6 +926,13 @@ class _Cycle:
             prefix = system + ":"
             self.state.remove_pending(system, [k for k in processed if k.startswith(prefix)])
             self.state.add_pending(system, [k for k in self.failed_keys if k.startswith(prefix)])
+
+    def commit_run(self) -> None:
+        """Every page is settled: the cursors move, a finished paged read leaves no resume
+        point, old engagement is pruned."""
+        done = {s.name: "" for s in self.done_streams if s.system not in self.budget_stopped}
+        if done:
+            self.state.set_fingerprints("resume", done)
         for name, value in self.cursors.items():
             if name.split(":", 1)[0] not in self.budget_stopped:
                 self.state.set_cursor(name, value)

@@ -36,6 +36,7 @@ class CycleReport:
     api_calls: dict[str, int] = field(default_factory=dict)
     stopped_reason: str | None = None
     budget_stopped: list[str] = field(default_factory=list)  # CRMs whose API budget ran out
+    resumed: bool = False  # a paged people read went on after a killed run's last page
     deferred: int = 0  # people left for next cycle: a record of theirs sat in a stopped CRM
     # routing (docs/routing.md): people given an owner, by rule id ("fallback": the fallback
     # owner), and person keys that needed an owner and got none

@@ -325,6 +325,9 @@ class Settings(BaseSettings):
     sync_interval_seconds: int = Field(300, ge=10)
     sla_sweep_seconds: int = Field(900, ge=10)
     full_reevaluation_hour_utc: int = Field(2, ge=0, le=23)
+    # people records a paged read (HubSpot's) settles and commits together: a killed or
+    # timed-out run redoes at most one page (docs/resume.md)
+    page_people: int = Field(1000, ge=100, le=100_000)
     # IANA zone of the times people read: task subjects and bodies, the demo's tables
     timezone: str = "UTC"
     sandbox_stats_url: str | None = None  # informational: printed by `leadsync sandbox serve`

@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 import pytest
 
+from leadsync import pipeline
 from leadsync.config.rules import load_default_rules
 from leadsync.config.settings import Settings, SlaSettings
 from leadsync.connectors.base import BudgetExhausted, CrmPerson, RecordRef, TransientError
@@ -347,8 +348,10 @@ def test_a_stopped_run_keeps_the_sales_change_for_the_next(crms, clock, mql_pers
     # a spent Salesforce budget stops Salesforce only: HubSpot already hears of the sale
     assert stopped.transitions == {"mql->customer": 1}
     assert stopped.records_written == {"hubspot": 1}
-    assert state.get_cursor("salesforce:sales") == cursor
-    assert state.get_fingerprints("sales", ["salesforce:opp-1"]) == {}
+    # the sale was put on the durable to-do list before any write, so its cursor moved:
+    # the Lead whose write the budget stopped is retried from there
+    assert state.get_cursor("salesforce:sales") > cursor
+    assert state.get_pending("salesforce") == {mql_person[1].key}
     sf.write_updates = real_write  # type: ignore[method-assign]
     report = run_job(runtime, "incremental")
     assert report.transitions == {}
@@ -480,3 +483,26 @@ def test_a_sale_closed_while_the_full_run_works_is_decided_by_the_next_increment
     assert report.records_written == {"hubspot": 1, "salesforce": 1}
     assert hs.records[hs_ref.key].written["stage"] == "customer"
     assert sf.records[sf_ref.key].written["stage"] == "customer"
+
+
+def test_engagement_saved_during_the_read_counts_once_and_forces_its_people(
+        crms, clock, mql_person, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pull saves engagement every EVENTS_FLUSH events (memory): saved early, the events
+    still score their people this run, once each, and are not news for the next run."""
+    hs, sf = crms
+    hs_ref, _ = mql_person
+    other = hs.add("contact", "102", email="hanako@example.co.jp", title="営業部長",
+                   employees=150)
+    hs.add_event(other, demo_request(T0 - timedelta(hours=2)))
+    monkeypatch.setattr(pipeline, "EVENTS_FLUSH", 1)
+    state = InMemoryStateStore()
+    runtime = make_runtime(crms, clock, state)
+    report = run_job(runtime, "incremental")
+    assert report.people == 2 and report.stages == {"mql": 2}
+    assert report.records_written == {"hubspot": 2, "salesforce": 1}
+    stored = state.get_events([hs_ref.key, other.key])
+    assert [len(v) for v in stored.values()] == [1, 1]
+    assert state.get_pending("hubspot") == set()  # settled: off the to-do list
+    clock.advance(minutes=5)
+    again = run_job(runtime, "incremental")  # the overlap re-read is not news
+    assert again.people == 0 and sum(again.records_written.values()) == 0

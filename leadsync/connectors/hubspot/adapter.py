@@ -142,18 +142,45 @@ class HubSpotConnector:
         for raw in raws:
             yield contact_to_person(raw, owners, self.fields)
 
+    def iter_people_pages(self, since: datetime | None, after: str | None = None
+                          ) -> Iterator[tuple[list[CrmPerson], str | None]]:
+        """`iter_changed_people` a page at a time, each with where the read resumes after it.
+        A full read (since=None, the list endpoint, by id) gives the next page's `after` token
+        (None after the last page) and starts at `after` when given; a search (since given,
+        ascending by lastmodifieddate) gives None: its resume point is the caller's cursor."""
+        owners = self.list_owners()
+        if since is not None:
+            batch: list[CrmPerson] = []
+            for raw in self._search_since(since):
+                batch.append(contact_to_person(raw, owners, self.fields))
+                if len(batch) == SEARCH_PAGE:
+                    yield batch, None
+                    batch = []
+            if batch:
+                yield batch, None
+            return
+        while True:
+            results, after = self._list_page(after)
+            yield [contact_to_person(raw, owners, self.fields) for raw in results], after
+            if not after:
+                return
+
     def _list_all(self) -> Iterator[dict[str, Any]]:
         after: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": self._properties}
-            if after:
-                kwargs["after"] = after
-            _, page = self.client.call("contacts list", self.client.contacts_basic.get_page,
-                                       **kwargs)  # fmt: skip
-            yield from page.get("results", [])
-            after = _next_after(page)
+            results, after = self._list_page(after)
+            yield from results
             if not after:
                 return
+
+    def _list_page(self, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the contacts list endpoint and the next page's `after` token."""
+        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": self._properties}
+        if after:
+            kwargs["after"] = after
+        _, page = self.client.call("contacts list", self.client.contacts_basic.get_page,
+                                   **kwargs)  # fmt: skip
+        return list(page.get("results", [])), _next_after(page)
 
     def _search_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Search pages ascending by lastmodifieddate; before `after` would pass the cap, the

@@ -1,0 +1,223 @@
+"""A killed first sync resumes where it stopped (issue 9, docs/resume.md), against the sandbox
+through the real SDKs and the Redis state store: `leadsync sync --once` runs in its own
+process and is SIGKILLed once its first page of people is committed; a restart finishes the
+work. Compared with one clean run on an identical sandbox: the calls of both processes
+together within 1.1x, the same tasks (each key once: no duplicate, none missing) and the same
+field values on every record (no lost write). And a Redis wipe (FLUSHDB of the state db)
+between two pages: the lease goes with it, the run stops before its next write, the next run
+starts cold, and the end is again one clean run's tasks and fields."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from leadsync.commands.common import environ
+from leadsync.config.settings import load_settings
+from leadsync.lease import PEOPLE_LOCK
+from leadsync.pipeline import _Cycle, run_job
+from leadsync.report import CycleReport
+from leadsync.runtime import build_runtime
+from leadsync.sandbox import Sandbox
+from leadsync.sandbox.store import task_key
+
+pytestmark = pytest.mark.redis
+PEOPLE = 6000
+PAGE = 500  # LEADSYNC_PAGE_PEOPLE: twelve HubSpot pages
+SEED = 5
+WIPE_PEOPLE = 3000
+LEASE = 5  # LEADSYNC_JOB_LOCK_SECONDS: the killed run's lock lapses this long after its beat
+RATE = 1000  # both sides: the runs are not paced by the rate limit
+VOLATILE = {"lastmodifieddate", "SystemModstamp", "LastModifiedDate"}
+# stamped from the run's own clock on a first sync (an MQL with no dated fact becomes one now):
+# compared by presence, the two runs are a few seconds apart
+CLOCKED = re.compile(r"(mql|sql)_?at|sla_due", re.IGNORECASE)
+# a decayed rule's points move by the second: the reasons are compared by their rules
+REASONS = re.compile(r"reasons", re.IGNORECASE)
+POINTS = re.compile(r"[+-]\d+(\.\d+)?")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    redis = pytest.importorskip("redis")
+    from leadsync.state import RedisStateStore
+
+    url = os.environ.get("LEADSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable at {url}: {type(exc).__name__}")
+    RedisStateStore(client).clear()  # the CLI's namespace
+    yield url
+    RedisStateStore(client).clear()
+
+
+def _env(sb: Sandbox, url: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LEADSYNC_")}
+    return {**base, **sb.env, "LEADSYNC_REDIS_URL": url, "LEADSYNC_LOG_LEVEL": "ERROR",
+            "LEADSYNC_PAGE_PEOPLE": str(PAGE), "LEADSYNC_JOB_LOCK_SECONDS": str(LEASE),
+            "LEADSYNC_HUBSPOT__RATE_LIMIT_PER_10S": str(RATE)}
+
+
+def _sync(sb: Sandbox, url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "leadsync", "sync", "--once", "--json"],
+                            env=_env(sb, url), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def _calls(sb: Sandbox) -> dict[str, int]:
+    stats = sb.stats()
+    return {s: sum(stats[s]["requests"].values()) for s in ("hubspot", "salesforce")}
+
+
+def _tasks(sb: Sandbox) -> dict[str, Counter[str]]:
+    hs = [p.get("hs_task_body") for p in sb.data.hs_tasks.values()]
+    sf = [r.get("Description") for r in sb.data.sf.get("Task", {}).values()]
+    return {"hubspot": Counter(k for k in map(task_key, hs) if k),
+            "salesforce": Counter(k for k in map(task_key, sf) if k)}
+
+
+def _fields(sb: Sandbox) -> dict[str, dict[str, Any]]:
+    """Every person record's fields but its modification stamps; leadsync's clocked fields by
+    whether they are set."""
+
+    def kept(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: (bool(v) if CLOCKED.search(k) else
+                    POINTS.sub("", v) if REASONS.search(k) and isinstance(v, str) else v)
+                for k, v in values.items() if k not in VOLATILE}
+
+    out = {f"hubspot:{i}": kept(p) for i, p in sb.data.hs_contacts.items()}
+    for kind in ("Lead", "Contact"):
+        for i, rec in sb.data.sf.get(kind, {}).items():
+            out[f"{kind}:{i}"] = kept(rec)
+    return out
+
+
+def _resume_point(url: str) -> str:
+    import redis
+
+    from leadsync.state import RedisStateStore
+
+    store = RedisStateStore(redis.Redis.from_url(url, decode_responses=True))
+    return store.get_fingerprints("resume", ["hubspot:people"]).get("hubspot:people", "")
+
+
+def test_a_first_sync_killed_mid_run_resumes_within_a_tenth_more_calls(redis_url: str) -> None:
+    with Sandbox(contacts=PEOPLE, seed=SEED, hubspot_rate_limit=RATE) as sb:
+        clean = _sync(sb, redis_url)
+        assert clean.wait(timeout=240) == 0
+        clean_calls, clean_tasks, clean_fields = _calls(sb), _tasks(sb), _fields(sb)
+        assert sb.stats()["duplicate_task_keys_across_systems"] == 0
+    assert clean_tasks["hubspot"] and clean_tasks["salesforce"]
+    assert _resume_point(redis_url) == ""  # a finished read leaves no resume point
+
+    import redis
+
+    from leadsync.state import RedisStateStore
+
+    RedisStateStore(redis.Redis.from_url(redis_url, decode_responses=True)).clear()
+    with Sandbox(contacts=PEOPLE, seed=SEED, hubspot_rate_limit=RATE) as sb:
+        first = _sync(sb, redis_url)
+        deadline = time.monotonic() + 240
+        while not _resume_point(redis_url):  # the first page of people is committed
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(first.pid, signal.SIGKILL)
+        assert first.wait(timeout=30) == -signal.SIGKILL
+        killed = _calls(sb)
+        written = sb.stats()["hubspot"]["records_written"]
+        assert 0 < written < PEOPLE // 2  # killed in the middle: most people are not written
+        time.sleep(LEASE + 0.5)  # a supervisor restarts it once the dead run's lease lapsed
+        restart = _sync(sb, redis_url)
+        assert restart.wait(timeout=240) == 0
+        total = _calls(sb)
+        tasks, fields = _tasks(sb), _fields(sb)
+        stats = sb.stats()
+    assert _resume_point(redis_url) == ""
+    ratio = sum(total.values()) / sum(clean_calls.values())
+    print(f"clean {clean_calls}, killed after {killed}, with the restart {total}: "
+          f"{ratio:.3f}x")
+    assert ratio <= 1.1, (clean_calls, killed, total)
+    for system in ("hubspot", "salesforce"):
+        assert stats[system]["duplicate_task_keys"] == 0
+        assert max(tasks[system].values()) == 1
+        assert tasks[system] == clean_tasks[system]  # no duplicate, none missing
+    assert stats["duplicate_task_keys_across_systems"] == 0
+    lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
+    diff = {k: {f: (clean_fields[k].get(f), fields.get(k, {}).get(f))
+                for f in set(clean_fields[k]) | set(fields.get(k, {}))
+                if clean_fields[k].get(f) != fields.get(k, {}).get(f)} for k in lost[:3]}
+    assert lost == [], diff  # no lost write: every record holds what one clean run wrote
+
+
+def _in_process(sb: Sandbox, store: Any, *, wipe_after_pages: int | None = None,
+                monkeypatch: pytest.MonkeyPatch | None = None) -> CycleReport:
+    """One incremental cycle in this process on the Redis store under the people lock; with
+    `wipe_after_pages`, the whole Redis db is flushed once that many pages are committed."""
+    if wipe_after_pages is not None and monkeypatch is not None:
+        original = _Cycle.commit
+        pages: list[bool] = []
+
+        def commit(self: _Cycle, people: Any, evaluations: Any, *, last: bool = True) -> None:
+            original(self, people, evaluations, last=last)
+            pages.append(last)
+            if len(pages) == wipe_after_pages:
+                store.redis.flushdb()  # the state db is wiped between two pages
+
+        monkeypatch.setattr(_Cycle, "commit", commit)
+    with environ({**sb.env, "LEADSYNC_REDIS_URL": "", "LEADSYNC_PAGE_PEOPLE": str(PAGE),
+                  "LEADSYNC_HUBSPOT__RATE_LIMIT_PER_10S": str(RATE)}):
+        settings = load_settings().model_copy(update={"redis_url": None})
+        rt = build_runtime(settings, state=store, clock=sb.now)
+        lock = store.lock(PEOPLE_LOCK, 60)
+        assert lock.acquire()
+        try:
+            return run_job(rt, "incremental", lock=lock)
+        finally:
+            if lock.owned():
+                lock.release()
+
+
+def test_a_redis_wipe_mid_run_ends_with_no_duplicate_and_no_lost_write(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
+    from leadsync.state import RedisStateStore
+
+    store = RedisStateStore(redis.Redis.from_url(redis_url, decode_responses=True),
+                            namespace="leadsync-wipe-test")
+    store.clear()
+    with Sandbox(contacts=WIPE_PEOPLE, seed=SEED, hubspot_rate_limit=RATE) as sb:
+        clean = _in_process(sb, store)
+        assert clean.stopped_reason is None and not clean.failed
+        clean_tasks, clean_fields = _tasks(sb), _fields(sb)
+    assert clean_tasks["hubspot"] and clean_tasks["salesforce"]
+    store.clear()
+    with Sandbox(contacts=WIPE_PEOPLE, seed=SEED, hubspot_rate_limit=RATE) as sb:
+        wiped = _in_process(sb, store, wipe_after_pages=2, monkeypatch=monkeypatch)
+        # the wipe took the lease with it: the run stops before its next write
+        assert wiped.stopped_reason == "lock_lost"
+        written = sb.stats()["hubspot"]["records_written"]
+        assert written == 2 * PAGE
+        monkeypatch.undo()
+        after = _in_process(sb, store)  # the next run starts cold: no cursor, no person record
+        assert after.stopped_reason is None and not after.failed
+        tasks, fields, stats = _tasks(sb), _fields(sb), sb.stats()
+    store.clear()
+    for system in ("hubspot", "salesforce"):
+        assert stats[system]["duplicate_task_keys"] == 0
+        assert max(tasks[system].values()) == 1
+        assert tasks[system] == clean_tasks[system]  # no duplicate, none missing
+    assert stats["duplicate_task_keys_across_systems"] == 0
+    lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
+    assert lost == [], lost[:5]
