@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from leadsync.scoring.accounts import AccountModel
 from leadsync.scoring.business_time import BusinessCalendar, add_working
 from leadsync.scoring.conditions import Condition, Predicate
 from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
@@ -139,6 +140,8 @@ class ScoringModel:
     #: DESIGN.md §3a: events dated before now - horizon_days are ignored everywhere, like
     #: events after now; None: every event counts, however old
     horizon_days: int | None = None
+    #: the `accounts:` section (docs/accounts.md); None: no account scoring
+    accounts: AccountModel | None = None
     # derived in __post_init__
     fit_fields: frozenset[str] = field(init=False, compare=False)
     lookback_days: float = field(init=False, compare=False)
