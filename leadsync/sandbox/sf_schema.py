@@ -104,6 +104,9 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
     "Account": (
         *_AUDIT,
         SfField("Name", "string", 255, required=True),
+        SfField("Website", "url", 255),
+        SfField("OwnerId", "reference", 18),
+        SfField("Target_Account__c", "boolean"),  # the org's own target-account checkbox
         SfField("NumberOfEmployees", "int", 8),
         SfField("Industry", "picklist", 40),
         SfField("AnnualRevenue", "currency", 18),
