@@ -64,6 +64,7 @@ class FakeConnector:
         self.owners = {"owner-1": "rep@example.com", "owner-2": "boss@example.com"}
         self.accounts: dict[str, CrmAccount] = {}  # account id -> account
         self.account_links: dict[str, AccountLinks] = {}  # person record key -> its links
+        self.account_writes = 0
 
     # -- seeding ------------------------------------------------------------------------
     def add(self, object_type: str, rid: str, links: tuple[RecordRef, ...] = (),
@@ -193,6 +194,33 @@ class FakeConnector:
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
         self.calls += 1
         return [self.account_links[r.key] for r in refs if r.key in self.account_links]
+
+    def write_account_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                              ) -> WriteResult:
+        """Diffs like a connector; `account_writes` counts accounts actually written."""
+        result = WriteResult()
+        changed = []
+        for u in updates:
+            acc = self.accounts.get(u.ref.id)
+            if acc is None or u.ref.key in self.reject:
+                result.failed.append(RecordError(u.ref, "refused", False))
+                continue
+            values = {k: crm_repr(v) for k, v in u.values.items()}
+            diff = {k: v for k, v in values.items() if acc.current.get(k) != v}
+            if diff:
+                changed.append((u.ref, acc, diff))
+            else:
+                result.unchanged.append(u.ref)
+        if dry_run:
+            result.written.extend(ref for ref, _, _ in changed)
+            return result
+        if changed:
+            self.calls += 1
+        for ref, acc, diff in changed:
+            self.accounts[ref.id] = replace(acc, current={**acc.current, **diff})
+            self.account_writes += 1
+            result.written.append(ref)
+        return result
 
 
 def _dt(value: object) -> datetime | None:

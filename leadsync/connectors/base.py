@@ -294,3 +294,9 @@ class Connector(Protocol):
         """The CRM's account links of these person records (this system's refs only; records
         without a link are left out)."""
         ...
+
+    def write_account_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                              ) -> WriteResult:
+        """Write changed account fields (logical names of `account_values.ACCOUNT_FIELDS`,
+        `previous` = `CrmAccount.current`) in batches; per-record failures are returned."""
+        ...

@@ -45,6 +45,7 @@ class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers, DealHandlers,
         c = r"/crm/v3/objects/contacts"
         t = r"/crm/v3/objects/tasks"
         p = r"/crm/v3/properties/(?P<object>contacts|contact|0-1)"
+        pc = r"/crm/v3/properties/(?P<object>companies|company|0-2)"
         self.routes: list[tuple[str, re.Pattern[str], str, Callable[[Request], Response]]] = [
             ("GET", re.compile(c), "GET /crm/v3/objects/contacts", self.list_contacts),
             (
@@ -102,6 +103,14 @@ class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers, DealHandlers,
              self.list_deals),
             ("GET", re.compile(r"/crm/v3/objects/companies"), "GET /crm/v3/objects/companies",
              self.list_companies),
+            ("POST", re.compile(r"/crm/v3/objects/companies/batch/update"),
+             "POST /crm/v3/objects/companies/batch/update", self.batch_update_companies),
+            ("GET", re.compile(pc + "/groups"), "GET /crm/v3/properties/companies/groups",
+             self.list_groups),
+            ("POST", re.compile(pc + "/groups"), "POST /crm/v3/properties/companies/groups",
+             self.create_group),
+            ("GET", re.compile(pc), "GET /crm/v3/properties/companies", self.list_properties),
+            ("POST", re.compile(pc), "POST /crm/v3/properties/companies", self.create_property),
             ("POST", re.compile(t), "POST /crm/v3/objects/tasks", self.create_task),
             (
                 "POST",

@@ -15,7 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadsync.sandbox import pools
-from leadsync.sandbox.hs_companies import add_company, associate_company
+from leadsync.sandbox.hs_companies import (
+    add_company,
+    associate_company,
+    define_company_properties,
+)
 from leadsync.sandbox.hs_marketing import (
     NEWSLETTER_FORM,
     NEWSLETTER_PAGE,
@@ -100,6 +104,7 @@ class Seeder:
         }
         opportunity_stages(data, sf_time(self.now.replace(year=self.now.year - 2)))
         data.hs_properties = default_properties(self.now, self.provisioned)
+        define_company_properties(data, self.now, self.provisioned)
         data.hs_groups = {
             "contactinformation": {
                 "name": "contactinformation",

@@ -271,6 +271,8 @@ class SandboxData:
     hs_companies: dict[str, dict[str, str]] = field(default_factory=dict)
     hs_contact_companies: dict[str, list[str]] = field(default_factory=dict)
     hs_company_primary: dict[str, str] = field(default_factory=dict)
+    hs_company_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hs_company_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     hs_task_contacts: dict[str, list[str]] = field(default_factory=dict)
     hs_events: list[tuple[int, int, str, str, dict[str, str]]] = field(default_factory=list)
     hs_email_events: list[tuple[int, int, str, str, dict[str, Any]]] = field(default_factory=list)

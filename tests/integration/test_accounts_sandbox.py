@@ -6,15 +6,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from leadsync.accounts.resolve import AccountIndex, AccountRecord, PersonAccountFacts
 from leadsync.config.settings import load_settings
-from leadsync.connectors.base import Connector
+from leadsync.connectors.account_values import (
+    HUBSPOT_ACCOUNT_PROPERTIES,
+    SALESFORCE_ACCOUNT_FIELDS,
+)
+from leadsync.connectors.base import Connector, FieldUpdate
 from leadsync.connectors.hubspot.adapter import HubSpotConnector
 from leadsync.connectors.salesforce.adapter import SalesforceConnector
+from leadsync.scoring import Reason
 
 sandbox = pytest.importorskip("leadsync.sandbox")
 N = 200
@@ -120,3 +127,79 @@ def test_one_account_key_per_company_across_both_crms(sb: Any, crms: tuple[Any, 
         if match.via in ("account_id", "association"):
             assert match.key in sf_keys | hs_keys
     assert via["account_id"] > 0 and via["association"] > 0 and via["email_domain"] > 0
+
+
+def _values(i: int) -> dict[str, object]:
+    return {"account_score": 60 + i, "engaged_people": 4,
+            "account_reasons": (Reason("acct-engaged-3", "3名以上がエンゲージ", 40.0),
+                                Reason("acct-buying-group", "部長以上がエンゲージ", 20.0)),
+            "mqa_at": datetime(2026, 12, 1, 9, 30, tzinfo=UTC), "model": "default-2026.11"}
+
+
+def test_account_fields_are_written_once_in_both_crms(sb: Any, crms: tuple[Any, Any]) -> None:
+    sf, hs = crms
+    for conn, api_names in ((sf, SALESFORCE_ACCOUNT_FIELDS), (hs, HUBSPOT_ACCOUNT_PROPERTIES)):
+        accounts = sorted(conn.iter_accounts(), key=lambda a: a.ref.id)[:3]
+        updates = [FieldUpdate(a.ref, _values(i), a.current) for i, a in enumerate(accounts)]
+        before = conn.api_calls()
+        first = conn.write_account_updates(updates)
+        assert (len(first.written), first.failed) == (3, [])
+        assert conn.api_calls() - before == 1  # one collection / one batch update
+        again = {a.ref: a for a in conn.iter_accounts()}
+        for i, acc in enumerate(accounts):
+            current = again[acc.ref].current
+            assert set(current) == set(api_names)
+            assert float(str(current["account_score"])) == 60 + i
+            assert current["account_reasons"] == "+40 3名以上がエンゲージ; +20 部長以上がエンゲージ"
+        before = conn.api_calls()
+        second = conn.write_account_updates(
+            [FieldUpdate(a.ref, _values(i), again[a.ref].current) for i, a in enumerate(accounts)])
+        assert (second.written, len(second.unchanged)) == ([], 3)
+        assert conn.api_calls() == before  # nothing changed: nothing sent
+        cleared = conn.write_account_updates(
+            [FieldUpdate(accounts[0].ref, {"mqa_at": None}, again[accounts[0].ref].current)])
+        assert len(cleared.written) == 1
+        assert {a.ref: a for a in conn.iter_accounts()}[accounts[0].ref].current.get(
+            "mqa_at") in (None, "")
+
+
+def test_bad_account_values_are_refused_per_record(crms: tuple[Any, Any]) -> None:
+    sf, hs = crms
+    for conn in (sf, hs):
+        acc = next(iter(conn.iter_accounts()))
+        result = conn.write_account_updates([
+            FieldUpdate(acc.ref, {"account_score": 10_000}, acc.current),
+            FieldUpdate(acc.ref, {"colour": "red"}, acc.current),
+            FieldUpdate(acc.ref, {"engaged_people": -1}, acc.current)])
+        assert [f.reason for f in result.failed] == [
+            "invalid value: account_score: 10000 does not fit Number(4,0)",
+            "invalid value: unknown written account field 'colour'",
+            "invalid value: engaged_people: must be >= 0, got -1"]
+
+
+def test_provision_creates_the_company_properties_and_check_verifies_them(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with sandbox.Sandbox(contacts=20, seed=3, provision_hubspot=False) as box:
+        for key, value in box.env.items():
+            monkeypatch.setenv(key, value)
+        settings = load_settings()
+        assert settings.hubspot is not None and settings.salesforce is not None
+        hs = HubSpotConnector(settings.hubspot)
+        problems = hs.check()
+        assert [p for p in problems if "company property" in p] == [
+            f"HubSpot: company property {n} is missing (run leadsync provision)"
+            for n in HUBSPOT_ACCOUNT_PROPERTIES.values()]
+        done = hs.provision()
+        assert [d for d in done if d.startswith("company")] == [
+            "company group leadsync: created",
+            *(f"company property {n}: created" for n in HUBSPOT_ACCOUNT_PROPERTIES.values())]
+        assert hs.check() == []
+        again = hs.provision()
+        assert [d for d in again if d.startswith("company")][1:] == [
+            f"company property {n}: exists" for n in HUBSPOT_ACCOUNT_PROPERTIES.values()]
+        assert box.data.hs_company_properties["leadsync_mqa_at"]["type"] == "datetime"
+        sf = SalesforceConnector(settings.salesforce)
+        assert sf.check() == []
+        files = sf.provision(tmp_path / "meta")
+        account = sorted(Path(f).name for f in files if "/Account/" in f)
+        assert account == sorted(f"{n}.field-meta.xml" for n in SALESFORCE_ACCOUNT_FIELDS.values())

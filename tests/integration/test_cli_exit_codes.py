@@ -75,7 +75,7 @@ def test_exit_1_from_check_when_fields_are_missing_then_0(tmp_path: Path) -> Non
         assert any("leadsync_score" in e for e in out["errors"])
         code, out, _ = leadsync(sb, "provision", "--json", "--out", str(tmp_path / "meta"))
         assert code == exitcodes.OK and out["ok"] is True
-        assert len(out["salesforce"]) == 21  # sfdx-project.json + 10 fields x Lead, Contact
+        assert len(out["salesforce"]) == 26  # project, 10 fields x Lead + Contact, 5 Account
         code, out, _ = leadsync(sb, "check", "--json")
         assert code == exitcodes.OK and out["ok"] is True
         assert [c["what"] for c in out["checks"]] == ["settings", "rules file", "hubspot",

@@ -7,19 +7,38 @@
   call; the company whose association types include `Primary` (type 1) is the primary one. A
   contact without companies is a 207 error row (`NO_ASSOCIATIONS_FOUND`): no link, not a
   failure.
+- `write_account_updates`: the leadsync company properties, diffed against what was read,
+  100 companies a batch update; errors per company.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
-from leadsync.connectors.base import AccountLinks, CrmAccount, RecordRef
-from leadsync.connectors.hubspot.client import HubSpotClient
-from leadsync.connectors.values import read_int, read_text
+from leadsync.connectors.account_values import (
+    HUBSPOT_ACCOUNT_PROPERTIES,
+    KIND,
+    account_canonical,
+)
+from leadsync.connectors.base import (
+    AccountLinks,
+    BudgetExhausted,
+    CrmAccount,
+    FieldUpdate,
+    RecordError,
+    RecordRef,
+    WriteResult,
+)
+from leadsync.connectors.http import redact
+from leadsync.connectors.hubspot.client import HubSpotClient, HubSpotRequestError
+from leadsync.connectors.hubspot.mapping import format_datetime, same_value
+from leadsync.connectors.hubspot.writes import REASONS_LEN, RETRYABLE_CATEGORIES
+from leadsync.connectors.values import InvalidValue, read_int, read_text
 
 COMPANY_PROPERTIES = ("name", "domain", "industry", "numberofemployees", "hubspot_owner_id",
-                      "hs_is_target_account")
+                      "hs_is_target_account", *HUBSPOT_ACCOUNT_PROPERTIES.values())
 PRIMARY_TYPE = 1
 PAGE = 100
 BATCH = 100
@@ -36,6 +55,8 @@ def company_to_account(raw: dict[str, Any]) -> CrmAccount:
         employees=read_int(props.get("numberofemployees")),
         owner_id=read_text(props.get("hubspot_owner_id")),
         attributes={} if target is None else {"target_account": target.lower() == "true"},
+        current={logical: props.get(name) for logical, name in HUBSPOT_ACCOUNT_PROPERTIES.items()
+                 if name in props},
     )
 
 
@@ -81,3 +102,61 @@ def read_account_links(client: HubSpotClient, refs: Sequence[RecordRef]) -> list
             if links is not None and links.account_ids:
                 out.append(links)
     return out
+
+
+def _plan(update: FieldUpdate) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for logical, raw in update.values.items():
+        value = account_canonical(logical, raw, reasons_len=REASONS_LEN)
+        wire = "" if value is None else (
+            format_datetime(value) if isinstance(value, datetime) else value)
+        if not same_value(KIND[logical], wire, update.previous.get(logical)):
+            out[HUBSPOT_ACCOUNT_PROPERTIES[logical]] = wire
+    return out
+
+
+def write_account_updates(client: HubSpotClient, updates: Sequence[FieldUpdate], *,
+                          dry_run: bool = False) -> WriteResult:
+    result = WriteResult()
+    pending: list[tuple[RecordRef, dict[str, str]]] = []
+    for update in updates:
+        if update.ref.system != "hubspot" or update.ref.object_type != "company":
+            result.failed.append(RecordError(update.ref, "not a HubSpot company", False))
+            continue
+        try:
+            props = _plan(update)
+        except InvalidValue as exc:
+            result.failed.append(RecordError(update.ref, f"invalid value: {exc}", False))
+            continue
+        if props:
+            pending.append((update.ref, props))
+        else:
+            result.unchanged.append(update.ref)
+    if dry_run:
+        result.written.extend(ref for ref, _ in pending)
+        return result
+    for start in range(0, len(pending), BATCH):
+        chunk = pending[start : start + BATCH]
+        by_id = {ref.id: ref for ref, _ in chunk}
+        body = {"inputs": [{"id": ref.id, "properties": p} for ref, p in chunk]}
+        try:
+            _, resp = client.call("companies batch update", client.companies_batch.update, body)
+        except HubSpotRequestError as exc:
+            reason = f"{exc.status} {exc.category}: {exc.message}"
+            result.failed.extend(RecordError(r, reason, exc.status == 409)
+                                 for r in by_id.values())
+            continue
+        except BudgetExhausted as exc:
+            exc.done = result
+            raise
+        errored: set[str] = set()
+        for err in resp.get("errors", []) or []:
+            category = str(err.get("category", ""))
+            reason = f"{category}: {redact(err.get('message', ''), 200)}"
+            for rid in [str(i) for i in (err.get("context") or {}).get("ids", []) or []]:
+                if rid in by_id and rid not in errored:
+                    errored.add(rid)
+                    result.failed.append(RecordError(by_id[rid], reason,
+                                                     category in RETRYABLE_CATEGORIES))
+        result.written.extend(r for rid, r in by_id.items() if rid not in errored)
+    return result

@@ -136,6 +136,11 @@ class HubSpotConnector:
         """Contacts' associated companies (the primary one marked)."""
         return accounts.read_account_links(self.client, refs)
 
+    def write_account_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                              ) -> WriteResult:
+        """The leadsync company properties (only changed values are sent)."""
+        return accounts.write_account_updates(self.client, updates, dry_run=dry_run)
+
     # ---- people ---------------------------------------------------------------------------
     def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:
         """Contacts modified at or after `since` (None: all, via the list endpoint)."""

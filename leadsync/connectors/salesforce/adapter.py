@@ -116,6 +116,11 @@ class SalesforceConnector:
         """Contacts' AccountId and Leads' ConvertedAccountId."""
         return accounts.read_account_links(self.client, refs)
 
+    def write_account_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                              ) -> WriteResult:
+        """The LeadSync account fields of Accounts (only changed values are sent)."""
+        return accounts.write_account_updates(self.client, updates, dry_run=dry_run)
+
     def list_owners(self) -> dict[str, str]:
         """User Id -> lowercased email, cached for 15 minutes (one sync run)."""
         now = self.clock()
@@ -454,12 +459,16 @@ class SalesforceConnector:
         return metadata.write_package(target, self.fields, self.settings.api_version)
 
     def check(self) -> list[str]:
-        """Login, API access and the written fields on Lead and Contact ([] when fine)."""
+        """Login, API access and the written fields on Lead, Contact and Account ([] when
+        fine)."""
         problems: list[str] = []
-        for obj in metadata.OBJECTS:
+        for obj in (*metadata.OBJECTS, "Account"):
             try:
                 describe = self.client.rest(f"describe {obj}", f"sobjects/{obj}/describe")
             except ConnectorError as exc:
                 return [*problems, f"Salesforce: cannot describe {obj}: {exc}"]
-            problems.extend(metadata.describe_problems(obj, describe or {}, self.fields))
+            if obj == "Account":
+                problems.extend(metadata.account_problems(describe or {}))
+            else:
+                problems.extend(metadata.describe_problems(obj, describe or {}, self.fields))
         return problems
