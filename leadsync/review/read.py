@@ -5,9 +5,10 @@ lead source, owner, leadsync's own MQL/SQL dates and creation date), `iter_engag
 (marketing events and rep touches; HubSpot events known by email only are attached by email
 hash, as the sync does) and `iter_deals()` (Salesforce opportunities through contact roles
 and converted Leads, HubSpot deals through their contact associations). Records are grouped
-into people with `leadsync.identity` (`person_key` names a group: swap it for the stable person
-key when that lands). A call budget (`max_calls`, over every connector) stops the read with
-`BudgetExhausted`; `say` gets a progress line per phase and every `PROGRESS_EVERY` items.
+into people with `leadsync.identity` and each named by its durable person key
+(`leadsync.person`), as the sync names it. A call budget (`max_calls`, over every
+connector) stops the read with `BudgetExhausted`; `say` gets a progress line per phase
+and every `PROGRESS_EVERY` items.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from leadsync.connectors.base import (
     UnresolvedEvent,
 )
 from leadsync.identity import email_hash, group_records, merge_profile, normalise_email
+from leadsync.person import derived_key
 from leadsync.review.asof import DealFacts, History
 from leadsync.scoring import Event
 
@@ -68,8 +70,9 @@ class CallBudget:
 
 
 def person_key(group: Sequence[CrmPerson]) -> str:
-    """The id a group of records goes by: its primary record's key, as the sync names it."""
-    return group[0].ref.key
+    """The id a group of records goes by: the person's durable key from the CRM data
+    (`leadsync.person.derived_key`: the email's hash), as the sync names it on a cold start."""
+    return derived_key(group)
 
 
 def read_histories(connectors: Mapping[str, Connector], since: datetime, *,

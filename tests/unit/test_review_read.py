@@ -18,6 +18,7 @@ from leadsync.connectors.base import (
     UnresolvedEvent,
 )
 from leadsync.identity import email_hash
+from leadsync.person import person_key
 from leadsync.review.read import read_histories
 from leadsync.scoring import Event
 from tests.fakes import FakeConnector
@@ -66,8 +67,10 @@ def test_records_become_people_with_their_events_and_deals() -> None:
     lines: list[str] = []
     people, stats = read_histories({"hubspot": hs, "salesforce": sf}, NOW - 30 * DAY,
                                    say=lines.append)
-    assert [h.profile.id for h in people] == ["hubspot:contact:2", "salesforce:Contact:003A"]
-    b, a = people
+    by_id = {h.profile.id: h for h in people}
+    assert sorted(by_id) == sorted([person_key("b@corp.example", ""),
+                                    person_key("a@corp.example", "")])  # the sync's keys
+    a, b = by_id[person_key("a@corp.example", "")], by_id[person_key("b@corp.example", "")]
     assert a.links == ("salesforce:Contact:003A", "hubspot:contact:1")
     assert [e.type for e in a.profile.events] == ["page_view", "sales_touch"]
     assert a.profile.lead_source == "webinar"
