@@ -203,6 +203,8 @@ class _Cycle:
         people, evaluations = self.drop_stale(people, evaluations)
         self.follow_ups(people, evaluations)
         self.checkpoint()
+        self.accounts(people, evaluations, full=job == "full")
+        self.checkpoint()
         self.commit(people, evaluations)
 
     # -- per-CRM budget stops -------------------------------------------------------------
@@ -660,6 +662,21 @@ class _Cycle:
                 targets = (o.person.task_target().ref for o in owed)
                 self.failed_keys.update(ref.key for ref in targets if ref.system == system)
         self.tasks = plan.outcome()
+
+    def accounts(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
+                 full: bool) -> None:
+        """The account phase (`leadsync.accounts.phase`, docs/accounts.md): re-evaluate the
+        accounts of this cycle's people (all accounts in the full run), write the changed
+        account fields and hand each MQA to its owner once per episode."""
+        from leadsync.accounts.phase import AccountPhase
+
+        if self.rt.model.accounts is None:
+            return
+        self.say("evaluating accounts")
+        AccountPhase(connectors=self.rt.connectors, state=self.state, model=self.rt.model,
+                     report=self.report, now=self.now, dry_run=self.dry_run,
+                     crm_work=self.crm_work, confirm=self.lease.confirm,
+                     stopped=self.budget_stopped).run(people, evaluations, full=full)
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:

@@ -37,6 +37,13 @@ class CycleReport:
     stopped_reason: str | None = None
     budget_stopped: list[str] = field(default_factory=list)  # CRMs whose API budget ran out
     deferred: int = 0  # people left for next cycle: a record of theirs sat in a stopped CRM
+    # the account phase (docs/accounts.md): accounts evaluated, of them MQAs, Account/company
+    # records written (by system), MQA tasks created (by system) and found already there
+    accounts_evaluated: int = 0
+    accounts_mqa: int = 0
+    account_records_written: Counter[str] = field(default_factory=Counter)
+    mqa_tasks_created: Counter[str] = field(default_factory=Counter)
+    mqa_tasks_existing: int = 0
     top: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     # person id -> (stage, sla status, score) of everyone evaluated; not serialised (size)
@@ -81,6 +88,13 @@ class CycleReport:
             "stopped_reason": self.stopped_reason,
             "budget_stopped": list(self.budget_stopped),
             "deferred": self.deferred,
+            "accounts": {"evaluated": self.accounts_evaluated, "mqa": self.accounts_mqa,
+                         "not_mqa": self.accounts_evaluated - self.accounts_mqa},
+            "accounts_evaluated": self.accounts_evaluated,
+            "accounts_mqa": self.accounts_mqa,
+            "account_records_written": dict(self.account_records_written),
+            "mqa_tasks_created": dict(self.mqa_tasks_created),
+            "mqa_tasks_existing": self.mqa_tasks_existing,
             "top": list(self.top),
             "duration_s": round(self.duration_s, 3),
         }
