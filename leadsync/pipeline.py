@@ -203,7 +203,7 @@ class _Cycle:
         people, evaluations = self.drop_stale(people, evaluations)
         self.follow_ups(people, evaluations)
         self.checkpoint()
-        self.accounts(people, evaluations, full=job == "full")
+        self.accounts(job, people, evaluations)
         self.checkpoint()
         self.commit(people, evaluations)
 
@@ -663,20 +663,21 @@ class _Cycle:
                 self.failed_keys.update(ref.key for ref in targets if ref.system == system)
         self.tasks = plan.outcome()
 
-    def accounts(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
-                 full: bool) -> None:
-        """The account phase (`leadsync.accounts.phase`, docs/accounts.md): re-evaluate the
-        accounts of this cycle's people (all accounts in the full run), write the changed
-        account fields and hand each MQA to its owner once per episode."""
+    def accounts(self, job: str, people: Sequence[Person],
+                 evaluations: Sequence[Evaluation]) -> None:
+        """The account phase (`leadsync.accounts.phase`, docs/accounts.md) of the incremental
+        and full jobs: re-evaluate the accounts of this cycle's people (all accounts in the
+        full run), write the changed account fields, hand each MQA to its owner once per
+        episode."""
         from leadsync.accounts.phase import AccountPhase
 
-        if self.rt.model.accounts is None:
+        if self.rt.model.accounts is None or job not in ("incremental", "full"):
             return
         self.say("evaluating accounts")
         AccountPhase(connectors=self.rt.connectors, state=self.state, model=self.rt.model,
                      report=self.report, now=self.now, dry_run=self.dry_run,
                      crm_work=self.crm_work, confirm=self.lease.confirm,
-                     stopped=self.budget_stopped).run(people, evaluations, full=full)
+                     stopped=self.budget_stopped).run(people, evaluations, full=job == "full")
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:
