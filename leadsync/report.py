@@ -38,7 +38,8 @@ class CycleReport:
     budget_stopped: list[str] = field(default_factory=list)  # CRMs whose API budget ran out
     deferred: int = 0  # people left for next cycle: a record of theirs sat in a stopped CRM
     # the account phase (docs/accounts.md): accounts evaluated, of them MQAs, Account/company
-    # records written (by system), MQA tasks created (by system) and found already there
+    # records written (by system), MQA tasks created (by system; also in tasks_created) and
+    # found already there
     accounts_evaluated: int = 0
     accounts_mqa: int = 0
     account_records_written: Counter[str] = field(default_factory=Counter)

@@ -139,8 +139,9 @@ def hand_off(handoffs: Sequence[Handoff], connectors: Mapping[str, Connector],
         result.busy |= {h.key for h in todo} - {h.key for h in claimed}
         if claimed:
             _create(conn, [build_mqa_task(h, now) for h in claimed], state, result)
-    log.info("mqa hand-off", extra={"created": len(result.created), "known": len(result.known),
-                                    "failed": len(result.failed)})
+    log.info("mqa hand-off", extra={"tasks_created": len(result.created),
+                                    "tasks_known": len(result.known),
+                                    "tasks_failed": len(result.failed)})
     return result
 
 

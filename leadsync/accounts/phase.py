@@ -262,8 +262,9 @@ class AccountPhase:
                     self.confirm()
                 result = hand_off(mine, {system: conn}, self.state, self.now,
                                   dry_run=self.dry_run)
-                if result.created:
+                if result.created:  # tasks_created counts every task leadsync created
                     self.report.mqa_tasks_created[system] += len(result.created)
+                    self.report.tasks_created[system] += len(result.created)
                 self.report.mqa_tasks_existing += len(result.known)
 
 

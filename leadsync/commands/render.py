@@ -120,7 +120,7 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     if summary.get("account_records_written") or summary.get("mqa_tasks_created"):
         rows["account records that would be written" if dry else "account records written"] = \
             summary.get("account_records_written", {})
-        rows["MQA tasks that would be created" if dry else "MQA tasks created"] = \
+        rows["of these, MQA tasks" if dry else "of these tasks, MQA tasks"] = \
             summary.get("mqa_tasks_created", {})
     if summary.get("drift"):  # hand edits of leadsync's fields, by CRM (docs/connectors.md)
         rows["hand-edited leadsync fields restored"] = {
