@@ -677,7 +677,8 @@ class _Cycle:
         AccountPhase(connectors=self.rt.connectors, state=self.state, model=self.rt.model,
                      report=self.report, now=self.now, dry_run=self.dry_run,
                      crm_work=self.crm_work, confirm=self.lease.confirm,
-                     stopped=self.budget_stopped).run(people, evaluations, full=job == "full")
+                     stopped=self.budget_stopped, retry=self.failed_keys.update,
+                     ).run(people, evaluations, full=job == "full")
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:

@@ -15,14 +15,17 @@
   wiped state store finds the same key.
 - **Budget stops.** A CRM whose budget is spent is left out: when any CRM could not read its
   accounts or links this cycle, the phase evaluates nothing (members would resolve to the wrong
-  account) and says so; writes and hand-offs run per CRM under its own budget stop.
+  account) and says so; writes and hand-offs run per CRM under its own budget stop. When the
+  phase did not finish (a budget stop, an MQA task not created), this cycle's people are
+  handed to `retry` (the cycle's failed records: evaluated again next cycle, so their accounts
+  are too).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
@@ -44,6 +47,7 @@ from leadsync.scoring import Evaluation
 from leadsync.scoring.accounts import (
     AccountEvaluation,
     AccountFields,
+    AccountModel,
     Member,
     evaluate_account,
     member_of,
@@ -138,18 +142,30 @@ class AccountPhase:
     def __init__(self, *, connectors: Mapping[str, Connector], state: StateStore,
                  model: ScoringModel, report: CycleReport, now: datetime, dry_run: bool,
                  crm_work: Callable[[str], AbstractContextManager[None]],
-                 confirm: Callable[[], None], stopped: set[str]) -> None:
+                 confirm: Callable[[], None], stopped: set[str],
+                 retry: Callable[[Iterable[str]], None] = lambda _keys: None) -> None:
         self.connectors, self.state, self.model = connectors, state, model
         self.report, self.now, self.dry_run = report, now, dry_run
         self.crm_work, self.confirm, self.stopped = crm_work, confirm, stopped
+        self.retry = retry
+        self.unfinished = False  # a stop or a refusal: this cycle's people are retried
 
     def run(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
             full: bool) -> None:
         rules = self.model.accounts
         if rules is None or (not people and not full):
             return
+        try:
+            self.score(people, evaluations, rules, full=full)
+        finally:
+            if self.unfinished and not self.dry_run:
+                self.retry(sorted({r.ref.key for p in people for r in p.records}))
+
+    def score(self, people: Sequence[Person], evaluations: Sequence[Evaluation],
+              rules: AccountModel, *, full: bool) -> None:
         read = self.read(people)
         if read is None:
+            self.unfinished = True
             log.warning("accounts not evaluated: a CRM's budget stopped its account reads")
             return
         accounts, links = read
@@ -236,6 +252,8 @@ class AccountPhase:
                     updates, dry_run=self.dry_run)
             if result.written:
                 self.report.account_records_written[system] += len(result.written)
+            if system in self.stopped:  # refused records are reported, not retried each cycle
+                self.unfinished = True
             for err in result.failed:
                 self.report.add_failure(err.ref.key, f"account write: {err.reason}")
 
@@ -266,6 +284,10 @@ class AccountPhase:
                     self.report.mqa_tasks_created[system] += len(result.created)
                     self.report.tasks_created[system] += len(result.created)
                 self.report.mqa_tasks_existing += len(result.known)
+                if result.failed:  # released claims: created next cycle
+                    self.unfinished = True
+            if system in self.stopped:
+                self.unfinished = True
 
 
 def _parses(key: str) -> bool:

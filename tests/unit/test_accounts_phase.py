@@ -96,3 +96,34 @@ def test_without_an_accounts_section_no_account_is_read() -> None:
     report = run_job(runtime, "full")
     assert report.accounts_evaluated == 0 and sf.account_writes == 0
     assert sf.calls - calls == 3  # people, engagement, sales: no account reads
+
+
+def test_a_budget_stop_in_the_account_write_is_retried_next_cycle() -> None:
+    """The account's people are handed back as failed records: the next incremental cycle
+    evaluates them again, writes the account and creates its one task."""
+    from leadsync.connectors.base import BudgetExhausted
+
+    clock, hs, sf, people = seeded()
+    for ref in people[:3]:
+        engage(sf, ref, clock)
+    real = sf.write_account_updates
+    stops = []
+
+    def spent(*args: object, **kw: object) -> object:
+        stops.append(1)
+        raise BudgetExhausted("salesforce: daily share spent")
+
+    sf.write_account_updates = spent  # type: ignore[method-assign]
+    state = InMemoryStateStore()
+    first = run_job(make_runtime((hs, sf), clock, state), "incremental")
+    assert first.budget_stopped == ["salesforce"] and first.accounts_mqa == 1
+    assert stops == [1] and sf.account_writes == 0 and sf.tasks == []
+    assert state.get_pending("salesforce") == {r.key for r in people}
+
+    sf.write_account_updates = real  # type: ignore[method-assign]
+    clock.advance(minutes=10)
+    second = run_job(make_runtime((hs, sf), clock, state), "incremental")
+    assert second.people == 4 and second.accounts_mqa == 1
+    assert dict(second.account_records_written) == {"salesforce": 1}
+    assert dict(second.mqa_tasks_created) == {"salesforce": 1} and len(sf.tasks) == 1
+    assert state.get_pending("salesforce") == set()
