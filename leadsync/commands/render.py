@@ -120,8 +120,8 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     if summary.get("account_records_written") or summary.get("mqa_tasks_created"):
         rows["account records that would be written" if dry else "account records written"] = \
             summary.get("account_records_written", {})
-        rows["of these, MQA tasks" if dry else "of these tasks, MQA tasks"] = \
-            summary.get("mqa_tasks_created", {})
+        rows["of these tasks, MQA tasks (accounts)"] = summary.get("mqa_tasks_created", {})
+        rows["failed records"] = rows.pop("failed records")  # after the accounts' rows
     if summary.get("drift"):  # hand edits of leadsync's fields, by CRM (docs/connectors.md)
         rows["hand-edited leadsync fields restored"] = {
             system: sum(fields.values()) for system, fields in summary["drift"].items()}
