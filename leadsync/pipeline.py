@@ -46,6 +46,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from leadsync import memory
 from leadsync import person as persons
+from leadsync.accounts.phase import AccountPhase
 from leadsync.connectors.base import (
     BudgetExhausted,
     Connector,
@@ -223,6 +224,7 @@ class _Cycle:
         self.done_streams: list[_Stream] = []
         self.pool_emails: dict[str, list[str]] = {}
         self.saved_event_keys: set[str] = set()  # records whose new events the pull saved
+        self.account_phase: AccountPhase | None = None  # the run's, across its pages
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -284,6 +286,8 @@ class _Cycle:
         self.write(people, evaluations)
         people, evaluations = self.drop_stale(people, evaluations)
         self.follow_ups(people, evaluations)
+        self.checkpoint()
+        self.accounts(job, people, evaluations, last=last)
         self.checkpoint()
         self.commit(people, evaluations, last=last)
 
@@ -872,6 +876,26 @@ class _Cycle:
                 targets = (o.person.task_target().ref for o in owed)
                 self.failed_keys.update(ref.key for ref in targets if ref.system == system)
         self.tasks = plan.outcome()
+
+    def accounts(self, job: str, people: Sequence[Person], evaluations: Sequence[Evaluation],
+                 *, last: bool) -> None:
+        """The account phase (`leadsync.accounts.phase`, docs/accounts.md) of the incremental
+        and full jobs: each page notes its people's accounts; the last page re-evaluates the
+        accounts the run's people touched (all accounts in the full run), writes the changed
+        account fields and hands each MQA to its owner once per episode."""
+        if self.rt.model.accounts is None or job not in ("incremental", "full"):
+            return
+        if self.account_phase is None:
+            self.account_phase = AccountPhase(
+                connectors=self.rt.connectors, state=self.state, model=self.rt.model,
+                report=self.report, now=self.now, dry_run=self.dry_run, crm_work=self.crm_work,
+                confirm=self.lease.confirm, stopped=self.budget_stopped,
+                retry=self.failed_keys.update)
+        self.account_phase.note(people, evaluations)
+        if last:
+            self.say("evaluating accounts")
+            self.account_phase.retry = self.failed_keys.update  # this page's (commit resets it)
+            self.account_phase.finish(full=job == "full")
 
     def drop_stale(self, people: Sequence[Person], evaluations: Sequence[Evaluation]
                    ) -> tuple[list[Person], list[Evaluation]]:

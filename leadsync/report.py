@@ -42,6 +42,14 @@ class CycleReport:
     # owner), and person keys that needed an owner and got none
     routed: Counter[str] = field(default_factory=Counter)
     routing_unrouted: list[str] = field(default_factory=list)
+    # the account phase (docs/accounts.md): accounts evaluated, of them MQAs, Account/company
+    # records written (by system), MQA tasks created (by system; also in tasks_created) and
+    # found already there
+    accounts_evaluated: int = 0
+    accounts_mqa: int = 0
+    account_records_written: Counter[str] = field(default_factory=Counter)
+    mqa_tasks_created: Counter[str] = field(default_factory=Counter)
+    mqa_tasks_existing: int = 0
     top: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     # person id -> (stage, sla status, score) of everyone evaluated; not serialised (size)
@@ -88,6 +96,13 @@ class CycleReport:
             "deferred": self.deferred,
             "routed": dict(self.routed),
             "routing_unrouted": list(self.routing_unrouted),
+            "accounts": {"evaluated": self.accounts_evaluated, "mqa": self.accounts_mqa,
+                         "not_mqa": self.accounts_evaluated - self.accounts_mqa},
+            "accounts_evaluated": self.accounts_evaluated,
+            "accounts_mqa": self.accounts_mqa,
+            "account_records_written": dict(self.account_records_written),
+            "mqa_tasks_created": dict(self.mqa_tasks_created),
+            "mqa_tasks_existing": self.mqa_tasks_existing,
             "top": list(self.top),
             "duration_s": round(self.duration_s, 3),
         }

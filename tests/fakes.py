@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from leadsync.connectors.base import (
+    AccountLinks,
+    CrmAccount,
     CrmPerson,
     Deal,
     EngagementEvent,
@@ -60,6 +62,9 @@ class FakeConnector:
         self.writes = 0  # records actually written
         self.reject: set[str] = set()  # record keys whose writes are refused
         self.owners = {"owner-1": "rep@example.com", "owner-2": "boss@example.com"}
+        self.accounts: dict[str, CrmAccount] = {}  # account id -> account
+        self.account_links: dict[str, AccountLinks] = {}  # person record key -> its links
+        self.account_writes = 0
 
     # -- seeding ------------------------------------------------------------------------
     def add(self, object_type: str, rid: str, links: tuple[RecordRef, ...] = (),
@@ -79,6 +84,19 @@ class FakeConnector:
         rec = self.records[ref.key]
         rec.profile = replace(rec.profile, sales_status=status, sales_status_at=at)
         self.sales.append(SalesChange(ref, change_id, self.clock()))
+
+    def add_account(self, rid: str, name: str | None, website: str | None = None, *,
+                    owner_id: str | None = "owner-1", **fields: object) -> RecordRef:
+        """An account (Salesforce Account / HubSpot company); `fields`: industry, employees,
+        attributes."""
+        ref = RecordRef(self.system, "Account" if self.system == "salesforce" else "company", rid)
+        self.accounts[rid] = CrmAccount(ref, name, website, owner_id=owner_id,
+                                        **fields)  # type: ignore[arg-type]
+        return ref
+
+    def link(self, person: RecordRef, *account_ids: str, primary: str | None = None) -> None:
+        """The CRM's account links of a person record (AccountId, associations)."""
+        self.account_links[person.key] = AccountLinks(person, tuple(account_ids), primary)
 
     def add_event(self, ref: RecordRef, event: Event) -> None:
         self.events.append(EngagementEvent(ref, event, f"e{len(self.events)}", self.clock()))
@@ -168,6 +186,41 @@ class FakeConnector:
 
     def api_calls(self) -> int:
         return self.calls
+
+    def iter_accounts(self) -> Iterator[CrmAccount]:
+        self.calls += 1
+        yield from list(self.accounts.values())
+
+    def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
+        self.calls += 1
+        return [self.account_links[r.key] for r in refs if r.key in self.account_links]
+
+    def write_account_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                              ) -> WriteResult:
+        """Diffs like a connector; `account_writes` counts accounts actually written."""
+        result = WriteResult()
+        changed = []
+        for u in updates:
+            acc = self.accounts.get(u.ref.id)
+            if acc is None or u.ref.key in self.reject:
+                result.failed.append(RecordError(u.ref, "refused", False))
+                continue
+            values = {k: crm_repr(v) for k, v in u.values.items()}
+            diff = {k: v for k, v in values.items() if acc.current.get(k) != v}
+            if diff:
+                changed.append((u.ref, acc, diff))
+            else:
+                result.unchanged.append(u.ref)
+        if dry_run:
+            result.written.extend(ref for ref, _, _ in changed)
+            return result
+        if changed:
+            self.calls += 1
+        for ref, acc, diff in changed:
+            self.accounts[ref.id] = replace(acc, current={**acc.current, **diff})
+            self.account_writes += 1
+            result.written.append(ref)
+        return result
 
 
 def _dt(value: object) -> datetime | None:

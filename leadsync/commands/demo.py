@@ -175,7 +175,8 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
     primary: dict[str, str] = {}
     totals: dict[str, Counter[str]] = {k: Counter() for k in
                                        ("records_written", "tasks_created", "failed",
-                                        "api_calls", "transitions")}
+                                        "api_calls", "transitions", "account_records_written",
+                                        "mqa_tasks_created")}
     top: list[dict[str, Any]] = []
     unassigned: set[str] = set()
     errors: list[str] = []
@@ -189,6 +190,8 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
         primary.update(rep.primary)
         totals["records_written"].update(rep.records_written)
         totals["tasks_created"].update(rep.tasks_created)
+        totals["account_records_written"].update(rep.account_records_written)
+        totals["mqa_tasks_created"].update(rep.mqa_tasks_created)
         totals["failed"].update(rep.failed)
         totals["api_calls"].update(rep.api_calls)
         totals["transitions"].update(rep.transitions)
@@ -211,6 +214,13 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
         "sla_by_stage": {stage: dict(c) for stage, c in sla_by_stage.items()},
         "records_written": dict(totals["records_written"]),
         "tasks_created": dict(totals["tasks_created"]),
+        # accounts (docs/accounts.md): by MQA or not as the last full cycle saw them
+        "accounts": {"evaluated": last_full.accounts_evaluated if last_full else 0,
+                     "mqa": last_full.accounts_mqa if last_full else 0,
+                     "not_mqa": (last_full.accounts_evaluated - last_full.accounts_mqa)
+                     if last_full else 0},
+        "account_records_written": dict(totals["account_records_written"]),
+        "mqa_tasks_created": dict(totals["mqa_tasks_created"]),
         "failed": dict(totals["failed"]),
         "api_calls": dict(totals["api_calls"]),
         "duplicate_task_keys": {s: v.get("duplicate_task_keys", 0)

@@ -117,12 +117,21 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
             summary.get("tasks_created", {}),
         "failed records": summary.get("failed", {}),
     }
+    if summary.get("account_records_written") or summary.get("mqa_tasks_created"):
+        rows["account records that would be written" if dry else "account records written"] = \
+            summary.get("account_records_written", {})
+        rows["of these tasks, MQA tasks (accounts)"] = summary.get("mqa_tasks_created", {})
+        rows["failed records"] = rows.pop("failed records")  # after the accounts' rows
     if summary.get("drift"):  # hand edits of leadsync's fields, by CRM (docs/connectors.md)
         rows["hand-edited leadsync fields restored"] = {
             system: sum(fields.values()) for system, fields in summary["drift"].items()}
     rows["API calls"] = summary.get("api_calls", {})
     console.print(by_system_table("Writes, tasks and API calls" + (" (dry run)" if dry else ""),
                                   rows))
+    accounts = summary.get("accounts")
+    if isinstance(accounts, Mapping) and accounts.get("evaluated"):
+        console.print(f"Accounts evaluated: {accounts['evaluated']:,} "
+                      f"(MQA {accounts.get('mqa', 0):,}, not MQA {accounts.get('not_mqa', 0):,})")
     unassigned = summary.get("tasks_unassigned", 0)
     if not isinstance(unassigned, int):
         unassigned = len(unassigned)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from leadsync.config.rules_accounts import parse_accounts
 from leadsync.config.rules_parts import (
     RulesError,
     Where,
@@ -35,7 +36,8 @@ from leadsync.scoring.model import ScoringModel
 __all__ = ["RulesError", "load_default_rules", "load_rules", "parse_rules"]
 
 _TOP_KEYS = frozenset({"version", "thresholds", "sql", "grades", "caps", "fit", "engagement",
-                       "recency", "sla", "free_email_domains", "horizon_days", "routing"})
+                       "recency", "sla", "free_email_domains", "horizon_days", "routing",
+                       "accounts"})
 _MAX_VERSION_LEN = 40  # LeadSync_Model__c is Text(40)
 
 
@@ -214,6 +216,7 @@ def parse_rules(data: object, source: str) -> ScoringModel:
         free_email_domains=parse_free_domains(data.get("free_email_domains"), top),
         horizon_days=None if horizon is None else int(horizon),
         routing=parse_routing(data.get("routing"), top),
+        accounts=parse_accounts(data.get("accounts"), top, seen_ids),
     )
 
 

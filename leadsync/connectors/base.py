@@ -65,6 +65,34 @@ class CrmPerson:
 
 
 @dataclass(frozen=True, slots=True)
+class CrmAccount:
+    """A company as one CRM holds it: a Salesforce Account or a HubSpot company
+    (docs/accounts.md). `website` is the Account's Website / the company's domain;
+    `attributes` account fields rules may name (`target_account`: the target-account flag);
+    `current` leadsync's written account fields as read, for no-op detection."""
+
+    ref: RecordRef
+    name: str | None = None
+    website: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    owner_id: str | None = None
+    attributes: Mapping[str, object] = field(default_factory=dict)
+    current: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLinks:
+    """The accounts a CRM itself links one person record to: a Salesforce Contact's AccountId,
+    a converted Lead's ConvertedAccountId, a HubSpot contact's associated companies (`primary`:
+    the one HubSpot marks primary, when it does). Ids are the CRM's account ids."""
+
+    record: RecordRef
+    account_ids: tuple[str, ...] = ()
+    primary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EngagementEvent:
     """An engagement or sales event of one record. `seen_at` is the stream's cursor value
     (HubSpot occurredAt; Salesforce SystemModstamp), `id` the CRM's id for dedupe."""
@@ -256,4 +284,19 @@ class Connector(Protocol):
 
     def api_calls(self) -> int:
         """HTTP requests this connector has sent so far (for reports and budgets)."""
+        ...
+
+    def iter_accounts(self) -> Iterator[CrmAccount]:
+        """Every account (Salesforce Account, HubSpot company) with leadsync's account fields."""
+        ...
+
+    def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
+        """The CRM's account links of these person records (this system's refs only; records
+        without a link are left out)."""
+        ...
+
+    def write_account_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                              ) -> WriteResult:
+        """Write changed account fields (logical names of `account_values.ACCOUNT_FIELDS`,
+        `previous` = `CrmAccount.current`) in batches; per-record failures are returned."""
         ...

@@ -199,14 +199,24 @@ class ContactHandlers(HsBase):
 
     # -- properties and owners -----------------------------------------------------------------
 
+    def _property_stores(
+        self, req: Request
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """(property definitions, property groups) of the path's object: companies or contacts."""
+        if req.params.get("object") in ("companies", "company", "0-2"):
+            return self.data.hs_company_properties, self.data.hs_company_groups
+        return self.data.hs_properties, self.data.hs_groups
+
     def list_properties(self, req: Request) -> Response:
+        properties, _ = self._property_stores(req)
         with self.data.lock:
-            results = list(self.data.hs_properties.values())
+            results = list(properties.values())
         return json_response(200, {"results": results}, records=len(results))
 
     def get_property(self, req: Request) -> Response:
+        properties, _ = self._property_stores(req)
         with self.data.lock:
-            found = self.data.hs_properties.get(req.params["name"])
+            found = properties.get(req.params["name"])
         if found is None:
             raise hs_error(
                 404, "OBJECT_NOT_FOUND", f"Unable to find property {req.params['name']!r}"
@@ -215,6 +225,7 @@ class ContactHandlers(HsBase):
 
     def create_property(self, req: Request) -> Response:
         body = req.json()
+        properties, groups = self._property_stores(req)
         missing = [
             k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
         ]
@@ -232,13 +243,13 @@ class ContactHandlers(HsBase):
                 400, "VALIDATION_ERROR", f"Enumeration property {body['name']!r} needs options"
             )
         with self.data.lock:
-            if body["name"] in self.data.hs_properties:
+            if body["name"] in properties:
                 raise hs_error(
                     409,
                     "OBJECT_ALREADY_EXISTS",
                     f"A property named {body['name']!r} already exists.",
                 )
-            if body["groupName"] not in self.data.hs_groups:
+            if body["groupName"] not in groups:
                 raise hs_error(
                     400, "VALIDATION_ERROR", f"Property group {body['groupName']!r} does not exist"
                 )
@@ -251,20 +262,22 @@ class ContactHandlers(HsBase):
                 group=body["groupName"],
                 now=self.clock.now(),
             )
-            self.data.hs_properties[body["name"]] = definition
+            properties[body["name"]] = definition
         return json_response(201, definition, records=1)
 
     def list_groups(self, req: Request) -> Response:
+        _, groups = self._property_stores(req)
         with self.data.lock:
-            results = list(self.data.hs_groups.values())
+            results = list(groups.values())
         return json_response(200, {"results": results}, records=len(results))
 
     def create_group(self, req: Request) -> Response:
         body = req.json()
+        _, groups = self._property_stores(req)
         if not body.get("name") or not body.get("label"):
             raise hs_error(400, "VALIDATION_ERROR", "A property group needs name and label")
         with self.data.lock:
-            if body["name"] in self.data.hs_groups:
+            if body["name"] in groups:
                 raise hs_error(
                     409, "OBJECT_ALREADY_EXISTS", f"A group named {body['name']!r} already exists."
                 )
@@ -274,7 +287,7 @@ class ContactHandlers(HsBase):
                 "displayOrder": int(body.get("displayOrder", -1)),
                 "archived": False,
             }
-            self.data.hs_groups[body["name"]] = group
+            groups[body["name"]] = group
         return json_response(201, group, records=1)
 
     def owners(self, req: Request) -> Response:

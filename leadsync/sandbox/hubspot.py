@@ -12,6 +12,7 @@ from leadsync.sandbox.faults import FaultInjector
 from leadsync.sandbox.hs_common import (
     hs_error,
 )
+from leadsync.sandbox.hs_companies import CompanyHandlers
 from leadsync.sandbox.hs_contacts import ContactHandlers
 from leadsync.sandbox.hs_deals import DealHandlers
 from leadsync.sandbox.hs_marketing import MarketingHandlers
@@ -20,7 +21,7 @@ from leadsync.sandbox.store import Clock, RollingWindow, SandboxData, Stats
 from leadsync.sandbox.wire import ApiError, Request, Response, correlation_id
 
 
-class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers, DealHandlers):
+class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers, DealHandlers, CompanyHandlers):
     """The HubSpot side of the sandbox, bound to one private-app token."""
 
     def __init__(
@@ -44,6 +45,7 @@ class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers, DealHandlers)
         c = r"/crm/v3/objects/contacts"
         t = r"/crm/v3/objects/tasks"
         p = r"/crm/v3/properties/(?P<object>contacts|contact|0-1)"
+        pc = r"/crm/v3/properties/(?P<object>companies|company|0-2)"
         self.routes: list[tuple[str, re.Pattern[str], str, Callable[[Request], Response]]] = [
             ("GET", re.compile(c), "GET /crm/v3/objects/contacts", self.list_contacts),
             (
@@ -99,6 +101,16 @@ class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers, DealHandlers)
             ("GET", re.compile(r"/crm/v3/owners"), "GET /crm/v3/owners", self.owners),
             ("GET", re.compile(r"/crm/v3/objects/deals"), "GET /crm/v3/objects/deals",
              self.list_deals),
+            ("GET", re.compile(r"/crm/v3/objects/companies"), "GET /crm/v3/objects/companies",
+             self.list_companies),
+            ("POST", re.compile(r"/crm/v3/objects/companies/batch/update"),
+             "POST /crm/v3/objects/companies/batch/update", self.batch_update_companies),
+            ("GET", re.compile(pc + "/groups"), "GET /crm/v3/properties/companies/groups",
+             self.list_groups),
+            ("POST", re.compile(pc + "/groups"), "POST /crm/v3/properties/companies/groups",
+             self.create_group),
+            ("GET", re.compile(pc), "GET /crm/v3/properties/companies", self.list_properties),
+            ("POST", re.compile(pc), "POST /crm/v3/properties/companies", self.create_property),
             ("POST", re.compile(t), "POST /crm/v3/objects/tasks", self.create_task),
             (
                 "POST",
@@ -116,7 +128,7 @@ class HubSpotApi(ContactHandlers, TaskHandlers, MarketingHandlers, DealHandlers)
                 "POST",
                 re.compile(r"/crm/v4/associations/(?P<from>[\w-]+)/(?P<to>[\w-]+)/batch/read"),
                 "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
-                self.task_associations,
+                self.batch_associations,
             ),
             (
                 "POST",

@@ -8,12 +8,18 @@ choices: 100,000 contacts seed in a few seconds.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from leadsync.sandbox import pools
+from leadsync.sandbox.hs_companies import (
+    add_company,
+    associate_company,
+    define_company_properties,
+)
 from leadsync.sandbox.hs_marketing import (
     NEWSLETTER_FORM,
     NEWSLETTER_PAGE,
@@ -53,6 +59,7 @@ class Seeder:
         self.rng = random.Random(seed)  # noqa: S311 - reproducible data, not security
         self.provisioned = provision_hubspot
         self.accounts: dict[str, str] = {}
+        self.hs_companies: dict[str, str] = {}
         self.raw_events: list[tuple[int, str, str, dict[str, str]]] = []
         self._props: dict[str, dict[str, str]] = {}
         self.owners: list[tuple[str, str]] = data.owners
@@ -99,6 +106,7 @@ class Seeder:
         }
         opportunity_stages(data, sf_time(self.now.replace(year=self.now.year - 2)))
         data.hs_properties = default_properties(self.now, self.provisioned)
+        define_company_properties(data, self.now, self.provisioned)
         data.hs_groups = {
             "contactinformation": {
                 "name": "contactinformation",
@@ -363,6 +371,7 @@ class Seeder:
                         "Id": lead_id,
                         "IsConverted": True,
                         "ConvertedContactId": contact_id,
+                        "ConvertedAccountId": contact["AccountId"],
                         "ConvertedDate": created[:10],
                         "Status": "Qualified",
                     }
@@ -388,9 +397,13 @@ class Seeder:
         if found:
             return found
         aid = self.data.new_sf_id("001")
+        flag, owner = _account_traits(company.domain, len(self.owners))
         self.data.sf["Account"][aid] = {
             "Id": aid,
             "Name": company.name,
+            "Website": f"https://www.{company.domain}/",
+            "Target_Account__c": flag,
+            **({"OwnerId": self.owners[owner][1]} if self.owners else {}),
             "NumberOfEmployees": company.employees,
             "Industry": company.industry,
             "AnnualRevenue": company.revenue,
@@ -445,6 +458,23 @@ class Seeder:
                        hs_url=NEWSLETTER_PAGE)  # fmt: skip
         self.data.hs_contacts[cid] = props
         person.hs_ids.append(cid)
+        if int(cid) % 10:  # one contact in ten has no company associated (none auto-created)
+            associate_company(self.data, cid, self._hs_company(company, base["created"]))
+        return cid
+
+    def _hs_company(self, company: Company, created: float) -> str:
+        """The HubSpot company of `company` (one per domain), created on first use."""
+        found = self.hs_companies.get(company.domain)
+        if found:
+            return found
+        flag, owner = _account_traits(company.domain, len(self.owners))
+        props = {"industry": company.industry, "numberofemployees": str(company.employees),
+                 "hs_is_target_account": "true" if flag else "false"}
+        if self.owners:
+            props["hubspot_owner_id"] = self.owners[owner][0]
+        cid = add_company(self.data, company.name, domain=company.domain,
+                          created=datetime.fromtimestamp(created, UTC), **props)
+        self.hs_companies[company.domain] = cid
         return cid
 
     def _finish_events(self) -> None:
@@ -455,6 +485,14 @@ class Seeder:
         ])  # fmt: skip
         self.data.counters["event"] = len(self.raw_events)
         self.raw_events = []
+
+
+def _account_traits(domain: str, owners: int) -> tuple[bool, int]:
+    """(target account?, owner index) of a company, from its domain alone: the same in both
+    CRMs and drawing nothing from the seed's random stream (earlier data sets stay as they
+    were). About one company in six is a target account."""
+    digest = hashlib.sha256(domain.encode()).digest()
+    return digest[0] < 43, (digest[1] % owners if owners else 0)
 
 
 def _band(employees: int) -> str:

@@ -69,7 +69,7 @@ def _convert(  # noqa: PLR0911 - one return per field type and refusal
         f"{f.name}: value not of required type: {str(value)[:40]}",
         [f.name],
     )
-    if f.type in ("string", "email", "textarea", "picklist", "reference"):
+    if f.type in ("string", "email", "textarea", "picklist", "reference", "url"):
         if not isinstance(value, str):
             return None, bad
         if f.length and len(value) > f.length:

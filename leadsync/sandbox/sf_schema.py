@@ -113,6 +113,14 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
     "Account": (
         *_AUDIT,
         SfField("Name", "string", 255, required=True),
+        SfField("Website", "url", 255),
+        SfField("OwnerId", "reference", 18),
+        SfField("Target_Account__c", "boolean"),  # the org's own target-account checkbox
+        SfField("LeadSync_Account_Score__c", "double", 4),
+        SfField("LeadSync_Account_Reasons__c", "string", 255),
+        SfField("LeadSync_Engaged_People__c", "double", 4),
+        SfField("LeadSync_MQA_At__c", "datetime"),
+        SfField("LeadSync_Model__c", "string", 40),
         SfField("NumberOfEmployees", "int", 8),
         SfField("Industry", "picklist", 40),
         SfField("AnnualRevenue", "currency", 18),

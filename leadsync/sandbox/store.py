@@ -266,6 +266,13 @@ class SandboxData:
     hs_deals: dict[str, dict[str, str]] = field(default_factory=dict)
     hs_deal_contacts: dict[str, list[str]] = field(default_factory=dict)
     hs_tasks: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: companies (id -> properties), each contact's companies (primary first) and its
+    #: primary company ("" when none is primary) (`hs_companies.add_company`)
+    hs_companies: dict[str, dict[str, str]] = field(default_factory=dict)
+    hs_contact_companies: dict[str, list[str]] = field(default_factory=dict)
+    hs_company_primary: dict[str, str] = field(default_factory=dict)
+    hs_company_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hs_company_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     hs_task_contacts: dict[str, list[str]] = field(default_factory=dict)
     hs_events: list[tuple[int, int, str, str, dict[str, str]]] = field(default_factory=list)
     hs_email_events: list[tuple[int, int, str, str, dict[str, Any]]] = field(default_factory=list)

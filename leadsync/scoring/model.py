@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from leadsync.scoring.accounts import AccountModel
 from leadsync.scoring.business_time import BusinessCalendar, add_working
 from leadsync.scoring.conditions import Condition, Predicate
 from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
@@ -142,6 +143,8 @@ class ScoringModel:
     horizon_days: int | None = None
     #: the `routing:` section (issue 13; docs/routing.md): no rules when absent
     routing: RoutingPolicy = field(default_factory=RoutingPolicy)
+    #: the `accounts:` section (docs/accounts.md); None: no account scoring
+    accounts: AccountModel | None = None
     # derived in __post_init__
     fit_fields: frozenset[str] = field(init=False, compare=False)
     lookback_days: float = field(init=False, compare=False)

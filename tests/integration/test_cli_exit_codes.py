@@ -43,6 +43,11 @@ def hubspot_people(sb: Sandbox) -> int:
         return len(sb.data.hs_contacts)
 
 
+def hubspot_companies(sb: Sandbox) -> int:
+    with sb.data.lock:
+        return len(sb.data.hs_companies)
+
+
 def test_exit_0_when_the_cycle_is_clean(sandbox: Sandbox) -> None:
     code, out, _ = leadsync(sandbox, "sync", "--once", "--json")
     assert code == exitcodes.OK
@@ -50,10 +55,14 @@ def test_exit_0_when_the_cycle_is_clean(sandbox: Sandbox) -> None:
     assert out["failed"] == {} and out["errors"] == []
     assert out["people"] == 60
     stats = sandbox.stats()
-    assert out["records_written"] == {"hubspot": stats["hubspot"]["records_written"],
-                                      "salesforce": stats["salesforce"]["records_written"]}
+    # the sandbox counts people's and accounts' records (docs/accounts.md)
+    assert {s: out["records_written"][s] + out["account_records_written"][s]
+            for s in ("hubspot", "salesforce")} == {
+        "hubspot": stats["hubspot"]["records_written"],
+        "salesforce": stats["salesforce"]["records_written"]}
     code, out, _ = leadsync(sandbox, "sync", "--once", "--json")  # nothing left to write
     assert code == exitcodes.OK and out["records_written"] == {}
+    assert out["account_records_written"] == {}
 
 
 def test_exit_1_when_every_hubspot_write_is_rejected_before_provision() -> None:
@@ -61,11 +70,14 @@ def test_exit_1_when_every_hubspot_write_is_rejected_before_provision() -> None:
         code, out, err = leadsync(sb, "sync", "--once", "--json")
         assert code == exitcodes.FAILED_RECORDS
         assert out["ok"] is False and out["exit_code"] == 1 and out["stopped_reason"] is None
-        assert out["failed"] == {"hubspot": hubspot_people(sb)}
+        # the contacts' writes and the companies' (their properties are missing too)
+        refused = hubspot_people(sb) + hubspot_companies(sb)
+        assert out["failed"] == {"hubspot": refused}
         assert "hubspot" not in out["records_written"]
-        assert out["records_written"]["salesforce"] == sb.stats()["salesforce"]["records_written"]
-        assert len(out["errors"]) == 1 and "PROPERTY_DOESNT_EXIST" in out["errors"][0]
-        assert f"{hubspot_people(sb)} record(s) or task(s) failed" in err
+        assert out["records_written"]["salesforce"] + out["account_records_written"][
+            "salesforce"] == sb.stats()["salesforce"]["records_written"]
+        assert "PROPERTY_DOESNT_EXIST" in out["errors"][0]
+        assert f"{refused} record(s) or task(s) failed" in err
 
 
 def test_exit_1_from_check_when_fields_are_missing_then_0(tmp_path: Path) -> None:
@@ -75,7 +87,7 @@ def test_exit_1_from_check_when_fields_are_missing_then_0(tmp_path: Path) -> Non
         assert any("leadsync_score" in e for e in out["errors"])
         code, out, _ = leadsync(sb, "provision", "--json", "--out", str(tmp_path / "meta"))
         assert code == exitcodes.OK and out["ok"] is True
-        assert len(out["salesforce"]) == 23  # sfdx-project.json + 11 fields x Lead, Contact
+        assert len(out["salesforce"]) == 28  # project, 11 fields x Lead + Contact, 5 Account
         code, out, _ = leadsync(sb, "check", "--json")
         assert code == exitcodes.OK and out["ok"] is True
         assert [c["what"] for c in out["checks"]] == ["settings", "rules file", "hubspot",

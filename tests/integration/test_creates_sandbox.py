@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -263,6 +264,9 @@ def _cycles(faults: Faults) -> tuple[list[CycleReport], dict[str, Counter[str]],
             environ({**box.env, "LEADSYNC_REDIS_URL": ""}):  # fmt: skip
         settings = load_settings().model_copy(update={"redis_url": None})
         runtime = build_runtime(settings, state=InMemoryStateStore(), clock=box.now)
+        # the people's tasks, call by call: the account phase's MQA tasks (keyed by the
+        # episode's start, a different one in each run) are left out (docs/accounts.md)
+        runtime = replace(runtime, model=replace(runtime.model, accounts=None))
         reports = [run_job(runtime, "full")]
         box.simulate(hours=30)
         reports.append(run_job(runtime, "incremental"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -31,7 +32,9 @@ def sandbox() -> Iterator[Sandbox]:
 def runtime_for(sb: Sandbox, state: InMemoryStateStore, fallback: str | None = None) -> Runtime:
     settings = load_settings().model_copy(update={"redis_url": None,
                                                   "sla": SlaSettings(fallback_owner=fallback)})
-    return build_runtime(settings, state=state, clock=sb.now)
+    rt = build_runtime(settings, state=state, clock=sb.now)
+    # the people's calls, counted exactly: the account phase (docs/accounts.md) left out
+    return replace(rt, model=replace(rt.model, accounts=None))
 
 
 def leadsync_tasks_by_owner(sb: Sandbox) -> Counter[tuple[str, str]]:

@@ -46,6 +46,11 @@ REASONS = re.compile(r"reasons", re.IGNORECASE)
 POINTS = re.compile(r"[+-]\d+(\.\d+)?")
 
 
+def _people_tasks(keys: Counter[str]) -> Counter[str]:
+    """The people's follow-up tasks (the account hand-off's `mqa-` keys left out)."""
+    return Counter({k: n for k, n in keys.items() if not k.startswith("mqa-")})
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     redis = pytest.importorskip("redis")
@@ -151,7 +156,10 @@ def test_a_first_sync_killed_mid_run_resumes_within_a_tenth_more_calls(redis_url
     for system in ("hubspot", "salesforce"):
         assert stats[system]["duplicate_task_keys"] == 0
         assert max(tasks[system].values()) == 1
-        assert tasks[system] == clean_tasks[system]  # no duplicate, none missing
+        # no duplicate, none missing; an MQA task's key carries its episode start, the
+        # moment of the run that saw the account qualify, so runs are compared by count
+        assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
+        assert len(tasks[system]) == len(clean_tasks[system])
     assert stats["duplicate_task_keys_across_systems"] == 0
     lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
     diff = {k: {f: (clean_fields[k].get(f), fields.get(k, {}).get(f))
@@ -217,7 +225,10 @@ def test_a_redis_wipe_mid_run_ends_with_no_duplicate_and_no_lost_write(
     for system in ("hubspot", "salesforce"):
         assert stats[system]["duplicate_task_keys"] == 0
         assert max(tasks[system].values()) == 1
-        assert tasks[system] == clean_tasks[system]  # no duplicate, none missing
+        # no duplicate, none missing; an MQA task's key carries its episode start, the
+        # moment of the run that saw the account qualify, so runs are compared by count
+        assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
+        assert len(tasks[system]) == len(clean_tasks[system])
     assert stats["duplicate_task_keys_across_systems"] == 0
     lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
     assert lost == [], lost[:5]

@@ -17,6 +17,8 @@ from typing import Any
 
 from leadsync.config.settings import HubSpotSettings
 from leadsync.connectors.base import (
+    AccountLinks,
+    CrmAccount,
     CrmPerson,
     Deal,
     EngagementEvent,
@@ -30,7 +32,7 @@ from leadsync.connectors.base import (
     WriteResult,
 )
 from leadsync.connectors.http import RetryPolicy, utc_now
-from leadsync.connectors.hubspot import engagement, writes
+from leadsync.connectors.hubspot import accounts, engagement, writes
 from leadsync.connectors.hubspot import provision as _provision
 from leadsync.connectors.hubspot.client import HubSpotClient
 from leadsync.connectors.hubspot.mapping import (
@@ -133,6 +135,20 @@ class HubSpotConnector:
             after = _next_after(page)
             if not after:
                 return
+
+    # ---- accounts (docs/accounts.md) --------------------------------------------------------
+    def iter_accounts(self) -> Iterator[CrmAccount]:
+        """Every company, with HubSpot's target-account flag."""
+        return accounts.iter_accounts(self.client)
+
+    def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
+        """Contacts' associated companies (the primary one marked)."""
+        return accounts.read_account_links(self.client, refs)
+
+    def write_account_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                              ) -> WriteResult:
+        """The leadsync company properties (only changed values are sent)."""
+        return accounts.write_account_updates(self.client, updates, dry_run=dry_run)
 
     # ---- people ---------------------------------------------------------------------------
     def iter_changed_people(self, since: datetime | None) -> Iterator[CrmPerson]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from leadsync.config.settings import HubSpotFieldNames
+from leadsync.connectors.account_values import HUBSPOT_ACCOUNT_PROPERTIES
 from leadsync.connectors.base import ConnectorError
 from leadsync.connectors.hubspot.client import HubSpotClient, HubSpotRequestError
 from leadsync.scoring.profile import STAGE_ORDER, STAGES
@@ -79,7 +80,70 @@ def provision(client: HubSpotClient, fields: HubSpotFieldNames) -> list[str]:
             done.append(f"property {name}: exists")
             continue
         done.append(f"property {name}: created")
+    return done + provision_companies(client)
+
+
+# logical account field -> (label, type, fieldType) of the company property (docs/accounts.md)
+COMPANY_SPECS: Mapping[str, tuple[str, str, str]] = {
+    "account_score": ("LeadSync account score", "number", "number"),
+    "account_reasons": ("LeadSync account reasons", "string", "textarea"),
+    "engaged_people": ("LeadSync engaged people", "number", "number"),
+    "mqa_at": ("LeadSync MQA at", "datetime", "date"),
+    "model": ("LeadSync model", "string", "text"),
+}
+
+
+def _existing_companies(client: HubSpotClient) -> dict[str, dict[str, Any]]:
+    _, page = client.call("company properties", client.properties.get_all, "companies")
+    return {str(p.get("name")): p for p in page.get("results", []) or []}
+
+
+def _create(client: HubSpotClient, op: str, fn: Any, body: dict[str, Any], what: str) -> str:
+    """Create one group or property; 409 (it exists, or our replayed create) is fine."""
+    try:
+        client.call(op, fn, "companies", body)
+    except HubSpotRequestError as exc:
+        if exc.status != 409:
+            raise
+        return f"{what}: exists"
+    return f"{what}: created"
+
+
+def provision_companies(client: HubSpotClient) -> list[str]:
+    """The `leadsync` company property group and the account properties."""
+    _, groups = client.call("company property groups", client.groups.get_all, "companies")
+    if any(g.get("name") == GROUP for g in groups.get("results", []) or []):
+        done = [f"company group {GROUP}: exists"]
+    else:
+        done = [_create(client, "create company property group", client.groups.create,
+                        {"name": GROUP, "label": "LeadSync", "displayOrder": -1},
+                        f"company group {GROUP}")]
+    existing = _existing_companies(client)
+    for logical, name in HUBSPOT_ACCOUNT_PROPERTIES.items():
+        if name in existing:
+            done.append(f"company property {name}: exists")
+            continue
+        label, ptype, field_type = COMPANY_SPECS[logical]
+        done.append(_create(client, "create company property", client.properties.create,
+                            {"name": name, "label": label, "type": ptype,
+                             "fieldType": field_type, "groupName": GROUP},
+                            f"company property {name}"))
     return done
+
+
+def company_problems(existing: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Missing or mistyped account properties on companies (pure, for `check`)."""
+    problems: list[str] = []
+    for logical, name in HUBSPOT_ACCOUNT_PROPERTIES.items():
+        prop = existing.get(name)
+        expected = COMPANY_SPECS[logical][1]
+        if prop is None:
+            problems.append(f"HubSpot: company property {name} is missing "
+                            "(run leadsync provision)")
+        elif str(prop.get("type")) != expected:
+            problems.append(f"HubSpot: company property {name} has type {prop.get('type')}, "
+                            f"expected {expected}")
+    return problems
 
 
 def field_problems(
@@ -107,6 +171,10 @@ def check(client: HubSpotClient, fields: HubSpotFieldNames) -> list[str]:
         problems = field_problems(_existing(client), fields)
     except ConnectorError as exc:
         return [f"HubSpot: cannot read contact properties: {exc}"]
+    try:
+        problems += company_problems(_existing_companies(client))
+    except ConnectorError as exc:
+        problems.append(f"HubSpot: cannot read company properties: {exc}")
     probes: list[tuple[str, str, Any, dict[str, Any]]] = [
         ("crm.objects.contacts.read", "contacts list", client.contacts_basic.get_page,
          {"limit": 1}),

@@ -23,7 +23,9 @@ from simple_salesforce.format import format_soql
 
 from leadsync.config.settings import SalesforceSettings
 from leadsync.connectors.base import (
+    AccountLinks,
     ConnectorError,
+    CrmAccount,
     CrmPerson,
     Deal,
     EngagementEvent,
@@ -37,7 +39,7 @@ from leadsync.connectors.base import (
 )
 from leadsync.connectors.http import RetryPolicy, utc_now
 from leadsync.connectors.ratelimit import DailyBudget
-from leadsync.connectors.salesforce import metadata, writes
+from leadsync.connectors.salesforce import accounts, metadata, writes
 from leadsync.connectors.salesforce.client import SalesforceClient, soql
 from leadsync.connectors.salesforce.mapping import (
     CLOSED_STAGES,
@@ -95,12 +97,29 @@ class SalesforceConnector:
         self._owners_at: datetime | None = None
         self._unknown_statuses: set[str] = set()
         self._closed_stages: frozenset[str] | None = None
+        self._account_fields: tuple[str, ...] | None = None
         written = tuple(self.fields.model_dump().values())
         self._lead_fields = ", ".join(LEAD_FIELDS + written)
         self._contact_fields = ", ".join(CONTACT_FIELDS + written)
 
     def api_calls(self) -> int:
         return self.client.api_calls()
+
+    # ---- accounts (docs/accounts.md) ----------------------------------------------------------
+    def iter_accounts(self) -> Iterator[CrmAccount]:
+        """Every Account; the target-account checkbox when the org has one."""
+        if self._account_fields is None:
+            self._account_fields = accounts.account_fields(self.client)
+        return accounts.iter_accounts(self.client, self._account_fields)
+
+    def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
+        """Contacts' AccountId and Leads' ConvertedAccountId."""
+        return accounts.read_account_links(self.client, refs)
+
+    def write_account_updates(self, updates: Sequence[FieldUpdate], *, dry_run: bool = False
+                              ) -> WriteResult:
+        """The LeadSync account fields of Accounts (only changed values are sent)."""
+        return accounts.write_account_updates(self.client, updates, dry_run=dry_run)
 
     def list_owners(self) -> dict[str, str]:
         """Active User Id -> lowercased email, cached for 15 minutes (one sync run)."""
@@ -447,12 +466,16 @@ class SalesforceConnector:
         return metadata.write_package(target, self.fields, self.settings.api_version)
 
     def check(self) -> list[str]:
-        """Login, API access and the written fields on Lead and Contact ([] when fine)."""
+        """Login, API access and the written fields on Lead, Contact and Account ([] when
+        fine)."""
         problems: list[str] = []
-        for obj in metadata.OBJECTS:
+        for obj in (*metadata.OBJECTS, "Account"):
             try:
                 describe = self.client.rest(f"describe {obj}", f"sobjects/{obj}/describe")
             except ConnectorError as exc:
                 return [*problems, f"Salesforce: cannot describe {obj}: {exc}"]
-            problems.extend(metadata.describe_problems(obj, describe or {}, self.fields))
+            if obj == "Account":
+                problems.extend(metadata.account_problems(describe or {}))
+            else:
+                problems.extend(metadata.describe_problems(obj, describe or {}, self.fields))
         return problems

@@ -36,6 +36,56 @@ FIELD_SPECS: Mapping[str, tuple[str, str, str, str, list[str]]] = {
     "routed_by": ("LeadSync Routed By", "Text", "string", "<length>255</length>", []),
 }  # fmt: skip
 TEXT_LENGTHS = {"fit_grade": 1, "reasons": 255, "model": 40, "routed_by": 255}
+#: the Account fields (docs/accounts.md): API name -> (label, type, describe type, extra, length)
+ACCOUNT_SPECS: Mapping[str, tuple[str, str, str, str, int | None]] = {
+    "LeadSync_Account_Score__c": ("LeadSync Account Score", "Number", "double",
+                                  "<precision>4</precision><scale>0</scale>", None),
+    "LeadSync_Account_Reasons__c": ("LeadSync Account Reasons", "Text", "string",
+                                    "<length>255</length>", 255),
+    "LeadSync_Engaged_People__c": ("LeadSync Engaged People", "Number", "double",
+                                   "<precision>4</precision><scale>0</scale>", None),
+    "LeadSync_MQA_At__c": ("LeadSync MQA At", "DateTime", "datetime", "", None),
+    "LeadSync_Model__c": ("LeadSync Model", "Text", "string", "<length>40</length>", 40),
+}  # fmt: skip
+
+
+def account_field_xml(api_name: str) -> str:
+    label, mtype, _, extra, _ = ACCOUNT_SPECS[api_name]
+    return "\n".join([
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<CustomField xmlns="http://soap.sforce.com/2006/04/metadata">',
+        f"    <fullName>{escape(api_name)}</fullName>",
+        f"    <label>{escape(label)}</label>",
+        f"    <type>{mtype}</type>",
+        "    <externalId>false</externalId>",
+        "    <required>false</required>",
+        "    <trackHistory>false</trackHistory>",
+        "    <description>Written by leadsync (account score); do not edit by hand.</description>",
+        *([f"    {extra}"] if extra else []),
+        "</CustomField>",
+    ]) + "\n"
+
+
+def account_problems(describe: Mapping[str, Any]) -> list[str]:
+    """LeadSync account fields missing, read-only, mistyped or too short on Account (pure)."""
+    by_name = {str(f.get("name")): f for f in describe.get("fields", []) or []}
+    problems: list[str] = []
+    for api_name, (_, _, expected, _, length) in ACCOUNT_SPECS.items():
+        found = by_name.get(api_name)
+        if found is None:
+            problems.append(f"Salesforce: Account.{api_name} is missing "
+                            "(deploy the provision package)")
+            continue
+        if found.get("updateable") is False:
+            problems.append(f"Salesforce: Account.{api_name} is not writable by the "
+                            "integration user")
+        if str(found.get("type")) != expected:
+            problems.append(f"Salesforce: Account.{api_name} has type {found.get('type')}, "
+                            f"expected {expected}")
+        if length and isinstance(found.get("length"), int) and found["length"] < length:
+            problems.append(f"Salesforce: Account.{api_name} holds {found['length']} "
+                            f"characters, leadsync writes up to {length}")
+    return problems
 
 
 def field_xml(api_name: str, logical: str) -> str:
@@ -87,6 +137,12 @@ def write_package(out_dir: Path, fields: SalesforceFieldNames, api_version: str)
             path = folder / f"{api_name}.field-meta.xml"
             path.write_text(field_xml(api_name, logical), encoding="utf-8")
             written.append(str(path))
+    folder = out_dir / "force-app" / "main" / "default" / "objects" / "Account" / "fields"
+    folder.mkdir(parents=True, exist_ok=True)
+    for api_name in ACCOUNT_SPECS:
+        path = folder / f"{api_name}.field-meta.xml"
+        path.write_text(account_field_xml(api_name), encoding="utf-8")
+        written.append(str(path))
     return written
 
 

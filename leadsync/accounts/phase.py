@@ -1,0 +1,344 @@
+"""The account phase of a sync cycle (docs/accounts.md): after the people phases.
+
+- **Which accounts.** The full run re-evaluates every account both CRMs hold plus every
+  account a person of this cycle belongs to; an incremental run re-evaluates the accounts of the
+  people evaluated this cycle (and the account a person left).
+- **Members.** The people of this cycle resolve to their account (`resolve.AccountIndex`, with
+  the CRMs' own links read by `read_account_links`); members not evaluated this cycle come from
+  what the phase stored about them last time (`account_member` in the state store: account key,
+  fit, engagement, seniority, newest marketing activity, record keys; no name or email). The
+  account -> members index is `account_members`. In the full run the members are this cycle's.
+- **Writes.** The account fields of every CRM record of the account, diffed against what
+  `iter_accounts` read (a second cycle sends nothing); the lease is confirmed before writing.
+- **Hand-off.** Every MQA account goes to `handoff.hand_off` (one task per episode; a known key
+  costs no CRM call). The episode start (`mqa_at`) is read back from the CRM's MQA-at field, so a
+  wiped state store finds the same key.
+- **Budget stops.** A CRM whose budget is spent is left out: when any CRM could not read its
+  accounts or links this cycle, the phase evaluates nothing (members would resolve to the wrong
+  account) and says so; writes and hand-offs run per CRM under its own budget stop. When the
+  phase did not finish (a budget stop, an MQA task not created), this cycle's people are
+  handed to `retry` (the cycle's failed records: evaluated again next cycle, so their accounts
+  are too).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+
+from leadsync.accounts.handoff import Handoff, choose_target, hand_off
+from leadsync.accounts.resolve import AccountIndex, AccountRecord, PersonAccountFacts
+from leadsync.connectors.base import (
+    AccountLinks,
+    Connector,
+    CrmAccount,
+    FieldUpdate,
+    RecordRef,
+    WriteResult,
+)
+from leadsync.connectors.hubspot.mapping import parse_datetime as hubspot_datetime
+from leadsync.connectors.salesforce.mapping import parse_datetime as salesforce_datetime
+from leadsync.identity import Person
+from leadsync.report import CycleReport
+from leadsync.scoring import Evaluation
+from leadsync.scoring.accounts import (
+    AccountEvaluation,
+    AccountFields,
+    AccountModel,
+    Member,
+    evaluate_account,
+    member_of,
+)
+from leadsync.scoring.model import ScoringModel
+from leadsync.state import StateStore
+
+log = logging.getLogger("leadsync.accounts.phase")
+MEMBER_KIND = "account_member"  # person key -> compact JSON (what the account rules need)
+MEMBERS_KIND = "account_members"  # account key -> space-separated person keys
+# the CRMs' own wire formats of the MQA-at field as `iter_accounts` read it
+_PARSE: Mapping[str, Callable[[object], datetime | None]] = {
+    "salesforce": salesforce_datetime, "hubspot": hubspot_datetime}
+
+
+def account_values(ev: AccountEvaluation) -> dict[str, object]:
+    """The written account fields (docs/accounts.md) of one account evaluation."""
+    return {"account_score": ev.score, "account_reasons": ev.reasons,
+            "engaged_people": len(ev.engaged), "mqa_at": ev.mqa_at, "model": ev.model}
+
+
+def encode_member(account: str | None, member: Member, records: Sequence[str]) -> str:
+    last = member.last_active_at.astimezone(UTC).isoformat() if member.last_active_at else None
+    return json.dumps({"a": account or "", "f": member.fit, "e": member.engagement,
+                       "s": member.seniority, "t": last, "r": list(records)},
+                      separators=(",", ":"))
+
+
+def decode_member(key: str, payload: str) -> tuple[str, Member, tuple[str, ...]] | None:
+    """(account key, member, record keys) of a stored member; None when unreadable."""
+    try:
+        doc = json.loads(payload)
+        last = datetime.fromisoformat(doc["t"]) if doc.get("t") else None
+        return (str(doc["a"]), Member(key, int(doc["f"]), int(doc["e"]), str(doc["s"]), last),
+                tuple(str(r) for r in doc.get("r", ())))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def person_account(index: AccountIndex, person: Person,
+                   links: Mapping[str, AccountLinks]) -> str | None:
+    """The account of a person: its first record (primary first) that resolves to one."""
+    for rec in person.records:
+        ref, link = rec.ref, links.get(rec.ref.key)
+        ids = link.account_ids if link is not None else ()
+        facts = PersonAccountFacts(
+            record=ref.key, email=rec.profile.email, company=rec.profile.company,
+            account_id=ids[0] if ids and ref.system == "salesforce"
+            and ref.object_type == "Contact" else None,
+            converted_account_id=ids[0] if ids and ref.system == "salesforce"
+            and ref.object_type == "Lead" else None,
+            company_ids=ids if ref.system == "hubspot" else (),
+            primary_company_id=link.primary if link is not None and ref.system == "hubspot"
+            else None)
+        match = index.resolve(facts)
+        if match.key is not None:
+            return match.key
+    return None
+
+
+def _mqa_at(accounts: Sequence[CrmAccount]) -> datetime | None:
+    """The earliest MQA-at the CRMs hold for the account (the episode start)."""
+    found = [_PARSE[acc.ref.system](acc.current.get("mqa_at")) for acc in accounts
+             if acc.ref.system in _PARSE]
+    return min((f for f in found if f is not None), default=None)
+
+
+def _fields(key: str, accounts: Sequence[CrmAccount]) -> AccountFields:
+    """The account's fields: the Salesforce Account's first, then the HubSpot company's."""
+    ordered = sorted(accounts, key=lambda a: (a.ref.system != "salesforce", a.ref.id))
+    attributes: dict[str, object] = {}
+    for acc in reversed(ordered):
+        attributes.update(acc.attributes)
+
+    def first(get: Callable[[CrmAccount], object]) -> object:
+        return next((v for v in map(get, ordered) if v is not None), None)
+
+    employees = first(lambda a: a.employees)
+    name, website, industry = (first(lambda a: a.name), first(lambda a: a.website),
+                               first(lambda a: a.industry))
+    return AccountFields(key, name=str(name) if name is not None else None,
+                         domain=str(website) if website is not None else None,
+                         industry=str(industry) if industry is not None else None,
+                         employees=employees if isinstance(employees, int) else None,
+                         attributes=attributes)
+
+
+class AccountPhase:
+    """One cycle's account work (module doc). `crm_work(system)` is the cycle's per-CRM
+    budget stop, `confirm` the lease check before writes, `stopped` the CRMs already stopped."""
+
+    def __init__(self, *, connectors: Mapping[str, Connector], state: StateStore,
+                 model: ScoringModel, report: CycleReport, now: datetime, dry_run: bool,
+                 crm_work: Callable[[str], AbstractContextManager[None]],
+                 confirm: Callable[[], None], stopped: set[str],
+                 retry: Callable[[Iterable[str]], None] = lambda _keys: None) -> None:
+        self.connectors, self.state, self.model = connectors, state, model
+        self.report, self.now, self.dry_run = report, now, dry_run
+        self.crm_work, self.confirm, self.stopped = crm_work, confirm, stopped
+        self.retry = retry
+        self.unfinished = False  # a stop or a refusal: this cycle's people are retried
+        self.broken = False  # a CRM's accounts or links could not be read: nothing is scored
+        # the run so far: person key -> (account key, member, record keys), accounts touched,
+        # the people's record keys (retried when the phase does not finish)
+        self.noted: dict[str, tuple[str | None, Member, tuple[str, ...]]] = {}
+        self.touched: set[str] = set()
+        self.retry_keys: set[str] = set()
+        self._index: AccountIndex | None = None
+        self._crm_of: dict[str, list[CrmAccount]] | None = None  # account key -> CRM records
+
+    def run(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
+            full: bool) -> None:
+        """One page of people and the end of the run at once (a run of one page)."""
+        self.note(people, evaluations)
+        self.finish(full=full)
+
+    def note(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> None:
+        """One page of the run's people: their accounts (the CRMs' accounts are read once per
+        run, the page's account links now) and what the account rules need of them. Accounts
+        are scored once, by `finish`, so a run of many pages reads and writes each account
+        once."""
+        if self.model.accounts is None or self.broken or not people:
+            return
+        self.retry_keys.update(r.ref.key for p in people for r in p.records)
+        read = self.read(people)
+        if read is None:
+            self.broken = True
+            return
+        index, links = read
+        ids = [p.id for p in people]
+        before = {k: decode_member(k, v) for k, v in
+                  self.state.get_fingerprints(MEMBER_KIND, ids).items()} if ids else {}
+        page: dict[str, tuple[str | None, Member, tuple[str, ...]]] = {}
+        for person, ev in zip(people, evaluations, strict=True):
+            account = person_account(index, person, links)
+            records = tuple(sorted({r.ref.key for r in person.records}))
+            page[person.id] = (account, member_of(person.profile, ev, self.now, key=person.id),
+                               records)
+        moved = {pid: b[0] for pid, b in before.items() if b is not None and b[0]}
+        touched = {a for a, _, _ in page.values() if a is not None} | set(moved.values())
+        self.touched |= touched
+        self.noted.update(page)
+        if self.dry_run:
+            return
+        # durable per page: a run killed before `finish` leaves its members for the next run
+        self.state.set_fingerprints(MEMBER_KIND, {
+            pid: encode_member(*entry) for pid, entry in sorted(page.items())})
+        index_of = {k: set(v.split()) for k, v in
+                    self.state.get_fingerprints(MEMBERS_KIND, sorted(touched)).items()}
+        for pid, (account, _, _) in page.items():
+            old = moved.get(pid)
+            if old is not None and old != account:
+                index_of.setdefault(old, set()).discard(pid)
+            if account is not None:
+                index_of.setdefault(account, set()).add(pid)
+        self.state.set_fingerprints(MEMBERS_KIND, {
+            key: " ".join(sorted(index_of.get(key, set()))) for key in sorted(touched)})
+
+    def finish(self, *, full: bool) -> None:
+        """Score the accounts the run's people touched (every account in the full run), write
+        their changed fields and hand each MQA off once; then remember the members."""
+        rules = self.model.accounts
+        if rules is None or (not self.noted and not full and not self.broken):
+            return
+        try:
+            if self.broken:
+                self.unfinished = True
+                log.warning("accounts not evaluated: a CRM's budget stopped its account reads")
+                return
+            if self._crm_of is None and self.read([]) is None:
+                self.unfinished = True
+                log.warning("accounts not evaluated: a CRM's budget stopped its account reads")
+                return
+            self.score(rules, full=full)
+        finally:
+            if self.unfinished and not self.dry_run:
+                self.retry(sorted(self.retry_keys))
+
+    def score(self, rules: AccountModel, *, full: bool) -> None:
+        crm_of = self._crm_of or {}
+        touched = set(self.touched) | (set(crm_of) if full else set())
+        members: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {k: {} for k in touched}
+        if touched:  # the stored members (this run's pages wrote theirs), this run's on top
+            stored = self.state.get_fingerprints(MEMBERS_KIND, sorted(touched))
+            others = sorted({p for v in stored.values() for p in v.split()} - set(self.noted))
+            for pid, payload in (self.state.get_fingerprints(MEMBER_KIND, others).items()
+                                 if others else ()):
+                found = decode_member(pid, payload)
+                if found is not None and found[0] in members:
+                    members[found[0]][pid] = (found[1], found[2])
+        for pid, (account, member, records) in self.noted.items():
+            if account is not None:
+                members[account][pid] = (member, records)
+        evaluated = {key: evaluate_account(
+            _fields(key, crm_of.get(key, ())), [m for m, _ in members[key].values()], rules,
+            self.model.version, self.now, previous_mqa_at=_mqa_at(crm_of.get(key, ())))
+            for key in sorted(touched)}
+        self.report.accounts_evaluated += len(evaluated)
+        self.report.accounts_mqa += sum(1 for ev in evaluated.values() if ev.mqa)
+        self.write(evaluated, crm_of)
+        self.hand_off(evaluated, crm_of, members)
+
+    def read(self, people: Sequence[Person]
+             ) -> tuple[AccountIndex, dict[str, AccountLinks]] | None:
+        """The account index (every CRM's accounts, read once per run) and the account links
+        of these people; None when a CRM's budget stopped it (before or during)."""
+        links: dict[str, AccountLinks] = {}
+        accounts: list[CrmAccount] = []
+        for system, conn in self.connectors.items():
+            if system in self.stopped:
+                return None
+            with self.crm_work(system):
+                if self._crm_of is None:
+                    accounts.extend(conn.iter_accounts())
+                refs = sorted({r.ref for p in people for r in p.records
+                               if r.ref.system == system}, key=lambda r: r.key)
+                found = conn.read_account_links(refs) if refs else []
+                links.update({lk.record.key: lk for lk in found})
+            if system in self.stopped:
+                return None
+        if self._crm_of is None:
+            self._index = AccountIndex(
+                (AccountRecord(a.ref.key, a.name, a.website) for a in accounts),
+                self.model.free_email_domains)
+            crm_of: dict[str, list[CrmAccount]] = {}
+            for acc in accounts:
+                crm_of.setdefault(self._index.key_for_ref(acc.ref.key), []).append(acc)
+            self._crm_of = crm_of
+        assert self._index is not None
+        return self._index, links
+
+    def write(self, evaluated: Mapping[str, AccountEvaluation],
+              crm_of: Mapping[str, Sequence[CrmAccount]]) -> None:
+        by_system: dict[str, list[FieldUpdate]] = {}
+        for key, ev in evaluated.items():
+            values = account_values(ev)
+            for acc in crm_of.get(key, ()):
+                by_system.setdefault(acc.ref.system, []).append(
+                    FieldUpdate(ref=acc.ref, values=values, previous=acc.current))
+        for system, updates in by_system.items():
+            if system in self.stopped:
+                continue
+            result = WriteResult()
+            with self.crm_work(system):
+                if not self.dry_run:
+                    self.confirm()
+                result = self.connectors[system].write_account_updates(
+                    updates, dry_run=self.dry_run)
+            if result.written:
+                self.report.account_records_written[system] += len(result.written)
+            if system in self.stopped:  # refused records are reported, not retried each cycle
+                self.unfinished = True
+            for err in result.failed:
+                self.report.add_failure(err.ref.key, f"account write: {err.reason}")
+
+    def hand_off(self, evaluated: Mapping[str, AccountEvaluation],
+                 crm_of: Mapping[str, Sequence[CrmAccount]],
+                 members: Mapping[str, Mapping[str, tuple[Member, tuple[str, ...]]]]) -> None:
+        handoffs: list[Handoff] = []
+        for key, ev in evaluated.items():
+            if not ev.mqa:
+                continue
+            records = {pid: tuple(RecordRef.parse(r) for r in refs if _parses(r))
+                       for pid, (_, refs) in members[key].items()}
+            chosen = choose_target(ev, crm_of.get(key, ()), records)
+            if chosen is None:
+                continue
+            name = _fields(key, crm_of.get(key, ())).name or key
+            handoffs.append(Handoff(key, name, ev, *chosen))
+        for system, conn in self.connectors.items():
+            mine = [h for h in handoffs if h.target.system == system]
+            if not mine or system in self.stopped:
+                continue
+            with self.crm_work(system):
+                if not self.dry_run:
+                    self.confirm()
+                result = hand_off(mine, {system: conn}, self.state, self.now,
+                                  dry_run=self.dry_run)
+                if result.created:  # tasks_created counts every task leadsync created
+                    self.report.mqa_tasks_created[system] += len(result.created)
+                    self.report.tasks_created[system] += len(result.created)
+                self.report.mqa_tasks_existing += len(result.known)
+                if result.failed:  # released claims: created next cycle
+                    self.unfinished = True
+            if system in self.stopped:
+                self.unfinished = True
+
+
+def _parses(key: str) -> bool:
+    try:
+        RecordRef.parse(key)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,269 @@
+"""Account resolution: one account key per company across both CRMs (docs/accounts.md).
+
+Pure: plain values in, plain values out, no I/O. The sync reads the CRMs' account records
+(Salesforce Accounts, HubSpot companies) and each person record's account facts, builds an
+`AccountIndex` once per cycle and asks it for each person record's `AccountMatch`.
+
+- **Account key.** `"a-"` + 24 hex of SHA-256 over `"domain:" + domain` when the company has a
+  domain (Account Website / company domain, or a person's non-free-mail domain); a CRM account
+  without a usable domain whose normalised name is claimed by no other account of its CRM gets
+  the name key (`"name:" + normalised name`), or the domain key of the one account with that name
+  in the other CRM; anything else (a domain or a name two accounts of one CRM share) gets
+  `"a-r-"` + a digest of its record key. Derivable from CRM data alone, like person keys.
+- **A person record's account** (first rule that applies wins):
+  Salesforce Contact -> its `AccountId`; converted Lead -> its `ConvertedAccountId`;
+  HubSpot contact -> its associated company (the primary one when several);
+  unconverted Lead / HubSpot contact without company -> its email domain, unless free mail;
+  unconverted Lead without a business domain -> its normalised company name.
+  A domain or name that leads to two accounts is reported (`ambiguous`), never guessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from leadsync.scoring.derived import FREE_EMAIL_DOMAINS, email_domain
+
+ACCOUNT_PREFIX = "a-"
+RECORD_PREFIX = "a-r-"
+
+Via = Literal["account_id", "converted_account_id", "association", "email_domain",
+              "company_name", "none"]
+
+# Legal forms, after NFKC (which turns ㈱ into (株)) and case folding. Japanese forms are removed
+# wherever they stand (株式会社リクルート, トヨタ自動車株式会社); English ones only at the end,
+# as whole words, so "Cisco" and "Incline" keep their letters.
+_JA_FORMS = re.compile(r"株式会社|有限会社|合同会社|合資会社|合名会社|\(株\)|\(有\)|\(同\)")
+_EN_FORMS = re.compile(
+    r"(?:^|[\s,.])(?:inc|incorporated|corp|corporation|co\.?\s*,?\s*ltd|ltd|limited|llc|"
+    r"l\.l\.c|co|company|k\.?\s*k|gmbh|plc|pte)\.?\s*$")
+_DOMAIN = re.compile(r"^[0-9a-z\u00a0-\uffff](?:[0-9a-z\u00a0-\uffff-]*[0-9a-z\u00a0-\uffff])?"
+                     r"(?:\.[0-9a-z\u00a0-\uffff](?:[0-9a-z\u00a0-\uffff-]*"
+                     r"[0-9a-z\u00a0-\uffff])?)+$")
+_MAX_NAME = 255
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def normalise_company(name: str | None) -> str | None:
+    """A company name as matched: NFKC, case folded, legal forms (株式会社, (株), Inc., Co., Ltd.
+    ...) and every space and punctuation mark removed. None when nothing is left."""
+    if not name or not isinstance(name, str):
+        return None
+    text = unicodedata.normalize("NFKC", name[:_MAX_NAME]).casefold().strip()
+    text = _JA_FORMS.sub(" ", text)
+    for _ in range(4):  # "Foo Co., Ltd. Inc." -> "foo": a few suffixes, never a loop on input
+        stripped = _EN_FORMS.sub("", text).rstrip(" ,.")
+        if stripped == text:
+            break
+        text = stripped
+    kept = "".join(ch for ch in text
+                   if unicodedata.category(ch)[0] in "LN")  # letters and digits only
+    return kept or None
+
+
+def normalise_domain(value: str | None) -> str | None:
+    """A company domain from a website or domain field: scheme, path, port, `www.` and a
+    trailing dot removed, NFKC, lower-cased. None when it is not a domain."""
+    if not value or not isinstance(value, str):
+        return None
+    text = unicodedata.normalize("NFKC", value).strip().lower()
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
+    text = text.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    text = text.rsplit("@", 1)[-1].split(":", 1)[0].rstrip(".")
+    if text.startswith("www."):
+        text = text[4:]
+    if len(text) > 253 or not _DOMAIN.match(text):
+        return None
+    return text
+
+
+def domain_key(domain: str) -> str:
+    return ACCOUNT_PREFIX + _digest("domain:" + domain)
+
+
+def name_key(name: str) -> str:
+    return ACCOUNT_PREFIX + _digest("name:" + name)
+
+
+def record_key(account_ref: str) -> str:
+    return RECORD_PREFIX + _digest(account_ref)
+
+
+def is_account_key(value: str) -> bool:
+    return value.startswith(ACCOUNT_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """A CRM's company: `ref` is "salesforce:Account:001..." or "hubspot:company:123";
+    `website` the Account's Website or the company's domain."""
+
+    ref: str
+    name: str | None = None
+    website: str | None = None
+
+    @property
+    def system(self) -> str:
+        return self.ref.split(":", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class PersonAccountFacts:
+    """What a person record says about its company. `record` is its record key
+    ("salesforce:Contact:003..."); `account_id` a Contact's AccountId; `converted_account_id`
+    a converted Lead's; `company_ids` a HubSpot contact's associated companies, with
+    `primary_company_id` the primary association when HubSpot marked one."""
+
+    record: str
+    email: str | None = None
+    company: str | None = None
+    account_id: str | None = None
+    converted_account_id: str | None = None
+    company_ids: tuple[str, ...] = ()
+    primary_company_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMatch:
+    """The account of one person record. `key` is None when there is none (`via` "none") or
+    when the match is ambiguous: `ambiguous` then lists the candidate keys, and `detail` says
+    what matched (a domain or a normalised name; never an email)."""
+
+    record: str
+    key: str | None
+    via: Via
+    accounts: tuple[str, ...] = ()  # the CRM account records behind `key`
+    ambiguous: tuple[str, ...] = ()
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ambiguity:
+    """Two or more accounts of one CRM claim one domain or normalised name."""
+
+    system: str
+    kind: Literal["domain", "name"]
+    value: str
+    accounts: tuple[str, ...]
+
+
+class AccountIndex:
+    """The accounts of both CRMs, keyed once (see the module doc for the key rules)."""
+
+    def __init__(self, accounts: Iterable[AccountRecord],
+                 free_domains: frozenset[str] = FREE_EMAIL_DOMAINS) -> None:
+        self.free_domains = free_domains
+        records = {a.ref: a for a in accounts}
+        self.records: Mapping[str, AccountRecord] = records
+        self.domain_of: dict[str, str] = {}
+        self.name_of: dict[str, str] = {}
+        by_domain: dict[tuple[str, str], list[str]] = defaultdict(list)
+        by_name: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for ref, acc in sorted(records.items()):
+            domain = normalise_domain(acc.website)
+            if domain is not None and domain not in free_domains:
+                self.domain_of[ref] = domain
+                by_domain[(acc.system, domain)].append(ref)
+            name = normalise_company(acc.name)
+            if name is not None:
+                self.name_of[ref] = name
+                by_name[(acc.system, name)].append(ref)
+        self.ambiguities: tuple[Ambiguity, ...] = tuple(
+            [Ambiguity(s, "domain", d, tuple(refs)) for (s, d), refs in sorted(by_domain.items())
+             if len(refs) > 1]
+            + [Ambiguity(s, "name", n, tuple(refs)) for (s, n), refs in sorted(by_name.items())
+               if len(refs) > 1])
+        self.key_of: dict[str, str] = {}
+        for ref, acc in sorted(records.items()):
+            domain = self.domain_of.get(ref)
+            if domain is not None and len(by_domain[(acc.system, domain)]) == 1:
+                self.key_of[ref] = domain_key(domain)
+        for ref, acc in sorted(records.items()):
+            if ref in self.key_of:
+                continue
+            name = self.name_of.get(ref)
+            if ref in self.domain_of or name is None or len(by_name[(acc.system, name)]) > 1:
+                self.key_of[ref] = record_key(ref)
+                continue
+            others = [o for (s, n), refs in by_name.items() if n == name and s != acc.system
+                      for o in refs]
+            other_keys = {self.key_of.get(o) for o in others}
+            only = next(iter(other_keys)) if len(others) == 1 and len(other_keys) == 1 else None
+            self.key_of[ref] = only if only is not None else name_key(name)
+        self.members: dict[str, tuple[str, ...]] = {}
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for ref, key in self.key_of.items():
+            grouped[key].append(ref)
+        self.members = {k: tuple(sorted(v)) for k, v in grouped.items()}
+        self._keys_by_domain: dict[str, set[str]] = defaultdict(set)
+        self._keys_by_name: dict[str, set[str]] = defaultdict(set)
+        for ref, key in self.key_of.items():
+            if ref in self.domain_of:
+                self._keys_by_domain[self.domain_of[ref]].add(key)
+            if ref in self.name_of:
+                self._keys_by_name[self.name_of[ref]].add(key)
+
+    def key_for_ref(self, ref: str) -> str:
+        """The key of a CRM account record; an account the index has not read gets its
+        record key (a Contact's AccountId always names its account)."""
+        return self.key_of.get(ref) or record_key(ref)
+
+    def _by_ref(self, facts: PersonAccountFacts, ref: str, via: Via) -> AccountMatch:
+        key = self.key_for_ref(ref)
+        return AccountMatch(facts.record, key, via, self.members.get(key, (ref,)))
+
+    def _by_candidates(self, facts: PersonAccountFacts, keys: set[str], via: Via,
+                       detail: str) -> AccountMatch:
+        if len(keys) > 1:
+            return AccountMatch(facts.record, None, via, ambiguous=tuple(sorted(keys)),
+                                detail=detail)
+        key = next(iter(keys))
+        return AccountMatch(facts.record, key, via, self.members.get(key, ()), detail=detail)
+
+    def resolve(self, facts: PersonAccountFacts) -> AccountMatch:
+        """The account of one person record (module doc: first rule that applies wins)."""
+        system, object_type = [*facts.record.split(":", 2), "", ""][:2]
+        linked = self._linked(facts, system, object_type)
+        if linked is not None:
+            return linked
+        domain = normalise_domain(email_domain(facts.email))
+        if domain is not None and domain not in self.free_domains:
+            known = self._keys_by_domain.get(domain)
+            if known:
+                return self._by_candidates(facts, known, "email_domain", domain)
+            return AccountMatch(facts.record, domain_key(domain), "email_domain",
+                                detail=domain)
+        name = normalise_company(facts.company) if system == "salesforce" else None
+        known = self._keys_by_name.get(name) if name is not None else None
+        if name is not None and known:
+            return self._by_candidates(facts, known, "company_name", name)
+        return AccountMatch(facts.record, None, "none")
+
+    def _linked(self, facts: PersonAccountFacts, system: str,
+                object_type: str) -> AccountMatch | None:
+        """The account the CRM itself links the record to (AccountId, ConvertedAccountId, a
+        company association), else None."""
+        if system == "salesforce" and object_type == "Contact" and facts.account_id:
+            return self._by_ref(facts, f"salesforce:Account:{facts.account_id}", "account_id")
+        if system == "salesforce" and facts.converted_account_id:
+            return self._by_ref(facts, f"salesforce:Account:{facts.converted_account_id}",
+                                "converted_account_id")
+        if system != "hubspot" or not (facts.primary_company_id or facts.company_ids):
+            return None
+        if facts.primary_company_id:
+            return self._by_ref(facts, f"hubspot:company:{facts.primary_company_id}",
+                                "association")
+        keys = {self.key_for_ref(f"hubspot:company:{c}") for c in facts.company_ids}
+        if len(keys) == 1:
+            return self._by_ref(facts, f"hubspot:company:{facts.company_ids[0]}", "association")
+        return AccountMatch(facts.record, None, "association", ambiguous=tuple(sorted(keys)),
+                            detail="companies")

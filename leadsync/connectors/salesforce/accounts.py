@@ -1,0 +1,145 @@
+"""Salesforce Accounts and the Account links of Contacts and Leads (docs/accounts.md).
+
+- `iter_accounts`: every Account (`Id, Name, Website, Industry, NumberOfEmployees, OwnerId`)
+  plus the org's target-account checkbox `Target_Account__c` when the org has one (one
+  describe of Account per connector, cached), as attribute `target_account`.
+- `read_account_links`: Contacts' `AccountId` and Leads' `ConvertedAccountId`, by id, 400 ids
+  an IN (...) (the person read does not keep them, so this is one query per 400 records).
+- `write_account_updates`: the LeadSync account fields, diffed against what was read, through
+  sObject Collections like the people's fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from simple_salesforce.format import format_soql
+
+from leadsync.connectors.account_values import (
+    KIND,
+    SALESFORCE_ACCOUNT_FIELDS,
+    account_canonical,
+)
+from leadsync.connectors.base import (
+    AccountLinks,
+    BudgetExhausted,
+    CrmAccount,
+    FieldUpdate,
+    RecordError,
+    RecordRef,
+    WriteResult,
+)
+from leadsync.connectors.salesforce.client import SalesforceClient, SalesforceRequestError, soql
+from leadsync.connectors.salesforce.mapping import format_datetime, same_value
+from leadsync.connectors.salesforce.writes import COLLECTION, REASONS_LEN
+from leadsync.connectors.salesforce.writes import _collection as collection
+from leadsync.connectors.salesforce.writes import _error_reason as error_reason
+from leadsync.connectors.values import InvalidValue, read_int, read_text
+
+ACCOUNT_FIELDS = ("Id", "Name", "Website", "Industry", "NumberOfEmployees", "OwnerId")
+TARGET_FIELD = "Target_Account__c"
+ID_CHUNK = 400
+
+
+def account_fields(client: SalesforceClient) -> tuple[str, ...]:
+    """The Account fields to read: the standard ones, the target flag when it exists and the
+    LeadSync account fields that are deployed (`check` reports missing ones)."""
+    describe = client.rest("describe Account", "sobjects/Account/describe") or {}
+    names = {str(f.get("name")) for f in describe.get("fields", []) or []}
+    own = tuple(n for n in SALESFORCE_ACCOUNT_FIELDS.values() if n in names)
+    return ACCOUNT_FIELDS + ((TARGET_FIELD,) if TARGET_FIELD in names else ()) + own
+
+
+def account_of(raw: dict[str, Any]) -> CrmAccount:
+    attributes: dict[str, object] = {}
+    if TARGET_FIELD in raw:
+        attributes["target_account"] = bool(raw.get(TARGET_FIELD))
+    return CrmAccount(
+        ref=RecordRef("salesforce", "Account", str(raw["Id"])),
+        name=read_text(raw.get("Name")),
+        website=read_text(raw.get("Website")),
+        industry=read_text(raw.get("Industry")),
+        employees=read_int(raw.get("NumberOfEmployees")),
+        owner_id=read_text(raw.get("OwnerId")),
+        attributes=attributes,
+        current={logical: raw.get(name) for logical, name in SALESFORCE_ACCOUNT_FIELDS.items()
+                 if name in raw},
+    )
+
+
+def iter_accounts(client: SalesforceClient, fields: Sequence[str]) -> Iterator[CrmAccount]:
+    for page in client.query_pages("accounts", soql(", ".join(fields), "Account")):
+        for raw in page:
+            yield account_of(raw)
+
+
+def read_account_links(client: SalesforceClient, refs: Sequence[RecordRef]) -> list[AccountLinks]:
+    out: list[AccountLinks] = []
+    for obj, column in (("Contact", "AccountId"), ("Lead", "ConvertedAccountId")):
+        ids = sorted({r.id for r in refs if r.system == "salesforce" and r.object_type == obj})
+        for start in range(0, len(ids), ID_CHUNK):
+            where = format_soql("Id IN {}", ids[start : start + ID_CHUNK]) + \
+                f" AND {column} != null"
+            for page in client.query_pages(f"{obj.lower()} accounts",
+                                           soql(f"Id, {column}", obj, where)):
+                out.extend(AccountLinks(RecordRef("salesforce", obj, str(raw["Id"])),
+                                        (str(raw[column]),)) for raw in page)
+    return out
+
+
+def write_account_updates(client: SalesforceClient, updates: Sequence[FieldUpdate], *,
+                          dry_run: bool = False) -> WriteResult:
+    """Diff and PATCH the LeadSync account fields of Accounts (sObject Collections, 200 a
+    call); failures are per record."""
+    result = WriteResult()
+    pending: list[tuple[RecordRef, dict[str, Any]]] = []
+    for update in updates:
+        ref = update.ref
+        if ref.system != "salesforce" or ref.object_type != "Account":
+            result.failed.append(RecordError(ref, "not a Salesforce Account", False))
+            continue
+        try:
+            changed = _plan(update)
+        except InvalidValue as exc:
+            result.failed.append(RecordError(ref, f"invalid value: {exc}", False))
+            continue
+        if not changed:
+            result.unchanged.append(ref)
+            continue
+        pending.append((ref, {"attributes": {"type": "Account"}, "id": ref.id, **changed}))
+    if dry_run:
+        result.written.extend(ref for ref, _ in pending)
+        return result
+    for start in range(0, len(pending), COLLECTION):
+        chunk = pending[start : start + COLLECTION]
+        try:
+            answers = collection(client, "PATCH", [rec for _, rec in chunk])
+        except SalesforceRequestError as exc:
+            result.failed.extend(RecordError(ref, str(exc), False) for ref, _ in chunk)
+            continue
+        except BudgetExhausted as exc:
+            exc.done = result
+            raise
+        for i, (ref, _) in enumerate(chunk):
+            item = answers[i] if i < len(answers) else {}
+            if item.get("success"):
+                result.written.append(ref)
+            else:
+                reason, retryable = error_reason(item)
+                result.failed.append(RecordError(ref, reason, retryable))
+    return result
+
+
+def _plan(update: FieldUpdate) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for logical, raw in update.values.items():
+        value = account_canonical(logical, raw, reasons_len=REASONS_LEN)
+        kind = KIND[logical]
+        wire: object = None if value is None else (
+            format_datetime(value) if isinstance(value, datetime)
+            else int(value) if kind in ("score", "engagement") else value)
+        if not same_value(kind, wire, update.previous.get(logical)):
+            out[SALESFORCE_ACCOUNT_FIELDS[logical]] = wire
+    return out

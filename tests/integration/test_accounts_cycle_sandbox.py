@@ -1,0 +1,91 @@
+"""The account phase of the sync cycle against the sandbox, through the real SDKs
+(docs/accounts.md): people at one account engage -> after a sync the account is an MQA in both
+CRMs with exactly one task; a second cycle writes and creates nothing; a wiped state store
+creates no second task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from leadsync.commands.common import environ
+from leadsync.config.settings import load_settings
+from leadsync.pipeline import run_job
+from leadsync.runtime import Runtime, build_runtime
+from leadsync.sandbox import Sandbox
+from leadsync.state import InMemoryStateStore
+
+PEOPLE = 150
+MQA_PREFIX = "[LeadSync] MQA: "
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(contacts=PEOPLE, seed=11) as sb, environ({**sb.env, "LEADSYNC_REDIS_URL": ""}):
+        yield sb
+
+
+def runtime_for(sb: Sandbox, state: InMemoryStateStore) -> Runtime:
+    settings = load_settings().model_copy(update={"redis_url": None})
+    return build_runtime(settings, state=state, clock=sb.now)
+
+
+def mqa_tasks(sb: Sandbox) -> list[str]:
+    """The subjects of every MQA task in both CRMs."""
+    data: Any = sb.data
+    subjects = [str(t.get("Subject")) for t in data.sf.get("Task", {}).values()]
+    subjects += [str(t.get("hs_task_subject")) for t in data.hs_tasks.values()]
+    return sorted(s for s in subjects if s.startswith(MQA_PREFIX))
+
+
+def mqa_accounts(sb: Sandbox) -> tuple[list[str], list[str]]:
+    """(Salesforce Account ids, HubSpot company ids) whose MQA-at field is set."""
+    data: Any = sb.data
+    sf = sorted(i for i, a in data.sf["Account"].items() if a.get("LeadSync_MQA_At__c"))
+    hs = sorted(i for i, c in data.hs_companies.items()
+                if (c.get("properties", c)).get("leadsync_mqa_at"))
+    return sf, hs
+
+
+def test_an_engaged_account_becomes_one_mqa_with_one_task(sandbox: Sandbox) -> None:
+    data: Any = sandbox.data
+    n_accounts, n_companies = len(data.sf["Account"]), len(data.hs_companies)
+    state = InMemoryStateStore()
+    first = run_job(runtime_for(sandbox, state), "full")
+    assert first.stopped_reason is None and not first.failed
+    # seed 11: one account has four engaged people with a director among them (score 80)
+    assert first.accounts_mqa == 1
+    assert dict(first.mqa_tasks_created) == {"salesforce": 1}
+    assert first.mqa_tasks_existing == 0
+    tasks = mqa_tasks(sandbox)
+    assert len(tasks) == 1 and "people engaged: " in tasks[0]
+    # every Account and company is written once (all were blank), the MQA one in both CRMs
+    assert dict(first.account_records_written) == {"salesforce": n_accounts,
+                                                   "hubspot": n_companies}
+    sf_mqa, hs_mqa = mqa_accounts(sandbox)
+    assert len(sf_mqa) == 1 and len(hs_mqa) == 1
+    account = data.sf["Account"][sf_mqa[0]]
+    assert account["LeadSync_Account_Score__c"] >= 60
+    assert account["LeadSync_Engaged_People__c"] >= 3
+    assert tasks[0].startswith(MQA_PREFIX + str(account["Name"]) + " — ")
+
+    sandbox.advance(60)
+    second = run_job(runtime_for(sandbox, state), "incremental")
+    assert dict(second.account_records_written) == {}
+    assert dict(second.mqa_tasks_created) == {}
+    again = run_job(runtime_for(sandbox, state), "full")  # every account again: nothing changed
+    assert again.accounts_evaluated == first.accounts_evaluated
+    assert again.accounts_mqa == 1
+    assert dict(again.account_records_written) == {}
+    assert dict(again.mqa_tasks_created) == {} and again.mqa_tasks_existing == 1
+    assert len(mqa_tasks(sandbox)) == 1
+
+    wiped = InMemoryStateStore()  # a wiped Redis: the key is found on the member records
+    cold = run_job(runtime_for(sandbox, wiped), "full")
+    assert cold.accounts_mqa == 1
+    assert dict(cold.mqa_tasks_created) == {} and cold.mqa_tasks_existing == 1
+    assert dict(cold.account_records_written) == {}
+    assert mqa_tasks(sandbox) == tasks
+    assert mqa_accounts(sandbox) == (sf_mqa, hs_mqa)
