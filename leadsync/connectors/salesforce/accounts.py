@@ -24,18 +24,15 @@ from leadsync.connectors.account_values import (
 )
 from leadsync.connectors.base import (
     AccountLinks,
-    BudgetExhausted,
     CrmAccount,
     FieldUpdate,
     RecordError,
     RecordRef,
     WriteResult,
 )
-from leadsync.connectors.salesforce.client import SalesforceClient, SalesforceRequestError, soql
+from leadsync.connectors.salesforce.client import SalesforceClient, soql
 from leadsync.connectors.salesforce.mapping import format_datetime, same_value
-from leadsync.connectors.salesforce.writes import COLLECTION, REASONS_LEN
-from leadsync.connectors.salesforce.writes import _collection as collection
-from leadsync.connectors.salesforce.writes import _error_reason as error_reason
+from leadsync.connectors.salesforce.writes import REASONS_LEN, patch_collections
 from leadsync.connectors.values import InvalidValue, read_int, read_text
 
 ACCOUNT_FIELDS = ("Id", "Name", "Website", "Industry", "NumberOfEmployees", "OwnerId")
@@ -112,24 +109,7 @@ def write_account_updates(client: SalesforceClient, updates: Sequence[FieldUpdat
     if dry_run:
         result.written.extend(ref for ref, _ in pending)
         return result
-    for start in range(0, len(pending), COLLECTION):
-        chunk = pending[start : start + COLLECTION]
-        try:
-            answers = collection(client, "PATCH", [rec for _, rec in chunk])
-        except SalesforceRequestError as exc:
-            result.failed.extend(RecordError(ref, str(exc), False) for ref, _ in chunk)
-            continue
-        except BudgetExhausted as exc:
-            exc.done = result
-            raise
-        for i, (ref, _) in enumerate(chunk):
-            item = answers[i] if i < len(answers) else {}
-            if item.get("success"):
-                result.written.append(ref)
-            else:
-                reason, retryable = error_reason(item)
-                result.failed.append(RecordError(ref, reason, retryable))
-    return result
+    return patch_collections(client, pending, result)
 
 
 def _plan(update: FieldUpdate) -> dict[str, object]:

@@ -100,6 +100,13 @@ def write_updates(
     if dry_run:
         result.written.extend(ref for ref, _ in pending)
         return result
+    return patch_collections(client, pending, result)
+
+
+def patch_collections(client: SalesforceClient, pending: Sequence[tuple[RecordRef, dict[str, Any]]],
+                      result: WriteResult) -> WriteResult:
+    """PATCH the planned records in sObject Collections, record by record into `result`; a
+    budget stop carries what the collections sent before it wrote (the rest is retried)."""
     for start in range(0, len(pending), COLLECTION):
         chunk = pending[start : start + COLLECTION]
         try:
