@@ -22,6 +22,7 @@ from leadsync.connectors.base import (
     FollowUpTask,
     TaskResult,
     TransientError,
+    tasks_done,
 )
 from leadsync.connectors.http import OutcomeUnknown, redact
 
@@ -77,4 +78,32 @@ def create_once(
             return result
     why = f"outcome unknown after {max(1, rounds)} sends ({reason}); not found on read-back"
     result.failed.update({t.key: why for t in pending})
+    return result
+
+
+def create_in_chunks(
+    op: str, system: str, tasks: Sequence[FollowUpTask], send: SendTasks,
+    existing: FindTaskIds, *, chunk: int, rounds: int,
+) -> TaskResult:
+    """Create `tasks` for `system` in chunks of `chunk`, each through `create_once`.
+
+    A task for another system's record or with a naive due date is failed before any call. A
+    budget stop (`BudgetExhausted`) carries in `exc.done` every key created before it, in this
+    call's earlier chunks and in the chunk it stopped, so the caller never loses a create."""
+    result = TaskResult()
+    valid: list[FollowUpTask] = []
+    for task in tasks:
+        if task.person.system != system or task.due.tzinfo is None:
+            result.failed[task.key] = f"not a {system} record or naive due date"
+        else:
+            valid.append(task)
+    try:
+        for start in range(0, len(valid), chunk):
+            done = create_once(op, valid[start : start + chunk], send, existing, rounds=rounds)
+            result.created.update(done.created)
+            result.failed.update(done.failed)
+    except BudgetExhausted as exc:  # the chunks created before the budget ran out count
+        result.created.update(tasks_done(exc).created)
+        exc.done = result
+        raise
     return result

@@ -10,8 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from leadsync.connectors.base import FollowUpTask, RecordRef, TaskResult, TransientError
-from leadsync.connectors.creates import create_once
+from leadsync.connectors.base import (
+    BudgetExhausted,
+    FollowUpTask,
+    RecordRef,
+    TaskResult,
+    TransientError,
+)
+from leadsync.connectors.creates import create_in_chunks, create_once
 from leadsync.connectors.http import OutcomeUnknown
 
 WHO = RecordRef("hubspot", "contact", "1")
@@ -129,3 +135,34 @@ def test_at_least_one_send(rounds: int) -> None:
     crm = FakeCrm(["lost"])
     result = crm.run(_tasks(2), rounds=rounds)
     assert sorted(result.created) == ["k0", "k1"] and len(crm.sent) == 1
+
+
+def test_create_in_chunks_fails_foreign_and_naive_tasks_before_any_call() -> None:
+    good = _tasks(3)
+    foreign = FollowUpTask(key="sf", person=RecordRef("salesforce", "Lead", "00Q1"), owner_id=None,
+                           subject="x", body="x", due=datetime(2026, 11, 21, tzinfo=UTC),
+                           priority="normal")  # fmt: skip
+    naive = FollowUpTask(key="naive", person=WHO, owner_id=None, subject="x", body="x",
+                         due=datetime(2026, 11, 21), priority="normal")  # fmt: skip
+    crm = FakeCrm(script=["ok", "ok"])
+    result = create_in_chunks("create", "hubspot", [foreign, *good, naive], crm.send,
+                              crm.existing, chunk=2, rounds=3)  # fmt: skip
+    assert sorted(result.created) == ["k0", "k1", "k2"]
+    assert sorted(result.failed) == ["naive", "sf"]
+    assert result.failed["sf"] == "not a hubspot record or naive due date"
+    assert crm.sent == [["k0", "k1"], ["k2"]]
+
+
+def test_create_in_chunks_budget_stop_carries_the_earlier_chunks() -> None:
+    crm = FakeCrm(script=["ok"])
+
+    def send(tasks: Sequence[FollowUpTask]) -> TaskResult:
+        if crm.script:
+            return crm.send(tasks)
+        raise BudgetExhausted("daily budget spent")
+
+    with pytest.raises(BudgetExhausted) as info:
+        create_in_chunks("create", "hubspot", _tasks(5), send, crm.existing, chunk=2, rounds=3)
+    assert info.value.done is not None
+    assert sorted(info.value.done.created) == ["k0", "k1"]
+    assert crm.sent == [["k0", "k1"]]

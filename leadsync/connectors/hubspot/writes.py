@@ -18,9 +18,8 @@ from leadsync.connectors.base import (
     RecordRef,
     TaskResult,
     WriteResult,
-    tasks_done,
 )
-from leadsync.connectors.creates import create_once
+from leadsync.connectors.creates import create_in_chunks
 from leadsync.connectors.http import redact
 from leadsync.connectors.hubspot.client import HubSpotClient, HubSpotRequestError
 from leadsync.connectors.hubspot.mapping import (
@@ -185,29 +184,12 @@ def create_tasks(client: HubSpotClient, tasks: Sequence[FollowUpTask]) -> TaskRe
     """Create tasks in batches of 100; created ids are matched to keys through the body line.
     A batch whose outcome is unknown is never re-sent blindly: its keys are read back from its
     contacts' tasks and only the missing ones are sent again (`connectors.creates`)."""
-    result = TaskResult()
-    valid = []
-    for task in tasks:
-        if task.person.system != "hubspot" or task.due.tzinfo is None:
-            result.failed[task.key] = "not a HubSpot contact or naive due date"
-        else:
-            valid.append(task)
-    try:
-        for start in range(0, len(valid), BATCH):
-            chunk = valid[start : start + BATCH]
-            done = create_once(
-                "HubSpot tasks batch create", chunk,
-                lambda pending: _send_tasks(client, pending),
-                lambda pending: read_back_task_ids(client, [t.person for t in pending]),
-                rounds=client.policy.create_rounds,
-            )  # fmt: skip
-            result.created.update(done.created)
-            result.failed.update(done.failed)
-    except BudgetExhausted as exc:  # the batches created before the budget ran out count
-        result.created.update(tasks_done(exc).created)
-        exc.done = result
-        raise
-    return result
+    return create_in_chunks(
+        "HubSpot tasks batch create", "hubspot", tasks,
+        lambda pending: _send_tasks(client, pending),
+        lambda pending: read_back_task_ids(client, [t.person for t in pending]),
+        chunk=BATCH, rounds=client.policy.create_rounds,
+    )  # fmt: skip
 
 
 def _send_tasks(client: HubSpotClient, chunk: Sequence[FollowUpTask]) -> TaskResult:

@@ -19,9 +19,8 @@ from leadsync.connectors.base import (
     RecordRef,
     TaskResult,
     WriteResult,
-    tasks_done,
 )
-from leadsync.connectors.creates import create_once
+from leadsync.connectors.creates import create_in_chunks
 from leadsync.connectors.http import redact
 from leadsync.connectors.salesforce.client import SalesforceClient, SalesforceRequestError, soql
 from leadsync.connectors.salesforce.mapping import OWN_TASK_PREFIX, format_datetime, same_value
@@ -154,29 +153,12 @@ def create_tasks(client: SalesforceClient, tasks: Sequence[FollowUpTask]) -> Tas
     """POST Tasks in collections of 200; results come back in order, one per record. A
     collection whose outcome is unknown is never re-sent blindly: its keys are looked up on its
     records and only the missing Tasks are sent again (`connectors.creates`)."""
-    result = TaskResult()
-    valid = []
-    for task in tasks:
-        if task.person.system != "salesforce" or task.due.tzinfo is None:
-            result.failed[task.key] = "not a Salesforce record or naive due date"
-        else:
-            valid.append(task)
-    try:
-        for start in range(0, len(valid), COLLECTION):
-            chunk = valid[start : start + COLLECTION]
-            done = create_once(
-                "Salesforce collections POST", chunk,
-                lambda pending: _send_tasks(client, pending),
-                lambda pending: find_task_ids(client, [t.person for t in pending]),
-                rounds=client.session.policy.create_rounds,
-            )  # fmt: skip
-            result.created.update(done.created)
-            result.failed.update(done.failed)
-    except BudgetExhausted as exc:  # the batches created before the budget ran out count
-        result.created.update(tasks_done(exc).created)
-        exc.done = result
-        raise
-    return result
+    return create_in_chunks(
+        "Salesforce collections POST", "salesforce", tasks,
+        lambda pending: _send_tasks(client, pending),
+        lambda pending: find_task_ids(client, [t.person for t in pending]),
+        chunk=COLLECTION, rounds=client.session.policy.create_rounds,
+    )  # fmt: skip
 
 
 def _send_tasks(client: SalesforceClient, chunk: Sequence[FollowUpTask]) -> TaskResult:
