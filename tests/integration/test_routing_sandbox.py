@@ -92,7 +92,9 @@ def test_unowned_mqls_are_routed_in_both_crms_and_get_their_task(
     assert sf_reasons == Counter({"rule japan (pool japan)": 7, "rule us (owner)": 2, None: 2})
     assert hs_reasons == Counter({"rule japan (pool japan)": 10, "rule us (owner)": 3,
                                   "fallback owner": 1, None: 2})
-    assert rt.state.route_counts("japan") == {AIKO: (7, 7), REN: (3, 3)}
+    # Aiko's open people: 7 routed and the lead she owns by hand; the worked lead is the queue's
+    assert rt.state.route_counts("japan") == {AIKO: (7, 8), REN: (3, 3)}
+    assert rt.state.owner_loads([SAM, manager]) == {SAM: 3, manager: 1}  # the DE person
 
     sb.clock.advance(21 * 3600)  # 3 h before the 24 h MQL deadline: a task is owed
     second = run_job(rt, "incremental")
@@ -113,21 +115,71 @@ def test_unowned_mqls_are_routed_in_both_crms_and_get_their_task(
         Counter(), Counter(), Counter())
 
 
-def test_a_worked_lead_is_released_from_the_pool(
+def set_lead_status(sb: Sandbox, lead: str, status: str) -> None:
+    """A rep changes a Lead's Status (with its field history, as Salesforce keeps it)."""
+    with sb.data.lock:
+        stamp = (sb.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        old = sb.data.sf["Lead"][lead]["Status"]
+        sb.data.sf["Lead"][lead].update({"Status": status, "LastModifiedDate": stamp,
+                                         "SystemModstamp": stamp})
+        hid = sb.data.new_sf_id("017")
+        sb.data.sf["LeadHistory"][hid] = {"Id": hid, "LeadId": lead, "Field": "Status",
+                                          "OldValue": old, "NewValue": status,
+                                          "CreatedDate": stamp}
+    sb.clock.advance(600)
+
+
+def test_a_worked_lead_still_counts_and_a_rejected_one_frees_capacity(
         sandbox: tuple[Sandbox, RoutingCases, Runtime, str]) -> None:
-    """A rep starts working a routed lead: its place in the rep's capacity is freed."""
+    """A rep working a routed lead still has it open (an MQL being worked is load); when
+    sales rejects it (recycled), its place in the rep's capacity is freed."""
     sb, cases, rt, _ = sandbox
     run_job(rt, "incremental")
     lead = cases.people["queue"][0][0]
     assert lead is not None
-    with sb.data.lock:
-        stamp = (sb.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-        sb.data.sf["Lead"][lead].update({"Status": "Working - Contacted",
-                                         "LastModifiedDate": stamp, "SystemModstamp": stamp})
-    sb.clock.advance(600)
+    set_lead_status(sb, lead, "Working - Contacted")
     again = run_job(rt, "incremental")
     assert again.routed == Counter()
-    assert rt.state.route_counts("japan") == {AIKO: (7, 6), REN: (3, 3)}
+    assert rt.state.route_counts("japan") == {AIKO: (7, 8), REN: (3, 3)}
+    set_lead_status(sb, lead, "Rejected")
+    third = run_job(rt, "incremental")
+    assert third.transitions == Counter({"mql->recycled": 1})
+    assert rt.state.route_counts("japan") == {AIKO: (7, 7), REN: (3, 3)}
+
+
+def with_capacity(rt: Runtime, capacity: int) -> Runtime:
+    pools = {"japan": {**EXAMPLE_ROUTING["pools"]["japan"], "capacity": capacity}}
+    routing = parse_routing({**EXAMPLE_ROUTING, "pools": pools}, Where("test"))
+    return replace(rt, model=replace(rt.model, routing=routing))
+
+
+def test_hand_assigned_open_mqls_fill_a_reps_capacity(
+        sandbox: tuple[Sandbox, RoutingCases, Runtime, str]) -> None:
+    """Capacity 3: Aiko owns 3 open MQLs by hand (the owned lead and two queue leads a
+    manager gave her), so she gets no turn; Ren takes 3 and the pool is full: the other 5
+    Japan people go to the fallback owner."""
+    sb, cases, rt, manager = sandbox
+    for lead, _cid in cases.people["queue"][:2]:
+        assert lead is not None
+        with sb.data.lock:
+            sb.data.sf["Lead"][lead]["OwnerId"] = cases.sf_users[AIKO]
+    rt = with_capacity(rt, 3)
+    report = run_job(rt, "incremental")
+    assert report.routed == Counter({"japan": 3, "us": 3, "fallback": 6})
+    assert rt.state.route_counts("japan") == {AIKO: (0, 3), REN: (3, 3)}
+    assert rt.state.owner_loads([SAM, manager]) == {SAM: 3, manager: 6}
+    with sb.data.lock:
+        reasons = Counter(c.get("leadsync_routed_by") for c in sb.data.hs_contacts.values())
+    assert reasons == Counter({"rule japan (pool japan)": 3, "rule us (owner)": 3,
+                               "fallback owner": 6, None: 4})
+    # a lost Redis: the next full run counts everyone again, exactly
+    rt.state.clear()
+    assert rt.state.owner_loads([AIKO, REN]) == {AIKO: 0, REN: 0}
+    sb.clock.advance(600)
+    full = run_job(rt, "full")
+    assert full.routed == Counter()
+    assert rt.state.owner_loads([AIKO, REN, SAM, manager]) == {
+        AIKO: 3, REN: 3, SAM: 3, manager: 6}
 
 
 def test_without_a_fallback_owner_the_unmatched_person_is_reported(
