@@ -145,7 +145,7 @@ class Router:
         target = person.task_target()
         if target.ref.system not in self.connectors or self.state_of(target) != "active":
             return None
-        return (target.profile.owner or "").strip().lower() or None
+        return self.active(target.ref.system).get(target.owner_id or "", "").lower() or None
 
     def owner_for(self, person_id: str, rule: RoutingRule) -> str | None:
         """The rule's owner, or its pool's turn (None: every rep of the pool is full)."""
