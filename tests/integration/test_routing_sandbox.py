@@ -26,6 +26,7 @@ from leadsync.runtime import Runtime, build_runtime
 from leadsync.sandbox import Sandbox
 from leadsync.sandbox.seed_routing import EXAMPLE_ROUTING, REPS, RoutingCases, add_routing_cases
 from leadsync.state import InMemoryStateStore
+from tests.sandbox_support import salesforce
 
 AIKO, REN, SAM = (email for email, *_ in REPS)
 
@@ -74,6 +75,7 @@ def test_unowned_mqls_are_routed_in_both_crms_and_get_their_task(
     sf, hs = cases.sf_users, cases.hs_owners
     with sb.data.lock:
         manager_hs = next(o["id"] for o in sb.data.hs_owners.values() if o.get("email") == manager)
+        manager_sf = next(u["Id"] for u in sb.data.sf["User"].values() if u["Email"] == manager)
     # the Japan pool, weights 2:1, in turn order: Aiko 7 of 10, Ren 3
     a, r = (sf[AIKO], hs[AIKO]), (sf[REN], hs[REN])
     assert owners(sb, cases) == {
@@ -104,7 +106,7 @@ def test_unowned_mqls_are_routed_in_both_crms_and_get_their_task(
         ("salesforce", sf[AIKO]): 6,  # 5 routed + the owned lead
         ("salesforce", sf[REN]): 2,
         ("salesforce", sf[SAM]): 2,
-        ("salesforce", cases.queue): 1,  # the worked lead: its owner is left alone
+        ("salesforce", manager_sf): 1,  # the worked lead: a queue's, its task to the fallback
         ("hubspot", hs[AIKO]): 2,
         ("hubspot", hs[REN]): 1,
         ("hubspot", hs[SAM]): 1,
@@ -231,3 +233,57 @@ def test_check_wants_the_routed_by_field_until_provisioned(tmp_path: Path) -> No
         assert len(list((tmp_path / "meta").rglob("LeadSync_Routed_By__c.field-meta.xml"))) == 2
         after = runner.invoke(cli, ["check"])
         assert after.exit_code == 0, after.output
+
+
+def test_salesforce_refuses_a_task_for_a_queue_that_does_not_own_tasks(
+        sandbox: tuple[Sandbox, RoutingCases, Runtime, str]) -> None:
+    """As Salesforce answers (fflib-apex-common#293, ActionPlansV4#51): a Task's OwnerId
+    ("Assigned To ID") may be a queue only when the queue's supported objects include Task;
+    the seed's queue is a Lead queue. Through simple-salesforce."""
+    sb, cases, _rt, _ = sandbox
+    sf = salesforce(sb)
+    lead = cases.people["worked"][0][0]
+    task = {"attributes": {"type": "Task"}, "WhoId": lead, "OwnerId": cases.queue,
+            "Subject": "[LeadSync] MQL follow-up", "Description": "leadsync-key: q-1"}
+    refused = sf.restful("composite/sobjects", method="POST",
+                         json={"allOrNone": False, "records": [task]})
+    assert refused == [{"success": False, "errors": [{
+        "statusCode": "FIELD_INTEGRITY_EXCEPTION",
+        "message": f"Assigned To ID: id value of incorrect type: {cases.queue}",
+        "fields": ["OwnerId"]}]}]
+    assert sf.Lead.update(lead, {"OwnerId": cases.queue}) == 204  # a Lead queue owns Leads
+    with sb.data.lock:  # the admin adds Task to the queue's supported objects
+        sb.data.sf["QueueSobject"]["03g5g0000000099AAA"] = {
+            "Id": "03g5g0000000099AAA", "QueueId": cases.queue, "SobjectType": "Task"}
+    taken = sf.restful("composite/sobjects", method="POST",
+                       json={"allOrNone": False, "records": [task]})
+    assert [r["success"] for r in taken] == [True]
+
+
+def test_without_a_fallback_owner_a_queue_owned_task_is_reported_never_sent(
+        sandbox: tuple[Sandbox, RoutingCases, Runtime, str]) -> None:
+    """The worked queue-owned Lead's task: reported as a failed task every cycle it is owed,
+    never sent (no failing create), and created for the fallback owner once one is set."""
+    sb, cases, rt, manager = sandbox
+    no_fallback = replace(rt, settings=rt.settings.model_copy(update={"sla": SlaSettings()}))
+    run_job(no_fallback, "incremental")
+    lead = cases.people["worked"][0][0]
+    sb.clock.advance(21 * 3600)
+    for _cycle in range(2):
+        sb.reset_stats()
+        report = run_job(no_fallback, "incremental")
+        assert [f["reason"].split(" is ")[0] for f in report.task_failures] == [
+            f"the record's owner {cases.queue}"]
+        assert "a Salesforce queue" in report.task_failures[0]["reason"]
+        assert sb.stats()["salesforce"]["requests"].get("POST /composite/sobjects", 0) == (
+            1 if _cycle == 0 else 0)  # the first cycle creates the other 10 tasks
+        sb.clock.advance(600)
+    with sb.data.lock:
+        assert [t for t in sb.data.sf["Task"].values() if t.get("WhoId") == lead] == []
+        manager_sf = next(u["Id"] for u in sb.data.sf["User"].values() if u["Email"] == manager)
+    fixed = run_job(rt, "incremental")  # a fallback owner is configured now
+    assert fixed.task_failures == []  # the queue's task, and the DE person's HubSpot task
+    assert fixed.tasks_created == Counter({"salesforce": 1, "hubspot": 1})
+    with sb.data.lock:
+        owners = [t["OwnerId"] for t in sb.data.sf["Task"].values() if t.get("WhoId") == lead]
+    assert owners == [manager_sf]
