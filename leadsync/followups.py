@@ -112,9 +112,6 @@ def build_task(
                         due_date=due.astimezone(tz).date())
 
 
-CRM_NAMES = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
-
-
 def _is_queue(conn: Connector, owner_id: str) -> bool:
     check = getattr(conn, "is_queue_owner", None)
     return bool(check(owner_id)) if check is not None else False
@@ -246,15 +243,14 @@ class TaskPlan:
 
     def _queue_owned(self, system: str, item: OwedTask, queue: str) -> None:
         """The task's record is owned by a queue and no fallback owner is configured: not sent
-        (the CRM would refuse it every cycle), reported as a failed task; it stays owed, and
-        the cycle after a fallback owner is configured creates it."""
-        self.report.task_failures.append({"task_key": item.follow_up.key, "reason": (
-            f"the record's owner {queue} is a {CRM_NAMES.get(system, system)} queue and a task "
-            "must be assigned to "
-            "a user (Salesforce: FIELD_INTEGRITY_EXCEPTION, Assigned To ID: id value of "
-            "incorrect type); set LEADSYNC_SLA__FALLBACK_OWNER (the task stays owed)")})
-        log.warning("follow-up task for a queue-owned record and no fallback owner: reported",
-                    extra={"person": item.person.id, "task_key": item.follow_up.key})
+        (Salesforce would refuse it every cycle: FIELD_INTEGRITY_EXCEPTION, "Assigned To ID: id
+        value of incorrect type"), reported like a task with no owner (DESIGN.md §5); it stays
+        owed, and the cycle after a fallback owner is configured creates it."""
+        self.report.tasks_unassigned.append(item.person.id)
+        log.warning("follow-up task for a queue-owned record and no fallback owner is "
+                    "configured: reported, not sent (a task must be assigned to a user)",
+                    extra={"person": item.person.id, "task_key": item.follow_up.key,
+                           "system": system, "owner": queue})
 
     def _settle(self, system: str, result: TaskResult, stopped: Sequence[FollowUpTask] = ()
                 ) -> None:
