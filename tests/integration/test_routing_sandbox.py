@@ -178,10 +178,21 @@ def test_hand_assigned_open_mqls_fill_a_reps_capacity(
     rt.state.clear()
     assert rt.state.owner_loads([AIKO, REN]) == {AIKO: 0, REN: 0}
     sb.clock.advance(600)
+    dry = run_job(rt, "full", dry_run=True)  # a dry run counts nobody
+    assert (dry.people, rt.state.open_owners()) == (16, {})
     full = run_job(rt, "full")
     assert full.routed == Counter()
     assert rt.state.owner_loads([AIKO, REN, SAM, manager]) == {
         AIKO: 3, REN: 3, SAM: 3, manager: 6}
+    # Aiko's hand-assigned lead is deleted in both CRMs: the next full run no longer sees it
+    (lead, cid), = cases.people["owned"]
+    with sb.data.lock:
+        del sb.data.sf["Lead"][str(lead)], sb.data.hs_contacts[cid]
+    sb.clock.advance(600)
+    run_job(rt, "full")
+    assert rt.state.owner_loads([AIKO, REN, SAM, manager]) == {
+        AIKO: 2, REN: 3, SAM: 3, manager: 6}
+    assert len(rt.state.open_owners()) == 14
 
 
 def test_without_a_fallback_owner_the_unmatched_person_is_reported(
