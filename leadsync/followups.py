@@ -112,15 +112,23 @@ def build_task(
                         due_date=due.astimezone(tz).date())
 
 
-def _owner_id(owed: OwedTask, sla: SlaSettings, owners_by_email: Mapping[str, str]) -> str | None:
-    """Escalations go to the escalation owner when configured; otherwise the record's owner;
-    with no owner, the fallback owner; None means nobody can be assigned."""
+def _is_queue(conn: Connector, owner_id: str) -> bool:
+    check = getattr(conn, "is_queue_owner", None)
+    return bool(check(owner_id)) if check is not None else False
+
+
+def _owner_id(owed: OwedTask, sla: SlaSettings, owners_by_email: Mapping[str, str],
+              conn: Connector | None = None) -> str | None:
+    """Escalations go to the escalation owner when configured; otherwise the record's owner
+    unless it is a queue (a Task must be assigned to a user: Salesforce refuses a queue with
+    FIELD_INTEGRITY_EXCEPTION, docs/routing.md); with no owner or a queue, the fallback owner;
+    None means nobody can be assigned."""
     if owed.follow_up.kind == "breached" and sla.escalation_owner:
         esc = owners_by_email.get(sla.escalation_owner.strip().lower())
         if esc:
             return esc
     target = owed.person.task_target()
-    if target.owner_id:
+    if target.owner_id and not (conn is not None and _is_queue(conn, target.owner_id)):
         return target.owner_id
     if sla.fallback_owner:
         return owners_by_email.get(sla.fallback_owner.strip().lower())
@@ -205,7 +213,11 @@ class TaskPlan:
         owners = {email: oid for oid, email in conn.list_owners().items()}
         tasks: list[FollowUpTask] = []
         for item in todo:
-            owner_id = _owner_id(item, sla, owners)
+            owner_id = _owner_id(item, sla, owners, conn)
+            queue = item.person.task_target().owner_id or ""
+            if owner_id is None and queue and _is_queue(conn, queue):
+                self._queue_owned(conn.system, item, queue)
+                continue
             if owner_id is None:
                 self.report.tasks_unassigned.append(item.person.id)
                 log.warning("follow-up task has no owner and no fallback owner is configured",
@@ -228,6 +240,17 @@ class TaskPlan:
             raise
         result = reassign_refused(conn, tasks, result, fallback_owner_id(sla, owners))
         self._settle(conn.system, result)
+
+    def _queue_owned(self, system: str, item: OwedTask, queue: str) -> None:
+        """The task's record is owned by a queue and no fallback owner is configured: not sent
+        (Salesforce would refuse it every cycle: FIELD_INTEGRITY_EXCEPTION, "Assigned To ID: id
+        value of incorrect type"), reported like a task with no owner (DESIGN.md §5); it stays
+        owed, and the cycle after a fallback owner is configured creates it."""
+        self.report.tasks_unassigned.append(item.person.id)
+        log.warning("follow-up task for a queue-owned record and no fallback owner is "
+                    "configured: reported, not sent (a task must be assigned to a user)",
+                    extra={"person": item.person.id, "task_key": item.follow_up.key,
+                           "system": system, "owner": queue})
 
     def _settle(self, system: str, result: TaskResult, stopped: Sequence[FollowUpTask] = ()
                 ) -> None:

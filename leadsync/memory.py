@@ -155,6 +155,9 @@ def save_people(state: StateStore, people: Sequence[Person], evaluations: Sequen
         closed_sla.extend(k for k in (*record.records, *record.former_keys)
                           if k != person.id)
         settled.extend(record.former_keys)
+    former = {k: None for r in saved for k in r.former_keys}
+    if former:  # a key merged away counts against no rep (docs/routing.md, "Capacity")
+        state.set_open_owners(former)
     if saved:
         persons.store(state, saved)
         state.set_fingerprints("evaluated_at", {r.key: now.isoformat() for r in saved})

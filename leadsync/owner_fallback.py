@@ -2,7 +2,10 @@
 
 A record's owner can leave: Salesforce then refuses a Task owned by them with
 `INACTIVE_OWNER_OR_USER` (deactivated user) or `INVALID_CROSS_REFERENCE_KEY` (no such user),
-HubSpot with `INVALID_OWNER_ID` ("... is not a valid owner id"). Each such task is sent once
+HubSpot with `INVALID_OWNER_ID` ("... is not a valid owner id"); a queue that does not own
+Tasks (every queue but one whose supported objects include Task) with
+`FIELD_INTEGRITY_EXCEPTION` ("Assigned To ID: id value of incorrect type: 00G..."; a Task
+known to be for a queue is not sent at all, `followups`). Each such task is sent once
 more, owned by `LEADSYNC_SLA__FALLBACK_OWNER`. With no fallback owner configured (or when the
 refused owner *is* the fallback), the task stays failed with a reason saying so: its key is
 released, so the next cycle that still owes it tries again, and goes to the fallback owner once
@@ -22,11 +25,16 @@ from leadsync.connectors.base import Connector, FollowUpTask, TaskResult
 log = logging.getLogger("leadsync.owner_fallback")
 
 OWNER_FAULTS = ("INACTIVE_OWNER_OR_USER", "INVALID_CROSS_REFERENCE_KEY", "INVALID_OWNER_ID")
+QUEUE_FAULT = "FIELD_INTEGRITY_EXCEPTION"  # an owner of the wrong type: a queue
 NO_FALLBACK = ("; the task owner was refused and no fallback owner is configured "
                "(set LEADSYNC_SLA__FALLBACK_OWNER; the task is retried by the next cycle)")
 
 
-def is_owner_fault(reason: str) -> bool:
+def is_owner_fault(reason: str, owner_id: str | None = None) -> bool:
+    """The CRM refused the task for its owner. FIELD_INTEGRITY_EXCEPTION is about the owner
+    only when its message names the owner's id (it covers other fields' integrity too)."""
+    if QUEUE_FAULT in reason:
+        return bool(owner_id) and str(owner_id) in reason
     return any(code in reason for code in OWNER_FAULTS)
 
 
@@ -41,7 +49,8 @@ def reassign_refused(
     conn: Connector, sent: Sequence[FollowUpTask], result: TaskResult, fallback: str | None
 ) -> TaskResult:
     """`result` with every owner-refused task of `sent` sent once more to `fallback`."""
-    refused = [t for t in sent if t.key in result.failed and is_owner_fault(result.failed[t.key])]
+    refused = [t for t in sent if t.key in result.failed
+               and is_owner_fault(result.failed[t.key], t.owner_id)]
     if not refused:
         return result
     retry = [t for t in refused if fallback and t.owner_id != fallback]

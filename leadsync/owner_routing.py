@@ -9,8 +9,10 @@ the chosen owner's email to each CRM's owner id, and returns the people with the
 their records (so `followups` assigns the task to them) plus the values to write per record:
 `owner_id` (Salesforce OwnerId, HubSpot hubspot_owner_id) and `routed_by`. With no rule
 matching (or a pool full), the fallback owner (LEADSYNC_SLA__FALLBACK_OWNER) takes the person;
-with none, the person is reported (`CycleReport.routing_unrouted`). People no longer open
-(worked by a rep, or past SQL) are released from their pool, which frees the rep's capacity.
+with none, the person is reported (`CycleReport.routing_unrouted`). Capacity counts every
+open person (stage mql or sql) against the active rep who owns their task target, routed by
+leadsync or assigned by hand (`StateStore.set_open_owners`); a person past SQL, recycled or
+disqualified, or whose owner changes, moves out of that rep's count.
 Logs carry person keys and rule ids, never emails.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,14 +91,20 @@ class Router:
                            queue=queue, unassigned=self.policy.unassigned_owners)
 
     def route(self, people: Sequence[Person], evaluations: Sequence[Evaluation]) -> RoutingStep:
+        """Decide for everyone first; count every open person who keeps their owner against
+        that rep (so capacity sees this page's hand-assigned people too), then take the pool
+        turns, then count the routed people with their new owner."""
         out: list[Person] = []
         values: dict[str, dict[str, object]] = {}
         closed: list[str] = []
+        kept: dict[str, str | None] = {}
+        todo: list[tuple[int, str, RoutingRule | None]] = []
         for person, ev in zip(people, evaluations, strict=True):
+            out.append(person)
             start = _stage_start(ev)
             if ev.stage not in ROUTED_STAGES or worked_by_rep(person.profile, start, self.now):
                 closed.append(person.id)
-                out.append(person)
+                kept[person.id] = self.open_owner(person, ev)
                 continue
             target = person.task_target()
             facts = routing_facts(person.profile, self.policy, self.model.free_email_domains)
@@ -104,20 +112,40 @@ class Router:
                               owner=self.state_of(target), policy=self.policy, facts=facts,
                               now=self.now)
             if decision.outcome == "not_needed":
-                out.append(person)
+                kept[person.id] = self.open_owner(person, ev)
                 continue
-            rule = decision.rule
+            todo.append((len(out) - 1, decision.why, decision.rule))
+        if not self.dry_run:
+            self.state.set_open_owners(kept)
+        routed: dict[str, str | None] = {}
+        for index, why, matched in todo:
+            person, ev = people[index], evaluations[index]
+            rule = matched
             owner = self.owner_for(person.id, rule) if rule is not None else None
             if owner is None:
                 rule, owner = None, self.fallback
             if owner is None:
-                self.unrouted(person.id, decision.why)
-                out.append(person)
+                self.unrouted(person.id, why)
+                routed[person.id] = None
                 continue
-            out.append(self.assign(person, owner, rule, values))
-        if closed and not self.dry_run:
-            self.state.release_routes(closed)
+            out[index] = new = self.assign(person, owner, rule, values)
+            routed[person.id] = self.open_owner(new, ev)
+        if not self.dry_run:
+            self.state.set_open_owners(routed)
+            if closed:
+                self.state.release_routes(closed)
         return RoutingStep(out, values)
+
+    def open_owner(self, person: Person, ev: Evaluation) -> str | None:
+        """The rep this person counts against (docs/routing.md, "Capacity"): the active owner
+        (by email) of the record sales works on, while leadsync's stage is mql or sql; None
+        when not open, owned by nobody, a queue, an inactive or an unassigned owner."""
+        if ev.stage not in ROUTED_STAGES:
+            return None
+        target = person.task_target()
+        if target.ref.system not in self.connectors or self.state_of(target) != "active":
+            return None
+        return self.active(target.ref.system).get(target.owner_id or "", "").lower() or None
 
     def owner_for(self, person_id: str, rule: RoutingRule) -> str | None:
         """The rule's owner, or its pool's turn (None: every rep of the pool is full)."""
@@ -171,3 +199,14 @@ class Router:
         log.warning("person needs an owner and none could be given: reported",
                     extra={"person": person_id, "why": why,
                            "fallback_configured": self.fallback is not None})
+
+
+def sweep_open_owners(state: StateStore, evaluated: Collection[str]) -> int:
+    """After a whole full run: people counted against a rep whom the run did not evaluate
+    (deleted in the CRMs, merged away) leave the counts, so a count is exact again after every
+    complete full run, whatever happened before (a lost Redis, a crash between writes).
+    Returns how many left."""
+    stale = {p: None for p in state.open_owners() if p not in evaluated}
+    if stale:
+        log.info("routing counts: people no full run saw dropped", extra={"people": len(stale)})
+    return state.set_open_owners(stale) if stale else 0

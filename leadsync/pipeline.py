@@ -69,7 +69,7 @@ from leadsync.identity import (
     normalise_email,
 )
 from leadsync.lease import Heartbeat, LockLost
-from leadsync.owner_routing import Router
+from leadsync.owner_routing import Router, sweep_open_owners
 from leadsync.report import CycleReport
 from leadsync.runtime import Runtime
 from leadsync.scoring import Evaluation, Event, evaluate, render_reasons
@@ -258,6 +258,9 @@ class _Cycle:
         self.force = force
         for records, last in self.people_pages():
             self.run_page(records, job, last=last)
+        if job == "full" and settled is None and not self.budget_stopped \
+                and not self.dry_run and self.rt.model.routing.enabled:
+            sweep_open_owners(self.state, self.report.outcomes)  # docs/routing.md, "Capacity"
 
     def run_page(self, records: dict[str, CrmPerson], job: str, *, last: bool) -> None:
         """One page of people from their records to the commit. The last page also takes the

@@ -107,12 +107,20 @@ class StateStore(Protocol):
     def hold_events(self, items: Mapping[str, str]) -> None: ...
     def drop_held_events(self, event_ids: Sequence[str]) -> None: ...
 
-    # round-robin routing pools (`leadsync.scoring.routing`, docs/routing.md): `take_turn` is
-    # one atomic step, so two workers never hand out the same turn: the member already holding
-    # `person` in `pool` (a retry gets the same rep), else the next by `pick_member` over the
-    # pool's counts, counting the turn and the person as open with that member; None when every
-    # member is at `capacity`. `release_routes` closes routed people (worked, moved on) and
-    # returns how many were open; `route_counts` is member -> (turns served, open people).
+    # round-robin routing pools (`leadsync.scoring.routing`, docs/routing.md). Every open
+    # person (stage mql or sql) counts against the rep who owns them, routed or assigned by
+    # hand: `set_open_owners` sets each person's rep (None: not open, or no active rep) and
+    # moves the per-rep count in one atomic step; `owner_loads` reads the counts and
+    # `open_owners` the whole person -> rep map (a full run's sweep). `take_turn` is one atomic
+    # step, so two workers never hand out the same turn: the member already holding `person`
+    # in `pool` (a retry gets the same rep), else the next by `pick_member` among the members
+    # whose count is under `capacity`, counting the turn and making the person open with that
+    # member; None when every member is at capacity. `release_routes` forgets which pool turn
+    # people had (they no longer need routing) and returns how many had one; `route_counts`
+    # is member -> (turns served in the pool, open people the member owns).
+    def set_open_owners(self, items: Mapping[str, str | None]) -> int: ...
+    def owner_loads(self, owners: Sequence[str]) -> dict[str, int]: ...
+    def open_owners(self) -> dict[str, str]: ...
     def take_turn(self, pool: str, person: str, members: Sequence[tuple[str, int]],
                   capacity: int | None) -> str | None: ...
     def release_routes(self, person_keys: Sequence[str]) -> int: ...
@@ -312,7 +320,8 @@ class InMemoryStateStore:
         self._aliases: dict[str, str] = {}
         self._held: dict[str, str] = {}
         self._served: dict[tuple[str, str], int] = {}  # (pool, member) -> turns
-        self._open: dict[tuple[str, str], int] = {}  # (pool, member) -> open people
+        self._load: dict[str, int] = {}  # rep -> open people they own
+        self._owner: dict[str, str] = {}  # open person -> rep
         self._routed: dict[str, tuple[str, str]] = {}  # person -> (pool, member)
 
     def get_cursor(self, name: str) -> datetime | None:
@@ -433,39 +442,61 @@ class InMemoryStateStore:
             for eid in event_ids:
                 self._held.pop(eid, None)
 
+    def _set_owner_locked(self, person: str, owner: str | None) -> bool:
+        old = self._owner.get(person)
+        if old == owner:
+            return False
+        if old is not None:
+            self._load[old] -= 1
+            if self._load[old] <= 0:
+                del self._load[old]
+            del self._owner[person]
+        if owner is not None:
+            self._owner[person] = owner
+            self._load[owner] = self._load.get(owner, 0) + 1
+        return True
+
+    def set_open_owners(self, items: Mapping[str, str | None]) -> int:
+        with self._guard:
+            return sum(self._set_owner_locked(p, o or None) for p, o in items.items())
+
+    def owner_loads(self, owners: Sequence[str]) -> dict[str, int]:
+        with self._guard:
+            return {o: self._load.get(o, 0) for o in owners}
+
+    def open_owners(self) -> dict[str, str]:
+        with self._guard:
+            return dict(self._owner)
+
     def take_turn(self, pool: str, person: str, members: Sequence[tuple[str, int]],
                   capacity: int | None) -> str | None:
         with self._guard:
             held = self._routed.get(person)
             if held is not None and held[0] == pool and any(m == held[1] for m, _ in members):
+                self._set_owner_locked(person, held[1])
                 return held[1]
-            if held is not None:
-                self._release_locked(person)
+            self._routed.pop(person, None)
+            for m, _ in members:  # the pool knows its members (route_counts), turns or not
+                self._served.setdefault((pool, m), 0)
+            mine = self._owner.get(person)
             chosen = pick_member(
                 [PoolMember(m, w) for m, w in members],
                 {m: self._served.get((pool, m), 0) for m, _ in members},
-                {m: self._open.get((pool, m), 0) for m, _ in members}, capacity)
+                {m: self._load.get(m, 0) - (m == mine) for m, _ in members}, capacity)
             if chosen is not None:
                 self._served[pool, chosen] = self._served.get((pool, chosen), 0) + 1
-                self._open[pool, chosen] = self._open.get((pool, chosen), 0) + 1
+                self._set_owner_locked(person, chosen)
                 self._routed[person] = (pool, chosen)
             return chosen
 
-    def _release_locked(self, person: str) -> bool:
-        held = self._routed.pop(person, None)
-        if held is None:
-            return False
-        self._open[held] = max(0, self._open.get(held, 0) - 1)
-        return True
-
     def release_routes(self, person_keys: Sequence[str]) -> int:
         with self._guard:
-            return sum(self._release_locked(p) for p in set(person_keys))
+            return sum(self._routed.pop(p, None) is not None for p in set(person_keys))
 
     def route_counts(self, pool: str) -> dict[str, tuple[int, int]]:
         with self._guard:
-            members = {m for p, m in (*self._served, *self._open) if p == pool}
-            return {m: (self._served.get((pool, m), 0), self._open.get((pool, m), 0))
+            members = {m for p, m in self._served if p == pool}
+            return {m: (self._served.get((pool, m), 0), self._load.get(m, 0))
                     for m in sorted(members)}
 
     def lock(self, name: str, ttl_seconds: float, *, shared: bool = False
@@ -480,8 +511,8 @@ class InMemoryStateStore:
         with self._guard, self._lock_guard:
             for part in (self._locks, self._shared_locks, self._cursors, self._fingerprints,
                          self._events, self._claims, self._tasks, self._pending, self._people,
-                         self._aliases, self._held, self._served, self._open,
-                         self._routed):  # fmt: skip
+                         self._aliases, self._held, self._served, self._load,
+                         self._owner, self._routed):  # fmt: skip
                 part.clear()
 
 

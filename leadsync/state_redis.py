@@ -13,6 +13,9 @@ Layout, all under `<namespace>:` so `clear()` can wipe exactly what leadsync wro
 | `person` | hash person key -> compact JSON | TTL refreshed on write |
 | `alias` | hash record key -> person key (`leadsync.person`) | TTL refreshed on write |
 | `held-events` | hash event id -> JSON (email hash, event) | count bounded by the pipeline; TTL |
+| `routing:load` | hash rep -> open MQL/SQL people they own (docs/routing.md) | reps; no TTL |
+| `routing:owner` | hash open person key -> the rep counted for them | open people; no TTL |
+| `routing:served` / `routing:routed` | hash pool+member -> turns / person -> pool+member | no TTL |
 | `lock:<name>` | redis-py lock token (exclusive holder) | lock timeout |
 | `lock:<name>:shared` | zset token -> expiry ms (shared holders) | longest lease |
 
@@ -212,56 +215,69 @@ class RedisSharedLock:
                                                          "error": type(exc).__name__})
 
 
-# One routing turn (`StateStore.take_turn`), `pick_member` in Lua. KEYS: served, open (hashes
-# of "<pool>\n<member>" -> count), routed (hash person -> "<pool>\n<member>"); ARGV: person,
-# pool, capacity ('' for none), then member, weight pairs.
-_TAKE_TURN = """
+# Routing counts (docs/routing.md). KEYS[1] load (hash rep -> open people they own), KEYS[2]
+# owner (hash open person -> rep); `set_owner` moves one person's count, so a count is always
+# the number of owner entries naming the rep.
+_SET_OWNER = """
+local function set_owner(person, rep)
+  local old = redis.call('HGET', KEYS[2], person)
+  if (old or '') == rep then return 0 end
+  if old then
+    if tonumber(redis.call('HINCRBY', KEYS[1], old, -1)) <= 0 then
+      redis.call('HDEL', KEYS[1], old)
+    end
+  end
+  if rep == '' then
+    redis.call('HDEL', KEYS[2], person)
+  else
+    redis.call('HSET', KEYS[2], person, rep)
+    redis.call('HINCRBY', KEYS[1], rep, 1)
+  end
+  return 1
+end
+"""
+# Set open owners. KEYS: load, owner; ARGV: person, rep ('' for none) pairs.
+_SET_OPEN_OWNERS = _SET_OWNER + """
+local moved = 0
+for i = 1, #ARGV, 2 do moved = moved + set_owner(ARGV[i], ARGV[i + 1]) end
+return moved
+"""
+# One routing turn (`StateStore.take_turn`), `pick_member` in Lua. KEYS: load, owner, served
+# (hash "<pool>\n<member>" -> turns), routed (hash person -> "<pool>\n<member>"); ARGV:
+# person, pool, capacity ('' for none), then member, weight pairs.
+_TAKE_TURN = _SET_OWNER + """
 local person, pool, cap = ARGV[1], ARGV[2], ARGV[3]
-local held = redis.call('HGET', KEYS[3], person)
+local held = redis.call('HGET', KEYS[4], person)
 if held then
   for i = 4, #ARGV, 2 do
-    if held == pool .. '\\n' .. ARGV[i] then return ARGV[i] end
+    if held == pool .. '\\n' .. ARGV[i] then
+      set_owner(person, ARGV[i])
+      return ARGV[i]
+    end
   end
-  redis.call('HDEL', KEYS[3], person)
-  if tonumber(redis.call('HINCRBY', KEYS[2], held, -1)) < 0 then
-    redis.call('HSET', KEYS[2], held, 0)
-  end
+  redis.call('HDEL', KEYS[4], person)
 end
+local mine = redis.call('HGET', KEYS[2], person)
 local total, turns = 0, 0
 for i = 4, #ARGV, 2 do
   total = total + tonumber(ARGV[i + 1])
-  turns = turns + tonumber(redis.call('HGET', KEYS[1], pool .. '\\n' .. ARGV[i]) or '0')
+  turns = turns + redis.call('HINCRBY', KEYS[3], pool .. '\\n' .. ARGV[i], 0)
 end
 local best, rank = nil, nil
 for i = 4, #ARGV, 2 do
-  local field = pool .. '\\n' .. ARGV[i]
-  local open = tonumber(redis.call('HGET', KEYS[2], field) or '0')
+  local open = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if mine == ARGV[i] then open = open - 1 end
   if cap == '' or open < tonumber(cap) then
-    local served = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+    local served = tonumber(redis.call('HGET', KEYS[3], pool .. '\\n' .. ARGV[i]))
     local behind = (turns + 1) * tonumber(ARGV[i + 1]) - total * served
     if best == nil or behind > rank then best, rank = ARGV[i], behind end
   end
 end
 if not best then return false end
-redis.call('HINCRBY', KEYS[1], pool .. '\\n' .. best, 1)
-redis.call('HINCRBY', KEYS[2], pool .. '\\n' .. best, 1)
-redis.call('HSET', KEYS[3], person, pool .. '\\n' .. best)
+redis.call('HINCRBY', KEYS[3], pool .. '\\n' .. best, 1)
+set_owner(person, best)
+redis.call('HSET', KEYS[4], person, pool .. '\\n' .. best)
 return best
-"""
-# Close routed people. KEYS: open, routed; ARGV: person keys. Returns how many were open.
-_RELEASE_ROUTES = """
-local n = 0
-for i = 1, #ARGV do
-  local held = redis.call('HGET', KEYS[2], ARGV[i])
-  if held then
-    redis.call('HDEL', KEYS[2], ARGV[i])
-    if tonumber(redis.call('HINCRBY', KEYS[1], held, -1)) < 0 then
-      redis.call('HSET', KEYS[1], held, 0)
-    end
-    n = n + 1
-  end
-end
-return n
 """
 
 
@@ -292,7 +308,7 @@ class RedisStateStore:
         self._ttl_held = held_ttl_seconds
         self._release_claim = redis_client.register_script(_RELEASE_CLAIM)
         self._take_turn = redis_client.register_script(_TAKE_TURN)
-        self._release_routes = redis_client.register_script(_RELEASE_ROUTES)
+        self._set_open_owners = redis_client.register_script(_SET_OPEN_OWNERS)
 
     def _k(self, *parts: str) -> str:
         return ":".join((self.namespace, *parts))
@@ -481,6 +497,28 @@ class RedisStateStore:
             self.redis.hdel(self._k("held-events"), *event_ids)
 
     # routing pools: no TTL (counts, not a cache of CRM data; docs/routing.md) -------------
+    def _routing_keys(self) -> list[str]:
+        return [self._k("routing", "load"), self._k("routing", "owner"),
+                self._k("routing", "served"), self._k("routing", "routed")]
+
+    def set_open_owners(self, items: Mapping[str, str | None], page: int = 1000) -> int:
+        pairs = [(p, (o or "")) for p, o in sorted(items.items())]
+        moved = 0
+        for start in range(0, len(pairs), page):  # a full run sets everyone: short scripts
+            args = [x for pair in pairs[start:start + page] for x in pair]
+            moved += int(self._set_open_owners(keys=self._routing_keys()[:2], args=args))
+        return moved
+
+    def owner_loads(self, owners: Sequence[str]) -> dict[str, int]:
+        if not owners:
+            return {}
+        values = cast(list[Any], self.redis.hmget(self._k("routing", "load"), list(owners)))
+        return {o: int(v or 0) for o, v in zip(owners, values, strict=True)}
+
+    def open_owners(self) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in
+                self.redis.hscan_iter(self._k("routing", "owner"), count=1000)}
+
     def take_turn(self, pool: str, person: str, members: Sequence[tuple[str, int]],
                   capacity: int | None) -> str | None:
         if "\n" in pool or any("\n" in m for m, _ in members):
@@ -488,26 +526,23 @@ class RedisStateStore:
         args: list[str] = [person, pool, "" if capacity is None else str(int(capacity))]
         for member, weight in members:
             args += [member, str(int(weight))]
-        keys = [self._k("routing", "served"), self._k("routing", "open"),
-                self._k("routing", "routed")]
-        got = self._take_turn(keys=keys, args=args)
+        got = self._take_turn(keys=self._routing_keys(), args=args)
         return None if got is None else str(got)
 
     def release_routes(self, person_keys: Sequence[str]) -> int:
         people = sorted(set(person_keys))
-        keys = [self._k("routing", "open"), self._k("routing", "routed")]
         released = 0
-        for start in range(0, len(people), 1000):  # a full run closes everyone: short scripts
-            released += int(self._release_routes(keys=keys, args=people[start:start + 1000]))
+        for start in range(0, len(people), 1000):
+            released += cast(int, self.redis.hdel(self._k("routing", "routed"),
+                                                  *people[start:start + 1000]))
         return released
 
     def route_counts(self, pool: str) -> dict[str, tuple[int, int]]:
         prefix = pool + "\n"
         served = cast(dict[str, str], self.redis.hgetall(self._k("routing", "served")))
-        opened = cast(dict[str, str], self.redis.hgetall(self._k("routing", "open")))
-        members = {k[len(prefix):] for k in (*served, *opened) if k.startswith(prefix)}
-        return {m: (int(served.get(prefix + m, 0)), int(opened.get(prefix + m, 0)))
-                for m in sorted(members)}
+        members = sorted(k[len(prefix):] for k in served if k.startswith(prefix))
+        loads = self.owner_loads(members)
+        return {m: (int(served[prefix + m]), loads[m]) for m in members}
 
     # locks and maintenance --------------------------------------------------------------
     def lock(self, name: str, ttl_seconds: float, *, shared: bool = False

@@ -136,7 +136,8 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     if not isinstance(unassigned, int):
         unassigned = len(unassigned)
     if unassigned:
-        console.print(f"[yellow]{unassigned} owed task(s) had no owner and no fallback owner "
+        console.print(f"[yellow]{unassigned} owed task(s) had no owner (or a queue, which "
+                      "cannot take a task) and no fallback owner "
                       "(set LEADSYNC_SLA__FALLBACK_OWNER)[/yellow]")
     if summary.get("top"):
         console.print(top_table(summary["top"]))

@@ -102,6 +102,7 @@ class Seeder:
                 "OpportunityHistory",
                 "OpportunityStage",
                 "Group",
+                "QueueSobject",
             )
         }
         opportunity_stages(data, sf_time(self.now.replace(year=self.now.year - 2)))

@@ -127,6 +127,9 @@ def _reps(seeder: Seeder, out: RoutingCases) -> None:
     data.sf["Group"][out.queue] = {"Id": out.queue, "Name": "Inbound Leads",
                                    "DeveloperName": "Inbound_Leads", "Type": "Queue",
                                    "CreatedDate": stamp, "SystemModstamp": stamp}
+    support = data.new_sf_id("03g")  # a Lead queue: it may own Leads, not Tasks
+    data.sf["QueueSobject"][support] = {"Id": support, "QueueId": out.queue,
+                                        "SobjectType": "Lead", "CreatedDate": stamp}
 
 
 def _sf_owner(seeder: Seeder, out: RoutingCases, kind: str) -> str:

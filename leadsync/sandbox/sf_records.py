@@ -47,8 +47,9 @@ def find(data: SandboxData, record_id: str) -> tuple[str, dict[str, Any]] | None
 
 
 def _reference_problem(data: SandboxData, obj: str, f: SfField, value: str) -> SfError | None:
-    """A lookup to no record, or an owner who is a deactivated user, as Salesforce refuses
-    them (INVALID_CROSS_REFERENCE_KEY, INACTIVE_OWNER_OR_USER)."""
+    """A lookup to no record, an owner who is a deactivated user, or a queue (Group) owning
+    an object it does not support, as Salesforce refuses them (INVALID_CROSS_REFERENCE_KEY,
+    INACTIVE_OWNER_OR_USER, FIELD_INTEGRITY_EXCEPTION)."""
     found = find(data, value)
     if found is None:
         return error("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id in {f.name}",
@@ -57,7 +58,26 @@ def _reference_problem(data: SandboxData, obj: str, f: SfField, value: str) -> S
         return error("INACTIVE_OWNER_OR_USER",
                      f"operation performed with inactive user [{value}] as owner of "
                      f"{obj.lower()}")
+    if f.name == "OwnerId" and found[0] == "Group" and not queue_supports(data, value, obj):
+        return queue_refused(obj, value)
     return None
+
+
+def queue_supports(data: SandboxData, group_id: str, obj: str) -> bool:
+    """A queue may own a record of `obj` only when `obj` is one of its supported objects
+    (a QueueSobject row); a Group that is not a queue owns nothing."""
+    group = data.sf.get("Group", {}).get(group_id[:18], {})
+    return group.get("Type") == "Queue" and any(
+        q.get("QueueId") == group_id and q.get("SobjectType") == obj
+        for q in data.sf.get("QueueSobject", {}).values())
+
+
+def queue_refused(obj: str, value: str) -> SfError:
+    """What Salesforce answers for a record owned by a queue that does not support its object
+    (a Task's OwnerId is labelled "Assigned To ID")."""
+    label = "Assigned To ID" if obj in ("Task", "Event") else "Owner ID"
+    return error("FIELD_INTEGRITY_EXCEPTION", f"{label}: id value of incorrect type: {value}",
+                 ["OwnerId"])
 
 
 def _convert(  # noqa: PLR0911 - one return per field type and refusal

@@ -91,6 +91,13 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
         SfField("DeveloperName", "string", 80),
         SfField("Type", "string", 40),
     ),
+    # which objects a queue may own (its "Supported Objects"); a record of any other object
+    # owned by the queue is refused with FIELD_INTEGRITY_EXCEPTION (sf_records)
+    "QueueSobject": (
+        *_AUDIT[:2],
+        SfField("QueueId", "reference", 18, False),
+        SfField("SobjectType", "string", 40, False),
+    ),
     "Lead": (
         *_AUDIT,
         *_MODIFIED,
@@ -226,6 +233,7 @@ OBJECT_NAMES: dict[str, str] = {name.lower(): name for name in OBJECTS}
 ID_PREFIX = {
     "User": "005",
     "Group": "00G",
+    "QueueSobject": "03g",
     "Lead": "00Q",
     "Account": "001",
     "Contact": "003",

@@ -26,6 +26,7 @@ from leadsync.runtime import Runtime, build_runtime
 from leadsync.sandbox import Sandbox
 from leadsync.sandbox.seed_routing import EXAMPLE_ROUTING, REPS, RoutingCases, add_routing_cases
 from leadsync.state import InMemoryStateStore
+from tests.sandbox_support import salesforce
 
 AIKO, REN, SAM = (email for email, *_ in REPS)
 
@@ -74,6 +75,7 @@ def test_unowned_mqls_are_routed_in_both_crms_and_get_their_task(
     sf, hs = cases.sf_users, cases.hs_owners
     with sb.data.lock:
         manager_hs = next(o["id"] for o in sb.data.hs_owners.values() if o.get("email") == manager)
+        manager_sf = next(u["Id"] for u in sb.data.sf["User"].values() if u["Email"] == manager)
     # the Japan pool, weights 2:1, in turn order: Aiko 7 of 10, Ren 3
     a, r = (sf[AIKO], hs[AIKO]), (sf[REN], hs[REN])
     assert owners(sb, cases) == {
@@ -92,7 +94,9 @@ def test_unowned_mqls_are_routed_in_both_crms_and_get_their_task(
     assert sf_reasons == Counter({"rule japan (pool japan)": 7, "rule us (owner)": 2, None: 2})
     assert hs_reasons == Counter({"rule japan (pool japan)": 10, "rule us (owner)": 3,
                                   "fallback owner": 1, None: 2})
-    assert rt.state.route_counts("japan") == {AIKO: (7, 7), REN: (3, 3)}
+    # Aiko's open people: 7 routed and the lead she owns by hand; the worked lead is the queue's
+    assert rt.state.route_counts("japan") == {AIKO: (7, 8), REN: (3, 3)}
+    assert rt.state.owner_loads([SAM, manager]) == {SAM: 3, manager: 1}  # the DE person
 
     sb.clock.advance(21 * 3600)  # 3 h before the 24 h MQL deadline: a task is owed
     second = run_job(rt, "incremental")
@@ -102,7 +106,7 @@ def test_unowned_mqls_are_routed_in_both_crms_and_get_their_task(
         ("salesforce", sf[AIKO]): 6,  # 5 routed + the owned lead
         ("salesforce", sf[REN]): 2,
         ("salesforce", sf[SAM]): 2,
-        ("salesforce", cases.queue): 1,  # the worked lead: its owner is left alone
+        ("salesforce", manager_sf): 1,  # the worked lead: a queue's, its task to the fallback
         ("hubspot", hs[AIKO]): 2,
         ("hubspot", hs[REN]): 1,
         ("hubspot", hs[SAM]): 1,
@@ -113,21 +117,82 @@ def test_unowned_mqls_are_routed_in_both_crms_and_get_their_task(
         Counter(), Counter(), Counter())
 
 
-def test_a_worked_lead_is_released_from_the_pool(
+def set_lead_status(sb: Sandbox, lead: str, status: str) -> None:
+    """A rep changes a Lead's Status (with its field history, as Salesforce keeps it)."""
+    with sb.data.lock:
+        stamp = (sb.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        old = sb.data.sf["Lead"][lead]["Status"]
+        sb.data.sf["Lead"][lead].update({"Status": status, "LastModifiedDate": stamp,
+                                         "SystemModstamp": stamp})
+        hid = sb.data.new_sf_id("017")
+        sb.data.sf["LeadHistory"][hid] = {"Id": hid, "LeadId": lead, "Field": "Status",
+                                          "OldValue": old, "NewValue": status,
+                                          "CreatedDate": stamp}
+    sb.clock.advance(600)
+
+
+def test_a_worked_lead_still_counts_and_a_rejected_one_frees_capacity(
         sandbox: tuple[Sandbox, RoutingCases, Runtime, str]) -> None:
-    """A rep starts working a routed lead: its place in the rep's capacity is freed."""
+    """A rep working a routed lead still has it open (an MQL being worked is load); when
+    sales rejects it (recycled), its place in the rep's capacity is freed."""
     sb, cases, rt, _ = sandbox
     run_job(rt, "incremental")
     lead = cases.people["queue"][0][0]
     assert lead is not None
-    with sb.data.lock:
-        stamp = (sb.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-        sb.data.sf["Lead"][lead].update({"Status": "Working - Contacted",
-                                         "LastModifiedDate": stamp, "SystemModstamp": stamp})
-    sb.clock.advance(600)
+    set_lead_status(sb, lead, "Working - Contacted")
     again = run_job(rt, "incremental")
     assert again.routed == Counter()
-    assert rt.state.route_counts("japan") == {AIKO: (7, 6), REN: (3, 3)}
+    assert rt.state.route_counts("japan") == {AIKO: (7, 8), REN: (3, 3)}
+    set_lead_status(sb, lead, "Rejected")
+    third = run_job(rt, "incremental")
+    assert third.transitions == Counter({"mql->recycled": 1})
+    assert rt.state.route_counts("japan") == {AIKO: (7, 7), REN: (3, 3)}
+
+
+def with_capacity(rt: Runtime, capacity: int) -> Runtime:
+    pools = {"japan": {**EXAMPLE_ROUTING["pools"]["japan"], "capacity": capacity}}
+    routing = parse_routing({**EXAMPLE_ROUTING, "pools": pools}, Where("test"))
+    return replace(rt, model=replace(rt.model, routing=routing))
+
+
+def test_hand_assigned_open_mqls_fill_a_reps_capacity(
+        sandbox: tuple[Sandbox, RoutingCases, Runtime, str]) -> None:
+    """Capacity 3: Aiko owns 3 open MQLs by hand (the owned lead and two queue leads a
+    manager gave her), so she gets no turn; Ren takes 3 and the pool is full: the other 5
+    Japan people go to the fallback owner."""
+    sb, cases, rt, manager = sandbox
+    for lead, _cid in cases.people["queue"][:2]:
+        assert lead is not None
+        with sb.data.lock:
+            sb.data.sf["Lead"][lead]["OwnerId"] = cases.sf_users[AIKO]
+    rt = with_capacity(rt, 3)
+    report = run_job(rt, "incremental")
+    assert report.routed == Counter({"japan": 3, "us": 3, "fallback": 6})
+    assert rt.state.route_counts("japan") == {AIKO: (0, 3), REN: (3, 3)}
+    assert rt.state.owner_loads([SAM, manager]) == {SAM: 3, manager: 6}
+    with sb.data.lock:
+        reasons = Counter(c.get("leadsync_routed_by") for c in sb.data.hs_contacts.values())
+    assert reasons == Counter({"rule japan (pool japan)": 3, "rule us (owner)": 3,
+                               "fallback owner": 6, None: 4})
+    # a lost Redis: the next full run counts everyone again, exactly
+    rt.state.clear()
+    assert rt.state.owner_loads([AIKO, REN]) == {AIKO: 0, REN: 0}
+    sb.clock.advance(600)
+    dry = run_job(rt, "full", dry_run=True)  # a dry run counts nobody
+    assert (dry.people, rt.state.open_owners()) == (16, {})
+    full = run_job(rt, "full")
+    assert full.routed == Counter()
+    assert rt.state.owner_loads([AIKO, REN, SAM, manager]) == {
+        AIKO: 3, REN: 3, SAM: 3, manager: 6}
+    # Aiko's hand-assigned lead is deleted in both CRMs: the next full run no longer sees it
+    (lead, cid), = cases.people["owned"]
+    with sb.data.lock:
+        del sb.data.sf["Lead"][str(lead)], sb.data.hs_contacts[cid]
+    sb.clock.advance(600)
+    run_job(rt, "full")
+    assert rt.state.owner_loads([AIKO, REN, SAM, manager]) == {
+        AIKO: 2, REN: 3, SAM: 3, manager: 6}
+    assert len(rt.state.open_owners()) == 14
 
 
 def test_without_a_fallback_owner_the_unmatched_person_is_reported(
@@ -179,3 +244,59 @@ def test_check_wants_the_routed_by_field_until_provisioned(tmp_path: Path) -> No
         assert len(list((tmp_path / "meta").rglob("LeadSync_Routed_By__c.field-meta.xml"))) == 2
         after = runner.invoke(cli, ["check"])
         assert after.exit_code == 0, after.output
+
+
+def test_salesforce_refuses_a_task_for_a_queue_that_does_not_own_tasks(
+        sandbox: tuple[Sandbox, RoutingCases, Runtime, str]) -> None:
+    """As Salesforce answers (fflib-apex-common#293, ActionPlansV4#51): a Task's OwnerId
+    ("Assigned To ID") may be a queue only when the queue's supported objects include Task;
+    the seed's queue is a Lead queue. Through simple-salesforce."""
+    sb, cases, _rt, _ = sandbox
+    sf = salesforce(sb)
+    lead = cases.people["worked"][0][0]
+    task = {"attributes": {"type": "Task"}, "WhoId": lead, "OwnerId": cases.queue,
+            "Subject": "[LeadSync] MQL follow-up", "Description": "leadsync-key: q-1"}
+    refused = sf.restful("composite/sobjects", method="POST",
+                         json={"allOrNone": False, "records": [task]})
+    assert refused == [{"success": False, "errors": [{
+        "statusCode": "FIELD_INTEGRITY_EXCEPTION",
+        "message": f"Assigned To ID: id value of incorrect type: {cases.queue}",
+        "fields": ["OwnerId"]}]}]
+    assert sf.Lead.update(lead, {"OwnerId": cases.queue}) == 204  # a Lead queue owns Leads
+    with sb.data.lock:  # the admin adds Task to the queue's supported objects
+        sb.data.sf["QueueSobject"]["03g5g0000000099AAA"] = {
+            "Id": "03g5g0000000099AAA", "QueueId": cases.queue, "SobjectType": "Task"}
+    taken = sf.restful("composite/sobjects", method="POST",
+                       json={"allOrNone": False, "records": [task]})
+    assert [r["success"] for r in taken] == [True]
+
+
+def test_without_a_fallback_owner_a_queue_owned_task_is_reported_never_sent(
+        sandbox: tuple[Sandbox, RoutingCases, Runtime, str]) -> None:
+    """The worked queue-owned Lead's task: reported as having no owner every cycle it is owed
+    (like the unowned DE person's), never sent (no failing create), and created for the
+    fallback owner once one is set."""
+    sb, cases, rt, manager = sandbox
+    no_fallback = replace(rt, settings=rt.settings.model_copy(update={"sla": SlaSettings()}))
+    run_job(no_fallback, "incremental")
+    lead = cases.people["worked"][0][0]
+    sb.clock.advance(21 * 3600)
+    for _cycle in range(2):
+        sb.reset_stats()
+        report = run_job(no_fallback, "incremental")
+        assert report.task_failures == []
+        assert sorted(report.primary[p] for p in report.tasks_unassigned) == [
+            f"hubspot:contact:{cases.people['no-territory'][0][1]}",  # no owner at all
+            f"salesforce:Lead:{lead}"]  # the queue's
+        assert sb.stats()["salesforce"]["requests"].get("POST /composite/sobjects", 0) == (
+            1 if _cycle == 0 else 0)  # the first cycle creates the other 10 tasks
+        sb.clock.advance(600)
+    with sb.data.lock:
+        assert [t for t in sb.data.sf["Task"].values() if t.get("WhoId") == lead] == []
+        manager_sf = next(u["Id"] for u in sb.data.sf["User"].values() if u["Email"] == manager)
+    fixed = run_job(rt, "incremental")  # a fallback owner is configured now
+    assert fixed.task_failures == []  # the queue's task, and the DE person's HubSpot task
+    assert fixed.tasks_created == Counter({"salesforce": 1, "hubspot": 1})
+    with sb.data.lock:
+        owners = [t["OwnerId"] for t in sb.data.sf["Task"].values() if t.get("WhoId") == lead]
+    assert owners == [manager_sf]

@@ -83,7 +83,7 @@ def test_two_workers_1000_mqls_shares_within_one(
 
 def test_two_workers_never_exceed_capacity_while_reps_close_leads(
         stores: Callable[[], RedisStateStore]) -> None:
-    """Capacity 40 per rep; each worker closes the person it routed five turns ago. Every
+    """Capacity 40 per rep; each worker closes a person it routed five turns ago. Every
     count read during the run is within capacity; the turns handed out equal the people
     routed, none twice."""
     got: dict[str, str | None] = {}
@@ -97,8 +97,8 @@ def test_two_workers_never_exceed_capacity_while_reps_close_leads(
             got[person] = rep
             if rep is not None:
                 mine.append(person)
-            if len(mine) > 5 and i % 3 == 0:
-                store.release_routes([mine.pop(0)])
+            if len(mine) > 5 and i % 3 == 0:  # the rep closed it (recycled, opportunity)
+                store.set_open_owners({mine.pop(0): None})
             if i % 50 == index:
                 over.extend((m, o) for m, (_, o) in store.route_counts("kanto").items()
                             if o > 40)
@@ -110,3 +110,33 @@ def test_two_workers_never_exceed_capacity_while_reps_close_leads(
     assert sum(served for served, _ in counts.values()) == len(routed)
     assert all(opened <= 40 for _, opened in counts.values())
     assert Counter(routed) == Counter({m: s for m, (s, _) in counts.items()})
+
+
+def test_hand_assigned_people_are_counted_and_capacity_holds_for_two_workers(
+        stores: Callable[[], RedisStateStore]) -> None:
+    """Capacity 300; a has 200 open MQLs assigned by hand, b 280, c none. Two workers route
+    1,000 MQLs: a can take 100 more, b 20, c 300, then the pool is full (580 get no turn).
+    Meanwhile each worker keeps setting the hand-assigned people again (as every page of a
+    cycle does): they are counted once. No count read during the run exceeds 300."""
+    first = stores()
+    hand = {f"h-a-{i}": "a@example.com" for i in range(200)}
+    hand |= {f"h-b-{i}": "b@example.com" for i in range(280)}
+    assert first.set_open_owners(hand) == 480
+    got: dict[str, str | None] = {}
+    over: list[tuple[str, int]] = []
+
+    def work(store: RedisStateStore, index: int) -> None:
+        for i in range(index, 1000, 2):
+            got[f"p-{i}"] = store.take_turn("kanto", f"p-{i}", POOL, 300)
+            if i % 100 == index:
+                store.set_open_owners(hand)
+                loads = store.owner_loads([m for m, _ in POOL])
+                over.extend((m, n) for m, n in loads.items() if n > 300)
+
+    run_two(work, stores)
+    assert over == []
+    assert Counter(got.values()) == Counter({"a@example.com": 100, "b@example.com": 20,
+                                             "c@example.com": 300, None: 580})
+    assert stores().route_counts("kanto") == {
+        "a@example.com": (100, 300), "b@example.com": (20, 300), "c@example.com": (300, 300)}
+    assert len(stores().open_owners()) == 900

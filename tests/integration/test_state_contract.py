@@ -313,14 +313,34 @@ def test_routing_turns_follow_the_weights_and_stick_to_the_person(store: StateSt
     assert store.route_counts("other") == {}
 
 
-def test_routing_capacity_and_release(store: StateStore) -> None:
+def test_routing_capacity_counts_every_open_person_and_closing_frees_it(
+        store: StateStore) -> None:
     pair = (("a@example.com", 1), ("b@example.com", 1))
-    got = [store.take_turn("p", f"p-{i}", pair, 2) for i in range(5)]
-    assert got == ["a@example.com", "b@example.com", "a@example.com", "b@example.com", None]
-    assert store.release_routes(["p-0", "p-0", "nobody"]) == 1  # a has room again
-    assert store.release_routes(["p-0"]) == 0
-    assert store.take_turn("p", "p-9", pair, 2) == "a@example.com"
-    assert store.route_counts("p") == {"a@example.com": (3, 2), "b@example.com": (2, 2)}
+    assert store.set_open_owners({"hand-1": "b@example.com"}) == 1  # assigned by hand
+    got = [store.take_turn("p", f"p-{i}", pair, 2) for i in range(4)]
+    assert got == ["a@example.com", "b@example.com", "a@example.com", None]
+    assert store.release_routes(["p-0", "p-0", "nobody"]) == 1  # no turn needed: still open
+    assert store.take_turn("p", "p-9", pair, 2) is None
+    assert store.set_open_owners({"p-0": None, "hand-1": None, "gone": None}) == 2  # closed
+    assert store.take_turn("p", "p-9", pair, 2) == "b@example.com"
+    assert store.route_counts("p") == {"a@example.com": (2, 1), "b@example.com": (2, 2)}
+
+
+@pytest.mark.parametrize(("steps", "loads"), [
+    ([{"x": "a"}], {"a": 1, "b": 0}),
+    ([{"x": "a"}, {"x": "a"}], {"a": 1, "b": 0}),  # the same again: counted once
+    ([{"x": "a"}, {"x": "b"}], {"a": 0, "b": 1}),  # the owner changed
+    ([{"x": "a", "y": "a"}, {"x": None}], {"a": 1, "b": 0}),  # x closed
+    ([{"x": "a"}, {"x": ""}], {"a": 0, "b": 0}),  # "" is nobody too
+    ([{"x": None}], {"a": 0, "b": 0}),  # never counted: nothing to close
+    ([{"x": "a", "y": "b", "z": "b"}, {"y": "a", "z": None}], {"a": 2, "b": 0}),
+])
+def test_open_owner_counts_move_with_each_person(
+        store: StateStore, steps: list[dict[str, str | None]], loads: dict[str, int]) -> None:
+    for step in steps:
+        store.set_open_owners(step)
+    assert store.owner_loads(["a", "b"]) == loads
+    assert sum(loads.values()) == len(store.open_owners())
 
 
 def test_routing_a_person_moved_to_another_pool_leaves_the_first(store: StateStore) -> None:
@@ -336,4 +356,7 @@ def test_routing_release_of_a_full_run(store: StateStore) -> None:
     for i in range(1200):
         assert store.take_turn("big", f"p-{i}", pool, None) == "a@example.com"
     assert store.release_routes([f"p-{i}" for i in range(2500)]) == 1200
+    assert store.route_counts("big") == {"a@example.com": (1200, 1200)}  # still open
+    assert store.set_open_owners({f"p-{i}": None for i in range(2500)}) == 1200
     assert store.route_counts("big") == {"a@example.com": (1200, 0)}
+    assert store.open_owners() == {}

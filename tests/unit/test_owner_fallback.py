@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
+
 from leadsync.config.settings import SlaSettings
 from leadsync.connectors.base import FollowUpTask, RecordRef, TaskResult
 from leadsync.owner_fallback import (
@@ -94,6 +96,32 @@ def test_owner_fault_codes_of_both_crms() -> None:
     assert is_owner_fault('VALIDATION_ERROR: Property values were not valid: [{"error": '
                           '"INVALID_OWNER_ID", "name": "hubspot_owner_id"}]')
     assert not is_owner_fault("UNABLE_TO_LOCK_ROW: unable to obtain exclusive access")
+
+
+QUEUE = "00G5g0000000001EAA"
+
+
+@pytest.mark.parametrize(("reason", "owner", "fault"), [
+    (f"FIELD_INTEGRITY_EXCEPTION: Assigned To ID: id value of incorrect type: {QUEUE}", QUEUE,
+     True),  # a queue that owns no Tasks
+    (f"FIELD_INTEGRITY_EXCEPTION: Assigned To ID: id value of incorrect type: {QUEUE}", None,
+     False),
+    ("FIELD_INTEGRITY_EXCEPTION: What ID: id value of incorrect type: 0015g00000AAA", QUEUE,
+     False),  # another field's integrity: not the owner's
+])
+def test_field_integrity_is_an_owner_fault_only_when_it_names_the_owner(
+        reason: str, owner: str | None, fault: bool) -> None:
+    assert is_owner_fault(reason, owner) is fault
+
+
+def test_a_task_refused_for_a_queue_goes_to_the_fallback_owner() -> None:
+    crm = FakeCrm(set())
+    tasks = [task("k1", QUEUE)]
+    refused = TaskResult(failed={"k1": "FIELD_INTEGRITY_EXCEPTION: Assigned To ID: id value of "
+                                       f"incorrect type: {QUEUE}"})
+    result = reassign_refused(crm, tasks, refused, FALLBACK)
+    assert crm.calls == [[("k1", FALLBACK)]]
+    assert (result.created, result.failed) == ({"k1": "00Tk1"}, {})
 
 
 def test_fallback_owner_id_by_email_case_insensitive() -> None:

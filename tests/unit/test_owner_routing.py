@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
+import pytest
+
 from leadsync.config.rules import load_default_rules, parse_rules
 from leadsync.connectors.base import CrmPerson, RecordRef
 from leadsync.identity import Person
@@ -83,4 +85,63 @@ def test_a_turn_is_taken_once_per_person() -> None:
     ev = evaluate(p.profile, r.model, NOW)
     r.route([p], [ev])
     r.route([p], [ev])  # a retried cycle: the same rep, no second turn
-    assert state.route_counts("jp") == {"rep@example.com": (1, 1)}
+    assert state.route_counts("jp") == {"rep@example.com": (1, 1), "boss@example.com": (0, 0)}
+
+
+def routed_once(r: Router, p: Person, stage: str, status: str | None = None) -> None:
+    ev = replace(evaluate(p.profile, r.model, NOW), stage=stage)
+    p = replace(p, profile=replace(p.profile, sales_status=status))
+    r.route([p], [ev])
+
+
+# (steps of (Salesforce owner, evaluated stage, sales status), rep's and boss's open counts)
+OPEN_COUNTS = [
+    ([("owner-2", "mql", None)], (0, 1)),  # assigned by hand: counted against boss
+    ([("owner-2", "sql", "accepted")], (0, 1)),
+    ([("owner-2", "mql", "working")], (0, 1)),  # worked, still an open MQL
+    ([("owner-2", "lead", None)], (0, 0)),
+    ([("owner-2", "mql", None), ("owner-2", "opportunity", "opportunity_open")], (0, 0)),
+    ([("owner-2", "mql", None), ("owner-2", "recycled", "rejected")], (0, 0)),
+    ([("owner-2", "mql", None), ("owner-1", "mql", None)], (1, 0)),  # reassigned by hand
+    ([("owner-2", "mql", None), ("owner-2", "sql", None)], (0, 1)),  # mql -> sql: once
+    ([(None, "mql", None)], (1, 0)),  # routed: the pool's first turn
+    ([(None, "mql", None), ("owner-1", "mql", None)], (1, 0)),  # the routed owner written
+    ([(None, "mql", None), ("owner-1", "customer", "won")], (0, 0)),
+    ([("005-gone", "mql", "working")], (0, 0)),  # an inactive owner counts for nobody
+]
+
+
+@pytest.mark.parametrize(("steps", "counts"), OPEN_COUNTS)
+def test_open_counts_follow_owner_and_stage(
+        steps: list[tuple[str | None, str, str | None]], counts: tuple[int, int]) -> None:
+    r, _, state = router()
+    for owner, stage, status in steps:
+        routed_once(r, person("JP", owner, None), stage, status)
+    assert state.owner_loads(["rep@example.com", "boss@example.com"]) == {
+        "rep@example.com": counts[0], "boss@example.com": counts[1]}
+
+
+def test_a_dry_run_counts_nobody() -> None:
+    r, _, state = router(dry_run=True)
+    routed_once(r, person("JP", "owner-2", None), "mql")
+    assert state.open_owners() == {}
+
+
+def test_hand_assigned_people_on_the_same_page_count_before_the_turns() -> None:
+    """Capacity 1: the page's first person is routed, but boss's hand-assigned MQL later in
+    the same page is counted first, so the turn goes to rep and the next person finds the
+    pool full."""
+    routing = {**ROUTING, "pools": {"jp": {"members": ["boss@example.com", "rep@example.com"],
+                                           "capacity": 1}}}
+    r, report, state = router()
+    r.model = replace(r.model, routing=parse_rules({"version": "t", "routing": routing},
+                                                   "r.yaml").routing)
+    r.policy = r.model.routing
+    people = [replace(person("JP", None, None), id=f"p-{i}") for i in range(2)]
+    people.append(replace(person("JP", "owner-2", None), id="hand"))
+    evs = [evaluate(p.profile, r.model, NOW) for p in people]
+    step = r.route(people, evs)
+    assert [p.task_target().owner_id for p in step.people] == ["owner-1", None, "owner-2"]
+    assert state.route_counts("jp") == {"boss@example.com": (0, 1), "rep@example.com": (1, 1)}
+    # p-0: rep is no HubSpot owner (reported, as ever); p-1: pool full and no fallback owner
+    assert report.routing_unrouted == ["p-0", "p-1"]
