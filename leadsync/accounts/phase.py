@@ -253,8 +253,11 @@ class AccountPhase:
     def read(self, people: Sequence[Person]
              ) -> tuple[AccountIndex, dict[str, AccountLinks]] | None:
         """The account index (every CRM's accounts, read once per run) and the account links
-        of these people; None when a CRM's budget stopped it (before or during)."""
-        links: dict[str, AccountLinks] = {}
+        of these people (the links their read carried; `read_account_links` for the rest);
+        None when a CRM's budget stopped it (before or during)."""
+        links: dict[str, AccountLinks] = {
+            r.ref.key: r.account_links for p in people for r in p.records
+            if r.account_links is not None and r.account_links.account_ids}
         accounts: list[CrmAccount] = []
         for system, conn in self.connectors.items():
             if system in self.stopped:
@@ -263,7 +266,8 @@ class AccountPhase:
                 if self._crm_of is None:
                     accounts.extend(conn.iter_accounts())
                 refs = sorted({r.ref for p in people for r in p.records
-                               if r.ref.system == system}, key=lambda r: r.key)
+                               if r.ref.system == system and r.account_links is None},
+                              key=lambda r: r.key)
                 found = conn.read_account_links(refs) if refs else []
                 links.update({lk.record.key: lk for lk in found})
             if system in self.stopped:
