@@ -50,6 +50,8 @@ class CycleReport:
     account_records_written: Counter[str] = field(default_factory=Counter)
     mqa_tasks_created: Counter[str] = field(default_factory=Counter)
     mqa_tasks_existing: int = 0
+    # the highest-scoring accounts of the cycle (`accounts.phase.TOP_ACCOUNTS`), with reasons
+    top_accounts: list[dict[str, Any]] = field(default_factory=list)
     top: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     # person id -> (stage, sla status, score) of everyone evaluated; not serialised (size)
@@ -103,6 +105,7 @@ class CycleReport:
             "account_records_written": dict(self.account_records_written),
             "mqa_tasks_created": dict(self.mqa_tasks_created),
             "mqa_tasks_existing": self.mqa_tasks_existing,
+            "top_accounts": list(self.top_accounts),
             "top": list(self.top),
             "duration_s": round(self.duration_s, 3),
         }

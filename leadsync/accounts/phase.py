@@ -30,7 +30,12 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from leadsync.accounts.handoff import Handoff, choose_target, hand_off
-from leadsync.accounts.resolve import AccountIndex, AccountRecord, PersonAccountFacts
+from leadsync.accounts.resolve import (
+    AccountIndex,
+    AccountRecord,
+    PersonAccountFacts,
+    normalise_domain,
+)
 from leadsync.connectors.base import (
     AccountLinks,
     Connector,
@@ -53,11 +58,13 @@ from leadsync.scoring.accounts import (
     member_of,
 )
 from leadsync.scoring.model import ScoringModel
+from leadsync.scoring.reasons import render_reasons
 from leadsync.state import StateStore
 
 log = logging.getLogger("leadsync.accounts.phase")
 MEMBER_KIND = "account_member"  # person key -> compact JSON (what the account rules need)
 MEMBERS_KIND = "account_members"  # account key -> space-separated person keys
+TOP_ACCOUNTS = 5  # the report's top accounts (the sync and demo summaries show them)
 # the CRMs' own wire formats of the MQA-at field as `iter_accounts` read it
 _PARSE: Mapping[str, Callable[[object], datetime | None]] = {
     "salesforce": salesforce_datetime, "hubspot": hubspot_datetime}
@@ -133,6 +140,22 @@ def _fields(key: str, accounts: Sequence[CrmAccount]) -> AccountFields:
                          industry=str(industry) if industry is not None else None,
                          employees=employees if isinstance(employees, int) else None,
                          attributes=attributes)
+
+
+def top_accounts(evaluated: Mapping[str, AccountEvaluation],
+                 crm_of: Mapping[str, Sequence[CrmAccount]]) -> list[dict[str, object]]:
+    """The TOP_ACCOUNTS highest scores (ties by key), each with its name, domain, MQA state,
+    engaged people and reasons (`+40 3名以上がエンゲージ; ...`): no person is named."""
+    rows: list[dict[str, object]] = []
+    for ev in sorted(evaluated.values(), key=lambda e: (-e.score, e.key))[:TOP_ACCOUNTS]:
+        fields = _fields(ev.key, crm_of.get(ev.key, ()))
+        rows.append({"account": ev.key, "name": fields.name,
+                     "domain": normalise_domain(fields.domain), "score": ev.score,
+                     "mqa": ev.mqa,
+                     "mqa_at": ev.mqa_at.astimezone(UTC).isoformat() if ev.mqa_at else None,
+                     "engaged": len(ev.engaged), "members": ev.members,
+                     "reasons": render_reasons(ev.reasons, 120)})
+    return rows
 
 
 class AccountPhase:
@@ -247,6 +270,7 @@ class AccountPhase:
             for key in sorted(touched)}
         self.report.accounts_evaluated += len(evaluated)
         self.report.accounts_mqa += sum(1 for ev in evaluated.values() if ev.mqa)
+        self.report.top_accounts = top_accounts(evaluated, crm_of)
         self.write(evaluated, crm_of)
         self.hand_off(evaluated, crm_of, members)
 
