@@ -890,7 +890,8 @@ class _Cycle:
                 connectors=self.rt.connectors, state=self.state, model=self.rt.model,
                 report=self.report, now=self.now, dry_run=self.dry_run, crm_work=self.crm_work,
                 confirm=self.lease.confirm, stopped=self.budget_stopped,
-                retry=self.failed_keys.update)
+                retry=self.failed_keys.update,
+                run_started=min([s.started for s in self.streams], default=self.now))
         self.account_phase.note(people, evaluations)
         if last:
             self.say("evaluating accounts")

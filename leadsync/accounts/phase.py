@@ -62,6 +62,7 @@ from leadsync.scoring.reasons import render_reasons
 from leadsync.state import StateStore
 
 log = logging.getLogger("leadsync.accounts.phase")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MEMBER_KIND = "account_member"  # person key -> compact JSON (what the account rules need)
 MEMBERS_KIND = "account_members"  # account key -> space-separated person keys
 TOP_ACCOUNTS = 5  # the report's top accounts (the sync and demo summaries show them)
@@ -76,11 +77,25 @@ def account_values(ev: AccountEvaluation) -> dict[str, object]:
             "engaged_people": len(ev.engaged), "mqa_at": ev.mqa_at, "model": ev.model}
 
 
-def encode_member(account: str | None, member: Member, records: Sequence[str]) -> str:
+def encode_member(account: str | None, member: Member, records: Sequence[str],
+                  noted: datetime | None = None) -> str:
+    """A stored member; `noted`: the cycle that noted it (a full run prunes members noted
+    before it started that it did not see)."""
     last = member.last_active_at.astimezone(UTC).isoformat() if member.last_active_at else None
-    return json.dumps({"a": account or "", "f": member.fit, "e": member.engagement,
-                       "s": member.seniority, "t": last, "r": list(records)},
-                      separators=(",", ":"))
+    doc: dict[str, object] = {"a": account or "", "f": member.fit, "e": member.engagement,
+                              "s": member.seniority, "t": last, "r": list(records)}
+    if noted is not None:
+        doc["n"] = noted.astimezone(UTC).isoformat()
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def noted_at(payload: str) -> datetime | None:
+    """When a stored member was noted (None: unreadable, or stored before entries said so)."""
+    try:
+        value = json.loads(payload).get("n")
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except (ValueError, AttributeError):
+        return None
 
 
 def decode_member(key: str, payload: str) -> tuple[str, Member, tuple[str, ...]] | None:
@@ -166,9 +181,13 @@ class AccountPhase:
                  model: ScoringModel, report: CycleReport, now: datetime, dry_run: bool,
                  crm_work: Callable[[str], AbstractContextManager[None]],
                  confirm: Callable[[], None], stopped: set[str],
-                 retry: Callable[[Iterable[str]], None] = lambda _keys: None) -> None:
+                 retry: Callable[[Iterable[str]], None] = lambda _keys: None,
+                 run_started: datetime | None = None) -> None:
         self.connectors, self.state, self.model = connectors, state, model
         self.report, self.now, self.dry_run = report, now, dry_run
+        # when the run began (a resumed full run: the killed run's start): a full run prunes
+        # the stored members noted before it that it did not see (deleted from both CRMs)
+        self.run_started = run_started or now
         self.crm_work, self.confirm, self.stopped = crm_work, confirm, stopped
         self.retry = retry
         self.unfinished = False  # a stop or a refusal: this cycle's people are retried
@@ -217,7 +236,7 @@ class AccountPhase:
             return
         # durable per page: a run killed before `finish` leaves its members for the next run
         self.state.set_fingerprints(MEMBER_KIND, {
-            pid: encode_member(*entry) for pid, entry in sorted(page.items())})
+            pid: encode_member(*entry, noted=self.now) for pid, entry in sorted(page.items())})
         index_of = {k: set(v.split()) for k, v in
                     self.state.get_fingerprints(MEMBERS_KIND, sorted(touched)).items()}
         for pid, (account, _, _) in page.items():
@@ -236,12 +255,9 @@ class AccountPhase:
         if rules is None or (not self.noted and not full and not self.broken):
             return
         try:
-            if self.broken:
+            if self.broken or (self._crm_of is None and self.read([]) is None):
                 self.unfinished = True
-                log.warning("accounts not evaluated: a CRM's budget stopped its account reads")
-                return
-            if self._crm_of is None and self.read([]) is None:
-                self.unfinished = True
+                self.report.accounts_not_evaluated += 1  # the summaries say so, too
                 log.warning("accounts not evaluated: a CRM's budget stopped its account reads")
                 return
             self.score(rules, full=full)
@@ -253,14 +269,21 @@ class AccountPhase:
         crm_of = self._crm_of or {}
         touched = set(self.touched) | (set(crm_of) if full else set())
         members: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {k: {} for k in touched}
+        stored: dict[str, str] = {}
+        gone: set[str] = set()
         if touched:  # the stored members (this run's pages wrote theirs), this run's on top
             stored = self.state.get_fingerprints(MEMBERS_KIND, sorted(touched))
             others = sorted({p for v in stored.values() for p in v.split()} - set(self.noted))
-            for pid, payload in (self.state.get_fingerprints(MEMBER_KIND, others).items()
-                                 if others else ()):
+            payloads = self.state.get_fingerprints(MEMBER_KIND, others) if others else {}
+            if full:  # everyone in both CRMs was read: a member noted before and unseen is gone
+                gone = {pid for pid in others if pid not in payloads
+                        or (noted_at(payloads[pid]) or _EPOCH) < self.run_started}
+            for pid, payload in payloads.items():
                 found = decode_member(pid, payload)
-                if found is not None and found[0] in members:
+                if found is not None and found[0] in members and pid not in gone:
                     members[found[0]][pid] = (found[1], found[2])
+        if gone:
+            self.prune(stored, gone)
         for pid, (account, member, records) in self.noted.items():
             if account is not None:
                 members[account][pid] = (member, records)
@@ -273,6 +296,18 @@ class AccountPhase:
         self.report.top_accounts = top_accounts(evaluated, crm_of)
         self.write(evaluated, crm_of)
         self.hand_off(evaluated, crm_of, members)
+
+    def prune(self, stored: Mapping[str, str], gone: set[str]) -> None:
+        """Drop members a full run did not see from their accounts (their entries are blanked:
+        the store has no delete); counted in the report."""
+        self.report.account_members_pruned += len(gone)
+        log.info("account members pruned: no longer in the CRMs", extra={"count": len(gone)})
+        if self.dry_run:
+            return
+        self.state.set_fingerprints(MEMBERS_KIND, {
+            key: " ".join(sorted(set(listed.split()) - gone))
+            for key, listed in sorted(stored.items()) if set(listed.split()) & gone})
+        self.state.set_fingerprints(MEMBER_KIND, dict.fromkeys(sorted(gone), ""))
 
     def read(self, people: Sequence[Person]
              ) -> tuple[AccountIndex, dict[str, AccountLinks]] | None:

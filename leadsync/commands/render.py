@@ -148,6 +148,10 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     if isinstance(accounts, Mapping) and accounts.get("evaluated"):
         console.print(f"Accounts evaluated: {accounts['evaluated']:,} "
                       f"(MQA {accounts.get('mqa', 0):,}, not MQA {accounts.get('not_mqa', 0):,})")
+    if summary.get("accounts_not_evaluated"):
+        console.print(f"[yellow]Accounts not evaluated in {summary['accounts_not_evaluated']} "
+                      "cycle(s): a CRM's API budget stopped the account reads (the people are "
+                      "retried next cycle)[/yellow]")
     if summary.get("top_accounts"):
         console.print(top_accounts_table(summary["top_accounts"]))
     unassigned = summary.get("tasks_unassigned", 0)
