@@ -89,3 +89,34 @@ def test_an_engaged_account_becomes_one_mqa_with_one_task(sandbox: Sandbox) -> N
     assert dict(cold.account_records_written) == {}
     assert mqa_tasks(sandbox) == tasks
     assert mqa_accounts(sandbox) == (sf_mqa, hs_mqa)
+
+
+def test_a_lost_mqa_create_reply_and_a_wiped_ledger_leave_exactly_one_task(
+        sandbox: Sandbox) -> None:
+    """The CRM saves the MQA task but its reply is lost; then the state store is wiped: the
+    task key (account key + the episode start read back from the CRM) is the same, the next
+    cycle finds the task on the member records and creates no second one."""
+    from leadsync.sandbox.faults import Faults
+
+    data: Any = sandbox.data
+    sandbox.set_faults(Faults(reply_drop_rate=1.0, reply_drop_on="creates"))
+    first = run_job(runtime_for(sandbox, InMemoryStateStore()), "full")
+    dropped = sandbox.stats()["salesforce"]["replies_dropped"]
+    assert dropped == {"POST /composite/sobjects": sandbox.stats()["salesforce"]["requests"][
+        "POST /composite/sobjects"]}  # every create's reply was lost, the MQA task's too
+    assert first.accounts_mqa == 1 and first.task_failures == []
+    assert dict(first.mqa_tasks_created) == {"salesforce": 1}  # confirmed by reading back
+    [task] = [t for t in data.sf["Task"].values()
+              if str(t.get("Subject")).startswith(MQA_PREFIX)]
+    key = next(line for line in str(task["Description"]).splitlines()
+               if line.startswith("leadsync-key:"))
+
+    sandbox.set_faults(Faults())
+    sandbox.advance(60)
+    wiped = run_job(runtime_for(sandbox, InMemoryStateStore()), "full")
+    assert wiped.accounts_mqa == 1
+    assert dict(wiped.mqa_tasks_created) == {} and wiped.mqa_tasks_existing == 1
+    tasks = [t for t in data.sf["Task"].values() if str(t.get("Subject")).startswith(MQA_PREFIX)]
+    assert len(tasks) == 1 and key in str(tasks[0]["Description"])
+    assert len(mqa_tasks(sandbox)) == 1
+    assert sandbox.stats()["salesforce"]["duplicate_task_keys"] == 0
