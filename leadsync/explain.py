@@ -18,11 +18,18 @@ from rich.console import Console
 from rich.table import Table
 
 from leadsync import person as persons
+from leadsync.accounts.inherit import with_account_facts
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import CrmPerson, RecordRef
 from leadsync.drift import OwnFields, adopt_lifecycle
 from leadsync.followups import local_time
-from leadsync.identity import event_signature, group_records, merge_profile, normalise_email
+from leadsync.identity import (
+    Person,
+    event_signature,
+    group_records,
+    merge_profile,
+    normalise_email,
+)
 from leadsync.owner_routing import Router
 from leadsync.report import CycleReport
 from leadsync.runtime import Runtime, build_runtime
@@ -133,6 +140,10 @@ def evaluate_people(runtime: Runtime, records: Sequence[CrmPerson],
         profile = persons.with_previous(
             profile, persons.previous_decision(found.record, trusted), found.legacy)
         profile, _ = adopt_lifecycle(profile, group, now)
+        # what the account inherits, as a cycle gives it (docs/accounts.md)
+        [person] = with_account_facts(runtime.state, runtime.model, [
+            Person(id=found.key, records=tuple(group), profile=profile)])
+        profile = person.profile
         out.append((group, found.key, profile, evaluate(profile, runtime.model, now)))
     return out
 

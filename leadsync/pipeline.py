@@ -46,6 +46,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from leadsync import memory
 from leadsync import person as persons
+from leadsync.accounts.inherit import with_account_facts
 from leadsync.accounts.phase import AccountPhase
 from leadsync.connectors.base import (
     BudgetExhausted,
@@ -749,6 +750,8 @@ class _Cycle:
         rest of the cycle goes on (RELIABILITY.md §9)."""
         model, now, report = self.rt.model, self.now, self.report
         self.say(f"evaluating {len(candidates):,} people")
+        # members inherit from their account's stored state (docs/accounts.md, inherit)
+        candidates = with_account_facts(self.state, model, candidates)
         people: list[Person] = []
         evaluations: list[Evaluation] = []
         for person in candidates:

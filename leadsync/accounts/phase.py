@@ -294,8 +294,39 @@ class AccountPhase:
         self.report.accounts_evaluated += len(evaluated)
         self.report.accounts_mqa += sum(1 for ev in evaluated.values() if ev.mqa)
         self.report.top_accounts = top_accounts(evaluated, crm_of)
+        self.remember(rules, evaluated, members)
         self.write(evaluated, crm_of)
         self.hand_off(evaluated, crm_of, members)
+
+    def remember(self, rules: AccountModel, evaluated: Mapping[str, AccountEvaluation],
+                 members: Mapping[str, Mapping[str, tuple[Member, tuple[str, ...]]]]) -> None:
+        """Store each account's score and MQA state (what members inherit from: module
+        `inherit`); when that flips whether its members inherit, their records go on the to-do
+        list so the next cycle re-evaluates them."""
+        from leadsync.accounts.inherit import STATE_KIND, decode_state, encode_state
+
+        inherit = rules.inherit
+        if self.dry_run or inherit is None or not evaluated:
+            return
+        keys = sorted(evaluated)
+        before = self.state.get_fingerprints(STATE_KIND, keys)
+        flipped: dict[str, set[str]] = {}
+        for key in keys:
+            old = decode_state(before.get(key))
+            ev = evaluated[key]
+            if inherit.holds(old[0] if old else None, old[1] if old else False) \
+                    != inherit.holds(ev.score, ev.mqa):
+                for _, records in members[key].values():
+                    for rk in records:
+                        flipped.setdefault(rk.split(":", 1)[0], set()).add(rk)
+        self.state.set_fingerprints(STATE_KIND, {k: encode_state(evaluated[k]) for k in keys})
+        # through the cycle's retry list: the commit puts them on the to-do list after it
+        # settled this page (a plain add_pending would be undone by that commit)
+        self.retry(sorted(rk for system, rks in flipped.items() if system in self.connectors
+                          for rk in rks))
+        if flipped:
+            log.info("account members re-evaluated next cycle: their inherited points changed",
+                     extra={"count": sum(len(v) for v in flipped.values())})
 
     def prune(self, stored: Mapping[str, str], gone: set[str]) -> None:
         """Drop members a full run did not see from their accounts (their entries are blanked:

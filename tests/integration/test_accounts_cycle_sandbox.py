@@ -6,6 +6,7 @@ creates no second task."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,3 +121,52 @@ def test_a_lost_mqa_create_reply_and_a_wiped_ledger_leave_exactly_one_task(
     assert len(tasks) == 1 and key in str(tasks[0]["Description"])
     assert len(mqa_tasks(sandbox)) == 1
     assert sandbox.stats()["salesforce"]["duplicate_task_keys"] == 0
+
+
+def test_members_inherit_points_once_their_account_is_an_mqa(sandbox: Sandbox,
+                                                            tmp_path: Any) -> None:
+    """`accounts.inherit: {points: 10}`: the cycle that makes the account an MQA puts its
+    members on the to-do list; the next cycle re-evaluates exactly them, each 10 points up with
+    the reason; the cycle after has nothing to do."""
+    import yaml
+
+    from leadsync.accounts.phase import MEMBER_KIND, MEMBERS_KIND, decode_member
+    from leadsync.accounts.resolve import domain_key, normalise_domain
+    from leadsync.sandbox.store import SandboxData
+
+    bundled = Path(__file__).parents[2] / "leadsync" / "config" / "default_rules.yaml"
+    doc = yaml.safe_load(bundled.read_text(encoding="utf-8"))
+    doc["accounts"]["inherit"] = {"points": 10, "label": "MQAアカウント所属"}
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    data: SandboxData = sandbox.data
+    state = InMemoryStateStore()
+    with environ({"LEADSYNC_RULES_FILE": str(rules)}):
+        first = run_job(runtime_for(sandbox, state), "full")
+        assert first.accounts_mqa == 1
+        [sf_id], _ = mqa_accounts(sandbox)
+        domain = normalise_domain(data.sf["Account"][sf_id]["Website"])
+        assert domain is not None
+        members = state.get_fingerprints(MEMBERS_KIND, [domain_key(domain)])[
+            domain_key(domain)].split()
+        records = {rk for pid, v in state.get_fingerprints(MEMBER_KIND, members).items()
+                   for rk in (decode_member(pid, v) or ("", None, ()))[2]}
+        pending = state.get_pending("salesforce") | state.get_pending("hubspot")
+        assert pending == records and len(members) >= 4
+
+        def score(record: str) -> int:
+            system, obj, rid = record.split(":")
+            raw = data.sf[obj][rid]["LeadSync_Score__c"] if system == "salesforce" \
+                else data.hs_contacts[rid]["leadsync_score"]
+            return int(float(raw))
+
+        before = {rk: score(rk) for rk in records}
+        sandbox.advance(60)
+        second = run_job(runtime_for(sandbox, state), "incremental")
+        assert second.people == len(members)
+        assert {rk: score(rk) - before[rk] for rk in records} == dict.fromkeys(records, 10)
+        assert state.get_pending("salesforce") | state.get_pending("hubspot") == set()
+        assert second.accounts_mqa == 1 and dict(second.mqa_tasks_created) == {}
+        sandbox.advance(60)
+        third = run_job(runtime_for(sandbox, state), "incremental")
+        assert third.people == 0
