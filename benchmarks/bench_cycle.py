@@ -16,7 +16,8 @@ with the bundled rules and one with the same rules less their `accounts:` sectio
 calls per CRM, the extra calls and the ratio (`with / without`, per CRM and in all). Calls do
 not depend on the rate limit, so these two runs use `--accounts-rate-limit` (default 1,000 per
 10 s: no 429 retries in the count). `second_full`: each run's next full cycle (same sandbox
-and state, nothing changed in between: the nightly run in its steady state).
+and state, nothing changed in between: the nightly run in its steady state); `incremental`:
+then one simulated hour of activity and an incremental cycle.
 `--accounts-only` runs just these two.
 
 The work is bound by the CRMs' rate limits, not CPU. `bound_s` is that bound: per CRM, the
@@ -135,6 +136,8 @@ def accounts_cost(people: int, seed: int, hs_limit: int) -> dict[str, Any]:
         "ratio_total": round(total_with / total_without, 4) if total_without else None,
         "second_full": _compare(with_accounts["second_full_api_calls"] or {},
                                 without["second_full_api_calls"] or {}),
+        "incremental": _compare(with_accounts["incremental_api_calls"] or {},
+                                without["incremental_api_calls"] or {}),
         "requests_with_accounts": with_accounts["requests"],
         "requests_without_accounts": without["requests"],
     }
@@ -155,13 +158,19 @@ def run_in_process(people: int, seed: int, hs_limit: int,
         wall = time.perf_counter() - started
         stats = sb.stats()
         again: dict[str, int] | None = None
+        step: dict[str, int] | None = None
         if second:  # the next night's full cycle: the same sandbox and state, nothing changed
             run_job(runtime, "full")
             after = calls_by_system(sb.stats())
             again = {s: after[s] - calls_by_system(stats)[s] for s in SYSTEMS}
+            sb.simulate(hours=1)  # an hour of activity, then one incremental cycle
+            run_job(runtime, "incremental")
+            later = calls_by_system(sb.stats())
+            step = {s: later[s] - after[s] for s in SYSTEMS}
     out = report.to_dict()
     return {
         "second_full_api_calls": again,
+        "incremental_api_calls": step,
         "wall_s": round(wall, 2),
         "people": out["people"],
         "people_per_s": round(out["people"] / wall, 1),

@@ -894,7 +894,8 @@ class _Cycle:
                 report=self.report, now=self.now, dry_run=self.dry_run, crm_work=self.crm_work,
                 confirm=self.lease.confirm, stopped=self.budget_stopped,
                 retry=self.failed_keys.update,
-                run_started=min([s.started for s in self.streams], default=self.now))
+                run_started=min([s.started for s in self.streams], default=self.now),
+                full=job == "full")
         self.account_phase.note(people, evaluations)
         if last:
             self.say("evaluating accounts")

@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from leadsync.accounts.handoff import Handoff, choose_target, hand_off
 from leadsync.accounts.resolve import (
@@ -66,6 +66,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MEMBER_KIND = "account_member"  # person key -> compact JSON (what the account rules need)
 MEMBERS_KIND = "account_members"  # account key -> space-separated person keys
 TOP_ACCOUNTS = 5  # the report's top accounts (the sync and demo summaries show them)
+# the CRMs' accounts as last read (incremental runs read only the changed ones: module doc)
+ACCOUNT_KIND = "account_entry"  # CRM account record key -> the account as read (JSON)
+ACCOUNT_REFS_KIND = "account_refs"  # system -> space-separated account record keys
+ACCOUNTS_CURSOR = "{system}:accounts"
+CURSOR_OVERLAP = timedelta(minutes=5)
 # the CRMs' own wire formats of the MQA-at field as `iter_accounts` read it
 _PARSE: Mapping[str, Callable[[object], datetime | None]] = {
     "salesforce": salesforce_datetime, "hubspot": hubspot_datetime}
@@ -106,6 +111,24 @@ def decode_member(key: str, payload: str) -> tuple[str, Member, tuple[str, ...]]
         return (str(doc["a"]), Member(key, int(doc["f"]), int(doc["e"]), str(doc["s"]), last),
                 tuple(str(r) for r in doc.get("r", ())))
     except (ValueError, KeyError, TypeError):
+        return None
+
+
+def encode_account(acc: CrmAccount) -> str:
+    return json.dumps({"n": acc.name, "w": acc.website, "i": acc.industry, "e": acc.employees,
+                       "o": acc.owner_id, "a": dict(acc.attributes), "c": dict(acc.current)},
+                      separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def decode_account(key: str, payload: str) -> CrmAccount | None:
+    """A stored account (`encode_account`); None when unreadable."""
+    try:
+        doc = json.loads(payload)
+        employees = doc.get("e")
+        return CrmAccount(RecordRef.parse(key), doc.get("n"), doc.get("w"), doc.get("i"),
+                          employees if isinstance(employees, int) else None, doc.get("o"),
+                          dict(doc.get("a") or {}), dict(doc.get("c") or {}))
+    except (ValueError, TypeError, AttributeError):
         return None
 
 
@@ -182,7 +205,8 @@ class AccountPhase:
                  crm_work: Callable[[str], AbstractContextManager[None]],
                  confirm: Callable[[], None], stopped: set[str],
                  retry: Callable[[Iterable[str]], None] = lambda _keys: None,
-                 run_started: datetime | None = None) -> None:
+                 run_started: datetime | None = None, full: bool = False) -> None:
+        self.full = full  # the full run reads every account; an incremental one the changed
         self.connectors, self.state, self.model = connectors, state, model
         self.report, self.now, self.dry_run = report, now, dry_run
         # when the run began (a resumed full run: the killed run's start): a full run prunes
@@ -203,6 +227,7 @@ class AccountPhase:
     def run(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
             full: bool) -> None:
         """One page of people and the end of the run at once (a run of one page)."""
+        self.full = full
         self.note(people, evaluations)
         self.finish(full=full)
 
@@ -352,9 +377,11 @@ class AccountPhase:
         for system, conn in self.connectors.items():
             if system in self.stopped:
                 return None
+            save: Callable[[], None] | None = None
             with self.crm_work(system):
                 if self._crm_of is None:
-                    accounts.extend(conn.iter_accounts())
+                    found_accounts, save = self.read_accounts(system, conn)
+                    accounts.extend(found_accounts)
                 refs = sorted({r.ref for p in people for r in p.records
                                if r.ref.system == system and r.account_links is None},
                               key=lambda r: r.key)
@@ -362,6 +389,8 @@ class AccountPhase:
                 links.update({lk.record.key: lk for lk in found})
             if system in self.stopped:
                 return None
+            if save is not None:  # the read finished: its entries and cursor are kept
+                save()
         if self._crm_of is None:
             self._index = AccountIndex(
                 (AccountRecord(a.ref.key, a.name, a.website) for a in accounts),
@@ -372,6 +401,39 @@ class AccountPhase:
             self._crm_of = crm_of
         assert self._index is not None
         return self._index, links
+
+    def read_accounts(self, system: str, conn: Connector
+                      ) -> tuple[list[CrmAccount], Callable[[], None] | None]:
+        """A CRM's accounts: every one in the full run (or with no stored accounts or cursor),
+        else the stored ones updated with those changed since the cursor (one search / query
+        per 200 / 2,000 changed). Returns them and what to store once the read finished."""
+        name = ACCOUNTS_CURSOR.format(system=system)
+        cursor = None if self.full else self.state.get_cursor(name)
+        listed = self.state.get_fingerprints(ACCOUNT_REFS_KIND, [system]).get(system) \
+            if cursor is not None else None
+        if cursor is None or listed is None:
+            accounts = list(conn.iter_accounts())
+            refs = {a.ref.key for a in accounts}
+            changed = accounts
+        else:
+            changed = list(conn.iter_accounts(since=cursor))
+            fresh = {a.ref.key for a in changed}
+            keep = sorted(set(listed.split()) - fresh)
+            stored = [decode_account(k, v) for k, v in
+                      (self.state.get_fingerprints(ACCOUNT_KIND, keep).items() if keep else ())]
+            accounts = [a for a in stored if a is not None] + changed
+            refs = set(listed.split()) | fresh
+        if self.dry_run:
+            return accounts, None
+
+        def save() -> None:
+            if changed:
+                self.state.set_fingerprints(ACCOUNT_KIND, {
+                    a.ref.key: encode_account(a) for a in changed})
+            self.state.set_fingerprints(ACCOUNT_REFS_KIND, {system: " ".join(sorted(refs))})
+            self.state.set_cursor(name, self.now - CURSOR_OVERLAP)
+
+        return accounts, save
 
     def write(self, evaluated: Mapping[str, AccountEvaluation],
               crm_of: Mapping[str, Sequence[CrmAccount]]) -> None:

@@ -291,8 +291,9 @@ class Connector(Protocol):
         """HTTP requests this connector has sent so far (for reports and budgets)."""
         ...
 
-    def iter_accounts(self) -> Iterator[CrmAccount]:
-        """Every account (Salesforce Account, HubSpot company) with leadsync's account fields."""
+    def iter_accounts(self, since: datetime | None = None) -> Iterator[CrmAccount]:
+        """Every account (Salesforce Account, HubSpot company) with leadsync's account fields;
+        with `since`, those modified at or after it (the account phase's cursor read)."""
         ...
 
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:

@@ -170,3 +170,43 @@ def test_members_inherit_points_once_their_account_is_an_mqa(sandbox: Sandbox,
         sandbox.advance(60)
         third = run_job(runtime_for(sandbox, state), "incremental")
         assert third.people == 0
+
+
+def test_incremental_cycles_read_only_the_changed_accounts(sandbox: Sandbox) -> None:
+    """The full run reads every account and stores them; an incremental run reads the
+    accounts changed since (HubSpot: a search by hs_lastmodifieddate; Salesforce: the Account
+    query by SystemModstamp) and takes the rest from the store: a target flag unset in both
+    CRMs reaches the account's score, with no full account read."""
+    from leadsync.sandbox.store import hs_time, sf_time
+
+    data: Any = sandbox.data
+    state = InMemoryStateStore()
+    first = run_job(runtime_for(sandbox, state), "full")
+    assert first.accounts_mqa == 1
+    [sf_id], [hs_id] = mqa_accounts(sandbox)
+    account = data.sf["Account"][sf_id]
+    assert account["Target_Account__c"] is True
+    score = int(account["LeadSync_Account_Score__c"])
+    sandbox.advance(60)
+    with data.lock:  # an admin unticks the target flag in both CRMs, a member's title changes
+        account["Target_Account__c"] = False
+        account["SystemModstamp"] = sf_time(sandbox.now())
+        company = data.hs_companies[hs_id]
+        company["hs_is_target_account"] = "false"
+        company["hs_lastmodifieddate"] = hs_time(sandbox.now())
+        member = next(cid for cid, companies in data.hs_contact_companies.items()
+                      if hs_id in companies)
+        data.hs_contacts[member]["jobtitle"] = "主任"
+        data.hs_contacts[member]["lastmodifieddate"] = hs_time(sandbox.now())
+    sandbox.advance(60)
+    before = sandbox.stats()
+    second = run_job(runtime_for(sandbox, state), "incremental")
+    after = sandbox.stats()
+    requests = {s: {k: after[s]["requests"].get(k, 0) - before[s]["requests"].get(k, 0)
+                    for k in after[s]["requests"]} for s in ("hubspot", "salesforce")}
+    assert requests["hubspot"]["GET /crm/v3/objects/companies"] == 0
+    # the companies leadsync wrote in the full run changed too: all in one search page
+    assert requests["hubspot"]["POST /crm/v3/objects/companies/search"] == 1
+    assert second.accounts_evaluated == 1 and second.accounts_mqa == 1
+    assert int(account["LeadSync_Account_Score__c"]) == score - 25  # the target rule's points
+    assert dict(second.account_records_written) == {"salesforce": 1, "hubspot": 1}

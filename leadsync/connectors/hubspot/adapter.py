@@ -137,9 +137,10 @@ class HubSpotConnector:
                 return
 
     # ---- accounts (docs/accounts.md) --------------------------------------------------------
-    def iter_accounts(self) -> Iterator[CrmAccount]:
-        """Every company, with HubSpot's target-account flag."""
-        return accounts.iter_accounts(self.client)
+    def iter_accounts(self, since: datetime | None = None) -> Iterator[CrmAccount]:
+        """Every company (or those modified at or after `since`), with HubSpot's
+        target-account flag."""
+        return accounts.iter_accounts(self.client, since)
 
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
         """Contacts' associated companies (the primary one marked)."""
