@@ -10,6 +10,16 @@ Three runs, each on a freshly seeded sandbox (same seed) and a cold state:
 Wall time runs from dispatch to the job's end. API calls are the sandbox's own request counters
 by system.
 
+`accounts_cost` (docs/accounts.md): the extra API calls the account phase costs. Two more
+in-process full cycles on fresh sandboxes (same seed; 10,000 people are 2,000 companies), one
+with the bundled rules and one with the same rules less their `accounts:` section, and their
+calls per CRM, the extra calls and the ratio (`with / without`, per CRM and in all). Calls do
+not depend on the rate limit, so these two runs use `--accounts-rate-limit` (default 1,000 per
+10 s: no 429 retries in the count). `second_full`: each run's next full cycle (same sandbox
+and state, nothing changed in between: the nightly run in its steady state); `incremental`:
+then one simulated hour of activity and an incremental cycle.
+`--accounts-only` runs just these two.
+
 The work is bound by the CRMs' rate limits, not CPU. `bound_s` is that bound: per CRM, the
 in-process cycle's calls divided by the rate leadsync allows itself (HubSpot:
 `RATE_LIMIT_PER_10S x RATE_LIMIT_SHARE / 10 s`; Salesforce has no request-rate limit, only a
@@ -18,6 +28,7 @@ since both CRMs are read at once. Each run prints `wall_over_bound` (wall / boun
 `calls_over_in_process` (its calls / the in-process cycle's, per CRM). Prints one JSON object.
 
     python benchmarks/bench_cycle.py [--people 10000] [--seed 1] [--skip-celery]
+        [--accounts-only] [--accounts-rate-limit 10000]
 """
 
 from __future__ import annotations
@@ -86,19 +97,80 @@ def point_env_at(env: dict[str, str], redis_url: str | None) -> None:
         os.environ["LEADSYNC_REDIS_URL"] = redis_url
 
 
-def run_in_process(people: int, seed: int, hs_limit: int) -> dict[str, Any]:
+def rules_without_accounts(path: Path) -> Path:
+    """The bundled rules file less its `accounts:` section, written to `path`."""
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("leadsync.config").joinpath("default_rules.yaml").read_text("utf-8")
+    doc = yaml.safe_load(text)
+    doc.pop("accounts", None)
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _compare(calls_with: dict[str, int], calls_without: dict[str, int]) -> dict[str, Any]:
+    total_with, total_without = sum(calls_with.values()), sum(calls_without.values())
+    return {"calls_with_accounts": calls_with, "calls_without_accounts": calls_without,
+            "ratio_total": round(total_with / total_without, 4) if total_without else None}
+
+
+def accounts_cost(people: int, seed: int, hs_limit: int) -> dict[str, Any]:
+    """Full-cycle calls with and without the `accounts:` section (module doc)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = rules_without_accounts(Path(tmp) / "rules.yaml")
+        without = run_in_process(people, seed, hs_limit, rules_file=plain, second=True)
+    with_accounts = run_in_process(people, seed, hs_limit, second=True)
+    calls_with, calls_without = with_accounts["api_calls"], without["api_calls"]
+    total_with, total_without = sum(calls_with.values()), sum(calls_without.values())
+    return {
+        "people": people,
+        "accounts_evaluated": with_accounts["accounts_evaluated"],
+        "accounts_mqa": with_accounts["accounts_mqa"],
+        "calls_with_accounts": calls_with,
+        "calls_without_accounts": calls_without,
+        "extra_calls": {s: calls_with[s] - calls_without[s] for s in SYSTEMS},
+        "ratio": {s: round(calls_with[s] / calls_without[s], 4) if calls_without[s] else None
+                  for s in SYSTEMS},
+        "ratio_total": round(total_with / total_without, 4) if total_without else None,
+        "second_full": _compare(with_accounts["second_full_api_calls"] or {},
+                                without["second_full_api_calls"] or {}),
+        "incremental": _compare(with_accounts["incremental_api_calls"] or {},
+                                without["incremental_api_calls"] or {}),
+        "requests_with_accounts": with_accounts["requests"],
+        "requests_without_accounts": without["requests"],
+    }
+
+
+def run_in_process(people: int, seed: int, hs_limit: int,
+                   rules_file: Path | None = None, second: bool = False) -> dict[str, Any]:
     from leadsync.pipeline import run_job
     from leadsync.runtime import build_runtime
 
     with Sandbox(contacts=people, seed=seed, hubspot_rate_limit=hs_limit) as sb:
         point_env_at(sb.env, None)
+        if rules_file is not None:
+            os.environ["LEADSYNC_RULES_FILE"] = str(rules_file)
         runtime = build_runtime(load_settings())
         started = time.perf_counter()
         report = run_job(runtime, "full")
         wall = time.perf_counter() - started
         stats = sb.stats()
+        again: dict[str, int] | None = None
+        step: dict[str, int] | None = None
+        if second:  # the next night's full cycle: the same sandbox and state, nothing changed
+            run_job(runtime, "full")
+            after = calls_by_system(sb.stats())
+            again = {s: after[s] - calls_by_system(stats)[s] for s in SYSTEMS}
+            sb.simulate(hours=1)  # an hour of activity, then one incremental cycle
+            run_job(runtime, "incremental")
+            later = calls_by_system(sb.stats())
+            step = {s: later[s] - after[s] for s in SYSTEMS}
     out = report.to_dict()
     return {
+        "second_full_api_calls": again,
+        "incremental_api_calls": step,
         "wall_s": round(wall, 2),
         "people": out["people"],
         "people_per_s": round(out["people"] / wall, 1),
@@ -107,6 +179,10 @@ def run_in_process(people: int, seed: int, hs_limit: int) -> dict[str, Any]:
         "tasks_created": {s: stats[s]["tasks_created"] for s in SYSTEMS},
         "duplicate_task_keys": sum(stats[s]["duplicate_task_keys"] for s in SYSTEMS),
         "stopped_reason": out.get("stopped_reason"),
+        "accounts_evaluated": out.get("accounts_evaluated", 0),
+        "accounts_mqa": out.get("accounts_mqa", 0),
+        "requests": {s: {k: v for k, v in sorted(stats[s]["requests"].items()) if v}
+                     for s in SYSTEMS},
     }
 
 
@@ -185,10 +261,17 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--hubspot-rate-limit", type=int, default=100, help="per 10 s")
     parser.add_argument("--skip-celery", action="store_true")
+    parser.add_argument("--accounts-only", action="store_true",
+                        help="only the with/without accounts comparison")
+    parser.add_argument("--accounts-rate-limit", type=int, default=1000, help="per 10 s")
     args = parser.parse_args()
     hs_limit = args.hubspot_rate_limit
     result: dict[str, Any] = {"people": args.people, "seed": args.seed, "cpus": os.cpu_count(),
                               "hubspot_rate_limit_per_10s": hs_limit}  # fmt: skip
+    result["accounts_cost"] = accounts_cost(args.people, args.seed, args.accounts_rate_limit)
+    if args.accounts_only:
+        print(json.dumps(result))
+        return
     rates = allowed_rate_per_s(hs_limit)
     base = run_in_process(args.people, args.seed, hs_limit)
     bound = rate_bound(base["api_calls"], rates)

@@ -10,7 +10,9 @@ from typing import Final
 
 OK: Final = 0  # everything asked for was done
 FAILED_RECORDS: Final = 1  # finished, but some records/rows/tasks/checks failed (named on stderr)
-CONFIG: Final = 2  # a setting, the rules file, an argument or an input file is wrong: fix and rerun
+# a setting, the rules file, an argument (also: `explain --account` names no account) or an
+# input file is wrong: fix and rerun
+CONFIG: Final = 2
 STOPPED_EARLY: Final = 3  # stopped before the end: API budget spent, lock lost, time limit
 UNREACHABLE: Final = 4  # a CRM or Redis could not be reached, or refused our credentials
 

@@ -10,7 +10,7 @@ Writes nothing. The argument is checked before any call.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import click
@@ -18,11 +18,18 @@ from rich.console import Console
 from rich.table import Table
 
 from leadsync import person as persons
+from leadsync.accounts.inherit import with_account_facts
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import CrmPerson, RecordRef
 from leadsync.drift import OwnFields, adopt_lifecycle
 from leadsync.followups import local_time
-from leadsync.identity import event_signature, group_records, merge_profile, normalise_email
+from leadsync.identity import (
+    Person,
+    event_signature,
+    group_records,
+    merge_profile,
+    normalise_email,
+)
 from leadsync.owner_routing import Router
 from leadsync.report import CycleReport
 from leadsync.runtime import Runtime, build_runtime
@@ -75,7 +82,7 @@ def gather(runtime: Runtime, email: str) -> tuple[list[CrmPerson], dict[str, lis
     return list(records.values()), _engagement(runtime, records)
 
 
-def _engagement(runtime: Runtime, records: dict[str, CrmPerson]) -> dict[str, list[Event]]:
+def _engagement(runtime: Runtime, records: Mapping[str, CrmPerson]) -> dict[str, list[Event]]:
     """Each record's events since the model's look-back: remembered ones and the CRMs' own."""
     since = runtime.model.events_since(runtime.clock())  # the sync's look-back
     events: dict[str, list[Event]] = {key: [] for key in records}
@@ -103,6 +110,25 @@ def explain_person(settings: Settings, email: str, console: Console) -> None:
         console.print("No record with that email in the configured CRMs.")
         raise SystemExit(1)
     now = runtime.clock()
+    for group, _key, profile, ev in evaluate_people(runtime, records, events, now):
+        render(console, group, ev, runtime.model, profile.stage,
+               fallback_owner=settings.sla.fallback_owner,
+               escalation_owner=settings.sla.escalation_owner)
+        if runtime.model.routing.enabled:
+            owner = Router(runtime.model, runtime.state, runtime.connectors, fallback_owner=None,
+                           report=CycleReport(job="incremental", dry_run=True, now=now),
+                           now=now, dry_run=True).state_of(group[0])
+            console.print(routing_note(profile, ev, runtime.model, owner, now,
+                                       fallback_owner=settings.sla.fallback_owner),
+                          highlight=False)
+
+
+def evaluate_people(runtime: Runtime, records: Sequence[CrmPerson],
+                    events: Mapping[str, Sequence[Event]], now: datetime
+                    ) -> list[tuple[list[CrmPerson], str, Profile, Evaluation]]:
+    """The records grouped into people and each evaluated exactly as a cycle would: (records,
+    person key, profile, evaluation) per person."""
+    out: list[tuple[list[CrmPerson], str, Profile, Evaluation]] = []
     groups = group_records(records)
     # as a cycle names the person (its durable key), so its stored record applies
     for group, found in zip(groups, persons.resolve(runtime.state, groups), strict=True):
@@ -114,17 +140,12 @@ def explain_person(settings: Settings, email: str, console: Console) -> None:
         profile = persons.with_previous(
             profile, persons.previous_decision(found.record, trusted), found.legacy)
         profile, _ = adopt_lifecycle(profile, group, now)
-        ev = evaluate(profile, runtime.model, now)
-        render(console, group, ev, runtime.model, profile.stage,
-               fallback_owner=settings.sla.fallback_owner,
-               escalation_owner=settings.sla.escalation_owner)
-        if runtime.model.routing.enabled:
-            owner = Router(runtime.model, runtime.state, runtime.connectors, fallback_owner=None,
-                           report=CycleReport(job="incremental", dry_run=True, now=now),
-                           now=now, dry_run=True).state_of(group[0])
-            console.print(routing_note(profile, ev, runtime.model, owner, now,
-                                       fallback_owner=settings.sla.fallback_owner),
-                          highlight=False)
+        # what the account inherits, as a cycle gives it (docs/accounts.md)
+        [person] = with_account_facts(runtime.state, runtime.model, [
+            Person(id=found.key, records=tuple(group), profile=profile)])
+        profile = person.profile
+        out.append((group, found.key, profile, evaluate(profile, runtime.model, now)))
+    return out
 
 
 def _when(value: datetime | None) -> str:

@@ -46,6 +46,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from leadsync import memory
 from leadsync import person as persons
+from leadsync.accounts.inherit import with_account_facts
 from leadsync.accounts.phase import AccountPhase
 from leadsync.connectors.base import (
     BudgetExhausted,
@@ -752,6 +753,8 @@ class _Cycle:
         rest of the cycle goes on (RELIABILITY.md §9)."""
         model, now, report = self.rt.model, self.now, self.report
         self.say(f"evaluating {len(candidates):,} people")
+        # members inherit from their account's stored state (docs/accounts.md, inherit)
+        candidates = with_account_facts(self.state, model, candidates)
         people: list[Person] = []
         evaluations: list[Evaluation] = []
         for person in candidates:
@@ -893,7 +896,9 @@ class _Cycle:
                 connectors=self.rt.connectors, state=self.state, model=self.rt.model,
                 report=self.report, now=self.now, dry_run=self.dry_run, crm_work=self.crm_work,
                 confirm=self.lease.confirm, stopped=self.budget_stopped,
-                retry=self.failed_keys.update)
+                retry=self.failed_keys.update,
+                run_started=min([s.started for s in self.streams], default=self.now),
+                full=job == "full")
         self.account_phase.note(people, evaluations)
         if last:
             self.say("evaluating accounts")

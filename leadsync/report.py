@@ -50,6 +50,13 @@ class CycleReport:
     account_records_written: Counter[str] = field(default_factory=Counter)
     mqa_tasks_created: Counter[str] = field(default_factory=Counter)
     mqa_tasks_existing: int = 0
+    # cycles whose account phase evaluated nothing (a CRM's budget stopped its account reads;
+    # this cycle's people are retried next cycle), and stored members a full run no longer
+    # found in either CRM (dropped from their accounts)
+    accounts_not_evaluated: int = 0
+    account_members_pruned: int = 0
+    # the highest-scoring accounts of the cycle (`accounts.phase.TOP_ACCOUNTS`), with reasons
+    top_accounts: list[dict[str, Any]] = field(default_factory=list)
     top: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float = 0.0
     # person id -> (stage, sla status, score) of everyone evaluated; not serialised (size)
@@ -103,6 +110,9 @@ class CycleReport:
             "account_records_written": dict(self.account_records_written),
             "mqa_tasks_created": dict(self.mqa_tasks_created),
             "mqa_tasks_existing": self.mqa_tasks_existing,
+            "accounts_not_evaluated": self.accounts_not_evaluated,
+            "account_members_pruned": self.account_members_pruned,
+            "top_accounts": list(self.top_accounts),
             "top": list(self.top),
             "duration_s": round(self.duration_s, 3),
         }

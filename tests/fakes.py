@@ -65,6 +65,7 @@ class FakeConnector:
         self.accounts: dict[str, CrmAccount] = {}  # account id -> account
         self.account_links: dict[str, AccountLinks] = {}  # person record key -> its links
         self.account_writes = 0
+        self.accounts_changed: set[str] = set()  # account ids a cursor read returns
 
     # -- seeding ------------------------------------------------------------------------
     def add(self, object_type: str, rid: str, links: tuple[RecordRef, ...] = (),
@@ -187,9 +188,14 @@ class FakeConnector:
     def api_calls(self) -> int:
         return self.calls
 
-    def iter_accounts(self) -> Iterator[CrmAccount]:
+    def iter_accounts(self, since: datetime | None = None) -> Iterator[CrmAccount]:
+        """Every account; with `since` the fakes' accounts carry no modification time, so
+        those in `accounts_changed` (ids), which a test fills."""
         self.calls += 1
-        yield from list(self.accounts.values())
+        if since is None:
+            yield from list(self.accounts.values())
+        else:
+            yield from [a for rid, a in self.accounts.items() if rid in self.accounts_changed]
 
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
         self.calls += 1
@@ -218,6 +224,7 @@ class FakeConnector:
             self.calls += 1
         for ref, acc, diff in changed:
             self.accounts[ref.id] = replace(acc, current={**acc.current, **diff})
+            self.accounts_changed.add(ref.id)  # as a CRM's modification time moves
             self.account_writes += 1
             result.written.append(ref)
         return result

@@ -27,10 +27,15 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from leadsync.accounts.handoff import Handoff, choose_target, hand_off
-from leadsync.accounts.resolve import AccountIndex, AccountRecord, PersonAccountFacts
+from leadsync.accounts.resolve import (
+    AccountIndex,
+    AccountRecord,
+    PersonAccountFacts,
+    normalise_domain,
+)
 from leadsync.connectors.base import (
     AccountLinks,
     Connector,
@@ -53,11 +58,19 @@ from leadsync.scoring.accounts import (
     member_of,
 )
 from leadsync.scoring.model import ScoringModel
+from leadsync.scoring.reasons import render_reasons
 from leadsync.state import StateStore
 
 log = logging.getLogger("leadsync.accounts.phase")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MEMBER_KIND = "account_member"  # person key -> compact JSON (what the account rules need)
 MEMBERS_KIND = "account_members"  # account key -> space-separated person keys
+TOP_ACCOUNTS = 5  # the report's top accounts (the sync and demo summaries show them)
+# the CRMs' accounts as last read (incremental runs read only the changed ones: module doc)
+ACCOUNT_KIND = "account_entry"  # CRM account record key -> the account as read (JSON)
+ACCOUNT_REFS_KIND = "account_refs"  # system -> space-separated account record keys
+ACCOUNTS_CURSOR = "{system}:accounts"
+CURSOR_OVERLAP = timedelta(minutes=5)
 # the CRMs' own wire formats of the MQA-at field as `iter_accounts` read it
 _PARSE: Mapping[str, Callable[[object], datetime | None]] = {
     "salesforce": salesforce_datetime, "hubspot": hubspot_datetime}
@@ -69,11 +82,25 @@ def account_values(ev: AccountEvaluation) -> dict[str, object]:
             "engaged_people": len(ev.engaged), "mqa_at": ev.mqa_at, "model": ev.model}
 
 
-def encode_member(account: str | None, member: Member, records: Sequence[str]) -> str:
+def encode_member(account: str | None, member: Member, records: Sequence[str],
+                  noted: datetime | None = None) -> str:
+    """A stored member; `noted`: the cycle that noted it (a full run prunes members noted
+    before it started that it did not see)."""
     last = member.last_active_at.astimezone(UTC).isoformat() if member.last_active_at else None
-    return json.dumps({"a": account or "", "f": member.fit, "e": member.engagement,
-                       "s": member.seniority, "t": last, "r": list(records)},
-                      separators=(",", ":"))
+    doc: dict[str, object] = {"a": account or "", "f": member.fit, "e": member.engagement,
+                              "s": member.seniority, "t": last, "r": list(records)}
+    if noted is not None:
+        doc["n"] = noted.astimezone(UTC).isoformat()
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def noted_at(payload: str) -> datetime | None:
+    """When a stored member was noted (None: unreadable, or stored before entries said so)."""
+    try:
+        value = json.loads(payload).get("n")
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except (ValueError, AttributeError):
+        return None
 
 
 def decode_member(key: str, payload: str) -> tuple[str, Member, tuple[str, ...]] | None:
@@ -84,6 +111,24 @@ def decode_member(key: str, payload: str) -> tuple[str, Member, tuple[str, ...]]
         return (str(doc["a"]), Member(key, int(doc["f"]), int(doc["e"]), str(doc["s"]), last),
                 tuple(str(r) for r in doc.get("r", ())))
     except (ValueError, KeyError, TypeError):
+        return None
+
+
+def encode_account(acc: CrmAccount) -> str:
+    return json.dumps({"n": acc.name, "w": acc.website, "i": acc.industry, "e": acc.employees,
+                       "o": acc.owner_id, "a": dict(acc.attributes), "c": dict(acc.current)},
+                      separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def decode_account(key: str, payload: str) -> CrmAccount | None:
+    """A stored account (`encode_account`); None when unreadable."""
+    try:
+        doc = json.loads(payload)
+        employees = doc.get("e")
+        return CrmAccount(RecordRef.parse(key), doc.get("n"), doc.get("w"), doc.get("i"),
+                          employees if isinstance(employees, int) else None, doc.get("o"),
+                          dict(doc.get("a") or {}), dict(doc.get("c") or {}))
+    except (ValueError, TypeError, AttributeError):
         return None
 
 
@@ -135,6 +180,22 @@ def _fields(key: str, accounts: Sequence[CrmAccount]) -> AccountFields:
                          attributes=attributes)
 
 
+def top_accounts(evaluated: Mapping[str, AccountEvaluation],
+                 crm_of: Mapping[str, Sequence[CrmAccount]]) -> list[dict[str, object]]:
+    """The TOP_ACCOUNTS highest scores (ties by key), each with its name, domain, MQA state,
+    engaged people and reasons (`+40 3名以上がエンゲージ; ...`): no person is named."""
+    rows: list[dict[str, object]] = []
+    for ev in sorted(evaluated.values(), key=lambda e: (-e.score, e.key))[:TOP_ACCOUNTS]:
+        fields = _fields(ev.key, crm_of.get(ev.key, ()))
+        rows.append({"account": ev.key, "name": fields.name,
+                     "domain": normalise_domain(fields.domain), "score": ev.score,
+                     "mqa": ev.mqa,
+                     "mqa_at": ev.mqa_at.astimezone(UTC).isoformat() if ev.mqa_at else None,
+                     "engaged": len(ev.engaged), "members": ev.members,
+                     "reasons": render_reasons(ev.reasons, 120)})
+    return rows
+
+
 class AccountPhase:
     """One cycle's account work (module doc). `crm_work(system)` is the cycle's per-CRM
     budget stop, `confirm` the lease check before writes, `stopped` the CRMs already stopped."""
@@ -143,9 +204,14 @@ class AccountPhase:
                  model: ScoringModel, report: CycleReport, now: datetime, dry_run: bool,
                  crm_work: Callable[[str], AbstractContextManager[None]],
                  confirm: Callable[[], None], stopped: set[str],
-                 retry: Callable[[Iterable[str]], None] = lambda _keys: None) -> None:
+                 retry: Callable[[Iterable[str]], None] = lambda _keys: None,
+                 run_started: datetime | None = None, full: bool = False) -> None:
+        self.full = full  # the full run reads every account; an incremental one the changed
         self.connectors, self.state, self.model = connectors, state, model
         self.report, self.now, self.dry_run = report, now, dry_run
+        # when the run began (a resumed full run: the killed run's start): a full run prunes
+        # the stored members noted before it that it did not see (deleted from both CRMs)
+        self.run_started = run_started or now
         self.crm_work, self.confirm, self.stopped = crm_work, confirm, stopped
         self.retry = retry
         self.unfinished = False  # a stop or a refusal: this cycle's people are retried
@@ -161,6 +227,7 @@ class AccountPhase:
     def run(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
             full: bool) -> None:
         """One page of people and the end of the run at once (a run of one page)."""
+        self.full = full
         self.note(people, evaluations)
         self.finish(full=full)
 
@@ -194,7 +261,7 @@ class AccountPhase:
             return
         # durable per page: a run killed before `finish` leaves its members for the next run
         self.state.set_fingerprints(MEMBER_KIND, {
-            pid: encode_member(*entry) for pid, entry in sorted(page.items())})
+            pid: encode_member(*entry, noted=self.now) for pid, entry in sorted(page.items())})
         index_of = {k: set(v.split()) for k, v in
                     self.state.get_fingerprints(MEMBERS_KIND, sorted(touched)).items()}
         for pid, (account, _, _) in page.items():
@@ -213,12 +280,9 @@ class AccountPhase:
         if rules is None or (not self.noted and not full and not self.broken):
             return
         try:
-            if self.broken:
+            if self.broken or (self._crm_of is None and self.read([]) is None):
                 self.unfinished = True
-                log.warning("accounts not evaluated: a CRM's budget stopped its account reads")
-                return
-            if self._crm_of is None and self.read([]) is None:
-                self.unfinished = True
+                self.report.accounts_not_evaluated += 1  # the summaries say so, too
                 log.warning("accounts not evaluated: a CRM's budget stopped its account reads")
                 return
             self.score(rules, full=full)
@@ -230,14 +294,21 @@ class AccountPhase:
         crm_of = self._crm_of or {}
         touched = set(self.touched) | (set(crm_of) if full else set())
         members: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {k: {} for k in touched}
+        stored: dict[str, str] = {}
+        gone: set[str] = set()
         if touched:  # the stored members (this run's pages wrote theirs), this run's on top
             stored = self.state.get_fingerprints(MEMBERS_KIND, sorted(touched))
             others = sorted({p for v in stored.values() for p in v.split()} - set(self.noted))
-            for pid, payload in (self.state.get_fingerprints(MEMBER_KIND, others).items()
-                                 if others else ()):
+            payloads = self.state.get_fingerprints(MEMBER_KIND, others) if others else {}
+            if full:  # everyone in both CRMs was read: a member noted before and unseen is gone
+                gone = {pid for pid in others if pid not in payloads
+                        or (noted_at(payloads[pid]) or _EPOCH) < self.run_started}
+            for pid, payload in payloads.items():
                 found = decode_member(pid, payload)
-                if found is not None and found[0] in members:
+                if found is not None and found[0] in members and pid not in gone:
                     members[found[0]][pid] = (found[1], found[2])
+        if gone:
+            self.prune(stored, gone)
         for pid, (account, member, records) in self.noted.items():
             if account is not None:
                 members[account][pid] = (member, records)
@@ -247,27 +318,79 @@ class AccountPhase:
             for key in sorted(touched)}
         self.report.accounts_evaluated += len(evaluated)
         self.report.accounts_mqa += sum(1 for ev in evaluated.values() if ev.mqa)
+        self.report.top_accounts = top_accounts(evaluated, crm_of)
+        self.remember(rules, evaluated, members)
         self.write(evaluated, crm_of)
         self.hand_off(evaluated, crm_of, members)
+
+    def remember(self, rules: AccountModel, evaluated: Mapping[str, AccountEvaluation],
+                 members: Mapping[str, Mapping[str, tuple[Member, tuple[str, ...]]]]) -> None:
+        """Store each account's score and MQA state (what members inherit from: module
+        `inherit`); when that flips whether its members inherit, their records go on the to-do
+        list so the next cycle re-evaluates them."""
+        from leadsync.accounts.inherit import STATE_KIND, decode_state, encode_state
+
+        inherit = rules.inherit
+        if self.dry_run or inherit is None or not evaluated:
+            return
+        keys = sorted(evaluated)
+        before = self.state.get_fingerprints(STATE_KIND, keys)
+        flipped: dict[str, set[str]] = {}
+        for key in keys:
+            old = decode_state(before.get(key))
+            ev = evaluated[key]
+            if inherit.holds(old[0] if old else None, old[1] if old else False) \
+                    != inherit.holds(ev.score, ev.mqa):
+                for _, records in members[key].values():
+                    for rk in records:
+                        flipped.setdefault(rk.split(":", 1)[0], set()).add(rk)
+        self.state.set_fingerprints(STATE_KIND, {k: encode_state(evaluated[k]) for k in keys})
+        # through the cycle's retry list: the commit puts them on the to-do list after it
+        # settled this page (a plain add_pending would be undone by that commit)
+        self.retry(sorted(rk for system, rks in flipped.items() if system in self.connectors
+                          for rk in rks))
+        if flipped:
+            log.info("account members re-evaluated next cycle: their inherited points changed",
+                     extra={"count": sum(len(v) for v in flipped.values())})
+
+    def prune(self, stored: Mapping[str, str], gone: set[str]) -> None:
+        """Drop members a full run did not see from their accounts (their entries are blanked:
+        the store has no delete); counted in the report."""
+        self.report.account_members_pruned += len(gone)
+        log.info("account members pruned: no longer in the CRMs", extra={"count": len(gone)})
+        if self.dry_run:
+            return
+        self.state.set_fingerprints(MEMBERS_KIND, {
+            key: " ".join(sorted(set(listed.split()) - gone))
+            for key, listed in sorted(stored.items()) if set(listed.split()) & gone})
+        self.state.set_fingerprints(MEMBER_KIND, dict.fromkeys(sorted(gone), ""))
 
     def read(self, people: Sequence[Person]
              ) -> tuple[AccountIndex, dict[str, AccountLinks]] | None:
         """The account index (every CRM's accounts, read once per run) and the account links
-        of these people; None when a CRM's budget stopped it (before or during)."""
-        links: dict[str, AccountLinks] = {}
+        of these people (the links their read carried; `read_account_links` for the rest);
+        None when a CRM's budget stopped it (before or during)."""
+        links: dict[str, AccountLinks] = {
+            r.ref.key: r.account_links for p in people for r in p.records
+            if r.account_links is not None and r.account_links.account_ids}
         accounts: list[CrmAccount] = []
         for system, conn in self.connectors.items():
             if system in self.stopped:
                 return None
+            save: Callable[[], None] | None = None
             with self.crm_work(system):
                 if self._crm_of is None:
-                    accounts.extend(conn.iter_accounts())
+                    found_accounts, save = self.read_accounts(system, conn)
+                    accounts.extend(found_accounts)
                 refs = sorted({r.ref for p in people for r in p.records
-                               if r.ref.system == system}, key=lambda r: r.key)
+                               if r.ref.system == system and r.account_links is None},
+                              key=lambda r: r.key)
                 found = conn.read_account_links(refs) if refs else []
                 links.update({lk.record.key: lk for lk in found})
             if system in self.stopped:
                 return None
+            if save is not None:  # the read finished: its entries and cursor are kept
+                save()
         if self._crm_of is None:
             self._index = AccountIndex(
                 (AccountRecord(a.ref.key, a.name, a.website) for a in accounts),
@@ -278,6 +401,39 @@ class AccountPhase:
             self._crm_of = crm_of
         assert self._index is not None
         return self._index, links
+
+    def read_accounts(self, system: str, conn: Connector
+                      ) -> tuple[list[CrmAccount], Callable[[], None] | None]:
+        """A CRM's accounts: every one in the full run (or with no stored accounts or cursor),
+        else the stored ones updated with those changed since the cursor (one search / query
+        per 200 / 2,000 changed). Returns them and what to store once the read finished."""
+        name = ACCOUNTS_CURSOR.format(system=system)
+        cursor = None if self.full else self.state.get_cursor(name)
+        listed = self.state.get_fingerprints(ACCOUNT_REFS_KIND, [system]).get(system) \
+            if cursor is not None else None
+        if cursor is None or listed is None:
+            accounts = list(conn.iter_accounts())
+            refs = {a.ref.key for a in accounts}
+            changed = accounts
+        else:
+            changed = list(conn.iter_accounts(since=cursor))
+            fresh = {a.ref.key for a in changed}
+            keep = sorted(set(listed.split()) - fresh)
+            stored = [decode_account(k, v) for k, v in
+                      (self.state.get_fingerprints(ACCOUNT_KIND, keep).items() if keep else ())]
+            accounts = [a for a in stored if a is not None] + changed
+            refs = set(listed.split()) | fresh
+        if self.dry_run:
+            return accounts, None
+
+        def save() -> None:
+            if changed:
+                self.state.set_fingerprints(ACCOUNT_KIND, {
+                    a.ref.key: encode_account(a) for a in changed})
+            self.state.set_fingerprints(ACCOUNT_REFS_KIND, {system: " ".join(sorted(refs))})
+            self.state.set_cursor(name, self.now - CURSOR_OVERLAP)
+
+        return accounts, save
 
     def write(self, evaluated: Mapping[str, AccountEvaluation],
               crm_of: Mapping[str, Sequence[CrmAccount]]) -> None:

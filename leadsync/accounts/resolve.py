@@ -217,6 +217,11 @@ class AccountIndex:
         record key (a Contact's AccountId always names its account)."""
         return self.key_of.get(ref) or record_key(ref)
 
+    def keys_for_domain(self, domain: str) -> set[str]:
+        """The keys of the accounts with this (normalised) domain: one, none, or several when
+        accounts of one CRM share it."""
+        return set(self._keys_by_domain.get(domain, ()))
+
     def _by_ref(self, facts: PersonAccountFacts, ref: str, via: Via) -> AccountMatch:
         key = self.key_for_ref(ref)
         return AccountMatch(facts.record, key, via, self.members.get(key, (ref,)))

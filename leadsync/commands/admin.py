@@ -189,17 +189,36 @@ def checked_email(value: str) -> str:
 
 
 @click.command()
-@click.argument("email")
+@click.argument("email", required=False)
+@click.option("--account", "account", metavar="DOMAIN|ID",
+              help="Explain an account instead: its score, MQA state, rules and members "
+                   "(a domain, a Salesforce Account / HubSpot company id, or an account key).")
 @reported(None)
-def explain(email: str) -> None:
-    """One person's score breakdown, stage reasoning and SLA clock (exit 1: no such person)."""
-    from leadsync.explain import explain_person
-
-    address = checked_email(email)
+def explain(email: str | None, account: str | None) -> None:
+    """One person's score breakdown, stage reasoning and SLA clock (exit 1: no such person),
+    or with --account one account's (exit 2: no such account)."""
+    if (email is None) == (account is None):
+        fail("explain takes either EMAIL or --account DOMAIN|ID (one of them)",
+             exitcodes.CONFIG, stopped_reason="settings")
+    if account is not None and not account.strip():
+        fail("--account: empty; expected a domain, an account id or an account key",
+             exitcodes.CONFIG, stopped_reason="settings")
+    address = checked_email(email) if email is not None else None
     settings = checked_settings()
     if not (settings.hubspot.enabled or settings.salesforce.enabled):
         fail("no CRM is configured: set LEADSYNC_HUBSPOT__ACCESS_TOKEN and/or the "
              "LEADSYNC_SALESFORCE__* credentials", exitcodes.CONFIG, stopped_reason="settings")
+    if account is not None:
+        from leadsync.explain_account import AccountNotFound, explain_account
+
+        try:
+            explain_account(settings, account, console)
+        except AccountNotFound as exc:
+            fail(str(exc), exitcodes.CONFIG, stopped_reason="settings")
+        return
+    from leadsync.explain import explain_person
+
+    assert address is not None
     explain_person(settings, address, console)
 
 

@@ -221,6 +221,8 @@ def summarise(reports: list[CycleReport], sandbox_stats: dict[str, Any],
                      if last_full else 0},
         "account_records_written": dict(totals["account_records_written"]),
         "mqa_tasks_created": dict(totals["mqa_tasks_created"]),
+        "top_accounts": list(last_full.top_accounts) if last_full else [],
+        "accounts_not_evaluated": sum(r.accounts_not_evaluated for r in reports),
         "failed": dict(totals["failed"]),
         "api_calls": dict(totals["api_calls"]),
         "duplicate_task_keys": {s: v.get("duplicate_task_keys", 0)

@@ -53,6 +53,22 @@ def top_table(top: list[dict[str, Any]]) -> Table:
     return table
 
 
+def top_accounts_table(top: list[dict[str, Any]]) -> Table:
+    """The highest-scoring accounts (docs/accounts.md) with their three biggest reasons."""
+    table = Table(title="Top accounts (why: the three biggest reasons)", title_justify="left")
+    for col, justify in (("account", "left"), ("score", "right"), ("MQA", "center"),
+                         ("engaged", "right"), ("why", "left")):
+        why = col == "why"
+        table.add_column(col, justify=justify, no_wrap=not why,  # type: ignore[arg-type]
+                         overflow="fold" if why else "ellipsis", min_width=8 if why else None)
+    for row in top:
+        reasons = "\n".join(str(row["reasons"]).split("; ")[:3]) or "—"
+        name = row.get("domain") or row.get("name") or row["account"]
+        table.add_row(str(name), str(row["score"]), "yes" if row.get("mqa") else "no",
+                      f"{row.get('engaged', 0)}/{row.get('members', 0)}", reasons)
+    return table
+
+
 def short_record(key: str) -> str:
     """`salesforce:Contact:0035g0000000152AAA` -> `SF Contact …152AAA`."""
     system, _, rest = key.partition(":")
@@ -132,6 +148,12 @@ def print_summary(console: Console, summary: Mapping[str, Any]) -> None:
     if isinstance(accounts, Mapping) and accounts.get("evaluated"):
         console.print(f"Accounts evaluated: {accounts['evaluated']:,} "
                       f"(MQA {accounts.get('mqa', 0):,}, not MQA {accounts.get('not_mqa', 0):,})")
+    if summary.get("accounts_not_evaluated"):
+        console.print(f"[yellow]Accounts not evaluated in {summary['accounts_not_evaluated']} "
+                      "cycle(s): a CRM's API budget stopped the account reads (the people are "
+                      "retried next cycle)[/yellow]")
+    if summary.get("top_accounts"):
+        console.print(top_accounts_table(summary["top_accounts"]))
     unassigned = summary.get("tasks_unassigned", 0)
     if not isinstance(unassigned, int):
         unassigned = len(unassigned)

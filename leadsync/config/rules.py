@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from leadsync.config.rules_accounts import parse_accounts
+from leadsync.config.rules_accounts import inherit_fit_rule, parse_accounts
 from leadsync.config.rules_parts import (
     RulesError,
     Where,
@@ -203,6 +203,10 @@ def parse_rules(data: object, source: str) -> ScoringModel:
         parse_recency_rule(raw, i, top, seen_ids) for i, raw in _rules(data, "recency", top)
     )
     horizon = days(data, "horizon_days", top, minimum=1, integer=True)
+    accounts = parse_accounts(data.get("accounts"), top, seen_ids)
+    inherited = inherit_fit_rule(accounts)  # members' inherited points: one more fit rule
+    if inherited is not None:
+        fit = (*fit, inherited)
     return ScoringModel(
         version=version.strip(),
         mql_threshold=points_value(thresholds, "mql", top.at("thresholds"), default=80),
@@ -216,7 +220,7 @@ def parse_rules(data: object, source: str) -> ScoringModel:
         free_email_domains=parse_free_domains(data.get("free_email_domains"), top),
         horizon_days=None if horizon is None else int(horizon),
         routing=parse_routing(data.get("routing"), top),
-        accounts=parse_accounts(data.get("accounts"), top, seen_ids),
+        accounts=accounts,
     )
 
 

@@ -17,11 +17,22 @@ from leadsync.config.rules_parts import (
     points_value,
     section,
 )
-from leadsync.scoring.accounts import ACCOUNT_RULE_KINDS, AccountModel, AccountRule
+from leadsync.scoring.accounts import (
+    ACCOUNT_MQA_FACT,
+    ACCOUNT_RULE_KINDS,
+    ACCOUNT_SCORE_FACT,
+    AccountInherit,
+    AccountModel,
+    AccountRule,
+)
 from leadsync.scoring.conditions import ConditionError, compile_condition
 from leadsync.scoring.entries import CAP_PREFIX
+from leadsync.scoring.model import FitRule
 
-_SECTION_KEYS = {"mqa", "mqa_exit", "engaged", "caps", "rules"}
+_SECTION_KEYS = {"mqa", "mqa_exit", "engaged", "caps", "rules", "inherit"}
+_INHERIT_KEYS = {"id", "label", "points", "when"}
+INHERIT_ID = "acct-inherit"
+INHERIT_LABEL = "アカウントから継承"
 _RULE_KEYS = frozenset({"id", "label", "points", *ACCOUNT_RULE_KINDS})
 _SENIORITIES = ("executive", "vp", "director", "manager", "staff", "unknown")
 
@@ -48,6 +59,7 @@ def parse_accounts(raw: object, top: Where, seen: set[str]) -> AccountModel | No
     rules_raw = data.get("rules")
     if rules_raw is None or not isinstance(rules_raw, list) or not rules_raw:
         raise where.error("rules", "expected a non-empty list of account rules")
+    rules = tuple(_rule(item, i, where, seen) for i, item in enumerate(rules_raw))
     return AccountModel(
         mqa=mqa,
         mqa_exit=mqa_exit,
@@ -55,8 +67,62 @@ def parse_accounts(raw: object, top: Where, seen: set[str]) -> AccountModel | No
         within_days=within_days,
         cap_min=cap_min,
         cap_max=cap_max,
-        rules=tuple(_rule(item, i, where, seen) for i, item in enumerate(rules_raw)),
+        rules=rules,
+        inherit=_inherit(data.get("inherit"), where, seen, cap_max),
     )
+
+
+def _inherit(raw: object, top: Where, seen: set[str], cap_max: float) -> AccountInherit | None:
+    """`inherit: {points: P, when: mqa | {score_min: N}, label, id}` (docs/accounts.md)."""
+    if raw is None:
+        return None
+    data = section({"inherit": raw}, "inherit", top, _INHERIT_KEYS)
+    where = top.at("inherit")
+    if not data:
+        raise where.error("points", "required: the points members inherit")
+    rule_id = data.get("id", INHERIT_ID)
+    if not isinstance(rule_id, str) or not rule_id.strip():
+        raise where.error("id", "expected a non-empty string")
+    rule_id = rule_id.strip()
+    if rule_id.startswith(CAP_PREFIX):
+        raise where.error("id", f"ids starting with '{CAP_PREFIX}' are reserved")
+    if rule_id in seen:
+        raise where.error("id", f"{rule_id!r} is already a rule id in this file (ids are "
+                          "unique across all rules of the file)")
+    seen.add(rule_id)
+    label = data.get("label", INHERIT_LABEL)
+    if not isinstance(label, str) or not label.strip():
+        raise where.error("label", "expected a non-empty string")
+    if data.get("points") is None:
+        raise where.error("points", "required: the points members inherit")
+    points = points_value(data, "points", where)
+    if points == 0:
+        raise where.error("points", "must not be 0 (leave inherit out to inherit nothing)")
+    when = data.get("when", "mqa")
+    if when == "mqa":
+        return AccountInherit(rule_id, label.strip(), points)
+    if not isinstance(when, Mapping) or set(when) != {"score_min"}:
+        raise where.error("when", "expected mqa (while the account is an MQA) or "
+                          "{score_min: N} (while the account score is at least N)")
+    score_min = points_value(when, "score_min", where.at("when"))
+    if score_min > cap_max:
+        raise where.error("when.score_min", f"must not exceed the account caps' max "
+                          f"({cap_max:g}): no account could reach it")
+    return AccountInherit(rule_id, label.strip(), points, score_min=score_min)
+
+
+def inherit_fit_rule(model: AccountModel | None) -> FitRule | None:
+    """The fit rule an `inherit` section compiles to: the core scores it like any fit rule
+    over the profile attributes `account_mqa` / `account_score` the sync sets from the
+    account's stored state (the core stays pure and unchanged)."""
+    inherit = model.inherit if model is not None else None
+    if inherit is None:
+        return None
+    spec: dict[str, object] = (
+        {"field": ACCOUNT_MQA_FACT, "eq": True} if inherit.score_min is None
+        else {"field": ACCOUNT_SCORE_FACT, "gte": inherit.score_min})
+    condition, fields = compile_condition(spec, "when")
+    return FitRule(inherit.id, inherit.label, inherit.points, condition, fields)
 
 
 def _rule(raw: object, index: int, top: Where, seen: set[str]) -> AccountRule:

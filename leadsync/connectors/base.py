@@ -51,6 +51,10 @@ class CrmPerson:
     fields, falling back to the CRM's native stage. `current` holds the written fields as read
     (logical names, CRM representation; HubSpot also has "lifecyclestage") for no-op detection.
     `links` are the other-system records this CRM knows to be the same person.
+    `account_links` are the CRM's own account links when the read carried them (a Salesforce
+    Contact's AccountId, a Lead's ConvertedAccountId, a HubSpot list read's inline
+    `associations=companies`; docs/accounts.md); None when it did not (the account phase then
+    asks `read_account_links`).
     """
 
     ref: RecordRef
@@ -62,6 +66,7 @@ class CrmPerson:
     #: when the CRM created the record (Salesforce CreatedDate, HubSpot createdate); the
     #: review's cohort and funnel start there. None when the CRM did not say.
     created_at: datetime | None = None
+    account_links: AccountLinks | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,8 +291,9 @@ class Connector(Protocol):
         """HTTP requests this connector has sent so far (for reports and budgets)."""
         ...
 
-    def iter_accounts(self) -> Iterator[CrmAccount]:
-        """Every account (Salesforce Account, HubSpot company) with leadsync's account fields."""
+    def iter_accounts(self, since: datetime | None = None) -> Iterator[CrmAccount]:
+        """Every account (Salesforce Account, HubSpot company) with leadsync's account fields;
+        with `since`, those modified at or after it (the account phase's cursor read)."""
         ...
 
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:

@@ -10,6 +10,7 @@ import bisect
 from datetime import datetime
 from typing import Any
 
+from leadsync.sandbox import hs_search
 from leadsync.sandbox.hs_common import (
     HsBase,
     batch_error,
@@ -18,6 +19,7 @@ from leadsync.sandbox.hs_common import (
     hs_error,
     int_arg,
     invalid_property,
+    search_response,
 )
 from leadsync.sandbox.hs_schema import normalize, property_definition
 from leadsync.sandbox.store import SandboxData, hs_time
@@ -117,6 +119,24 @@ class CompanyHandlers(HsBase):
                 "next": {"after": str(chunk[-1]), "link": f"{req.path}?after={chunk[-1]}"}
             }
         return json_response(200, payload, records=len(results))
+
+    def search_companies(self, req: Request) -> Response:
+        """`POST /crm/v3/objects/companies/search`: the search of `hs_search` over the
+        companies (filters on any company property; `hs_lastmodifieddate` as a datetime)."""
+        body = req.json()
+        wanted = self._wanted(body.get("properties"), DEFAULT_COMPANY_PROPS)
+        types = {name: str(d.get("type", "string"))
+                 for name, d in self.data.hs_company_properties.items()}
+        types.update(hs_lastmodifieddate="datetime", createdate="datetime")
+        with self.data.lock:
+            items = ((cid, {k: v for k, v in p.items() if v not in (None, "")})
+                     for cid, p in self.data.hs_companies.items())
+            page, total, nxt = hs_search.search(items, body, types)
+            results = [self._object(cid, {k: (v or None) for k, v in  # type: ignore[misc]
+                                          self.data.hs_companies[cid].items()},
+                                    wanted, modified_key="hs_lastmodifieddate")
+                       for cid, _ in page]
+        return search_response(results, total, nxt)
 
     def batch_associations(self, req: Request) -> Response:
         """v4 batch read: contact -> task (`hs_tasks`) or contact -> company (here)."""

@@ -26,6 +26,10 @@ from leadsync.sandbox.hs_schema import (
 from leadsync.sandbox.store import hs_time
 from leadsync.sandbox.wire import ApiError, Request, Response, json_response
 
+#: association rows a v3 object read lists inline per associated object type before it pages
+#: them (the rest through the associations API)
+INLINE_ASSOCIATIONS = 100
+
 
 class ContactHandlers(HsBase):
     """Contacts, contact properties and owners."""
@@ -34,6 +38,8 @@ class ContactHandlers(HsBase):
         limit = int_arg(req, "limit", 10, 1, 100)
         after = int_arg(req, "after", 0, 0, None)
         wanted = self._wanted(req.query.get("properties"), DEFAULT_PROPS)
+        kinds = self._wanted(req.query.get("associations"), ())
+        companies = any(k in ("companies", "company", "0-2") for k in kinds)
         if bool_arg(req, "archived", False):  # the sandbox archives no contacts
             return json_response(200, {"results": []}, records=0)
         with self.data.lock:
@@ -41,6 +47,11 @@ class ContactHandlers(HsBase):
             start = bisect.bisect_right(ids, after)
             chunk = ids[start : start + limit]
             results = [self._object(str(i), self.data.hs_contacts[str(i)], wanted) for i in chunk]
+            if companies:
+                for out in results:
+                    block = self._inline_companies(out["id"])
+                    if block is not None:
+                        out["associations"] = {"companies": block}
             more = start + limit < len(ids)
         payload: dict[str, Any] = {"results": results}
         if more and chunk:
@@ -48,6 +59,26 @@ class ContactHandlers(HsBase):
                 "next": {"after": str(chunk[-1]), "link": f"{req.path}?after={chunk[-1]}"}
             }
         return json_response(200, payload, records=len(results))
+
+    def _inline_companies(self, cid: str) -> dict[str, Any] | None:
+        """A contact's companies as the v3 read lists them inline: every company as
+        `contact_to_company_unlabeled`, the primary one also as `contact_to_company`; at most
+        INLINE_ASSOCIATIONS rows, then `paging.next` (the rest only through the associations
+        API); None (the key absent) for a contact without companies."""
+        companies = self.data.hs_contact_companies.get(cid, [])
+        if not companies:
+            return None
+        primary = self.data.hs_company_primary.get(cid)
+        rows = [row for c in companies for row in (
+            *([{"id": c, "type": "contact_to_company"}] if c == primary else []),
+            {"id": c, "type": "contact_to_company_unlabeled"})]
+        block: dict[str, Any] = {"results": rows[:INLINE_ASSOCIATIONS]}
+        if len(rows) > INLINE_ASSOCIATIONS:
+            block["paging"] = {"next": {
+                "after": str(INLINE_ASSOCIATIONS),
+                "link": f"/crm/v3/objects/contacts/{cid}/associations/companies"
+                        f"?after={INLINE_ASSOCIATIONS}"}}
+        return block
 
     def _sorted_ids(self) -> list[int]:
         cached = getattr(self, "_ids_cache", None)

@@ -11,6 +11,13 @@ filled on the Lead or Contact, and/or Lead Status moved to Qualified), worked bu
 (Lead Status Working, one or two BANT items), or rejected (Lead Status Unqualified / Nurture).
 MQLs nobody called stay untouched, so due-soon and breached clocks keep happening. Decisions
 draw from their own random stream, so they do not shift the rest of the simulation.
+Buying-group surges (`surge_companies`, `_surges`): about one company in SURGE_EVERY, chosen by
+its domain's hash (not the seed's stream, so the rest of the data set is unchanged) among the
+companies with at least three HubSpot contacts one of whom is a director or above, has its
+buying group wake up in simulated step 1 or 2: up to SURGE_PEOPLE of its contacts (the senior
+ones first) each view the pricing page twice and a product page once. With the bundled account
+rules such a company becomes an MQA (docs/accounts.md). The surge draws times from its own
+stream too.
 People only in HubSpot are worked there (`_hubspot_rep`): a rep sets the contact's Lead Status
 to In progress / Connected, and later fills the BANT properties (HubSpot keeps no dated status
 history leadsync reads, so rejections there would not move anyone; they are not simulated).
@@ -18,6 +25,7 @@ history leadsync reads, so rejections there would not move anyone; they are not 
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -34,6 +42,11 @@ if TYPE_CHECKING:
     from leadsync.sandbox.app import Sandbox
 
 HOUR = 3600.0
+SURGE_EVERY = 40  # about one company in 40 has a buying-group surge
+SURGE_PEOPLE = 4  # contacts of a surging company who engage
+SURGE_STEPS = 2  # the surge happens in simulated step 1 or 2 (by the domain's hash)
+_SENIOR = ("executive", "vp", "director")
+_SENIORITY_OF = {title: level for level, (jp, en) in pools.TITLES.items() for title in (*jp, *en)}
 EVENTS_PER_HOUR = 1.5 / (180 * 24)  # seeded histories hold ~(1 + 20p) events per 180 days
 
 
@@ -71,9 +84,53 @@ def simulate(sb: Sandbox, hours: float) -> dict[str, int]:
                     hours=hours,
                     done=done,
                 )
+        _surges(seeder, sb.seed, sb.data.counters["simulate"], start=start, hours=hours,
+                done=done)
         _merge_events(seeder)
         sb.clock.advance(hours * HOUR)
     return dict(done)
+
+
+def surge_companies(data: Any) -> dict[str, tuple[int, list[str]]]:
+    """HubSpot company id -> (the simulated step of its surge, the contacts who engage, senior
+    first) of every company with a buying-group surge (module doc)."""
+    by_company: dict[str, list[str]] = {}
+    for person in data.people:
+        if person.hs_ids:
+            company = data.hs_company_primary.get(person.hs_ids[0])
+            if company:
+                by_company.setdefault(company, []).append(person.hs_ids[0])
+    out: dict[str, tuple[int, list[str]]] = {}
+    for company, contacts in sorted(by_company.items(), key=lambda kv: int(kv[0])):
+        domain = str((data.hs_companies.get(company) or {}).get("domain") or "")
+        digest = int(hashlib.sha256(f"surge:{domain}".encode()).hexdigest()[:12], 16)
+        if not domain or digest % SURGE_EVERY or len(contacts) < 3:
+            continue
+
+        def rank(cid: str) -> tuple[int, int]:
+            level = _SENIORITY_OF.get(str(data.hs_contacts[cid].get("jobtitle") or ""), "")
+            return (_SENIOR.index(level) if level in _SENIOR else len(_SENIOR), int(cid))
+
+        ranked = sorted(contacts, key=rank)[:SURGE_PEOPLE]
+        if rank(ranked[0])[0] < len(_SENIOR):  # a director or above among them
+            out[company] = (1 + (digest // SURGE_EVERY) % SURGE_STEPS, ranked)
+    return out
+
+
+def _surges(seeder: Seeder, seed: int, step: int, *, start: float, hours: float,
+            done: Counter[str]) -> None:
+    if step > SURGE_STEPS:
+        return
+    for company, (when_step, contacts) in surge_companies(seeder.data).items():
+        if when_step != step:
+            continue
+        rng = random.Random(f"surge:{seed}:{company}")  # noqa: S311 - reproducible simulation
+        for cid in contacts:
+            for url in (pools.PRICING_PAGE, pools.PRICING_PAGE, pools.PRODUCT_PAGES[0]):
+                seeder.event(start + rng.random() * hours * HOUR, cid, "e_visited_page",
+                             hs_url=url)
+                done["surge_events"] += 1
+        done["surges"] += 1
 
 
 def _marketing(

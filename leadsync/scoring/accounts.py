@@ -56,6 +56,28 @@ class AccountRule:
     when_source: str | None = None
 
 
+#: the person facts (profile attributes) an `inherit` rule reads: the account's score and MQA
+#: state as its last evaluation stored them
+ACCOUNT_SCORE_FACT = "account_score"
+ACCOUNT_MQA_FACT = "account_mqa"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInherit:
+    """`accounts.inherit`: members get `points` (fit points, with a reason) while their
+    account is an MQA (`score_min` None) or while its score is at least `score_min`."""
+
+    id: str
+    label: str
+    points: float
+    score_min: float | None = None
+
+    def holds(self, score: int | None, mqa: bool) -> bool:
+        if self.score_min is None:
+            return mqa
+        return score is not None and score >= self.score_min
+
+
 @dataclass(frozen=True, slots=True)
 class AccountModel:
     """The rules file's `accounts:` section, compiled."""
@@ -67,6 +89,7 @@ class AccountModel:
     within_days: float | None = None
     cap_min: float = 0.0
     cap_max: float = 200.0
+    inherit: AccountInherit | None = None
 
     @property
     def exit_threshold(self) -> float:

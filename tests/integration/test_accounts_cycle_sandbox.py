@@ -6,6 +6,7 @@ creates no second task."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,3 +90,123 @@ def test_an_engaged_account_becomes_one_mqa_with_one_task(sandbox: Sandbox) -> N
     assert dict(cold.account_records_written) == {}
     assert mqa_tasks(sandbox) == tasks
     assert mqa_accounts(sandbox) == (sf_mqa, hs_mqa)
+
+
+def test_a_lost_mqa_create_reply_and_a_wiped_ledger_leave_exactly_one_task(
+        sandbox: Sandbox) -> None:
+    """The CRM saves the MQA task but its reply is lost; then the state store is wiped: the
+    task key (account key + the episode start read back from the CRM) is the same, the next
+    cycle finds the task on the member records and creates no second one."""
+    from leadsync.sandbox.faults import Faults
+
+    data: Any = sandbox.data
+    sandbox.set_faults(Faults(reply_drop_rate=1.0, reply_drop_on="creates"))
+    first = run_job(runtime_for(sandbox, InMemoryStateStore()), "full")
+    dropped = sandbox.stats()["salesforce"]["replies_dropped"]
+    assert dropped == {"POST /composite/sobjects": sandbox.stats()["salesforce"]["requests"][
+        "POST /composite/sobjects"]}  # every create's reply was lost, the MQA task's too
+    assert first.accounts_mqa == 1 and first.task_failures == []
+    assert dict(first.mqa_tasks_created) == {"salesforce": 1}  # confirmed by reading back
+    [task] = [t for t in data.sf["Task"].values()
+              if str(t.get("Subject")).startswith(MQA_PREFIX)]
+    key = next(line for line in str(task["Description"]).splitlines()
+               if line.startswith("leadsync-key:"))
+
+    sandbox.set_faults(Faults())
+    sandbox.advance(60)
+    wiped = run_job(runtime_for(sandbox, InMemoryStateStore()), "full")
+    assert wiped.accounts_mqa == 1
+    assert dict(wiped.mqa_tasks_created) == {} and wiped.mqa_tasks_existing == 1
+    tasks = [t for t in data.sf["Task"].values() if str(t.get("Subject")).startswith(MQA_PREFIX)]
+    assert len(tasks) == 1 and key in str(tasks[0]["Description"])
+    assert len(mqa_tasks(sandbox)) == 1
+    assert sandbox.stats()["salesforce"]["duplicate_task_keys"] == 0
+
+
+def test_members_inherit_points_once_their_account_is_an_mqa(sandbox: Sandbox,
+                                                            tmp_path: Any) -> None:
+    """`accounts.inherit: {points: 10}`: the cycle that makes the account an MQA puts its
+    members on the to-do list; the next cycle re-evaluates exactly them, each 10 points up with
+    the reason; the cycle after has nothing to do."""
+    import yaml
+
+    from leadsync.accounts.phase import MEMBER_KIND, MEMBERS_KIND, decode_member
+    from leadsync.accounts.resolve import domain_key, normalise_domain
+    from leadsync.sandbox.store import SandboxData
+
+    bundled = Path(__file__).parents[2] / "leadsync" / "config" / "default_rules.yaml"
+    doc = yaml.safe_load(bundled.read_text(encoding="utf-8"))
+    doc["accounts"]["inherit"] = {"points": 10, "label": "MQAアカウント所属"}
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    data: SandboxData = sandbox.data
+    state = InMemoryStateStore()
+    with environ({"LEADSYNC_RULES_FILE": str(rules)}):
+        first = run_job(runtime_for(sandbox, state), "full")
+        assert first.accounts_mqa == 1
+        [sf_id], _ = mqa_accounts(sandbox)
+        domain = normalise_domain(data.sf["Account"][sf_id]["Website"])
+        assert domain is not None
+        members = state.get_fingerprints(MEMBERS_KIND, [domain_key(domain)])[
+            domain_key(domain)].split()
+        records = {rk for pid, v in state.get_fingerprints(MEMBER_KIND, members).items()
+                   for rk in (decode_member(pid, v) or ("", None, ()))[2]}
+        pending = state.get_pending("salesforce") | state.get_pending("hubspot")
+        assert pending == records and len(members) >= 4
+
+        def score(record: str) -> int:
+            system, obj, rid = record.split(":")
+            raw = data.sf[obj][rid]["LeadSync_Score__c"] if system == "salesforce" \
+                else data.hs_contacts[rid]["leadsync_score"]
+            return int(float(raw))
+
+        before = {rk: score(rk) for rk in records}
+        sandbox.advance(60)
+        second = run_job(runtime_for(sandbox, state), "incremental")
+        assert second.people == len(members)
+        assert {rk: score(rk) - before[rk] for rk in records} == dict.fromkeys(records, 10)
+        assert state.get_pending("salesforce") | state.get_pending("hubspot") == set()
+        assert second.accounts_mqa == 1 and dict(second.mqa_tasks_created) == {}
+        sandbox.advance(60)
+        third = run_job(runtime_for(sandbox, state), "incremental")
+        assert third.people == 0
+
+
+def test_incremental_cycles_read_only_the_changed_accounts(sandbox: Sandbox) -> None:
+    """The full run reads every account and stores them; an incremental run reads the
+    accounts changed since (HubSpot: a search by hs_lastmodifieddate; Salesforce: the Account
+    query by SystemModstamp) and takes the rest from the store: a target flag unset in both
+    CRMs reaches the account's score, with no full account read."""
+    from leadsync.sandbox.store import hs_time, sf_time
+
+    data: Any = sandbox.data
+    state = InMemoryStateStore()
+    first = run_job(runtime_for(sandbox, state), "full")
+    assert first.accounts_mqa == 1
+    [sf_id], [hs_id] = mqa_accounts(sandbox)
+    account = data.sf["Account"][sf_id]
+    assert account["Target_Account__c"] is True
+    score = int(account["LeadSync_Account_Score__c"])
+    sandbox.advance(60)
+    with data.lock:  # an admin unticks the target flag in both CRMs, a member's title changes
+        account["Target_Account__c"] = False
+        account["SystemModstamp"] = sf_time(sandbox.now())
+        company = data.hs_companies[hs_id]
+        company["hs_is_target_account"] = "false"
+        company["hs_lastmodifieddate"] = hs_time(sandbox.now())
+        member = next(cid for cid, companies in data.hs_contact_companies.items()
+                      if hs_id in companies)
+        data.hs_contacts[member]["jobtitle"] = "主任"
+        data.hs_contacts[member]["lastmodifieddate"] = hs_time(sandbox.now())
+    sandbox.advance(60)
+    before = sandbox.stats()
+    second = run_job(runtime_for(sandbox, state), "incremental")
+    after = sandbox.stats()
+    requests = {s: {k: after[s]["requests"].get(k, 0) - before[s]["requests"].get(k, 0)
+                    for k in after[s]["requests"]} for s in ("hubspot", "salesforce")}
+    assert requests["hubspot"]["GET /crm/v3/objects/companies"] == 0
+    # the companies leadsync wrote in the full run changed too: all in one search page
+    assert requests["hubspot"]["POST /crm/v3/objects/companies/search"] == 1
+    assert second.accounts_evaluated == 1 and second.accounts_mqa == 1
+    assert int(account["LeadSync_Account_Score__c"]) == score - 25  # the target rule's points
+    assert dict(second.account_records_written) == {"salesforce": 1, "hubspot": 1}

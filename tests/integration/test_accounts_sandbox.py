@@ -97,6 +97,66 @@ def test_accounts_and_links_are_read_with_a_few_calls(sb: Any, crms: tuple[Any, 
             assert ref.key not in by_record
 
 
+def test_the_full_read_carries_the_account_links(sb: Any, crms: tuple[Any, Any]) -> None:
+    """The full read brings every record's account links (Contact AccountId, Lead
+    ConvertedAccountId, HubSpot `associations=companies`): no association call for them."""
+    sf, hs = crms
+    data = sb.data
+    hs.list_owners()
+    sf.list_owners()
+    before_sf, before_hs = _requests(sb, "salesforce"), _requests(sb, "hubspot")
+    people = list(sf.iter_changed_people(None)) + list(hs.iter_changed_people(None))
+    hs_contacts = [p for p in people if p.ref.system == "hubspot"]
+    assert _requests(sb, "hubspot") - before_hs == Counter(
+        {"GET /crm/v3/objects/contacts": -(-len(hs_contacts) // 100)})
+    assert not any("associations" in k or "Account" in k
+                   for k in _requests(sb, "salesforce") - before_sf)
+    for person in people:
+        links = person.account_links
+        assert links is not None and links.record == person.ref
+        if person.ref.object_type == "Contact":
+            assert links.account_ids == (data.sf["Contact"][person.ref.id]["AccountId"],)
+        elif person.ref.object_type == "Lead":
+            converted = data.sf["Lead"][person.ref.id].get("ConvertedAccountId")
+            assert links.account_ids == ((converted,) if converted else ())
+        else:
+            expected = tuple(data.hs_contact_companies.get(person.ref.id, ()))
+            assert links.account_ids == expected
+            assert links.primary == (expected[0] if expected else None)
+    assert sum(1 for p in hs_contacts if p.account_links and p.account_links.account_ids) \
+        == sum(1 for p in hs_contacts if data.hs_contact_companies.get(p.ref.id))
+
+
+def test_a_contact_with_more_companies_than_listed_inline_is_read_by_association(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """HubSpot lists at most INLINE_ASSOCIATIONS association rows inline, then pages: such a
+    contact's links are left to the v4 batch read, which has them all."""
+    from leadsync.sandbox.hs_companies import add_company, associate_company
+    from leadsync.sandbox.hs_contacts import INLINE_ASSOCIATIONS
+
+    with sandbox.Sandbox(contacts=20, seed=5) as box:
+        for key, value in box.env.items():
+            monkeypatch.setenv(key, value)
+        settings = load_settings()
+        assert settings.hubspot is not None
+        hs = HubSpotConnector(settings.hubspot)
+        contact = sorted(box.data.hs_contacts, key=int)[0]
+        many = [add_company(box.data, f"Co {i}", domain=f"co-{i}.example",
+                            created=datetime(2026, 1, 1, tzinfo=UTC))
+                for i in range(INLINE_ASSOCIATIONS)]  # 100 companies: 101 rows with the primary
+        for cid in many:
+            associate_company(box.data, contact, cid, primary=False)
+        expected = tuple(box.data.hs_contact_companies[contact])
+        people = {p.ref.id: p for p in hs.iter_changed_people(None)}
+        assert people[contact].account_links is None
+        assert all(p.account_links is not None for cid, p in people.items() if cid != contact)
+        before = _requests(box, "hubspot")
+        links = hs.read_account_links([people[contact].ref])
+        assert _requests(box, "hubspot") - before == Counter(
+            {"POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read": 1})
+        assert [lk.account_ids for lk in links] == [expected]
+
+
 def test_one_account_key_per_company_across_both_crms(sb: Any, crms: tuple[Any, Any]) -> None:
     sf, hs = crms
     accounts = list(sf.iter_accounts()) + list(hs.iter_accounts())

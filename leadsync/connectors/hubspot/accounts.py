@@ -33,7 +33,7 @@ from leadsync.connectors.base import (
 )
 from leadsync.connectors.http import redact
 from leadsync.connectors.hubspot.client import HubSpotClient, HubSpotRequestError
-from leadsync.connectors.hubspot.mapping import format_datetime, same_value
+from leadsync.connectors.hubspot.mapping import format_datetime, parse_datetime, same_value
 from leadsync.connectors.hubspot.writes import REASONS_LEN, RETRYABLE_CATEGORIES
 from leadsync.connectors.values import InvalidValue, read_int, read_text
 
@@ -41,6 +41,8 @@ COMPANY_PROPERTIES = ("name", "domain", "industry", "numberofemployees", "hubspo
                       "hs_is_target_account", *HUBSPOT_ACCOUNT_PROPERTIES.values())
 PRIMARY_TYPE = 1
 PAGE = 100
+SEARCH_PAGE = 200
+SEARCH_CAP = 10_000
 BATCH = 100
 
 
@@ -60,7 +62,14 @@ def company_to_account(raw: dict[str, Any]) -> CrmAccount:
     )
 
 
-def iter_accounts(client: HubSpotClient) -> Iterator[CrmAccount]:
+def iter_accounts(client: HubSpotClient, since: datetime | None = None
+                  ) -> Iterator[CrmAccount]:
+    """Every company (the list, 100 a page), or with `since` those modified at or after it
+    (search by `hs_lastmodifieddate`, 200 a page, ascending; past the search's 10,000-result
+    window the query restarts from the newest value seen)."""
+    if since is not None:
+        yield from _changed(client, since)
+        return
     after: str | None = None
     while True:
         kwargs: dict[str, Any] = {"limit": PAGE, "properties": list(COMPANY_PROPERTIES)}
@@ -72,6 +81,40 @@ def iter_accounts(client: HubSpotClient) -> Iterator[CrmAccount]:
         after = ((page.get("paging") or {}).get("next") or {}).get("after")
         if not after:
             return
+
+
+def _changed(client: HubSpotClient, since: datetime) -> Iterator[CrmAccount]:
+    seen: set[str] = set()
+    boundary = since
+    while True:
+        newest = boundary
+        after = 0
+        while True:
+            body: dict[str, Any] = {
+                "filterGroups": [{"filters": [{
+                    "propertyName": "hs_lastmodifieddate", "operator": "GTE",
+                    "value": str(int(boundary.timestamp() * 1000))}]}],
+                "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+                "properties": list(COMPANY_PROPERTIES), "limit": SEARCH_PAGE, "after": str(after),
+            }
+            _, page = client.call("companies search", client.companies_search.do_search, body,
+                                  search=True)
+            for raw in page.get("results", []) or []:
+                stamp = parse_datetime((raw.get("properties") or {}).get("hs_lastmodifieddate"))
+                newest = max(newest, stamp) if stamp is not None else newest
+                if str(raw.get("id")) not in seen:
+                    seen.add(str(raw.get("id")))
+                    yield company_to_account(raw)
+            nxt = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not nxt:
+                return
+            after = int(nxt)
+            if after + SEARCH_PAGE > SEARCH_CAP:
+                break
+        if newest <= boundary:  # 10,000 companies on one timestamp: the full list instead
+            yield from (a for a in iter_accounts(client) if a.ref.id not in seen)
+            return
+        boundary = newest
 
 
 def links_of(row: dict[str, Any]) -> AccountLinks | None:

@@ -137,9 +137,10 @@ class HubSpotConnector:
                 return
 
     # ---- accounts (docs/accounts.md) --------------------------------------------------------
-    def iter_accounts(self) -> Iterator[CrmAccount]:
-        """Every company, with HubSpot's target-account flag."""
-        return accounts.iter_accounts(self.client)
+    def iter_accounts(self, since: datetime | None = None) -> Iterator[CrmAccount]:
+        """Every company (or those modified at or after `since`), with HubSpot's
+        target-account flag."""
+        return accounts.iter_accounts(self.client, since)
 
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
         """Contacts' associated companies (the primary one marked)."""
@@ -190,13 +191,19 @@ class HubSpotConnector:
                 return
 
     def _list_page(self, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of the contacts list endpoint and the next page's `after` token."""
-        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": self._properties}
+        """One page of the contacts list endpoint and the next page's `after` token. The
+        contacts' companies come inline (`associations=companies`): the account phase needs
+        no association read for them (docs/accounts.md)."""
+        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": self._properties,
+                                  "associations": ["companies"]}
         if after:
             kwargs["after"] = after
         _, page = self.client.call("contacts list", self.client.contacts_basic.get_page,
                                    **kwargs)  # fmt: skip
-        return list(page.get("results", [])), _next_after(page)
+        results = list(page.get("results", []))
+        for raw in results:  # asked for: a contact without the key has no company
+            raw.setdefault("associations", {})
+        return results, _next_after(page)
 
     def _search_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Search pages ascending by lastmodifieddate; before `after` would pass the cap, the

@@ -140,6 +140,7 @@ class HubSpotClient:
         self.deals_basic = crm.deals.basic_api
         self.companies_basic = crm.companies.basic_api
         self.companies_batch = crm.companies.batch_api
+        self.companies_search = crm.companies.search_api
         self.tasks_batch = crm.objects.tasks.batch_api
         self.tasks_search = crm.objects.tasks.search_api
         self.associations_batch = crm.associations.v4.batch_api

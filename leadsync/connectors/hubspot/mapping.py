@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 
 from leadsync.config.settings import HubSpotFieldNames
-from leadsync.connectors.base import CrmPerson, Deal, EngagementEvent, RecordRef
+from leadsync.connectors.base import AccountLinks, CrmPerson, Deal, EngagementEvent, RecordRef
 from leadsync.connectors.values import DATETIME_FIELDS, read_float, read_text, region_attributes
 from leadsync.scoring.profile import STAGES, Bant, Event, Profile
 
@@ -130,10 +130,44 @@ def current_values(props: Mapping[str, object], fields: HubSpotFieldNames) -> di
     return current
 
 
+#: the v3 inline association type of a contact's primary company (every company is also
+#: listed as `contact_to_company_unlabeled`)
+PRIMARY_COMPANY_TYPE = "contact_to_company"
+
+
+def inline_company_links(ref: RecordRef, raw: Mapping[str, object]) -> AccountLinks | None:
+    """The companies of a contact read with `associations=companies` (v3:
+    `associations.companies.results[] = {"id", "type"}`, the key absent for a contact without
+    companies; the list read marks the contacts it asked for with an empty `associations`).
+    None when the read did not ask (no `associations` key: a search or a batch read), or when
+    the block is paged (more companies than HubSpot lists inline): the v4 batch read gets them."""
+    assoc = raw.get("associations")
+    if not isinstance(assoc, Mapping):
+        return None
+    block = assoc.get("companies")
+    if block is None:
+        return AccountLinks(ref, ())
+    rows = block.get("results") if isinstance(block, Mapping) else None
+    if not isinstance(rows, list) or (isinstance(block, Mapping) and block.get("paging")):
+        return None
+    ids: list[str] = []
+    primary: str | None = None
+    for row in rows:
+        if not isinstance(row, Mapping) or not row.get("id"):
+            continue
+        cid = str(row["id"])
+        if cid not in ids:
+            ids.append(cid)
+        if row.get("type") == PRIMARY_COMPANY_TYPE:
+            primary = cid
+    return AccountLinks(ref, tuple(ids), primary)
+
+
 def contact_to_person(
     raw: Mapping[str, object], owners: Mapping[str, str], fields: HubSpotFieldNames
 ) -> CrmPerson:
-    """One contact from the v3 API (`{"id", "properties", "updatedAt"}`) as a CrmPerson."""
+    """One contact from the v3 API (`{"id", "properties", "updatedAt"}`, with `associations`
+    from a list read: its account links) as a CrmPerson."""
     props_raw = raw.get("properties")
     props: Mapping[str, object] = props_raw if isinstance(props_raw, Mapping) else {}
     ref = RecordRef("hubspot", "contact", str(raw["id"]))
@@ -176,6 +210,7 @@ def contact_to_person(
         links=links,
         owner_id=owner_id,
         created_at=parse_datetime(props.get("createdate")) or parse_datetime(raw.get("createdAt")),
+        account_links=inline_company_links(ref, raw),
     )
 
 

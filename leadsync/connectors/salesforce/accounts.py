@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from simple_salesforce.format import format_soql
@@ -66,8 +66,12 @@ def account_of(raw: dict[str, Any]) -> CrmAccount:
     )
 
 
-def iter_accounts(client: SalesforceClient, fields: Sequence[str]) -> Iterator[CrmAccount]:
-    for page in client.query_pages("accounts", soql(", ".join(fields), "Account")):
+def iter_accounts(client: SalesforceClient, fields: Sequence[str],
+                  since: datetime | None = None) -> Iterator[CrmAccount]:
+    """Every Account, or with `since` those whose SystemModstamp is at or after it."""
+    where = "" if since is None else \
+        f"SystemModstamp >= {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    for page in client.query_pages("accounts", soql(", ".join(fields), "Account", where)):
         for raw in page:
             yield account_of(raw)
 

@@ -106,11 +106,12 @@ class SalesforceConnector:
         return self.client.api_calls()
 
     # ---- accounts (docs/accounts.md) ----------------------------------------------------------
-    def iter_accounts(self) -> Iterator[CrmAccount]:
-        """Every Account; the target-account checkbox when the org has one."""
+    def iter_accounts(self, since: datetime | None = None) -> Iterator[CrmAccount]:
+        """Every Account (or those modified at or after `since`); the target-account checkbox
+        when the org has one."""
         if self._account_fields is None:
             self._account_fields = accounts.account_fields(self.client)
-        return accounts.iter_accounts(self.client, self._account_fields)
+        return accounts.iter_accounts(self.client, self._account_fields, since)
 
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
         """Contacts' AccountId and Leads' ConvertedAccountId."""

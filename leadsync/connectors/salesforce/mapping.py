@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from leadsync.config.settings import SalesforceFieldNames
-from leadsync.connectors.base import CrmPerson, EngagementEvent, RecordRef
+from leadsync.connectors.base import AccountLinks, CrmPerson, EngagementEvent, RecordRef
 from leadsync.connectors.values import (
     DATETIME_FIELDS,
     read_float,
@@ -28,7 +28,7 @@ BANT_FIELDS = ("BANT_Budget__c", "BANT_Authority__c", "BANT_Need__c", "BANT_Time
 LEAD_FIELDS: tuple[str, ...] = (
     "Id", "FirstName", "LastName", "Email", "Title", "Company", "NumberOfEmployees", "Industry",
     "Country", "State", "AnnualRevenue", "LeadSource", "Status", "OwnerId", "IsConverted",
-    "ConvertedContactId", "CreatedDate", "SystemModstamp", *BANT_FIELDS,
+    "ConvertedContactId", "ConvertedAccountId", "CreatedDate", "SystemModstamp", *BANT_FIELDS,
 )  # fmt: skip
 CONTACT_FIELDS: tuple[str, ...] = (
     "Id", "FirstName", "LastName", "Email", "Title", "AccountId", "LeadSource", "OwnerId",
@@ -207,6 +207,12 @@ def record_to_person(
         sql_at=parse_datetime(raw.get(fields.sql_at)),
         owner=owners.get(owner_id) if owner_id else None,
     )
+    # the Account link the read carries (docs/accounts.md): no separate query for it; a read
+    # without the column leaves it to `read_account_links`
+    column = "AccountId" if object_type == "Contact" else "ConvertedAccountId"
+    account_id = read_text(raw.get(column))
+    account_links = AccountLinks(ref, (account_id,) if account_id else ()) \
+        if column in raw else None
     return CrmPerson(
         ref=ref,
         profile=profile,
@@ -214,6 +220,7 @@ def record_to_person(
         current=current_values(raw, fields),
         owner_id=owner_id,
         created_at=parse_datetime(raw.get("CreatedDate")),
+        account_links=account_links,
     )
 
 
