@@ -58,6 +58,14 @@ def calls_by_system(stats: dict[str, Any]) -> dict[str, int]:
     return {s: sum(stats[s]["requests"].values()) for s in SYSTEMS}
 
 
+def requests_between(before: dict[str, Any], after: dict[str, Any]
+                     ) -> dict[str, dict[str, int]]:
+    """The requests per CRM and operation made between two snapshots of the sandbox stats."""
+    return {s: {k: v - before[s]["requests"].get(k, 0)
+                for k, v in sorted(after[s]["requests"].items())
+                if v - before[s]["requests"].get(k, 0)} for s in SYSTEMS}
+
+
 def allowed_rate_per_s(hs_limit: int) -> dict[str, float | None]:
     """Requests per second leadsync allows itself per CRM (its client-side limiters)."""
     share = HubSpotSettings.model_fields["rate_limit_share"].default
@@ -138,6 +146,10 @@ def accounts_cost(people: int, seed: int, hs_limit: int) -> dict[str, Any]:
                                 without["second_full_api_calls"] or {}),
         "incremental": _compare(with_accounts["incremental_api_calls"] or {},
                                 without["incremental_api_calls"] or {}),
+        "second_full_requests": {"with": with_accounts["second_full_requests"],
+                                 "without": without["second_full_requests"]},
+        "incremental_requests": {"with": with_accounts["incremental_requests"],
+                                 "without": without["incremental_requests"]},
         "requests_with_accounts": with_accounts["requests"],
         "requests_without_accounts": without["requests"],
     }
@@ -159,18 +171,26 @@ def run_in_process(people: int, seed: int, hs_limit: int,
         stats = sb.stats()
         again: dict[str, int] | None = None
         step: dict[str, int] | None = None
+        again_ops: dict[str, dict[str, int]] | None = None
+        step_ops: dict[str, dict[str, int]] | None = None
         if second:  # the next night's full cycle: the same sandbox and state, nothing changed
             run_job(runtime, "full")
-            after = calls_by_system(sb.stats())
+            after_stats = sb.stats()
+            after = calls_by_system(after_stats)
             again = {s: after[s] - calls_by_system(stats)[s] for s in SYSTEMS}
+            again_ops = requests_between(stats, after_stats)
             sb.simulate(hours=1)  # an hour of activity, then one incremental cycle
             run_job(runtime, "incremental")
-            later = calls_by_system(sb.stats())
+            later_stats = sb.stats()
+            later = calls_by_system(later_stats)
             step = {s: later[s] - after[s] for s in SYSTEMS}
+            step_ops = requests_between(after_stats, later_stats)
     out = report.to_dict()
     return {
         "second_full_api_calls": again,
         "incremental_api_calls": step,
+        "second_full_requests": again_ops,
+        "incremental_requests": step_ops,
         "wall_s": round(wall, 2),
         "people": out["people"],
         "people_per_s": round(out["people"] / wall, 1),

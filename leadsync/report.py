@@ -55,6 +55,7 @@ class CycleReport:
     # found in either CRM (dropped from their accounts)
     accounts_not_evaluated: int = 0
     account_members_pruned: int = 0
+    accounts_deleted: int = 0  # accounts whose every CRM record was deleted: left the store
     # the highest-scoring accounts of the cycle (`accounts.phase.TOP_ACCOUNTS`), with reasons
     top_accounts: list[dict[str, Any]] = field(default_factory=list)
     top: list[dict[str, Any]] = field(default_factory=list)
@@ -112,6 +113,7 @@ class CycleReport:
             "mqa_tasks_existing": self.mqa_tasks_existing,
             "accounts_not_evaluated": self.accounts_not_evaluated,
             "account_members_pruned": self.account_members_pruned,
+            "accounts_deleted": self.accounts_deleted,
             "top_accounts": list(self.top_accounts),
             "top": list(self.top),
             "duration_s": round(self.duration_s, 3),

@@ -66,6 +66,7 @@ class FakeConnector:
         self.account_links: dict[str, AccountLinks] = {}  # person record key -> its links
         self.account_writes = 0
         self.accounts_changed: set[str] = set()  # account ids a cursor read returns
+        self.accounts_deleted: dict[str, RecordRef] = {}  # what `deleted_accounts` returns
 
     # -- seeding ------------------------------------------------------------------------
     def add(self, object_type: str, rid: str, links: tuple[RecordRef, ...] = (),
@@ -94,6 +95,18 @@ class FakeConnector:
         self.accounts[rid] = CrmAccount(ref, name, website, owner_id=owner_id,
                                         **fields)  # type: ignore[arg-type]
         return ref
+
+    def delete_account(self, rid: str) -> None:
+        """Delete an account: gone from reads, listed by `deleted_accounts` (the fakes keep no
+        times: every deleted account is returned, whatever `since`), its links dropped."""
+        acc = self.accounts.pop(rid)
+        self.accounts_deleted[rid] = acc.ref
+        self.accounts_changed.discard(rid)
+        for key, links in list(self.account_links.items()):
+            if rid in links.account_ids:
+                ids = tuple(i for i in links.account_ids if i != rid)
+                self.account_links[key] = AccountLinks(
+                    links.record, ids, None if links.primary == rid else links.primary)
 
     def link(self, person: RecordRef, *account_ids: str, primary: str | None = None) -> None:
         """The CRM's account links of a person record (AccountId, associations)."""
@@ -196,6 +209,10 @@ class FakeConnector:
             yield from list(self.accounts.values())
         else:
             yield from [a for rid, a in self.accounts.items() if rid in self.accounts_changed]
+
+    def deleted_accounts(self, since: datetime) -> list[RecordRef]:
+        self.calls += 1
+        return [self.accounts_deleted[rid] for rid in sorted(self.accounts_deleted)]
 
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
         self.calls += 1

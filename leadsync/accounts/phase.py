@@ -70,7 +70,13 @@ TOP_ACCOUNTS = 5  # the report's top accounts (the sync and demo summaries show 
 ACCOUNT_KIND = "account_entry"  # CRM account record key -> the account as read (JSON)
 ACCOUNT_REFS_KIND = "account_refs"  # system -> space-separated account record keys
 ACCOUNTS_CURSOR = "{system}:accounts"
+FULL_READ_CURSOR = "{system}:accounts_full"  # when every account was last read
 CURSOR_OVERLAP = timedelta(minutes=5)
+# how long each CRM still lists a deleted account (HubSpot: archived companies, restorable 90
+# days; Salesforce: the recycle bin, 15 days): a cursor or a last full read older than that,
+# less a day's margin, makes the read full (deletions may have left the lists)
+RETENTION = {"hubspot": timedelta(days=90), "salesforce": timedelta(days=15)}
+RETENTION_MARGIN = timedelta(days=1)
 # the CRMs' own wire formats of the MQA-at field as `iter_accounts` read it
 _PARSE: Mapping[str, Callable[[object], datetime | None]] = {
     "salesforce": salesforce_datetime, "hubspot": hubspot_datetime}
@@ -223,6 +229,8 @@ class AccountPhase:
         self.retry_keys: set[str] = set()
         self._index: AccountIndex | None = None
         self._crm_of: dict[str, list[CrmAccount]] | None = None  # account key -> CRM records
+        self.gone: list[CrmAccount] = []  # stored accounts the read found deleted in their CRM
+        self.gone_keys: set[str] = set()  # accounts left with no CRM record (they leave)
 
     def run(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
             full: bool) -> None:
@@ -292,7 +300,12 @@ class AccountPhase:
 
     def score(self, rules: AccountModel, *, full: bool) -> None:
         crm_of = self._crm_of or {}
-        touched = set(self.touched) | (set(crm_of) if full else set())
+        # an account deleted from every CRM leaves, unless a person of this run still
+        # resolves to its key (a bare email domain account now)
+        leaving = self.gone_keys - {a for a, _, _ in self.noted.values() if a is not None}
+        if leaving:
+            self.leave(leaving)
+        touched = (set(self.touched) | (set(crm_of) if full else set())) - leaving
         members: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {k: {} for k in touched}
         stored: dict[str, str] = {}
         gone: set[str] = set()
@@ -353,6 +366,35 @@ class AccountPhase:
             log.info("account members re-evaluated next cycle: their inherited points changed",
                      extra={"count": sum(len(v) for v in flipped.values())})
 
+    def leave(self, keys: set[str]) -> None:
+        """Accounts whose every CRM record was deleted leave the store: their member index and
+        inherit state are blanked (the MQA episode ends: no CRM record holds its MQA-at any
+        more, and members inherit nothing from it), their stored members (not this run's) lose
+        the account and their records are retried, so the next cycle re-evaluates them and
+        they re-resolve (to another account, or none). Counted in `accounts_deleted`."""
+        from leadsync.accounts.inherit import STATE_KIND
+
+        self.report.accounts_deleted += len(keys)
+        log.info("accounts left the store: deleted in every CRM", extra={"count": len(keys)})
+        if self.dry_run:
+            return
+        listed = self.state.get_fingerprints(MEMBERS_KIND, sorted(keys))
+        pids = sorted({p for v in listed.values() for p in v.split()} - set(self.noted))
+        cleared: dict[str, str] = {}
+        records: set[str] = set()
+        for pid, payload in (self.state.get_fingerprints(MEMBER_KIND, pids).items()
+                             if pids else ()):
+            found = decode_member(pid, payload)
+            if found is None or found[0] not in keys:
+                continue
+            cleared[pid] = encode_member(None, found[1], found[2], noted=noted_at(payload))
+            records.update(found[2])
+        if cleared:
+            self.state.set_fingerprints(MEMBER_KIND, cleared)
+        self.state.set_fingerprints(MEMBERS_KIND, dict.fromkeys(sorted(keys), ""))
+        self.state.set_fingerprints(STATE_KIND, dict.fromkeys(sorted(keys), ""))
+        self.retry(sorted(r for r in records if r.split(":", 1)[0] in self.connectors))
+
     def prune(self, stored: Mapping[str, str], gone: set[str]) -> None:
         """Drop members a full run did not see from their accounts (their entries are blanked:
         the store has no delete); counted in the report."""
@@ -399,39 +441,67 @@ class AccountPhase:
             for acc in accounts:
                 crm_of.setdefault(self._index.key_for_ref(acc.ref.key), []).append(acc)
             self._crm_of = crm_of
+            if self.gone:  # their keys as the accounts were before the deletions
+                before = AccountIndex((AccountRecord(a.ref.key, a.name, a.website)
+                                       for a in [*accounts, *self.gone]),
+                                      self.model.free_email_domains)
+                keys = {before.key_for_ref(a.ref.key) for a in self.gone}
+                self.gone_keys = keys - set(crm_of)
+                self.touched |= keys & set(crm_of)  # a CRM record left: re-evaluated
         assert self._index is not None
         return self._index, links
 
     def read_accounts(self, system: str, conn: Connector
                       ) -> tuple[list[CrmAccount], Callable[[], None] | None]:
-        """A CRM's accounts: every one in the full run (or with no stored accounts or cursor),
-        else the stored ones updated with those changed since the cursor (one search / query
-        per 200 / 2,000 changed). Returns them and what to store once the read finished."""
+        """A CRM's accounts, the full run's and an incremental run's alike: the stored ones
+        updated with those changed since the cursor (one search / query per 200 / 2,000
+        changed) less those deleted since it (`deleted_accounts`: HubSpot's archived list,
+        Salesforce's recycle bin through queryAll). Every account is read instead (the safety
+        net, module `RETENTION`) without a cursor or stored accounts, or when the cursor or
+        the last full read is older than the CRM keeps deleted records listed. Returns them
+        and what to store once the read finished; the deleted ones go to `self.gone`."""
         name = ACCOUNTS_CURSOR.format(system=system)
-        cursor = None if self.full else self.state.get_cursor(name)
-        listed = self.state.get_fingerprints(ACCOUNT_REFS_KIND, [system]).get(system) \
-            if cursor is not None else None
-        if cursor is None or listed is None:
+        full_name = FULL_READ_CURSOR.format(system=system)
+        cursor = self.state.get_cursor(name)
+        last_full = self.state.get_cursor(full_name)
+        listed_text = self.state.get_fingerprints(ACCOUNT_REFS_KIND, [system]).get(system)
+        listed = set((listed_text or "").split())
+        keep_for = RETENTION.get(system, min(RETENTION.values())) - RETENTION_MARGIN
+        full_read = (cursor is None or not listed or last_full is None
+                     or self.now - cursor > keep_for or self.now - last_full > keep_for)
+        if full_read:
             accounts = list(conn.iter_accounts())
             refs = {a.ref.key for a in accounts}
             changed = accounts
+            deleted = listed - refs  # stored, not read: deleted (or merged away) since
         else:
+            assert cursor is not None
             changed = list(conn.iter_accounts(since=cursor))
             fresh = {a.ref.key for a in changed}
-            keep = sorted(set(listed.split()) - fresh)
+            deleted = {r.key for r in conn.deleted_accounts(cursor)} & listed - fresh
+            keep = sorted(listed - fresh - deleted)
             stored = [decode_account(k, v) for k, v in
                       (self.state.get_fingerprints(ACCOUNT_KIND, keep).items() if keep else ())]
             accounts = [a for a in stored if a is not None] + changed
-            refs = set(listed.split()) | fresh
+            refs = (listed | fresh) - deleted
+        if deleted:
+            gone = self.state.get_fingerprints(ACCOUNT_KIND, sorted(deleted))
+            self.gone.extend(a for a in (decode_account(k, v) for k, v in sorted(gone.items()))
+                             if a is not None)
+            log.info("accounts deleted in a CRM", extra={"system": system,
+                                                          "count": len(deleted)})
         if self.dry_run:
             return accounts, None
 
         def save() -> None:
-            if changed:
-                self.state.set_fingerprints(ACCOUNT_KIND, {
-                    a.ref.key: encode_account(a) for a in changed})
+            entries = {a.ref.key: encode_account(a) for a in changed}
+            entries.update(dict.fromkeys(sorted(deleted), ""))  # the store has no delete
+            if entries:
+                self.state.set_fingerprints(ACCOUNT_KIND, entries)
             self.state.set_fingerprints(ACCOUNT_REFS_KIND, {system: " ".join(sorted(refs))})
             self.state.set_cursor(name, self.now - CURSOR_OVERLAP)
+            if full_read:
+                self.state.set_cursor(full_name, self.now - CURSOR_OVERLAP)
 
         return accounts, save
 

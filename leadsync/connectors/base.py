@@ -296,6 +296,11 @@ class Connector(Protocol):
         with `since`, those modified at or after it (the account phase's cursor read)."""
         ...
 
+    def deleted_accounts(self, since: datetime) -> list[RecordRef]:
+        """The accounts deleted at or after `since` that the CRM still lists (HubSpot's
+        archived companies, 90 days; Salesforce's recycle bin, 15 days)."""
+        ...
+
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
         """The CRM's account links of these person records (this system's refs only; records
         without a link are left out)."""

@@ -2,12 +2,18 @@
 page) and the v4 batch read of contact -> company associations, as HubSpot answers them: per
 contact its companies, the primary one with association type 1 (`Primary`) and every one with
 type 279 (`contact_to_company_unlabeled`); a contact without companies is a 207 error
-`NO_ASSOCIATIONS_FOUND`. `add_company` puts a company in (the seed and tests)."""
+`NO_ASSOCIATIONS_FOUND`. `add_company` puts a company in (the seed and tests).
+
+Deleting a company (`DELETE /crm/v3/objects/companies/{id}`, or `archive_company`) archives it
+as HubSpot does: a normal read, the search and a batch update no longer find it (404 /
+absent), its contact associations go, and `GET /crm/v3/objects/companies?archived=true` lists
+it (`archived: true`, `archivedAt`) for 90 days (HubSpot's restore window), paged like the
+live list."""
 
 from __future__ import annotations
 
 import bisect
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from leadsync.sandbox import hs_search
@@ -30,6 +36,7 @@ COMPANY_KINDS = ("company", "companies", "0-2")
 CONTACT_KINDS = ("contact", "contacts", "0-1")
 PRIMARY_TYPE = 1
 UNLABELED_TYPE = 279
+ARCHIVE_RETENTION = timedelta(days=90)  # an archived company can be restored (and is listed)
 
 
 # name, label, type, fieldType of a fresh portal's company properties used here
@@ -85,6 +92,22 @@ def add_company(data: SandboxData, name: str, *, domain: str | None, created: da
         return cid
 
 
+def archive_company(data: SandboxData, company_id: str, at: datetime) -> bool:
+    """Archive (delete) a company at `at`: it leaves the live companies and its contacts'
+    associations, and is listed with `archived=true`. False when no live company has the id."""
+    with data.lock:
+        props = data.hs_companies.pop(company_id, None)
+        if props is None:
+            return False
+        data.hs_companies_archived[company_id] = {**props, "archivedAt": hs_time(at)}
+        for contact, companies in data.hs_contact_companies.items():
+            if company_id in companies:
+                companies.remove(company_id)
+                if data.hs_company_primary.get(contact) == company_id:
+                    data.hs_company_primary[contact] = ""
+        return True
+
+
 def associate_company(data: SandboxData, contact_id: str, company_id: str, *,
                       primary: bool = True) -> None:
     """Associate a contact with a company; the primary one is listed first."""
@@ -102,16 +125,18 @@ class CompanyHandlers(HsBase):
         limit = int_arg(req, "limit", 10, 1, 100)
         after = int_arg(req, "after", 0, 0, None)
         wanted = self._wanted(req.query.get("properties"), DEFAULT_COMPANY_PROPS)
-        if bool_arg(req, "archived", False):  # the sandbox archives no companies
-            return json_response(200, {"results": []}, records=0)
+        archived = bool_arg(req, "archived", False)
         with self.data.lock:
-            ids = sorted(int(i) for i in self.data.hs_companies)
+            if archived:  # within the restore window only
+                oldest = hs_time(self.clock.now() - ARCHIVE_RETENTION)
+                source = {cid: p for cid, p in self.data.hs_companies_archived.items()
+                          if p["archivedAt"] >= oldest}
+            else:
+                source = self.data.hs_companies
+            ids = sorted(int(i) for i in source)
             start = bisect.bisect_right(ids, after)
             chunk = ids[start : start + limit]
-            results = [self._object(str(i), {k: (v or None) for k, v in  # type: ignore[misc]
-                                             self.data.hs_companies[str(i)].items()},
-                                    wanted, modified_key="hs_lastmodifieddate")
-                       for i in chunk]
+            results = [self._company(str(i), source[str(i)], wanted) for i in chunk]
             more = start + limit < len(ids)
         payload: dict[str, Any] = {"results": results}
         if more and chunk:
@@ -119,6 +144,31 @@ class CompanyHandlers(HsBase):
                 "next": {"after": str(chunk[-1]), "link": f"{req.path}?after={chunk[-1]}"}
             }
         return json_response(200, payload, records=len(results))
+
+    def _company(self, cid: str, props: dict[str, str], wanted: list[str]) -> dict[str, Any]:
+        """A company as HubSpot shows it; an archived one with `archived` and `archivedAt`."""
+        shown = {k: (v or None) for k, v in props.items() if k != "archivedAt"}
+        out = self._object(cid, shown, wanted,  # type: ignore[arg-type]
+                           modified_key="hs_lastmodifieddate")
+        if "archivedAt" in props:
+            out["archived"], out["archivedAt"] = True, props["archivedAt"]
+        return out
+
+    def get_company(self, req: Request) -> Response:
+        """`GET /crm/v3/objects/companies/{id}`: an archived (deleted) company is a 404."""
+        wanted = self._wanted(req.query.get("properties"), DEFAULT_COMPANY_PROPS)
+        cid = req.params["id"]
+        with self.data.lock:
+            props = self.data.hs_companies.get(cid)
+            if props is None:
+                raise hs_error(404, "OBJECT_NOT_FOUND", f"Object not found. objectId={cid}")
+            return json_response(200, self._company(cid, props, wanted), records=1)
+
+    def delete_company(self, req: Request) -> Response:
+        """`DELETE /crm/v3/objects/companies/{id}`: archive it (204; an id that is not a live
+        company gets 204 too: HubSpot's archive is idempotent)."""
+        archive_company(self.data, req.params["id"], self.clock.now())
+        return Response(204)
 
     def search_companies(self, req: Request) -> Response:
         """`POST /crm/v3/objects/companies/search`: the search of `hs_search` over the

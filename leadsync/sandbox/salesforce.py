@@ -67,7 +67,7 @@ class SalesforceApi(QueryHandlers, WriteHandlers):
                 self.oauth,
             ),
             ("GET", re.compile(API + r"/query"), "GET /query", self.query),
-            ("GET", re.compile(API + r"/queryAll"), "GET /query", self.query),
+            ("GET", re.compile(API + r"/queryAll"), "GET /queryAll", self.query_all),
             (
                 "GET",
                 re.compile(API + r"/query/(?P<locator>[\w-]+)"),
@@ -104,6 +104,12 @@ class SalesforceApi(QueryHandlers, WriteHandlers):
                 re.compile(API + r"/sobjects/(?P<object>\w+)/(?P<id>\w+)"),
                 "GET /sobjects/{object}/{id}",
                 self.get_one,
+            ),
+            (
+                "DELETE",
+                re.compile(API + r"/sobjects/(?P<object>\w+)/(?P<id>\w+)"),
+                "DELETE /sobjects/{object}/{id}",
+                self.delete_one,
             ),
             (
                 "PATCH",

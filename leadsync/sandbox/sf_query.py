@@ -6,16 +6,18 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from leadsync.sandbox.faults import FaultInjector
 from leadsync.sandbox.sf_records import sf_error
 from leadsync.sandbox.sf_schema import FIELDS, FIELDS_LOWER, OBJECT_NAMES, PARENTS
 from leadsync.sandbox.soql import Query, SoqlError, matches, parse, sort_rows, where_fields
-from leadsync.sandbox.store import Clock, SandboxData, Stats
+from leadsync.sandbox.store import Clock, SandboxData, Stats, sf_time
 from leadsync.sandbox.wire import Request, Response, json_response
 
 PAGE_SIZE = 2000
+RECYCLE_RETENTION = timedelta(days=15)  # deleted records queryAll still returns
 
 
 class QueryHandlers:
@@ -28,13 +30,17 @@ class QueryHandlers:
     _lock: threading.Lock
     _cursors: OrderedDict[str, tuple[Query, list[dict[str, Any]], int]]
 
-    def query(self, req: Request) -> Response:
+    def query_all(self, req: Request) -> Response:
+        """`GET /queryAll`: the query plus the recycle bin's records (IsDeleted true)."""
+        return self.query(req, include_deleted=True)
+
+    def query(self, req: Request, include_deleted: bool = False) -> Response:
         text = req.arg("q")
         if not text:
             raise sf_error(400, "MALFORMED_QUERY", "missing query parameter q")
         try:
             query = parse(text, self.clock.now().date())
-            rows = self._run(query)
+            rows = self._run(query, include_deleted)
         except SoqlError as exc:
             raise sf_error(400, exc.code, str(exc)) from None
         if query.count:
@@ -111,14 +117,18 @@ class QueryHandlers:
             return lambda row: row.get(canon, False)
         return lambda row: row.get(canon)
 
-    def _run(self, query: Query) -> list[dict[str, Any]]:
+    def _run(self, query: Query, include_deleted: bool = False) -> list[dict[str, Any]]:
         obj = OBJECT_NAMES.get(query.sobject.lower())
         if obj is None:
             raise SoqlError(f"sObject type '{query.sobject}' is not supported.", "INVALID_TYPE")
         names = list(query.fields) + where_fields(query.where) + [o[0] for o in query.order]
         get = self._getter(obj, names)
         with self.data.lock:
-            source = self.data.sf.setdefault(obj, {}).values()
+            source = list(self.data.sf.setdefault(obj, {}).values())
+            if include_deleted:  # the recycle bin keeps a deleted record 15 days
+                oldest = sf_time(self.clock.now() - RECYCLE_RETENTION)
+                source += [r for r in self.data.sf_recycle.get(obj, {}).values()
+                           if str(r.get("SystemModstamp") or "") >= oldest]
             rows = [r for r in source if query.where is None or matches(query.where, r, get)]
         sort_rows(rows, query.order, get)
         if query.limit is not None:

@@ -211,6 +211,20 @@ def insert(data: SandboxData, obj: str, values: dict[str, Any], now: datetime) -
     return record
 
 
+def delete(data: SandboxData, obj: str, record_id: str, now: datetime) -> bool:
+    """Delete a record: it moves to the recycle bin (IsDeleted true, SystemModstamp now),
+    where `queryAll` finds it for 15 days and `query` and reads by id do not. False when no
+    live record of `obj` has the id. (Salesforce also deletes an Account's Contacts and
+    Opportunities with it; the sandbox does not cascade.)"""
+    record = data.sf.get(obj, {}).pop(record_id, None)
+    if record is None:
+        return False
+    record["IsDeleted"] = True
+    stamp(record, obj, now)
+    data.sf_recycle.setdefault(obj, {})[record_id] = record
+    return True
+
+
 def update(
     record: dict[str, Any], obj: str, values: dict[str, Any], now: datetime,
     data: SandboxData | None = None,

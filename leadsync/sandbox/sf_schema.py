@@ -119,6 +119,7 @@ OBJECTS: dict[str, tuple[SfField, ...]] = {
     ),
     "Account": (
         *_AUDIT,
+        SfField("IsDeleted", "boolean", 0, False),  # true only in the recycle bin (queryAll)
         SfField("Name", "string", 255, required=True),
         SfField("Website", "url", 255),
         SfField("OwnerId", "reference", 18),

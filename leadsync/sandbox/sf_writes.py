@@ -159,6 +159,18 @@ class WriteHandlers:
             record = {"attributes": {"type": obj}, **{f: found[1].get(f) for f in FIELDS[obj]}}
         return json_response(200, record, records=1)
 
+    def delete_one(self, req: Request) -> Response:
+        """`DELETE /sobjects/{object}/{id}`: to the recycle bin (204); a record already there
+        is Salesforce's 404 ENTITY_IS_DELETED."""
+        obj = self._object(req)
+        rid = req.params["id"]
+        with self.data.lock:
+            if rid in self.data.sf_recycle.get(obj, {}):
+                raise sf_error(404, "ENTITY_IS_DELETED", "entity is deleted")
+            if not recs.delete(self.data, obj, rid, self.clock.now()):
+                raise sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+        return Response(204)
+
     def update_one(self, req: Request) -> Response:
         obj = self._object(req)
         with self.data.lock:

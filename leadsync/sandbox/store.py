@@ -269,6 +269,9 @@ class SandboxData:
     #: companies (id -> properties), each contact's companies (primary first) and its
     #: primary company ("" when none is primary) (`hs_companies.add_company`)
     hs_companies: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: archived (deleted) companies: id -> properties plus `archivedAt` (`archive_company`);
+    #: listed with `archived=true` for 90 days, then gone
+    hs_companies_archived: dict[str, dict[str, str]] = field(default_factory=dict)
     hs_contact_companies: dict[str, list[str]] = field(default_factory=dict)
     hs_company_primary: dict[str, str] = field(default_factory=dict)
     hs_company_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -284,6 +287,9 @@ class SandboxData:
     hs_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     hs_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     sf: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: the recycle bin: deleted records (object -> id -> record with IsDeleted true, deleted at
+    #: its SystemModstamp) that `queryAll` still returns for 15 days (`sf_records.delete`)
+    sf_recycle: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     sf_integration_user: str | None = None
     # active validation rules: a record Id -> message (updates of its LeadSync fields are
     # refused), or an object name -> message (every create of that object is refused)

@@ -204,7 +204,9 @@ def test_incremental_cycles_read_only_the_changed_accounts(sandbox: Sandbox) -> 
     after = sandbox.stats()
     requests = {s: {k: after[s]["requests"].get(k, 0) - before[s]["requests"].get(k, 0)
                     for k in after[s]["requests"]} for s in ("hubspot", "salesforce")}
-    assert requests["hubspot"]["GET /crm/v3/objects/companies"] == 0
+    # no full account read: one page of the archived (deleted) companies, one queryAll
+    assert requests["hubspot"]["GET /crm/v3/objects/companies"] == 1
+    assert requests["salesforce"]["GET /queryAll"] == 1
     # the companies leadsync wrote in the full run changed too: all in one search page
     assert requests["hubspot"]["POST /crm/v3/objects/companies/search"] == 1
     assert second.accounts_evaluated == 1 and second.accounts_mqa == 1

@@ -3,6 +3,10 @@
 - `iter_accounts`: every company through the list endpoint (100 a page): name, domain,
   industry, numberofemployees, hubspot_owner_id and HubSpot's ABM flag `hs_is_target_account`
   (attribute `target_account`).
+- `deleted_accounts`: the companies archived (deleted) since a time: the list with
+  `archived=true` (100 a page), which holds every company archived in the last 90 days (the
+  restore window) with its `archivedAt`; the list takes no time filter, so `archivedAt` is
+  compared here.
 - `read_account_links`: the v4 batch read of contact -> company associations, 100 contacts a
   call; the company whose association types include `Primary` (type 1) is the primary one. A
   contact without companies is a 207 error row (`NO_ASSOCIATIONS_FOUND`): no link, not a
@@ -81,6 +85,26 @@ def iter_accounts(client: HubSpotClient, since: datetime | None = None
         after = ((page.get("paging") or {}).get("next") or {}).get("after")
         if not after:
             return
+
+
+def deleted_accounts(client: HubSpotClient, since: datetime) -> list[RecordRef]:
+    """The companies archived at or after `since` (module doc). The SDK would send a Python
+    bool as "True", which HubSpot's spec does not take: the parameter goes as "true"."""
+    out: list[RecordRef] = []
+    after: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": PAGE, "archived": "true",
+                                  "properties": ["hs_object_id"]}
+        if after:
+            kwargs["after"] = after
+        _, page = client.call("companies archived", client.companies_basic.get_page, **kwargs)
+        for raw in page.get("results", []) or []:
+            stamp = parse_datetime(raw.get("archivedAt"))
+            if stamp is None or stamp >= since:  # no time: deleted, when is unknown
+                out.append(RecordRef("hubspot", "company", str(raw.get("id"))))
+        after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        if not after:
+            return out
 
 
 def _changed(client: HubSpotClient, since: datetime) -> Iterator[CrmAccount]:

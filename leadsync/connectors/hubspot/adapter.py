@@ -142,6 +142,10 @@ class HubSpotConnector:
         target-account flag."""
         return accounts.iter_accounts(self.client, since)
 
+    def deleted_accounts(self, since: datetime) -> list[RecordRef]:
+        """Companies archived at or after `since` (HubSpot lists them for 90 days)."""
+        return accounts.deleted_accounts(self.client, since)
+
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
         """Contacts' associated companies (the primary one marked)."""
         return accounts.read_account_links(self.client, refs)

@@ -3,6 +3,10 @@
 - `iter_accounts`: every Account (`Id, Name, Website, Industry, NumberOfEmployees, OwnerId`)
   plus the org's target-account checkbox `Target_Account__c` when the org has one (one
   describe of Account per connector, cached), as attribute `target_account`.
+- `deleted_accounts`: the Accounts deleted since a time, from the recycle bin (Salesforce keeps
+  deleted records there 15 days): `queryAll` (`query` leaves them out) of
+  `SELECT Id FROM Account WHERE IsDeleted = true AND SystemModstamp >= ...` (a delete stamps
+  SystemModstamp).
 - `read_account_links`: Contacts' `AccountId` and Leads' `ConvertedAccountId`, by id, 400 ids
   an IN (...) (the person read does not keep them, so this is one query per 400 records).
 - `write_account_updates`: the LeadSync account fields, diffed against what was read, through
@@ -74,6 +78,16 @@ def iter_accounts(client: SalesforceClient, fields: Sequence[str],
     for page in client.query_pages("accounts", soql(", ".join(fields), "Account", where)):
         for raw in page:
             yield account_of(raw)
+
+
+def deleted_accounts(client: SalesforceClient, since: datetime) -> list[RecordRef]:
+    """The Accounts deleted at or after `since` (module doc)."""
+    where = "IsDeleted = true AND SystemModstamp >= " + \
+        since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [RecordRef("salesforce", "Account", str(raw["Id"]))
+            for page in client.query_pages("deleted accounts", soql("Id", "Account", where),
+                                           include_deleted=True)
+            for raw in page]
 
 
 def read_account_links(client: SalesforceClient, refs: Sequence[RecordRef]) -> list[AccountLinks]:

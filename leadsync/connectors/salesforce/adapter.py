@@ -113,6 +113,10 @@ class SalesforceConnector:
             self._account_fields = accounts.account_fields(self.client)
         return accounts.iter_accounts(self.client, self._account_fields, since)
 
+    def deleted_accounts(self, since: datetime) -> list[RecordRef]:
+        """Accounts deleted at or after `since` (the recycle bin, through queryAll)."""
+        return accounts.deleted_accounts(self.client, since)
+
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
         """Contacts' AccountId and Leads' ConvertedAccountId."""
         return accounts.read_account_links(self.client, refs)

@@ -248,9 +248,11 @@ class SalesforceClient:
                 ) from None
             raise SalesforceRequestError(op, exc.status, code, "request refused") from None
 
-    def query_pages(self, op: str, soql: str) -> Iterator[list[dict[str, Any]]]:
-        """Pages of records for `soql`, following nextRecordsUrl."""
-        page = self._guard(op, lambda: self.sf.query(soql))
+    def query_pages(self, op: str, soql: str, *, include_deleted: bool = False
+                    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of records for `soql`, following nextRecordsUrl; `include_deleted`: through
+        `queryAll` (the recycle bin's records too)."""
+        page = self._guard(op, lambda: self.sf.query(soql, include_deleted=include_deleted))
         while True:
             yield list(page.get("records", []))
             nxt = page.get("nextRecordsUrl")
