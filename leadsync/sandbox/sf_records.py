@@ -213,15 +213,21 @@ def insert(data: SandboxData, obj: str, values: dict[str, Any], now: datetime) -
 
 def delete(data: SandboxData, obj: str, record_id: str, now: datetime) -> bool:
     """Delete a record: it moves to the recycle bin (IsDeleted true, SystemModstamp now),
-    where `queryAll` finds it for 15 days and `query` and reads by id do not. False when no
-    live record of `obj` has the id. (Salesforce also deletes an Account's Contacts and
-    Opportunities with it; the sandbox does not cascade.)"""
+    where `queryAll` finds it for 15 days and `query` and reads by id do not. An Account takes
+    its Contacts and Opportunities with it, as Salesforce's delete does. False when no live
+    record of `obj` has the id."""
     record = data.sf.get(obj, {}).pop(record_id, None)
     if record is None:
         return False
-    record["IsDeleted"] = True
+    if "IsDeleted" in FIELDS[obj]:
+        record["IsDeleted"] = True
     stamp(record, obj, now)
     data.sf_recycle.setdefault(obj, {})[record_id] = record
+    if obj == "Account":
+        for child in ("Contact", "Opportunity"):
+            for cid in [i for i, r in data.sf.get(child, {}).items()
+                        if r.get("AccountId") == record_id]:
+                delete(data, child, cid, now)
     return True
 
 

@@ -6,6 +6,7 @@ creates no second task."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,53 @@ def test_incremental_cycles_read_only_the_changed_accounts(sandbox: Sandbox) -> 
     assert second.accounts_evaluated == 1 and second.accounts_mqa == 1
     assert int(account["LeadSync_Account_Score__c"]) == score - 25  # the target rule's points
     assert dict(second.account_records_written) == {"salesforce": 1, "hubspot": 1}
+
+
+def test_deleted_accounts_are_found_without_a_full_read(sandbox: Sandbox) -> None:
+    """The MQA account is deleted in both CRMs through their APIs (Salesforce: DELETE of the
+    Account, to the recycle bin; HubSpot: archive of the company). The next full run reads
+    accounts by cursor: one companies search, one page of archived companies, one Account
+    query and one queryAll; both records leave the store and are written no more."""
+    from leadsync.accounts.phase import ACCOUNT_REFS_KIND
+
+    data: Any = sandbox.data
+    state = InMemoryStateStore()
+    runtime = runtime_for(sandbox, state)
+    first = run_job(runtime, "full")
+    assert first.accounts_mqa == 1
+    [sf_id], [hs_id] = mqa_accounts(sandbox)
+    n_accounts, n_companies = len(data.sf["Account"]), len(data.hs_companies)
+    sandbox.advance(60)
+    sf_conn: Any = runtime.connectors["salesforce"]
+    hs_conn: Any = runtime.connectors["hubspot"]
+    contacts = sorted(i for i, c in data.sf["Contact"].items() if c.get("AccountId") == sf_id)
+    sf_conn.client.sf.Account.delete(sf_id)
+    hs_conn.client.companies_basic.archive(hs_id)
+    assert sf_id not in data.sf["Account"] and hs_id not in data.hs_companies
+    assert sorted(data.sf_recycle["Contact"]) == contacts and len(contacts) == 2
+    # each CRM lists exactly that one deletion since before the first run
+    since = sandbox.now() - timedelta(hours=1)
+    assert [r.key for r in sf_conn.deleted_accounts(since)] == [f"salesforce:Account:{sf_id}"]
+    assert [r.key for r in hs_conn.deleted_accounts(since)] == [f"hubspot:company:{hs_id}"]
+    assert sf_conn.deleted_accounts(sandbox.now() + timedelta(seconds=1)) == []
+    sandbox.advance(60)
+    before = sandbox.stats()
+    second = run_job(runtime_for(sandbox, state), "full")
+    after = sandbox.stats()
+    requests = {s: {k: after[s]["requests"].get(k, 0) - before[s]["requests"].get(k, 0)
+                    for k in after[s]["requests"]} for s in ("hubspot", "salesforce")}
+    assert requests["hubspot"]["GET /crm/v3/objects/companies"] == 1  # the archived page
+    assert requests["hubspot"]["POST /crm/v3/objects/companies/search"] == 1
+    assert requests["salesforce"]["GET /queryAll"] == 1
+    refs = state.get_fingerprints(ACCOUNT_REFS_KIND, ["salesforce", "hubspot"])
+    assert len(refs["salesforce"].split()) == n_accounts - 1
+    assert len(refs["hubspot"].split()) == n_companies - 1
+    assert f"salesforce:Account:{sf_id}" not in refs["salesforce"].split()
+    assert f"hubspot:company:{hs_id}" not in refs["hubspot"].split()
+    assert sum(second.account_records_written.values()) == 0 and not second.failed
+    # the Account took its Contacts along; its people still in HubSpot resolve by their email
+    # domain to the same key, now an account of no CRM record: evaluated, not an MQA (no CRM
+    # holds its episode any more), not deleted; the other accounts as before
+    assert second.accounts_deleted == 0
+    assert second.accounts_evaluated == first.accounts_evaluated and second.accounts_mqa == 0
+    assert len(mqa_tasks(sandbox)) == 1
