@@ -105,6 +105,8 @@ def archive_company(data: SandboxData, company_id: str, at: datetime) -> bool:
                 companies.remove(company_id)
                 if data.hs_company_primary.get(contact) == company_id:
                     data.hs_company_primary[contact] = ""
+                    if contact in data.hs_contacts:  # HubSpot clears the primary company id
+                        data.hs_contacts[contact]["associatedcompanyid"] = ""
         return True
 
 
@@ -118,6 +120,9 @@ def associate_company(data: SandboxData, contact_id: str, company_id: str, *,
         companies.insert(0 if primary else len(companies), company_id)
         data.hs_company_primary[contact_id] = companies[0] if primary else \
             data.hs_company_primary.get(contact_id, "")
+        if contact_id in data.hs_contacts:  # the contact's `associatedcompanyid` follows
+            data.hs_contacts[contact_id]["associatedcompanyid"] = \
+                data.hs_company_primary[contact_id]
 
 
 class CompanyHandlers(HsBase):

@@ -34,7 +34,8 @@ LEAD_STATUS = (
 )
 EMPLOYEE_BANDS = ("1-5", "5-25", "25-50", "50-100", "100-500", "500-1000", "1000+")
 READ_ONLY = frozenset(
-    {"hs_object_id", "createdate", "lastmodifieddate", "hs_createdate", "hs_lastmodifieddate"}
+    {"hs_object_id", "createdate", "lastmodifieddate", "hs_createdate", "hs_lastmodifieddate",
+     "associatedcompanyid"}
 )
 
 # name, label, type, fieldType, options
@@ -71,6 +72,8 @@ _CONTACT: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     ("createdate", "Create Date", "datetime", "date", ()),
     ("lastmodifieddate", "Last Modified Date", "datetime", "date", ()),
     ("hs_object_id", "Record ID", "number", "number", ()),
+    # the primary company's id, kept by HubSpot as associations change (read-only since 2019)
+    ("associatedcompanyid", "Primary Associated Company ID", "number", "number", ()),
     ("salesforceleadid", "Salesforce Lead ID", "string", "text", ()),
     ("salesforcecontactid", "Salesforce Contact ID", "string", "text", ()),
     ("bant_budget", "BANT Budget", "bool", "booleancheckbox", ("true", "false")),

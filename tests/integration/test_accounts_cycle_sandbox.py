@@ -208,6 +208,10 @@ def test_incremental_cycles_read_only_the_changed_accounts(sandbox: Sandbox) -> 
     # no full account read: one page of the archived (deleted) companies, one queryAll
     assert requests["hubspot"]["GET /crm/v3/objects/companies"] == 1
     assert requests["salesforce"]["GET /queryAll"] == 1
+    # the contact read by search carries its primary company (`associatedcompanyid`): no v4
+    # association read
+    assert requests["hubspot"].get(
+        "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read", 0) == 0
     # the companies leadsync wrote in the full run changed too: all in one search page
     assert requests["hubspot"]["POST /crm/v3/objects/companies/search"] == 1
     assert second.accounts_evaluated == 1 and second.accounts_mqa == 1

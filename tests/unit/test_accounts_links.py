@@ -65,3 +65,22 @@ def test_salesforce_records_carry_their_account(object_type: str, raw: dict[str,
                               fields=SalesforceFieldNames())
     ref = RecordRef("salesforce", object_type, "X1")
     assert person.account_links == (None if expected is None else AccountLinks(ref, expected))
+
+
+def test_a_search_or_batch_read_carries_the_primary_company() -> None:
+    """`associatedcompanyid` (HubSpot's read-only primary company id) is the account link of
+    a contact read by search or batch read; a list read's inline companies take precedence
+    (paged ones: None, the v4 read); no property asked: None."""
+    from leadsync.connectors.base import AccountLinks, RecordRef
+    from leadsync.connectors.hubspot.mapping import primary_company_links
+
+    ref = RecordRef("hubspot", "contact", "7")
+    assert primary_company_links(ref, {"id": "7", "properties": {
+        "associatedcompanyid": "901"}}) == AccountLinks(ref, ("901",), "901")
+    assert primary_company_links(ref, {"id": "7", "properties": {
+        "associatedcompanyid": ""}}) == AccountLinks(ref, ())
+    assert primary_company_links(ref, {"id": "7", "properties": {
+        "associatedcompanyid": None}}) == AccountLinks(ref, ())
+    assert primary_company_links(ref, {"id": "7", "properties": {"email": "a@b.jp"}}) is None
+    assert primary_company_links(ref, {"id": "7", "associations": {}, "properties": {
+        "associatedcompanyid": "901"}}) is None

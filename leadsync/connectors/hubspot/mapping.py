@@ -25,6 +25,7 @@ CONTACT_PROPERTIES: tuple[str, ...] = (
     "country", "state", "annualrevenue", "hs_analytics_source", "hs_lead_status", "lifecyclestage",
     "hubspot_owner_id", "createdate", "lastmodifieddate", "salesforceleadid",
     "salesforcecontactid", "bant_budget", "bant_authority", "bant_need", "bant_timeline",
+    "associatedcompanyid",
 )  # fmt: skip
 
 LIFECYCLE_TO_STAGE: Mapping[str, str | None] = MappingProxyType({
@@ -163,6 +164,20 @@ def inline_company_links(ref: RecordRef, raw: Mapping[str, object]) -> AccountLi
     return AccountLinks(ref, tuple(ids), primary)
 
 
+def primary_company_links(ref: RecordRef, raw: Mapping[str, object]) -> AccountLinks | None:
+    """The account link a search or batch read carries: `associatedcompanyid`, the contact's
+    primary company (read-only; HubSpot keeps it as associations change). Only the primary
+    company (a contact's other companies need the v4 read; the account rules resolve a contact
+    by its primary company first). None when the read did not return the property, or when it
+    was a list read that asked for the companies inline (`inline_company_links` decides)."""
+    props = raw.get("properties")
+    if "associations" in raw or not isinstance(props, Mapping) \
+            or "associatedcompanyid" not in props:
+        return None
+    company = read_text(props.get("associatedcompanyid"))
+    return AccountLinks(ref, (company,), company) if company else AccountLinks(ref, ())
+
+
 def contact_to_person(
     raw: Mapping[str, object], owners: Mapping[str, str], fields: HubSpotFieldNames
 ) -> CrmPerson:
@@ -210,7 +225,7 @@ def contact_to_person(
         links=links,
         owner_id=owner_id,
         created_at=parse_datetime(props.get("createdate")) or parse_datetime(raw.get("createdAt")),
-        account_links=inline_company_links(ref, raw),
+        account_links=inline_company_links(ref, raw) or primary_company_links(ref, raw),
     )
 
 
