@@ -98,6 +98,8 @@ class SalesforceConnector:
         self._unknown_statuses: set[str] = set()
         self._closed_stages: frozenset[str] | None = None
         self._account_fields: tuple[str, ...] | None = None
+        # (since, Accounts deleted since) as the last finished cursor read of Accounts saw
+        self._deleted_seen: tuple[datetime, list[RecordRef]] | None = None
         written = tuple(self.fields.model_dump().values())
         self._lead_fields = ", ".join(LEAD_FIELDS + written)
         self._contact_fields = ", ".join(CONTACT_FIELDS + written)
@@ -108,13 +110,28 @@ class SalesforceConnector:
     # ---- accounts (docs/accounts.md) ----------------------------------------------------------
     def iter_accounts(self, since: datetime | None = None) -> Iterator[CrmAccount]:
         """Every Account (or those modified at or after `since`); the target-account checkbox
-        when the org has one."""
+        when the org has one. A read with `since` goes through queryAll and also notes the
+        Accounts deleted since, which `deleted_accounts(since)` then returns without a query."""
         if self._account_fields is None:
             self._account_fields = accounts.account_fields(self.client)
-        return accounts.iter_accounts(self.client, self._account_fields, since)
+        if since is None:
+            return accounts.iter_accounts(self.client, self._account_fields)
+        return self._changed_accounts(since, self._account_fields)
+
+    def _changed_accounts(self, since: datetime, fields: Sequence[str]
+                          ) -> Iterator[CrmAccount]:
+        self._deleted_seen = None
+        deleted: list[RecordRef] = []
+        yield from accounts.iter_accounts(self.client, fields, since, deleted)
+        self._deleted_seen = (since, deleted)  # the read finished: its deletions are whole
 
     def deleted_accounts(self, since: datetime) -> list[RecordRef]:
-        """Accounts deleted at or after `since` (the recycle bin, through queryAll)."""
+        """Accounts deleted at or after `since` (the recycle bin, through queryAll): what the
+        last finished `iter_accounts(since)` found, else one query."""
+        seen = self._deleted_seen
+        if seen is not None and seen[0] == since:
+            self._deleted_seen = None
+            return list(seen[1])
         return accounts.deleted_accounts(self.client, since)
 
     def read_account_links(self, refs: Sequence[RecordRef]) -> list[AccountLinks]:
