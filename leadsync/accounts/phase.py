@@ -3,6 +3,11 @@
 - **Which accounts.** The full run re-evaluates every account both CRMs hold plus every
   account a person of this cycle belongs to; an incremental run re-evaluates the accounts of the
   people evaluated this cycle (and the account a person left).
+- **Reads.** Each CRM's accounts as changed since its account cursor, less those deleted
+  since (`Connector.deleted_accounts`), on top of the stored ones: the full run too. A full
+  account read on a cold start and when the cursor or last full read is older than the CRM
+  keeps deleted records listed (`RETENTION`, `read_accounts`). An account whose every CRM
+  record was deleted leaves (`leave`).
 - **Members.** The people of this cycle resolve to their account (`resolve.AccountIndex`, with
   the CRMs' own links read by `read_account_links`); members not evaluated this cycle come from
   what the phase stored about them last time (`account_member` in the state store: account key,
