@@ -94,10 +94,15 @@ def _shown(raw: object) -> str:
 def _not_a_number(raw: object) -> str:
     if isinstance(raw, str):
         try:
-            float(raw.replace("_", ""))
+            value = float(raw.replace("_", ""))
         except ValueError:
             pass
-        else:  # PyYAML reads 1e308 or 1e-3 (no dot, or an unsigned exponent) as text
+        else:
+            if not math.isfinite(value):
+                return f"expected a finite number, got the text {_shown(raw)}"
+            if "e" not in raw.lower():  # a quoted number: '2'
+                return f"expected a number, got the text {_shown(raw)}: write it without quotes"
+            # PyYAML reads 1e308 or 1e-3 (no dot, or an unsigned exponent) as text
             return (f"expected a number, got the text {_shown(raw)}: YAML reads an exponent "
                     "without a dot and a sign as text; write the number out (e.g. 1000) "
                     "or as 1.0e+3")

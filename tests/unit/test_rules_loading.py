@@ -229,6 +229,24 @@ FIT = "  - {id: big, label: Big, points: %s, when: {field: email, exists: true}}
     ("version: x\nrecency:\n  - {id: 'cap:fit', points: -5, inactive_days: 9}\n",
      "recency[0].id: 'cap:fit': ids starting with 'cap:' are reserved for the caps' reason lines"),
     ("version: x\nhorizon_days: 0\n", "horizon_days: must be >= 1, got 0"),
+    # a quoted number is text, and the message says so (no talk of exponents)
+    ("version: x\nfit:\n" + FIT % "'5'",
+     "rule 'big': points: expected a number, got the text '5': write it without quotes"),
+    ("version: x\nthresholds: {mql: \"inf\"}\n",
+     "thresholds.mql: expected a finite number, got the text 'inf'"),
+    # `attributes.state` names no fact (attributes are read by their bare name): refused, as it
+    # would never match, in fit, account and routing conditions alike
+    ("version: x\nfit:\n  - {id: tokyo, points: 5, when: {field: attributes.state, "
+     "eq: 東京都}}\n",
+     "rule 'tokyo': when.field: 'attributes.state': attributes are read by their bare name "
+     "(field: state)"),
+    ("version: x\nrouting:\n  rules:\n  - {id: kanto, when: {any: [{field: country, eq: JP}, "
+     "{field: attributes.pref, eq: x}]}, owner: a@corp.example}\n",
+     "rule 'kanto': when.any[1].field: 'attributes.pref': attributes are read by their bare "
+     "name (field: pref)"),
+    ("version: x\naccounts:\n  mqa: 10\n  rules: [{id: t, points: 5, when: {field: "
+     "attributes., eq: true}}]\n",
+     "rule 't': when.field: 'attributes.': attributes are read by their bare name (field: NAME)"),
     ("version: [2026]\n", "version: required: a non-empty string written back with every score"),
 ])
 def test_refused_with_file_rule_and_key(tmp_path: Path, text: str, expected: str) -> None:
