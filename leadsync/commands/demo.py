@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from leadsync import exitcodes
 from leadsync.commands.common import (
+    FiniteFloatRange,
     checked_settings,
     console,
     environ,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
               help="People to seed in the sandbox.")
 @click.option("--days", default=3, show_default=True, type=click.IntRange(1, 60),
               help="Simulated days after the first full cycle.")
-@click.option("--step-hours", default=6.0, show_default=True, type=click.FloatRange(0.5, 48),
+@click.option("--step-hours", default=6.0, show_default=True, type=FiniteFloatRange(0.5, 48),
               help="Simulated hours between two cycles.")
 @click.option("--seed", default=42, show_default=True, help="Data set seed (deterministic).")
 @click.option("--review-html", type=click.Path(dir_okay=False, path_type=Path),

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from leadsync import exitcodes
 from leadsync.commands.common import (
+    FiniteFloatRange,
     checked_settings,
     console,
     err_console,
@@ -70,7 +71,7 @@ def _say(line: str) -> None:
               help="Outcomes count within this many days of the snapshot. Default: up to now.")
 @click.option("--candidate", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Another rules file to backtest on the same history, side by side.")
-@click.option("--capacity", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--capacity", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="MQLs sales can work per month: report the threshold that fits it.")
 @click.option("--max-calls", type=click.IntRange(min=1), default=None,
               help="Stop (exit 3) after this many API calls over both CRMs.")
