@@ -194,8 +194,13 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC" if value else "—"
 
 
+NO_MEMBERS = "No member stored: a sync stores the people it evaluates."
+NO_REDIS = ("No member stored here: LEADSYNC_REDIS_URL is not set, and the members a sync "
+            "stored are in Redis: set it as the worker has it.")
+
+
 def render_account(console: Console, found: AccountExplanation, rules: AccountModel,
-                   now: datetime) -> None:
+                   now: datetime, no_members_note: str = NO_MEMBERS) -> None:
     ev = found.evaluation
     fields = _fields(found.key, found.records)
     domain = normalise_domain(fields.domain) or ""
@@ -239,10 +244,9 @@ def render_account(console: Console, found: AccountExplanation, rules: AccountMo
         members.add_row(member.key, ", ".join(record_keys), str(member.fit),
                         str(member.engagement), member.seniority,
                         _when(member.last_active_at), "yes" if member.key in engaged else "no")
-    if not found.members:
-        members.add_row("—", "no member stored: a sync stores the people it evaluates", "",
-                        "", "", "", "")
     console.print(members)
+    if not found.members:  # a line, not a row: readable on any terminal width
+        console.print(no_members_note, highlight=False)
     if found.gone:
         console.print(f"{len(found.gone)} stored member(s) no longer in the CRMs: "
                       + ", ".join(found.gone), highlight=False)
@@ -253,4 +257,5 @@ def explain_account(settings: Settings, target: str, console: Console) -> None:
     runtime = build_runtime(settings)
     found = explain_account_data(runtime, target)
     assert runtime.model.accounts is not None
-    render_account(console, found, runtime.model.accounts, runtime.clock())
+    render_account(console, found, runtime.model.accounts, runtime.clock(),
+                   NO_MEMBERS if settings.redis_url else NO_REDIS)

@@ -104,3 +104,18 @@ def test_unknown_account_and_bad_arguments_exit_2(synced: Sandbox) -> None:
     assert code == exitcodes.CONFIG and "either EMAIL or --account" in out
     code, out = invoke("explain", "someone@example.com", "--account", "example.com")
     assert code == exitcodes.CONFIG and "either EMAIL or --account" in out
+
+
+def test_without_redis_the_missing_members_are_explained(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without LEADSYNC_REDIS_URL the state store is in memory: no member a sync stored can be
+    there, and the page says why (rather than that no sync stored any)."""
+    monkeypatch.delenv("LEADSYNC_REDIS_URL", raising=False)
+    with Sandbox(contacts=20, seed=11, now=datetime.now(UTC)) as sb, environ(sb.env):
+        data: Any = sb.data
+        website = next(iter(data.sf["Account"].values()))["Website"]
+        code, out = invoke("explain", "--account", website)
+    assert code == exitcodes.OK, out
+    assert "Members: 0 (0 engaged" in _flat(out)
+    assert ("No member stored here: LEADSYNC_REDIS_URL is not set, and the members a sync "
+            "stored are in Redis") in _flat(out)
