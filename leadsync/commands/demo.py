@@ -39,6 +39,16 @@ if TYPE_CHECKING:
     from leadsync.sandbox.store import SandboxData
 
 
+def _before_seeding(quiet: dict[str, str], review_html: Path) -> None:
+    """The user's own settings and rules file, and where the review page goes: checked before
+    anything is seeded or run."""
+    from leadsync.commands.review import _writable
+
+    with environ(quiet):
+        checked_settings()
+    _writable(review_html, "--review-html")
+
+
 @click.command()
 @click.option("--contacts", default=1200, show_default=True, type=click.IntRange(10, 200_000),
               help="People to seed in the sandbox.")
@@ -72,8 +82,7 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
 
     cycles = 1 + int(days * 24 / step_hours)
     quiet = {} if os.environ.get("LEADSYNC_LOG_LEVEL") else {"LEADSYNC_LOG_LEVEL": "WARNING"}
-    with environ(quiet):
-        checked_settings()  # the user's own settings and rules file, before seeding anything
+    _before_seeding(quiet, review_html)
     # Pro tier (190 per 10 s): HubSpot's Salesforce integration needs Pro or Enterprise
     # deals=True: a HubSpot deal history for the closing review (the sync never reads deals)
     with Sandbox(contacts=contacts, seed=seed, hubspot_rate_limit=190, deals=True) as sb, environ(

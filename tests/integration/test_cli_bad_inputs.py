@@ -303,6 +303,10 @@ ROWS: list[Row] = [
         "Invalid value for '--capacity': 'nan' is not a finite number"),
     row("sync unknown option: json", "sync --frobnicate --json", CONFIG,
         "No such option '--frobnicate'"),
+    row("demo review html dir missing",
+        "demo --contacts 10 --days 1 --review-html /nonexistent/dir/r.html --json", CONFIG,
+        "--review-html: cannot write /nonexistent/dir/r.html: directory /nonexistent/dir does "
+        "not exist"),
     row("sync unknown option", "sync --frobnicate", CONFIG, "No such option '--frobnicate'"),
     row("unknown command", "frobnicate", CONFIG, "No such command 'frobnicate'"),
 ]
@@ -392,3 +396,4 @@ def test_secrets_in_bad_settings_are_never_echoed(
         proc = results[name]
         assert "hunter2" not in proc.stdout + proc.stderr
         assert "pat-na1-not-a-real-token" not in proc.stdout + proc.stderr
+
