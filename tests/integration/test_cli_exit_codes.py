@@ -146,3 +146,25 @@ def test_dry_run_says_would_write_and_exits_0(sandbox: Sandbox) -> None:
     assert "records that would be written" in proc.stdout
     assert "records written" not in proc.stdout
     assert sandbox.stats()["hubspot"]["records_written"] == 0
+
+
+def test_check_still_checks_the_crms_when_redis_or_the_rules_file_fails(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """An unreachable Redis (exit 4) or a broken rules file (exit 2) is one row of its own; the
+    CRMs, which need neither, are still checked (they were skipped), and the rules error is
+    not repeated as a `connectors` row."""
+    code, out, _ = leadsync(sandbox, "check", "--json", REDIS_URL="redis://127.0.0.1:1/0")
+    assert code == exitcodes.UNREACHABLE
+    assert [(c["what"], c["ok"]) for c in out["checks"]] == [
+        ("settings", True), ("rules file", True), ("redis", False), ("hubspot", True),
+        ("salesforce", True)]
+    assert out["errors"] == ["redis: LEADSYNC_REDIS_URL: Redis at redis://127.0.0.1:1/0 is "
+                             "unreachable or invalid (ConnectionError); expected "
+                             "redis://[:password@]host:port/db"]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: '1'\nrouting: [kanto]\n", encoding="utf-8")
+    code, out, _ = leadsync(sandbox, "check", "--json", RULES_FILE=str(rules))
+    assert code == exitcodes.CONFIG
+    assert [(c["what"], c["ok"]) for c in out["checks"]] == [
+        ("settings", True), ("rules file", False), ("hubspot", True), ("salesforce", True)]
+    assert out["errors"] == [f"rules file: {rules}: routing: expected a mapping"]
