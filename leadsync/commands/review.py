@@ -385,7 +385,8 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_headline(head: dict[str, Any]) -> None:
-    lifts = "; ".join(f"{name}: " + ", ".join(f"{rule} ×{lift:.2f}" for rule, lift in head[name])
+    lifts = "; ".join(f"{name}: " + (", ".join(f"{rule} ×{lift:.2f}" for rule, lift in head[name])
+                                     or "— (no lift measured)")
                       for name in ("strongest", "weakest"))
     console.print(f"[bold]Review[/bold] (snapshot {head['as_of'][:10]}, {head['people']:,} "
                   f"people, {head['outcomes']:,} opportunities since): AUC {_num(head['auc'])}; "
