@@ -229,6 +229,17 @@ FIT = "  - {id: big, label: Big, points: %s, when: {field: email, exists: true}}
     ("version: x\nrecency:\n  - {id: 'cap:fit', points: -5, inactive_days: 9}\n",
      "recency[0].id: 'cap:fit': ids starting with 'cap:' are reserved for the caps' reason lines"),
     ("version: x\nhorizon_days: 0\n", "horizon_days: must be >= 1, got 0"),
+    # a routing target who counts as nobody would be routed again every cycle
+    ("version: x\nrouting:\n  unassigned_owners: [Integration@corp.example]\n  pools: "
+     "{kanto: {members: [a@corp.example, integration@corp.example]}}\n  rules:\n"
+     "  - {id: kanto, when: {field: state, eq: 東京都}, pool: kanto}\n",
+     "routing.pools.kanto.members[1]: integration@corp.example is also in "
+     "routing.unassigned_owners (owners who count as nobody): a person routed there would be "
+     "routed again every cycle"),
+    ("version: x\nrouting:\n  unassigned_owners: [integration@corp.example]\n  rules:\n"
+     "  - {id: all, when: {field: country, eq: JP}, owner: INTEGRATION@corp.example}\n",
+     "rule 'all': owner: integration@corp.example is also in routing.unassigned_owners "
+     "(owners who count as nobody): a person routed there would be routed again every cycle"),
     # a quoted number is text, and the message says so (no talk of exponents)
     ("version: x\nfit:\n" + FIT % "'5'",
      "rule 'big': points: expected a number, got the text '5': write it without quotes"),
