@@ -55,6 +55,8 @@ RULES_FILES: dict[str, str] = {
                         "hours: ['18:00-09:00']}}\n"),
     "holiday_xx.yaml": ("version: '1'\nsla: {business_hours: {timezone: Asia/Tokyo, "
                         "holidays: XX}}\n"),
+    "sla_century.yaml": ("version: '1'\nsla:\n  mql_hours: 100000\n  business_hours: "
+                         "{timezone: Asia/Tokyo, days: [sun], hours: ['00:00-00:01']}\n"),
     "accounts_list.yaml": "version: '1'\naccounts: [mqa]\n",
     "inherit_when.yaml": ("version: '1'\naccounts:\n  mqa: 60\n  rules: [{id: a1, points: 10, "
                           "engaged_people: {min: 2}}]\n  inherit: {points: 10, when: always}\n"),
@@ -223,6 +225,9 @@ ROWS: list[Row] = [
     row("business hours unknown holiday country", "check --json", CONFIG,
         "sla.business_hours.holidays: 'XX' is not a country the holidays package knows",
         RULES_FILE="{tmp}/holiday_xx.yaml"),
+    row("business-hours SLA past a century",
+        "score --rules {tmp}/sla_century.yaml --input {tmp}/people.jsonl", CONFIG,
+        "sla.mql_hours: 100000 working hours take about 114,990 years"),
     row("accounts is a list", "demo --routing", CONFIG, "accounts: expected a mapping",
         RULES_FILE="{tmp}/accounts_list.yaml"),
     row("inherit bad when", "explain --account corp.example", CONFIG,

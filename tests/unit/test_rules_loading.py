@@ -229,6 +229,15 @@ FIT = "  - {id: big, label: Big, points: %s, when: {field: email, exists: true}}
     ("version: x\nrecency:\n  - {id: 'cap:fit', points: -5, inactive_days: 9}\n",
      "recency[0].id: 'cap:fit': ids starting with 'cap:' are reserved for the caps' reason lines"),
     ("version: x\nhorizon_days: 0\n", "horizon_days: must be >= 1, got 0"),
+    # business-hours SLA hours that end past a century (was: OverflowError, exit 1 as a bug)
+    ("version: x\nsla:\n  mql_hours: 100000\n  business_hours: {timezone: Asia/Tokyo, "
+     "days: [sun], hours: ['00:00-00:01'], holidays: none}\n",
+     "sla.mql_hours: 100000 working hours take about 114,990 years at sla.business_hours' "
+     "0.0167 open hours a week: at most 86 (a century)"),
+    ("version: x\nsla:\n  mql_hours: 24\n  sql_hours: 300000\n  business_hours: "
+     "{timezone: Asia/Tokyo}\n",
+     "sla.sql_hours: 300000 working hours take about 128 years at sla.business_hours' 45 open "
+     "hours a week: at most 234,642 (a century)"),
     # a routing target who counts as nobody would be routed again every cycle
     ("version: x\nrouting:\n  unassigned_owners: [Integration@corp.example]\n  pools: "
      "{kanto: {members: [a@corp.example, integration@corp.example]}}\n  rules:\n"
