@@ -261,6 +261,13 @@ ROWS: list[Row] = [
     row("hubspot port closed: check", "check --json", UNREACHABLE, "127.0.0.1:1",
         HUBSPOT__BASE_URL="http://127.0.0.1:1", HTTP_MAX_ATTEMPTS="1",
         **{k[9:]: v for k, v in HS.items()}),
+    row("explain account: hubspot port closed", "explain --account corp.example", UNREACHABLE,
+        "HubSpot companies list: gave up after 1 attempts (127.0.0.1:1: connection failed",
+        HUBSPOT__BASE_URL="http://127.0.0.1:1", HTTP_MAX_ATTEMPTS="1",
+        **{k[9:]: v for k, v in HS.items()}),
+    row("explain account: redis unreachable", "explain --account corp.example", UNREACHABLE,
+        "LEADSYNC_REDIS_URL: Redis at redis://127.0.0.1:1/0 is unreachable",
+        REDIS_URL="redis://127.0.0.1:1/0", **{k[9:]: v for k, v in HS.items()}),
     # -- explain's argument: checked before any call, never echoed whole ---------------------
     row("explain not an email", "explain not-an-email", CONFIG,
         "EMAIL: 'not-an-email' is not an email address"),
