@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from leadsync import exitcodes
 from leadsync.commands.common import (
+    MAX_ERRORS,
     FiniteFloatRange,
     checked_settings,
     console,
@@ -141,6 +142,18 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
         from leadsync.commands.review import print_headline
 
         print_headline(summary["review"])
+    _finish(code, failed, errors, as_json)
+
+
+def _finish(code: int, failed: int, errors: list[str], as_json: bool) -> None:
+    """Exit with `code`; without --json, what failed or stopped is named on stderr first (as
+    `leadsync sync` does): an exit 1 or 3 never comes without its reason."""
+    if code and not as_json:
+        if failed:
+            err_console.print(f"leadsync: {failed:,} record(s) or task(s) failed", style="yellow",
+                              markup=False)
+        for line in errors[:MAX_ERRORS]:
+            err_console.print(f"leadsync: {line}", style="yellow", markup=False)
     if code:
         raise click.exceptions.Exit(code)
 
