@@ -40,6 +40,7 @@ def check(as_json: bool) -> None:
 
     settings = settings_or_exit()
     rows: list[tuple[str, int, str]] = [("settings", exitcodes.OK, "loaded and checked")]
+    model = None
     try:
         model = load_model(settings)
         calendar = model.sla.calendar
@@ -59,6 +60,7 @@ def check(as_json: bool) -> None:
             rows.append((name, *_check_crm(conn)))
         if not connectors:
             rows.append(("connectors", exitcodes.CONFIG, "no CRM is configured"))
+        rows.extend(_routing_rows(model, connectors, rows))
     if settings.redis_url and not any(what in ("connectors", "redis") for what, _, _ in rows):
         rows.append(("redis", *_redis_ok(settings.redis_url)))
         rows.extend(_scheduling_rows(settings) if rows[-1][1] == exitcodes.OK else [])
@@ -108,6 +110,34 @@ def _connectors(settings: Any, rows: list[tuple[str, int, str]]) -> dict[str, An
             raise
         rows.append(("connectors", known[0], known[2]))
         return None
+
+
+def _routing_rows(model: Any, connectors: dict[str, Any],
+                  rows: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    """Every routing target (rule owner, pool member) must be an active owner in a CRM that
+    answered: one no CRM has would leave the people routed to them without an owner
+    (docs/routing.md). Named by its place in the rules file, never by its email."""
+    if model is None or not model.routing.rules:
+        return []
+    targets: dict[str, list[str]] = {}
+    for rule in model.routing.rules:
+        if rule.owner is not None:
+            targets.setdefault(rule.owner, []).append(f"rule '{rule.id}' owner")
+        for i, member in enumerate(rule.pool.members if rule.pool is not None else ()):
+            where = f"routing.pools.{rule.pool.name}.members[{i}]"
+            if where not in targets.get(member.email, []):
+                targets.setdefault(member.email, []).append(where)
+    answered = [name for name, code, _ in rows if name in connectors and code == exitcodes.OK]
+    if not answered:
+        return []  # no CRM to ask: its own row says why
+    owners = {email for name in answered for email in connectors[name].list_owners().values()}
+    missing = [w for email, places in targets.items() if email not in owners for w in places]
+    if not missing:
+        return [("routing", exitcodes.OK, f"{len(targets)} routing target(s), each an active "
+                                          f"owner in {' or '.join(answered)}")]
+    return [("routing", exitcodes.FAILED_RECORDS,
+             f"{len(missing)} routing target(s) are no active owner in {' or '.join(answered)}: "
+             f"{', '.join(missing[:10])}; people routed to them get no owner")]
 
 
 def _check_crm(conn: Any) -> tuple[int, str]:

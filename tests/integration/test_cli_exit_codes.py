@@ -168,3 +168,32 @@ def test_check_still_checks_the_crms_when_redis_or_the_rules_file_fails(
     assert [(c["what"], c["ok"]) for c in out["checks"]] == [
         ("settings", True), ("rules file", False), ("hubspot", True), ("salesforce", True)]
     assert out["errors"] == [f"rules file: {rules}: routing: expected a mapping"]
+
+
+def test_check_names_routing_targets_no_crm_has(tmp_path: Path) -> None:
+    """Routing rules naming owners neither CRM has as an active owner: `check` exits 1 naming
+    each by its place in the rules file (never its email); with real reps it is one OK row."""
+    with Sandbox(contacts=0, seed=3) as sb:
+        rep = next(iter(sb.data.hs_owners.values()))["email"]
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(
+            "version: '1'\nrouting:\n  pools:\n"
+            f"    kanto: {{members: [{rep}, ghost1@nowhere.example]}}\n  rules:\n"
+            "    - {id: tokyo, when: {field: state, eq: 東京都}, pool: kanto}\n"
+            "    - {id: jp, when: {field: country, eq: JP}, owner: GHOST2@nowhere.example}\n"
+            "    - {id: osaka, when: {field: state, eq: 大阪府}, pool: kanto}\n",
+            encoding="utf-8")
+        code, out, _ = leadsync(sb, "check", "--json", RULES_FILE=str(rules))
+        assert code == exitcodes.FAILED_RECORDS
+        assert out["errors"] == [
+            "routing: 2 routing target(s) are no active owner in hubspot or salesforce: "
+            "routing.pools.kanto.members[1], rule 'jp' owner; people routed to them get no owner"]
+        assert "nowhere.example" not in json.dumps(out)
+        rules.write_text(
+            "version: '1'\nrouting:\n  rules:\n"
+            f"    - {{id: jp, when: {{field: country, eq: JP}}, owner: {rep}}}\n",
+            encoding="utf-8")
+        code, out, _ = leadsync(sb, "check", "--json", RULES_FILE=str(rules))
+        assert code == exitcodes.OK, out
+        assert out["checks"][-1] == {"what": "routing", "ok": True, "detail": "1 routing "
+                                     "target(s), each an active owner in hubspot or salesforce"}
