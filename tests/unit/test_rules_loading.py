@@ -229,6 +229,10 @@ FIT = "  - {id: big, label: Big, points: %s, when: {field: email, exists: true}}
     ("version: x\nrecency:\n  - {id: 'cap:fit', points: -5, inactive_days: 9}\n",
      "recency[0].id: 'cap:fit': ids starting with 'cap:' are reserved for the caps' reason lines"),
     ("version: x\nhorizon_days: 0\n", "horizon_days: must be >= 1, got 0"),
+    # a tab in the indentation: YAML's message, and what to do about it
+    ("version: x\nrouting:\n\tpools: {}\n",
+     "yaml: line 3, column 1: found character '\\t' that cannot start any token: YAML indents "
+     "with spaces, never tabs"),
     # business-hours SLA hours that end past a century (was: OverflowError, exit 1 as a bug)
     ("version: x\nsla:\n  mql_hours: 100000\n  business_hours: {timezone: Asia/Tokyo, "
      "days: [sun], hours: ['00:00-00:01'], holidays: none}\n",
