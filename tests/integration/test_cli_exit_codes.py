@@ -54,6 +54,11 @@ def test_exit_0_when_the_cycle_is_clean(sandbox: Sandbox) -> None:
     assert out["ok"] is True and out["exit_code"] == 0 and out["stopped_reason"] is None
     assert out["failed"] == {} and out["errors"] == []
     assert out["people"] == 60
+    # the keys `leadsync demo --json` has for accounts and routing, here too
+    assert out["routing"] == {"enabled": False, "rules": 0, "routed": 0, "by_rule": {},
+                              "unrouted": 0}
+    assert set(out["accounts"]) == {"evaluated", "mqa", "not_mqa"}
+    assert len(out["top_accounts"]) == 5
     stats = sandbox.stats()
     # the sandbox counts people's and accounts' records (docs/accounts.md)
     assert {s: out["records_written"][s] + out["account_records_written"][s]
