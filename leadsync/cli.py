@@ -46,6 +46,22 @@ class _LazyGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """A usage error (an unknown option, a value out of range) still prints the outcome
+        object on stdout when `--json` was asked for: a script reading it gets exit_code 2 and
+        the message, as for every other error (click then prints the usage on stderr)."""
+        rest = [*ctx.protected_args, *ctx.args]
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if "--json" in rest:
+                from leadsync.commands.common import outcome
+
+                click.echo(json.dumps(outcome(exitcodes.CONFIG, stopped_reason="settings",
+                                              errors=[exc.format_message()]),
+                                      ensure_ascii=False))
+            raise
+
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="leadsync")

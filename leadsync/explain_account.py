@@ -19,6 +19,7 @@ is a usage error (exit `exitcodes.CONFIG`, 2), as is a domain two accounts of on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,7 +75,7 @@ def find_account(index: AccountIndex, accounts: Sequence[CrmAccount], target: st
     stored member lists (an account no CRM holds yet is known by its members)."""
     text = target.strip()
     for acc in accounts:
-        if text in (acc.ref.id, acc.ref.key):
+        if text in (acc.ref.id, acc.ref.key) or _same_sf_id(text, acc.ref):
             return index.key_for_ref(acc.ref.key)
     if is_account_key(text) and (text in index.members or text in stored):
         return text
@@ -90,10 +91,41 @@ def find_account(index: AccountIndex, accounts: Sequence[CrmAccount], target: st
         if domain_key(domain) in stored:  # a company no CRM holds as an account yet
             return domain_key(domain)
     shown = text if len(text) <= 60 else text[:57] + "..."
+    person = _person_id_kind(text)
+    if person is not None:
+        raise AccountNotFound(
+            f"ACCOUNT: {shown!r} is {person}, not an account: give its account's domain or "
+            "Salesforce Account / HubSpot company id (`leadsync explain EMAIL` explains a "
+            "person)")
     raise AccountNotFound(
         f"ACCOUNT: {shown!r} names no account: no Salesforce Account Website or HubSpot "
         "company domain has it, no account id or key matches, and no person the sync stored "
         "belongs to it")
+
+
+_SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+#: Salesforce key prefixes of the person objects (an id's first three characters)
+_SF_PERSON_PREFIXES = {"003": "a Salesforce Contact id", "00Q": "a Salesforce Lead id"}
+_PERSON_RECORD_KEYS = {"salesforce:Contact:": "a Salesforce Contact",
+                       "salesforce:Lead:": "a Salesforce Lead",
+                       "hubspot:contact:": "a HubSpot contact"}
+
+
+def _same_sf_id(text: str, ref: RecordRef) -> bool:
+    """A Salesforce Account id as the classic UI shows it: its 15-character, case-sensitive
+    form (the API returns 18 characters: the 15 plus a checksum)."""
+    return (ref.system == "salesforce" and len(text) == 15 and len(ref.id) == 18
+            and ref.id[:15] == text)
+
+
+def _person_id_kind(text: str) -> str | None:
+    """What person record an argument names, when it names one instead of an account."""
+    for prefix, kind in _PERSON_RECORD_KEYS.items():
+        if text.startswith(prefix):
+            return kind
+    if _SF_ID.match(text):
+        return _SF_PERSON_PREFIXES.get(text[:3])
+    return None
 
 
 def explain_account_data(runtime: Runtime, target: str) -> AccountExplanation:
@@ -162,8 +194,13 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC" if value else "—"
 
 
+NO_MEMBERS = "No member stored: a sync stores the people it evaluates."
+NO_REDIS = ("No member stored here: LEADSYNC_REDIS_URL is not set, and the members a sync "
+            "stored are in Redis: set it as the worker has it.")
+
+
 def render_account(console: Console, found: AccountExplanation, rules: AccountModel,
-                   now: datetime) -> None:
+                   now: datetime, no_members_note: str = NO_MEMBERS) -> None:
     ev = found.evaluation
     fields = _fields(found.key, found.records)
     domain = normalise_domain(fields.domain) or ""
@@ -207,10 +244,9 @@ def render_account(console: Console, found: AccountExplanation, rules: AccountMo
         members.add_row(member.key, ", ".join(record_keys), str(member.fit),
                         str(member.engagement), member.seniority,
                         _when(member.last_active_at), "yes" if member.key in engaged else "no")
-    if not found.members:
-        members.add_row("—", "no member stored: a sync stores the people it evaluates", "",
-                        "", "", "", "")
     console.print(members)
+    if not found.members:  # a line, not a row: readable on any terminal width
+        console.print(no_members_note, highlight=False)
     if found.gone:
         console.print(f"{len(found.gone)} stored member(s) no longer in the CRMs: "
                       + ", ".join(found.gone), highlight=False)
@@ -221,4 +257,5 @@ def explain_account(settings: Settings, target: str, console: Console) -> None:
     runtime = build_runtime(settings)
     found = explain_account_data(runtime, target)
     assert runtime.model.accounts is not None
-    render_account(console, found, runtime.model.accounts, runtime.clock())
+    render_account(console, found, runtime.model.accounts, runtime.clock(),
+                   NO_MEMBERS if settings.redis_url else NO_REDIS)

@@ -36,10 +36,11 @@ def check(as_json: bool) -> None:
     is well; 2 for settings or rules; 4 when a CRM or Redis cannot be reached or refuses the
     credentials; 1 when something else is missing (fields, scopes, a live beat or worker)."""
     from leadsync.config.rules import RulesError
-    from leadsync.runtime import build_runtime, load_model
+    from leadsync.runtime import load_model
 
     settings = settings_or_exit()
     rows: list[tuple[str, int, str]] = [("settings", exitcodes.OK, "loaded and checked")]
+    model = None
     try:
         model = load_model(settings)
         calendar = model.sla.calendar
@@ -49,24 +50,17 @@ def check(as_json: bool) -> None:
                                                  f"(model {model.version}; {clock})"))
     except RulesError as exc:
         rows.append(("rules file", exitcodes.CONFIG, str(exc)))
-    runtime = None
-    try:
-        runtime = build_runtime(settings)
-    except Exception as exc:  # reported, not raised: check lists every problem
-        known = classify(exc)
-        if known is None:
-            raise
-        rows.append(("redis" if known[2].startswith("LEADSYNC_REDIS_URL") else "connectors",
-                     known[0], known[2]))
-    if runtime is not None:
+    connectors = _connectors(settings, rows)
+    if connectors is not None:
         for name in ("hubspot", "salesforce"):
-            conn = runtime.connectors.get(name)
+            conn = connectors.get(name)
             if conn is None:
                 rows.append((name, exitcodes.OK, "disabled (no credentials)"))
                 continue
             rows.append((name, *_check_crm(conn)))
-        if not runtime.connectors:
+        if not connectors:
             rows.append(("connectors", exitcodes.CONFIG, "no CRM is configured"))
+        rows.extend(_routing_rows(model, connectors, rows))
     if settings.redis_url and not any(what in ("connectors", "redis") for what, _, _ in rows):
         rows.append(("redis", *_redis_ok(settings.redis_url)))
         rows.extend(_scheduling_rows(settings) if rows[-1][1] == exitcodes.OK else [])
@@ -89,6 +83,61 @@ def check(as_json: bool) -> None:
         console.print(table)
     if code:
         raise click.exceptions.Exit(code)
+
+
+def _connectors(settings: Any, rows: list[tuple[str, int, str]]) -> dict[str, Any] | None:
+    """The CRM connectors to check. An unreachable Redis or a broken rules file is a row of
+    its own (the rules file's row is there already), and the CRMs are checked all the same:
+    connectors need neither (without Redis, their rate limit is counted in this process)."""
+    from leadsync.config.rules import RulesError
+    from leadsync.connectors import build_connectors
+    from leadsync.runtime import build_runtime
+
+    try:
+        return dict(build_runtime(settings).connectors)
+    except Exception as exc:  # reported, not raised: check lists every problem
+        known = classify(exc)
+        if known is None:
+            raise
+        if not isinstance(exc, RulesError):
+            rows.append(("redis" if known[2].startswith("LEADSYNC_REDIS_URL") else "connectors",
+                         known[0], known[2]))
+    try:
+        return {c.system: c for c in build_connectors(settings)}
+    except Exception as exc:
+        known = classify(exc)
+        if known is None:
+            raise
+        rows.append(("connectors", known[0], known[2]))
+        return None
+
+
+def _routing_rows(model: Any, connectors: dict[str, Any],
+                  rows: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    """Every routing target (rule owner, pool member) must be an active owner in a CRM that
+    answered: one no CRM has would leave the people routed to them without an owner
+    (docs/routing.md). Named by its place in the rules file, never by its email."""
+    if model is None or not model.routing.rules:
+        return []
+    targets: dict[str, list[str]] = {}
+    for rule in model.routing.rules:
+        if rule.owner is not None:
+            targets.setdefault(rule.owner, []).append(f"rule '{rule.id}' owner")
+        for i, member in enumerate(rule.pool.members if rule.pool is not None else ()):
+            where = f"routing.pools.{rule.pool.name}.members[{i}]"
+            if where not in targets.get(member.email, []):
+                targets.setdefault(member.email, []).append(where)
+    answered = [name for name, code, _ in rows if name in connectors and code == exitcodes.OK]
+    if not answered:
+        return []  # no CRM to ask: its own row says why
+    owners = {email for name in answered for email in connectors[name].list_owners().values()}
+    missing = [w for email, places in targets.items() if email not in owners for w in places]
+    if not missing:
+        return [("routing", exitcodes.OK, f"{len(targets)} routing target(s), each an active "
+                                          f"owner in {' or '.join(answered)}")]
+    return [("routing", exitcodes.FAILED_RECORDS,
+             f"{len(missing)} routing target(s) are no active owner in {' or '.join(answered)}: "
+             f"{', '.join(missing[:10])}; people routed to them get no owner")]
 
 
 def _check_crm(conn: Any) -> tuple[int, str]:

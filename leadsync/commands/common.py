@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +27,18 @@ err_console.soft_wrap = not err_console.is_terminal
 F = TypeVar("F", bound=Callable[..., Any])
 _JSON = "leadsync.json"
 MAX_ERRORS = 20  # distinct error messages listed in a --json outcome
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (click's bounds compare false with nan, so
+    `--step-hours nan` would pass the range and fail later as a traceback)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def json_mode() -> bool:

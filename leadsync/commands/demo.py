@@ -21,6 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from leadsync import exitcodes
 from leadsync.commands.common import (
+    MAX_ERRORS,
+    FiniteFloatRange,
     checked_settings,
     console,
     environ,
@@ -38,12 +40,22 @@ if TYPE_CHECKING:
     from leadsync.sandbox.store import SandboxData
 
 
+def _before_seeding(quiet: dict[str, str], review_html: Path) -> None:
+    """The user's own settings and rules file, and where the review page goes: checked before
+    anything is seeded or run."""
+    from leadsync.commands.review import _writable
+
+    with environ(quiet):
+        checked_settings()
+    _writable(review_html, "--review-html")
+
+
 @click.command()
 @click.option("--contacts", default=1200, show_default=True, type=click.IntRange(10, 200_000),
               help="People to seed in the sandbox.")
 @click.option("--days", default=3, show_default=True, type=click.IntRange(1, 60),
               help="Simulated days after the first full cycle.")
-@click.option("--step-hours", default=6.0, show_default=True, type=click.FloatRange(0.5, 48),
+@click.option("--step-hours", default=6.0, show_default=True, type=FiniteFloatRange(0.5, 48),
               help="Simulated hours between two cycles.")
 @click.option("--seed", default=42, show_default=True, help="Data set seed (deterministic).")
 @click.option("--review-html", type=click.Path(dir_okay=False, path_type=Path),
@@ -71,8 +83,7 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
 
     cycles = 1 + int(days * 24 / step_hours)
     quiet = {} if os.environ.get("LEADSYNC_LOG_LEVEL") else {"LEADSYNC_LOG_LEVEL": "WARNING"}
-    with environ(quiet):
-        checked_settings()  # the user's own settings and rules file, before seeding anything
+    _before_seeding(quiet, review_html)
     # Pro tier (190 per 10 s): HubSpot's Salesforce integration needs Pro or Enterprise
     # deals=True: a HubSpot deal history for the closing review (the sync never reads deals)
     with Sandbox(contacts=contacts, seed=seed, hubspot_rate_limit=190, deals=True) as sb, environ(
@@ -131,6 +142,18 @@ def demo(*, contacts: int, days: int, step_hours: float, seed: int, review_html:
         from leadsync.commands.review import print_headline
 
         print_headline(summary["review"])
+    _finish(code, failed, errors, as_json)
+
+
+def _finish(code: int, failed: int, errors: list[str], as_json: bool) -> None:
+    """Exit with `code`; without --json, what failed or stopped is named on stderr first (as
+    `leadsync sync` does): an exit 1 or 3 never comes without its reason."""
+    if code and not as_json:
+        if failed:
+            err_console.print(f"leadsync: {failed:,} record(s) or task(s) failed", style="yellow",
+                              markup=False)
+        for line in errors[:MAX_ERRORS]:
+            err_console.print(f"leadsync: {line}", style="yellow", markup=False)
     if code:
         raise click.exceptions.Exit(code)
 

@@ -35,8 +35,12 @@ def scheduling_verdict(settings: Any, *, only: tuple[str, ...] = COMPONENTS,
 
 
 def _emit(as_json: bool, ok: bool, line: str, checks: list[dict[str, Any]]) -> None:
-    if as_json:
-        click.echo(json.dumps({"ok": ok, "exit_code": 0 if ok else UNHEALTHY,
+    if as_json:  # the keys every --json object carries (an unhealthy reason is an error)
+        from leadsync.commands.common import outcome
+
+        errors = [] if ok else [f"{c['what']}: {c['detail']}" for c in checks if not c["ok"]]
+        click.echo(json.dumps({**outcome(exitcodes.OK if ok else UNHEALTHY,
+                                         errors=errors or ([] if ok else [line])),
                                "line": line, "checks": checks}, ensure_ascii=False))
     else:
         click.echo(line)

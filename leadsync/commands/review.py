@@ -20,6 +20,7 @@ from rich.table import Table
 
 from leadsync import exitcodes
 from leadsync.commands.common import (
+    FiniteFloatRange,
     checked_settings,
     console,
     err_console,
@@ -70,7 +71,7 @@ def _say(line: str) -> None:
               help="Outcomes count within this many days of the snapshot. Default: up to now.")
 @click.option("--candidate", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Another rules file to backtest on the same history, side by side.")
-@click.option("--capacity", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--capacity", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="MQLs sales can work per month: report the threshold that fits it.")
 @click.option("--max-calls", type=click.IntRange(min=1), default=None,
               help="Stop (exit 3) after this many API calls over both CRMs.")
@@ -384,7 +385,8 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_headline(head: dict[str, Any]) -> None:
-    lifts = "; ".join(f"{name}: " + ", ".join(f"{rule} ×{lift:.2f}" for rule, lift in head[name])
+    lifts = "; ".join(f"{name}: " + (", ".join(f"{rule} ×{lift:.2f}" for rule, lift in head[name])
+                                     or "— (no lift measured)")
                       for name in ("strongest", "weakest"))
     console.print(f"[bold]Review[/bold] (snapshot {head['as_of'][:10]}, {head['people']:,} "
                   f"people, {head['outcomes']:,} opportunities since): AUC {_num(head['auc'])}; "

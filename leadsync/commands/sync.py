@@ -114,11 +114,14 @@ def _one_cycle(runtime: Any, job: Job, *, dry_run: bool, as_json: bool, lock: An
     with held_logs(err_console.is_terminal and not as_json):
         with err_console.status("starting a cycle") as status:
             report = run_job(runtime, job, dry_run=dry_run, lock=lock, progress=status.update)
-        return _show(report, dry_run=dry_run, as_json=as_json)
+        return _show(report, dry_run=dry_run, as_json=as_json, model=runtime.model)
 
 
-def _show(report: CycleReport, *, dry_run: bool, as_json: bool) -> int:
-    result = report_outcome(report)
+def _show(report: CycleReport, *, dry_run: bool, as_json: bool, model: Any) -> int:
+    from leadsync.commands.demo_routing import routing_summary
+
+    # `routing` as `leadsync demo --json` has it (rules, routed by rule, left without owner)
+    result = {**report_outcome(report), "routing": routing_summary(model, [report])}
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, default=str))
     else:

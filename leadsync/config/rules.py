@@ -132,7 +132,8 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return where + " ".join(str(problem).split())
+    tab = ": YAML indents with spaces, never tabs" if "'\\t'" in str(problem) else ""
+    return where + " ".join(str(problem).split()) + tab
 
 
 def _parse_text(text: str, source: str) -> ScoringModel:

@@ -94,10 +94,15 @@ def _shown(raw: object) -> str:
 def _not_a_number(raw: object) -> str:
     if isinstance(raw, str):
         try:
-            float(raw.replace("_", ""))
+            value = float(raw.replace("_", ""))
         except ValueError:
             pass
-        else:  # PyYAML reads 1e308 or 1e-3 (no dot, or an unsigned exponent) as text
+        else:
+            if not math.isfinite(value):
+                return f"expected a finite number, got the text {_shown(raw)}"
+            if "e" not in raw.lower():  # a quoted number: '2'
+                return f"expected a number, got the text {_shown(raw)}: write it without quotes"
+            # PyYAML reads 1e308 or 1e-3 (no dot, or an unsigned exponent) as text
             return (f"expected a number, got the text {_shown(raw)}: YAML reads an exponent "
                     "without a dot and a sign as text; write the number out (e.g. 1000) "
                     "or as 1.0e+3")
@@ -331,11 +336,27 @@ def parse_sla(raw: object, top: Where) -> SlaPolicy:
         sql_warn_hours=number(warn, "sql", where.at("warn_hours"), default=8, minimum=0),
         calendar=parse_business_hours(sla.get("business_hours"), where),
     )
+    if policy.calendar is not None:
+        _within_a_century(policy, policy.calendar.weekdays, policy.calendar.hours, where)
     if policy.mql_warn_hours > policy.mql_hours:
         raise where.error("warn_hours.mql", "must not exceed mql_hours")
     if policy.sql_warn_hours > policy.sql_hours:
         raise where.error("warn_hours.sql", "must not exceed sql_hours")
     return policy
+
+
+def _within_a_century(policy: SlaPolicy, weekdays: frozenset[int],
+                      hours: tuple[tuple[int, int], ...], where: Where) -> None:
+    """SLA hours counted in business hours must end within MAX_DAYS (as wall-clock hours do):
+    a few opening minutes a week stretch 1,000 working hours past the calendar's last year."""
+    weekly = len(weekdays) * sum(end - start for start, end in hours) / 60  # open hours a week
+    for key, value in (("mql_hours", policy.mql_hours), ("sql_hours", policy.sql_hours)):
+        days_needed = value / weekly * 7
+        if days_needed > MAX_DAYS:
+            raise where.error(key, f"{value:g} working hours take about "
+                              f"{days_needed / 365.25:,.0f} years at sla.business_hours' "
+                              f"{weekly:.3g} open hours a week: at most "
+                              f"{math.floor(weekly * MAX_DAYS / 7):,} (a century)")
 
 
 def parse_free_domains(raw: object, top: Where) -> frozenset[str]:

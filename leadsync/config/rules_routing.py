@@ -48,11 +48,27 @@ def parse_routing(raw: object, top: Where) -> RoutingPolicy:
     seen: set[str] = set()
     for index, item in enumerate(_list(data, "rules", where)):
         rules.append(_rule(item, index, where, pools, seen))
+    _no_target_counts_as_nobody(rules, unassigned, where)
     used = {r.pool.name for r in rules if r.pool is not None}
     unused = sorted(set(pools) - used)
     if unused:
         raise where.error(f"pools.{unused[0]}", "defined but no routing rule uses it")
     return RoutingPolicy(rules=tuple(rules), unassigned_owners=unassigned, enabled=True)
+
+
+def _no_target_counts_as_nobody(rules: list[RoutingRule], unassigned: frozenset[str],
+                                where: Where) -> None:
+    """A rule owner or pool member listed in unassigned_owners would be routed to and then
+    count as nobody: the person would be routed again every cycle."""
+    why = ("is also in routing.unassigned_owners (owners who count as nobody): a person "
+           "routed there would be routed again every cycle")
+    for rule in rules:
+        if rule.owner is not None and rule.owner in unassigned:
+            raise where.rule(rule.id).error("owner", f"{rule.owner} {why}")
+        pool = rule.pool
+        for i, member in enumerate(pool.members if pool is not None else ()):
+            if pool is not None and member.email in unassigned:
+                raise where.error(f"pools.{pool.name}.members[{i}]", f"{member.email} {why}")
 
 
 def _list(data: Mapping[object, object], key: str, where: Where) -> list[object]:

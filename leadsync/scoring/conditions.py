@@ -244,6 +244,10 @@ def compile_ops(spec: object, key: str, *, text_only: bool = False) -> Predicate
     return lambda v: all(p(v) for p in preds)
 
 
+#: `attributes.state` names no fact: an attribute is read by its bare name (`state`).
+_ATTRIBUTES_PREFIX = "attributes."
+
+
 def compile_condition(spec: object, key: str = "when") -> tuple[Condition, frozenset[str]]:
     """A `when:` condition into a closure over facts, plus the field names it reads."""
     if not isinstance(spec, Mapping) or not spec:
@@ -274,6 +278,10 @@ def compile_condition(spec: object, key: str = "when") -> tuple[Condition, froze
     ops = {k: v for k, v in spec.items() if k != "field"}
     if not ops:
         raise ConditionError(key, f"no operator for field {name!r}")
-    pred = compile_ops(ops, key)
     field_name = name.strip()
+    if field_name.startswith(_ATTRIBUTES_PREFIX):  # would never match: facts are bare names
+        bare = field_name[len(_ATTRIBUTES_PREFIX):]
+        raise ConditionError(f"{key}.field", f"{field_name[:60]!r}: attributes are read by "
+                             f"their bare name (field: {bare[:40] or 'NAME'})")
+    pred = compile_ops(ops, key)
     return (lambda facts: pred(facts.get(field_name))), frozenset({field_name})

@@ -67,7 +67,7 @@ def test_explain_account_by_domain_and_ids(synced: Sandbox) -> None:
     assert domain is not None
     [cid] = [i for i, c in data.hs_companies.items() if c.get("domain") == domain]
     outputs = []
-    for target in (domain, account["Website"], aid, cid):
+    for target in (domain, account["Website"], aid, aid[:15], cid):  # 15: the classic UI's
         code, out = invoke("explain", "--account", target)
         assert code == 0, out
         outputs.append(_flat(out))
@@ -93,7 +93,29 @@ def test_unknown_account_and_bad_arguments_exit_2(synced: Sandbox) -> None:
     assert "'nowhere-at-all.example' names no account" in _flat(out)
     code, out = invoke("explain", "--account", "0019999999999999AAA")
     assert code == exitcodes.CONFIG and "names no account" in out
+    contact = next(iter(synced.data.sf["Contact"]))  # a person's id instead of an account's
+    code, out = invoke("explain", "--account", contact)
+    assert code == exitcodes.CONFIG
+    assert f"'{contact}' is a Salesforce Contact id, not an account" in _flat(out)
+    hs_contact = next(iter(synced.data.hs_contacts))
+    code, out = invoke("explain", "--account", f"hubspot:contact:{hs_contact}")
+    assert code == exitcodes.CONFIG and "is a HubSpot contact, not an account" in _flat(out)
     code, out = invoke("explain")
     assert code == exitcodes.CONFIG and "either EMAIL or --account" in out
     code, out = invoke("explain", "someone@example.com", "--account", "example.com")
     assert code == exitcodes.CONFIG and "either EMAIL or --account" in out
+
+
+def test_without_redis_the_missing_members_are_explained(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without LEADSYNC_REDIS_URL the state store is in memory: no member a sync stored can be
+    there, and the page says why (rather than that no sync stored any)."""
+    monkeypatch.delenv("LEADSYNC_REDIS_URL", raising=False)
+    with Sandbox(contacts=20, seed=11, now=datetime.now(UTC)) as sb, environ(sb.env):
+        data: Any = sb.data
+        website = next(iter(data.sf["Account"].values()))["Website"]
+        code, out = invoke("explain", "--account", website)
+    assert code == exitcodes.OK, out
+    assert "Members: 0 (0 engaged" in _flat(out)
+    assert ("No member stored here: LEADSYNC_REDIS_URL is not set, and the members a sync "
+            "stored are in Redis") in _flat(out)

@@ -31,6 +31,45 @@ BAD_JSON = {"LEADSYNC_SALESFORCE__STATUS_MAP": "{bad json"}
 NOT_FOUND = "/nonexistent/leadsync-rules.yaml"
 
 
+#: Broken rules files for the sections added with routing, accounts and business hours: each
+#: is `version` plus one broken section, written by the `files` fixture.
+POOL = "  pools: {kanto: {members: [a@corp.example], capacity: 5}}\n"
+KANTO = "    - {id: kanto, when: {field: state, eq: 東京都}, pool: kanto}\n"
+RULES_FILES: dict[str, str] = {
+    "toplist.yaml": "- version: '1'\n- fit: []\n",
+    "routing_list.yaml": "version: '1'\nrouting: [kanto]\n",
+    "capacity_negative.yaml": ("version: '1'\nrouting:\n  pools: {kanto: {members: "
+                               "[a@corp.example], capacity: -1}}\n  rules:\n" + KANTO),
+    "weight_zero.yaml": ("version: '1'\nrouting:\n  pools: {kanto: {members: "
+                         "[{email: a@corp.example, weight: 0}]}}\n  rules:\n" + KANTO),
+    "pool_empty.yaml": "version: '1'\nrouting:\n  pools: {kanto: {members: []}}\n  rules:\n"
+                       + KANTO,
+    "routing_dup.yaml": "version: '1'\nrouting:\n" + POOL + "  rules:\n" + KANTO + KANTO,
+    "pool_typo.yaml": ("version: '1'\nrouting:\n" + POOL + "  rules:\n" + KANTO
+                       + "    - {id: osaka, when: {field: state, eq: 大阪府}, pool: kantoo}\n"),
+    "attributes_state.yaml": ("version: '1'\nrouting:\n" + POOL + "  rules:\n"
+                              "    - {id: kanto, when: {field: attributes.state, eq: 東京都}, "
+                              "pool: kanto}\n"),
+    "bad_zone.yaml": "version: '1'\nsla: {business_hours: {timezone: Mars/Base}}\n",
+    "hours_18_9.yaml": ("version: '1'\nsla: {business_hours: {timezone: Asia/Tokyo, "
+                        "hours: ['18:00-09:00']}}\n"),
+    "holiday_xx.yaml": ("version: '1'\nsla: {business_hours: {timezone: Asia/Tokyo, "
+                        "holidays: XX}}\n"),
+    "sla_century.yaml": ("version: '1'\nsla:\n  mql_hours: 100000\n  business_hours: "
+                         "{timezone: Asia/Tokyo, days: [sun], hours: ['00:00-00:01']}\n"),
+    "accounts_list.yaml": "version: '1'\naccounts: [mqa]\n",
+    "inherit_when.yaml": ("version: '1'\naccounts:\n  mqa: 60\n  rules: [{id: a1, points: 10, "
+                          "engaged_people: {min: 2}}]\n  inherit: {points: 10, when: always}\n"),
+    "inherit_zero.yaml": ("version: '1'\naccounts:\n  mqa: 60\n  rules: [{id: a1, points: 10, "
+                          "engaged_people: {min: 2}}]\n  inherit: {points: 0}\n"),
+    "accounts_dup.yaml": ("version: '1'\nfit: [{id: a1, points: 5, when: {field: country, "
+                          "eq: JP}}]\naccounts:\n  mqa: 60\n  rules: [{id: a1, points: 10, "
+                          "engaged_people: {min: 2}}]\n"),
+    "weight_quoted.yaml": ("version: '1'\nrouting:\n  pools: {kanto: {members: "
+                           "[{email: a@corp.example, weight: '2'}]}}\n  rules:\n" + KANTO),
+}
+
+
 class Row(NamedTuple):
     name: str
     args: tuple[str, ...]
@@ -70,6 +109,11 @@ ROWS: list[Row] = [
         "unhealthy: settings: LEADSYNC_REDIS_URL is not set"),
     row("health with redis unreachable", "health --only beat", exitcodes.FAILED_RECORDS,
         "unhealthy: redis unreachable (ConnectionError)", REDIS_URL="redis://127.0.0.1:1/0"),
+    row("health with redis unreachable: json", "health --only beat --json",
+        exitcodes.FAILED_RECORDS, "redis: unreachable (ConnectionError)",
+        REDIS_URL="redis://127.0.0.1:1/0"),
+    row("health without redis url: json", "health --json", exitcodes.FAILED_RECORDS,
+        "unhealthy: settings: LEADSYNC_REDIS_URL is not set"),
     row("status map target typo", "check", CONFIG, "did you mean 'disqualified'",
         SALESFORCE__STATUS_MAP='{"Lost": "disqualifed"}'),
     row("status map not an object", "check", CONFIG, "expected a JSON object",
@@ -154,6 +198,58 @@ ROWS: list[Row] = [
         "unknown.yaml: bogus: unknown key", RULES_FILE="{tmp}/unknown.yaml"),
     row("rules file unknown key: check", "check --json", CONFIG,
         "unknown.yaml: bogus: unknown key", RULES_FILE="{tmp}/unknown.yaml"),
+    # -- the rules file's routing, accounts and business-hours sections -----------------------
+    row("rules file is a YAML list", "check --json", CONFIG,
+        "toplist.yaml: file: expected a mapping at the top level", RULES_FILE="{tmp}/toplist.yaml"),
+    row("routing is a list", "check --json", CONFIG, "routing_list.yaml: routing: expected a "
+        "mapping", RULES_FILE="{tmp}/routing_list.yaml"),
+    row("pool capacity negative", "demo --json", CONFIG,
+        "routing.pools.kanto.capacity: must be >= 1, got -1",
+        RULES_FILE="{tmp}/capacity_negative.yaml"),
+    row("pool weight 0", "score --rules {tmp}/weight_zero.yaml --input {tmp}/people.jsonl",
+        CONFIG, "routing.pools.kanto.members[0].weight: must be >= 1, got 0"),
+    row("pool weight quoted", "check --json", CONFIG,
+        "routing.pools.kanto.members[0].weight: expected a number, got the text '2': "
+        "write it without quotes", RULES_FILE="{tmp}/weight_quoted.yaml"),
+    row("pool empty", "check", CONFIG, "routing.pools.kanto.members: required: a non-empty list",
+        RULES_FILE="{tmp}/pool_empty.yaml"),
+    row("routing rule id twice", "explain taro@corp.example", CONFIG,
+        "routing_dup.yaml: rule 'kanto': id: duplicate routing rule id",
+        RULES_FILE="{tmp}/routing_dup.yaml"),
+    row("routing pool typo", "demo", CONFIG,
+        "rule 'osaka': pool: 'kantoo' is not one of routing.pools (kanto)",
+        RULES_FILE="{tmp}/pool_typo.yaml"),
+    row("routing field attributes.state", "check --json", CONFIG,
+        "rule 'kanto': when.field: 'attributes.state': attributes are read by their bare name "
+        "(field: state)", RULES_FILE="{tmp}/attributes_state.yaml"),
+    row("business hours bad time zone", "demo --business-hours --json", CONFIG,
+        "sla.business_hours.timezone: 'Mars/Base': not a known IANA time zone name",
+        RULES_FILE="{tmp}/bad_zone.yaml"),
+    row("business hours 18-9", "score --rules {tmp}/hours_18_9.yaml --input {tmp}/people.jsonl",
+        CONFIG, "sla.business_hours.hours[0]: '18:00-09:00' ends before it starts"),
+    row("business hours unknown holiday country", "check --json", CONFIG,
+        "sla.business_hours.holidays: 'XX' is not a country the holidays package knows",
+        RULES_FILE="{tmp}/holiday_xx.yaml"),
+    row("business-hours SLA past a century",
+        "score --rules {tmp}/sla_century.yaml --input {tmp}/people.jsonl", CONFIG,
+        "sla.mql_hours: 100000 working hours take about 114,990 years"),
+    row("accounts is a list", "demo --routing", CONFIG, "accounts: expected a mapping",
+        RULES_FILE="{tmp}/accounts_list.yaml"),
+    row("inherit bad when", "explain --account corp.example", CONFIG,
+        "inherit_when.yaml: accounts.inherit.when: expected mqa",
+        RULES_FILE="{tmp}/inherit_when.yaml"),
+    row("inherit 0 points", "check", CONFIG, "accounts.inherit.points: must not be 0",
+        RULES_FILE="{tmp}/inherit_zero.yaml"),
+    row("account rule id also a fit rule id",
+        "score --rules {tmp}/accounts_dup.yaml --input {tmp}/people.jsonl", CONFIG,
+        "accounts_dup.yaml: rule 'a1': id: duplicate rule id"),
+    # -- explain --account's argument, before any call ------------------------------------------
+    row("explain account empty", ("explain", "--account", " "), CONFIG,
+        "--account: empty; expected a domain"),
+    row("explain account and email", "explain a@corp.example --account corp.example", CONFIG,
+        "explain takes either EMAIL or --account"),
+    row("explain account no CRM", "explain --account corp.example", CONFIG,
+        "no CRM is configured"),
     # -- CRMs and Redis that cannot be reached (no waits) -------------------------------------
     row("no CRM configured", "sync --once --json", CONFIG, "no CRM is configured"),
     row("redis unreachable", "sync --once --json", UNREACHABLE,
@@ -170,6 +266,13 @@ ROWS: list[Row] = [
     row("hubspot port closed: check", "check --json", UNREACHABLE, "127.0.0.1:1",
         HUBSPOT__BASE_URL="http://127.0.0.1:1", HTTP_MAX_ATTEMPTS="1",
         **{k[9:]: v for k, v in HS.items()}),
+    row("explain account: hubspot port closed", "explain --account corp.example", UNREACHABLE,
+        "HubSpot companies list: gave up after 1 attempts (127.0.0.1:1: connection failed",
+        HUBSPOT__BASE_URL="http://127.0.0.1:1", HTTP_MAX_ATTEMPTS="1",
+        **{k[9:]: v for k, v in HS.items()}),
+    row("explain account: redis unreachable", "explain --account corp.example", UNREACHABLE,
+        "LEADSYNC_REDIS_URL: Redis at redis://127.0.0.1:1/0 is unreachable",
+        REDIS_URL="redis://127.0.0.1:1/0", **{k[9:]: v for k, v in HS.items()}),
     # -- explain's argument: checked before any call, never echoed whole ---------------------
     row("explain not an email", "explain not-an-email", CONFIG,
         "EMAIL: 'not-an-email' is not an email address"),
@@ -205,6 +308,22 @@ ROWS: list[Row] = [
     row("sandbox now not a time", "sandbox serve --now tomorrow", CONFIG, "ISO-8601"),
     # -- arguments ------------------------------------------------------------------------------
     row("demo contacts out of range", "demo --contacts 5", CONFIG, "--contacts"),
+    row("demo contacts 0: json", "demo --contacts 0 --json", CONFIG,
+        "Invalid value for '--contacts': 0 is not in the range 10<=x<=200000"),
+    row("demo days -1", "demo --days -1", CONFIG,
+        "Invalid value for '--days': -1 is not in the range 1<=x<=60"),
+    row("demo step hours nan", "demo --step-hours nan", CONFIG,
+        "Invalid value for '--step-hours': 'nan' is not a finite number"),
+    row("demo step hours nan: json", "demo --routing --step-hours nan --json", CONFIG,
+        "Invalid value for '--step-hours': 'nan' is not a finite number"),
+    row("review capacity nan", "review --capacity nan", CONFIG,
+        "Invalid value for '--capacity': 'nan' is not a finite number"),
+    row("sync unknown option: json", "sync --frobnicate --json", CONFIG,
+        "No such option '--frobnicate'"),
+    row("demo review html dir missing",
+        "demo --contacts 10 --days 1 --review-html /nonexistent/dir/r.html --json", CONFIG,
+        "--review-html: cannot write /nonexistent/dir/r.html: directory /nonexistent/dir does "
+        "not exist"),
     row("sync unknown option", "sync --frobnicate", CONFIG, "No such option '--frobnicate'"),
     row("unknown command", "frobnicate", CONFIG, "No such command 'frobnicate'"),
 ]
@@ -217,6 +336,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     (tmp / "broken.yaml").write_text("version: '1'\nfit: [1, 2\n", encoding="utf-8")
     (tmp / "unknown.yaml").write_text("version: '1'\nbogus: 1\n", encoding="utf-8")
     (tmp / "people.jsonl").write_text('{"id": "p1"}\n', encoding="utf-8")
+    for name, text in RULES_FILES.items():
+        (tmp / name).write_text(text, encoding="utf-8")
     busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
@@ -292,3 +413,4 @@ def test_secrets_in_bad_settings_are_never_echoed(
         proc = results[name]
         assert "hunter2" not in proc.stdout + proc.stderr
         assert "pat-na1-not-a-real-token" not in proc.stdout + proc.stderr
+

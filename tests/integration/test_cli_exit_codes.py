@@ -54,6 +54,11 @@ def test_exit_0_when_the_cycle_is_clean(sandbox: Sandbox) -> None:
     assert out["ok"] is True and out["exit_code"] == 0 and out["stopped_reason"] is None
     assert out["failed"] == {} and out["errors"] == []
     assert out["people"] == 60
+    # the keys `leadsync demo --json` has for accounts and routing, here too
+    assert out["routing"] == {"enabled": False, "rules": 0, "routed": 0, "by_rule": {},
+                              "unrouted": 0}
+    assert set(out["accounts"]) == {"evaluated", "mqa", "not_mqa"}
+    assert len(out["top_accounts"]) == 5
     stats = sandbox.stats()
     # the sandbox counts people's and accounts' records (docs/accounts.md)
     assert {s: out["records_written"][s] + out["account_records_written"][s]
@@ -146,3 +151,54 @@ def test_dry_run_says_would_write_and_exits_0(sandbox: Sandbox) -> None:
     assert "records that would be written" in proc.stdout
     assert "records written" not in proc.stdout
     assert sandbox.stats()["hubspot"]["records_written"] == 0
+
+
+def test_check_still_checks_the_crms_when_redis_or_the_rules_file_fails(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """An unreachable Redis (exit 4) or a broken rules file (exit 2) is one row of its own; the
+    CRMs, which need neither, are still checked (they were skipped), and the rules error is
+    not repeated as a `connectors` row."""
+    code, out, _ = leadsync(sandbox, "check", "--json", REDIS_URL="redis://127.0.0.1:1/0")
+    assert code == exitcodes.UNREACHABLE
+    assert [(c["what"], c["ok"]) for c in out["checks"]] == [
+        ("settings", True), ("rules file", True), ("redis", False), ("hubspot", True),
+        ("salesforce", True)]
+    assert out["errors"] == ["redis: LEADSYNC_REDIS_URL: Redis at redis://127.0.0.1:1/0 is "
+                             "unreachable or invalid (ConnectionError); expected "
+                             "redis://[:password@]host:port/db"]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: '1'\nrouting: [kanto]\n", encoding="utf-8")
+    code, out, _ = leadsync(sandbox, "check", "--json", RULES_FILE=str(rules))
+    assert code == exitcodes.CONFIG
+    assert [(c["what"], c["ok"]) for c in out["checks"]] == [
+        ("settings", True), ("rules file", False), ("hubspot", True), ("salesforce", True)]
+    assert out["errors"] == [f"rules file: {rules}: routing: expected a mapping"]
+
+
+def test_check_names_routing_targets_no_crm_has(tmp_path: Path) -> None:
+    """Routing rules naming owners neither CRM has as an active owner: `check` exits 1 naming
+    each by its place in the rules file (never its email); with real reps it is one OK row."""
+    with Sandbox(contacts=0, seed=3) as sb:
+        rep = next(iter(sb.data.hs_owners.values()))["email"]
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(
+            "version: '1'\nrouting:\n  pools:\n"
+            f"    kanto: {{members: [{rep}, ghost1@nowhere.example]}}\n  rules:\n"
+            "    - {id: tokyo, when: {field: state, eq: 東京都}, pool: kanto}\n"
+            "    - {id: jp, when: {field: country, eq: JP}, owner: GHOST2@nowhere.example}\n"
+            "    - {id: osaka, when: {field: state, eq: 大阪府}, pool: kanto}\n",
+            encoding="utf-8")
+        code, out, _ = leadsync(sb, "check", "--json", RULES_FILE=str(rules))
+        assert code == exitcodes.FAILED_RECORDS
+        assert out["errors"] == [
+            "routing: 2 routing target(s) are no active owner in hubspot or salesforce: "
+            "routing.pools.kanto.members[1], rule 'jp' owner; people routed to them get no owner"]
+        assert "nowhere.example" not in json.dumps(out)
+        rules.write_text(
+            "version: '1'\nrouting:\n  rules:\n"
+            f"    - {{id: jp, when: {{field: country, eq: JP}}, owner: {rep}}}\n",
+            encoding="utf-8")
+        code, out, _ = leadsync(sb, "check", "--json", RULES_FILE=str(rules))
+        assert code == exitcodes.OK, out
+        assert out["checks"][-1] == {"what": "routing", "ok": True, "detail": "1 routing "
+                                     "target(s), each an active owner in hubspot or salesforce"}

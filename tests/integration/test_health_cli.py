@@ -65,6 +65,8 @@ def test_beat_and_worker_alive_and_queue_empty_is_healthy(client: Any) -> None:
     assert [(c["what"], c["ok"]) for c in out["checks"]] == [
         ("beat", True), ("worker", True), ("queue", True)]
     assert out["line"].startswith("healthy: beat ticked 0s ago; worker 1 live: celery@w1 0s ago")
+    assert (out["outcome"], out["stopped_reason"], out["failed"], out["errors"]) == (
+        "done", None, {}, [])
 
 
 def test_stale_beat_and_old_queued_work(client: Any) -> None:

@@ -229,6 +229,48 @@ FIT = "  - {id: big, label: Big, points: %s, when: {field: email, exists: true}}
     ("version: x\nrecency:\n  - {id: 'cap:fit', points: -5, inactive_days: 9}\n",
      "recency[0].id: 'cap:fit': ids starting with 'cap:' are reserved for the caps' reason lines"),
     ("version: x\nhorizon_days: 0\n", "horizon_days: must be >= 1, got 0"),
+    # a tab in the indentation: YAML's message, and what to do about it
+    ("version: x\nrouting:\n\tpools: {}\n",
+     "yaml: line 3, column 1: found character '\\t' that cannot start any token: YAML indents "
+     "with spaces, never tabs"),
+    # business-hours SLA hours that end past a century (was: OverflowError, exit 1 as a bug)
+    ("version: x\nsla:\n  mql_hours: 100000\n  business_hours: {timezone: Asia/Tokyo, "
+     "days: [sun], hours: ['00:00-00:01'], holidays: none}\n",
+     "sla.mql_hours: 100000 working hours take about 114,990 years at sla.business_hours' "
+     "0.0167 open hours a week: at most 86 (a century)"),
+    ("version: x\nsla:\n  mql_hours: 24\n  sql_hours: 300000\n  business_hours: "
+     "{timezone: Asia/Tokyo}\n",
+     "sla.sql_hours: 300000 working hours take about 128 years at sla.business_hours' 45 open "
+     "hours a week: at most 234,642 (a century)"),
+    # a routing target who counts as nobody would be routed again every cycle
+    ("version: x\nrouting:\n  unassigned_owners: [Integration@corp.example]\n  pools: "
+     "{kanto: {members: [a@corp.example, integration@corp.example]}}\n  rules:\n"
+     "  - {id: kanto, when: {field: state, eq: 東京都}, pool: kanto}\n",
+     "routing.pools.kanto.members[1]: integration@corp.example is also in "
+     "routing.unassigned_owners (owners who count as nobody): a person routed there would be "
+     "routed again every cycle"),
+    ("version: x\nrouting:\n  unassigned_owners: [integration@corp.example]\n  rules:\n"
+     "  - {id: all, when: {field: country, eq: JP}, owner: INTEGRATION@corp.example}\n",
+     "rule 'all': owner: integration@corp.example is also in routing.unassigned_owners "
+     "(owners who count as nobody): a person routed there would be routed again every cycle"),
+    # a quoted number is text, and the message says so (no talk of exponents)
+    ("version: x\nfit:\n" + FIT % "'5'",
+     "rule 'big': points: expected a number, got the text '5': write it without quotes"),
+    ("version: x\nthresholds: {mql: \"inf\"}\n",
+     "thresholds.mql: expected a finite number, got the text 'inf'"),
+    # `attributes.state` names no fact (attributes are read by their bare name): refused, as it
+    # would never match, in fit, account and routing conditions alike
+    ("version: x\nfit:\n  - {id: tokyo, points: 5, when: {field: attributes.state, "
+     "eq: 東京都}}\n",
+     "rule 'tokyo': when.field: 'attributes.state': attributes are read by their bare name "
+     "(field: state)"),
+    ("version: x\nrouting:\n  rules:\n  - {id: kanto, when: {any: [{field: country, eq: JP}, "
+     "{field: attributes.pref, eq: x}]}, owner: a@corp.example}\n",
+     "rule 'kanto': when.any[1].field: 'attributes.pref': attributes are read by their bare "
+     "name (field: pref)"),
+    ("version: x\naccounts:\n  mqa: 10\n  rules: [{id: t, points: 5, when: {field: "
+     "attributes., eq: true}}]\n",
+     "rule 't': when.field: 'attributes.': attributes are read by their bare name (field: NAME)"),
     ("version: [2026]\n", "version: required: a non-empty string written back with every score"),
 ])
 def test_refused_with_file_rule_and_key(tmp_path: Path, text: str, expected: str) -> None:
