@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from leadsync.accounts.handoff import Handoff, choose_target, hand_off
 from leadsync.accounts.resolve import (
     AccountIndex,
+    AccountMatch,
     AccountRecord,
     PersonAccountFacts,
     normalise_domain,
@@ -146,6 +147,13 @@ def decode_account(key: str, payload: str) -> CrmAccount | None:
 def person_account(index: AccountIndex, person: Person,
                    links: Mapping[str, AccountLinks]) -> str | None:
     """The account of a person: its first record (primary first) that resolves to one."""
+    match = person_match(index, person, links)
+    return match.key if match is not None else None
+
+
+def person_match(index: AccountIndex, person: Person,
+                 links: Mapping[str, AccountLinks]) -> AccountMatch | None:
+    """The match of `person_account` (None when no record resolves to an account)."""
     for rec in person.records:
         ref, link = rec.ref, links.get(rec.ref.key)
         ids = link.account_ids if link is not None else ()
@@ -160,7 +168,7 @@ def person_account(index: AccountIndex, person: Person,
             else None)
         match = index.resolve(facts)
         if match.key is not None:
-            return match.key
+            return match
     return None
 
 
@@ -192,14 +200,18 @@ def _fields(key: str, accounts: Sequence[CrmAccount]) -> AccountFields:
 
 
 def top_accounts(evaluated: Mapping[str, AccountEvaluation],
-                 crm_of: Mapping[str, Sequence[CrmAccount]]) -> list[dict[str, object]]:
+                 crm_of: Mapping[str, Sequence[CrmAccount]],
+                 bare_domains: Mapping[str, str | None] | None = None,
+                 ) -> list[dict[str, object]]:
     """The TOP_ACCOUNTS highest scores (ties by key), each with its name, domain, MQA state,
-    engaged people and reasons (`+40 3名以上がエンゲージ; ...`): no person is named."""
+    engaged people and reasons (`+40 3名以上がエンゲージ; ...`): no person is named. An account
+    no CRM holds is named by the business domain its people's emails share (`bare_domains`)."""
     rows: list[dict[str, object]] = []
     for ev in sorted(evaluated.values(), key=lambda e: (-e.score, e.key))[:TOP_ACCOUNTS]:
         fields = _fields(ev.key, crm_of.get(ev.key, ()))
+        domain = normalise_domain(fields.domain) or (bare_domains or {}).get(ev.key)
         rows.append({"account": ev.key, "name": fields.name,
-                     "domain": normalise_domain(fields.domain), "score": ev.score,
+                     "domain": domain, "score": ev.score,
                      "mqa": ev.mqa,
                      "mqa_at": ev.mqa_at.astimezone(UTC).isoformat() if ev.mqa_at else None,
                      "engaged": len(ev.engaged), "members": ev.members,
@@ -230,6 +242,7 @@ class AccountPhase:
         # the run so far: person key -> (account key, member, record keys), accounts touched,
         # the people's record keys (retried when the phase does not finish)
         self.noted: dict[str, tuple[str | None, Member, tuple[str, ...]]] = {}
+        self.bare_domains: dict[str, str | None] = {}  # account key -> domain (no CRM record)
         self.touched: set[str] = set()
         self.retry_keys: set[str] = set()
         self._index: AccountIndex | None = None
@@ -262,7 +275,11 @@ class AccountPhase:
                   self.state.get_fingerprints(MEMBER_KIND, ids).items()} if ids else {}
         page: dict[str, tuple[str | None, Member, tuple[str, ...]]] = {}
         for person, ev in zip(people, evaluations, strict=True):
-            account = person_account(index, person, links)
+            match = person_match(index, person, links)
+            account = match.key if match is not None else None
+            if match is not None and match.key is not None and match.via == "email_domain":
+                # an account no CRM holds (a bare business domain): its domain names it
+                self.bare_domains[match.key] = match.detail
             records = tuple(sorted({r.ref.key for r in person.records}))
             page[person.id] = (account, member_of(person.profile, ev, self.now, key=person.id),
                                records)
@@ -336,7 +353,7 @@ class AccountPhase:
             for key in sorted(touched)}
         self.report.accounts_evaluated += len(evaluated)
         self.report.accounts_mqa += sum(1 for ev in evaluated.values() if ev.mqa)
-        self.report.top_accounts = top_accounts(evaluated, crm_of)
+        self.report.top_accounts = top_accounts(evaluated, crm_of, self.bare_domains)
         self.remember(rules, evaluated, members)
         self.write(evaluated, crm_of)
         self.hand_off(evaluated, crm_of, members)

@@ -127,3 +127,20 @@ def test_a_budget_stop_in_the_account_write_is_retried_next_cycle() -> None:
     assert dict(second.account_records_written) == {"salesforce": 1}
     assert dict(second.mqa_tasks_created) == {"salesforce": 1} and len(sf.tasks) == 1
     assert state.get_pending("salesforce") == set()
+
+
+def test_an_account_no_crm_holds_is_named_by_its_peoples_business_domain() -> None:
+    """Leads at a company no CRM has as an account resolve to its email domain; the top
+    accounts name that domain (was `domain: None`, an anonymous row)."""
+    clock, hs, sf, people = seeded()
+    for i, title in enumerate(TITLES[:3], start=1):
+        ref = sf.add("Lead", f"00Q0{i}", email=f"b{i}@buyer.example.com", title=title,
+                     last_name=f"佐藤{i}")
+        engage(sf, ref, clock)
+    report = run_job(make_runtime((hs, sf), clock), "full")
+    assert report.accounts_evaluated == 2
+    rows = {row["domain"]: row for row in report.top_accounts}
+    assert sorted(rows, key=str) == ["buyer.example.com", "example.co.jp"]
+    assert rows["buyer.example.com"]["name"] is None
+    assert rows["buyer.example.com"]["members"] == 3
+    assert rows["example.co.jp"]["name"] == "サンプル株式会社"
