@@ -135,7 +135,6 @@ class ResumablePeople(Protocol):
                               ) -> Iterator[tuple[list[CrmPerson], str | None]]: ...
 
 
-
 @dataclass
 class _Stream:
     """Where one paged CRM's people read is (saved after each settled page)."""
@@ -371,7 +370,9 @@ class _Cycle:
     def open_staging(self, *, full: bool) -> dict[str, dict[str, object]]:
         """Where each staged CRM's people read starts: a full read (or a first sync) after
         the resume point a killed run saved (its staged records are still there); else from
-        the start, after clearing what a killed run left staged."""
+        the start, after clearing what a killed run left staged and its resume point (an
+        incremental run between a killed full run and the next one clears them: that one
+        reads Salesforce whole again)."""
         starts: dict[str, dict[str, object]] = {}
         if not self.dry_run:
             for system in self.staged_systems:
@@ -387,6 +388,7 @@ class _Cycle:
                      extra={"systems": sorted(starts)})
         elif not self.dry_run:
             self.staging.clear_staged()
+            self.state.set_fingerprints("resume", {f"{s}:people": "" for s in self.staged_systems})
         return starts
 
     def open_stream(self, system: str, *, full: bool) -> _Stream:
