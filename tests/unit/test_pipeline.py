@@ -510,3 +510,22 @@ def test_engagement_saved_during_the_read_counts_once_and_forces_its_people(
     clock.advance(minutes=5)
     again = run_job(runtime, "incremental")  # the overlap re-read is not news
     assert again.people == 0 and sum(again.records_written.values()) == 0
+
+
+def test_a_run_that_does_not_resume_a_staged_read_clears_it_and_its_point(
+        crms, clock, mql_person) -> None:
+    """A killed full run left Salesforce records staged and a resume point; an incremental
+    run (the cursors are set) does not resume them: it clears both, and a later full run
+    reads Salesforce whole, not after a point whose staged records are gone."""
+    state = InMemoryStateStore()
+    rt = make_runtime(crms, clock, state)
+    run_job(rt, "incremental")  # the first sync: the cursors are set
+    ghost = RecordRef("salesforce", "Lead", "00Qghost").key
+    state.stage({ghost: "{}"}, {"email:x": [ghost]})
+    state.set_fingerprints("resume", {"salesforce:people": '{"after":"{}","done":false}'})
+    report = run_job(rt, "incremental")
+    assert not report.resumed
+    assert state.get_fingerprints("resume", ["salesforce:people"]) == {"salesforce:people": ""}
+    assert state.scan_staged("", 10) == ("", {})
+    full = run_job(rt, "full")
+    assert not full.resumed and full.records_read["salesforce"] == 1
