@@ -237,8 +237,8 @@ class _Cycle:
         self.own = OwnFields(self.state)  # what leadsync last wrote to its own fields (drift)
         self.routed_values: dict[str, dict[str, object]] = {}  # record key -> owner, reason
         # page by page: the staging area of the people read whole (a dry run's is its own,
-        # in the process), the CRMs staged there, records to evaluate anyway, record keys a
-        # page had, this page's record keys, the paged reads done
+        # in the process), the CRMs staged there, records to evaluate anyway, the forced
+        # record keys a page had (a dry run: every key), this page's keys, the paged reads
         self.staging: StateStore = InMemoryStateStore() if dry_run else self.state
         self.staged_systems: list[str] = []
         self.force: set[str] = set()
@@ -298,7 +298,9 @@ class _Cycle:
         spare.update(self.staged(related - set(records) - set(spare)))
         records.update(self.read_missing(related, records, spare))
         self.checkpoint()
-        self.seen.update(records)
+        # what a later page must not take again: the staging area forgets a page's records
+        # at its commit, so only the forced ones are kept here (a dry run commits nothing)
+        self.seen.update(records if self.dry_run else (k for k in records if k in self.force))
         self.page_keys = sorted(records)
         candidates = self.defer_incomplete(self.resolve(records.values()))
         people, evaluations = self.evaluate(candidates)
