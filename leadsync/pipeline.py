@@ -349,7 +349,7 @@ class _Cycle:
                 self.cursors[stream.name] = min(stream.newest, stream.started) - CURSOR_OVERLAP
             self.done_streams.append(stream)
         size, cursor = self.rt.settings.page_people, ""
-        while True:  # what no page took (a record may come twice: `seen` skips it)
+        while self.staged_systems:  # what no page took (a record may come twice: skipped)
             cursor, found = self.staging.scan_staged(cursor, size)
             for key, payload in found.items():
                 if key not in self.seen and key not in rest:
@@ -364,7 +364,7 @@ class _Cycle:
     def staged(self, keys: set[str]) -> dict[str, CrmPerson]:
         """These records from the staging area, those staged and not yet taken by a page."""
         keys = keys - self.seen
-        if not keys:
+        if not keys or not self.staged_systems:  # the sla and chunk jobs stage nothing
             return {}
         found = self.staging.get_staged(sorted(keys))
         return {key: decode_person(payload) for key, payload in found.items()}
@@ -753,7 +753,8 @@ class _Cycle:
     def related_keys(self, records: dict[str, CrmPerson]) -> set[str]:
         """Other records of the same people: linked ids, same email, grouped last time, or
         staged under the same email or a link to one of them."""
-        keys: set[str] = self.staging.staged_keys(lookup_tokens(records.values()))
+        keys: set[str] = (self.staging.staged_keys(lookup_tokens(records.values()))
+                          if self.staged_systems else set())
         hashes = {}
         for key, rec in records.items():
             keys.update(link.key for link in rec.links)
@@ -1033,7 +1034,8 @@ class _Cycle:
         only after the writes. Then forget the page."""
         if not self.dry_run:
             self.commit_page(people, evaluations)
-            self.staging.unstage(self.page_keys)  # settled: a restart does not take them again
+            if self.staged_systems:  # settled: a restart does not take them again
+                self.staging.unstage(self.page_keys)
             if last:
                 self.commit_run()
         self.records, self.tasks, self.stale_ids, self.failed_keys = {}, TaskOutcome(), set(), set()
@@ -1060,8 +1062,9 @@ class _Cycle:
         done = {s.name: "" for s in self.done_streams if s.system not in self.budget_stopped}
         # every staged record is settled: a staged read starts afresh next time (a spent
         # budget kept its cursor, from which it reads again)
-        done.update({f"{system}:people": "" for system in self.staged_systems})
-        self.staging.clear_staged()
+        if self.staged_systems:  # not the sla or chunk jobs: a killed full run's stays
+            done.update({f"{system}:people": "" for system in self.staged_systems})
+            self.staging.clear_staged()
         if done:
             self.state.set_fingerprints("resume", done)
         for name, value in self.cursors.items():

@@ -529,3 +529,21 @@ def test_a_run_that_does_not_resume_a_staged_read_clears_it_and_its_point(
     assert state.scan_staged("", 10) == ("", {})
     full = run_job(rt, "full")
     assert not full.resumed and full.records_read["salesforce"] == 1
+
+
+def test_the_sla_and_chunk_jobs_leave_a_killed_full_runs_staged_read_alone(
+        crms, clock, mql_person) -> None:
+    state = InMemoryStateStore()
+    rt = make_runtime(crms, clock, state)
+    run_job(rt, "incremental")
+    hs_ref, sf_ref = mql_person
+    staged = RecordRef("salesforce", "Lead", "00Qstaged").key
+    point = '{"after":"{}","done":false}'
+    state.stage({staged: "not decoded by these jobs", sf_ref.key: "{}"}, {"email:x": [staged]})
+    state.set_fingerprints("resume", {"salesforce:people": point})
+    sla = run_job(rt, "sla")
+    chunk = run_job(rt, "chunk", record_keys=[sf_ref.key])
+    assert sla.stopped_reason is None and chunk.stopped_reason is None and chunk.people == 1
+    assert state.get_fingerprints("resume", ["salesforce:people"]) == {"salesforce:people": point}
+    assert state.get_staged([staged, sf_ref.key]) == {staged: "not decoded by these jobs",
+                                                      sf_ref.key: "{}"}
