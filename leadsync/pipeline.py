@@ -20,7 +20,9 @@ its heartbeat flag, the state store's reads); what it finds or writes is kept in
 People are settled page by page (docs/resume.md): a paged CRM's people (HubSpot,
 `PagedPeople`) `page_people` records at a time, each page resolved, evaluated, written, given
 its follow-ups and committed before the next is read; the people of the other CRM are read
-whole first and each page takes its people's records from there; the last page takes the rest.
+whole first into the run's staging area in the state store (`leadsync.staging`; Salesforce
+with a resume point per query page, `ResumablePeople`) and each page takes its people's
+records from there; then the staged records no page took, a page at a time.
 
 Promises kept here (RELIABILITY.md): cursors are saved only after the writes that depend on them
 or once what they cover is on the durable to-do list (§4, the pending sets: docs/resume.md);
@@ -74,7 +76,16 @@ from leadsync.owner_routing import Router, sweep_open_owners
 from leadsync.report import CycleReport
 from leadsync.runtime import Runtime
 from leadsync.scoring import Evaluation, Event, evaluate, render_reasons
-from leadsync.state import Lock, decode_event, encode_event, format_utc, parse_utc
+from leadsync.staging import decode_person, lookup_tokens, stage_page
+from leadsync.state import (
+    InMemoryStateStore,
+    Lock,
+    StateStore,
+    decode_event,
+    encode_event,
+    format_utc,
+    parse_utc,
+)
 
 log = logging.getLogger("leadsync.pipeline")
 
@@ -113,6 +124,16 @@ class PagedPeople(Protocol):
 
     def iter_people_pages(self, since: datetime | None, after: str | None = None
                           ) -> Iterator[tuple[list[CrmPerson], str | None]]: ...
+
+
+@runtime_checkable
+class ResumablePeople(Protocol):
+    """A connector whose whole people read (since=None) comes in pages, each with the point
+    a read resumes after it (Salesforce: Leads then Contacts by SystemModstamp, Id): the pull
+    stages each page and saves the point, so a killed run's restart reads only the rest."""
+
+    def iter_people_resumable(self, since: datetime | None, after: str | None = None
+                              ) -> Iterator[tuple[list[CrmPerson], str | None]]: ...
 
 
 @dataclass
@@ -216,33 +237,34 @@ class _Cycle:
         self.tasks = TaskOutcome()
         self.own = OwnFields(self.state)  # what leadsync last wrote to its own fields (drift)
         self.routed_values: dict[str, dict[str, object]] = {}  # record key -> owner, reason
-        # page by page: records read whole not yet taken by a page (their emails by hash),
-        # records to evaluate anyway, record keys a page had, the paged reads done
-        self.pool: dict[str, CrmPerson] = {}
+        # page by page: the staging area of the people read whole (a dry run's is its own,
+        # in the process), the CRMs staged there, records to evaluate anyway, the forced
+        # record keys a page had (a dry run: every key), this page's keys, the paged reads
+        self.staging: StateStore = InMemoryStateStore() if dry_run else self.state
+        self.staged_systems: list[str] = []
         self.force: set[str] = set()
         self.seen: set[str] = set()
+        self.page_keys: list[str] = []
         self.streams: list[_Stream] = []  # the paged CRMs' people reads, in order
         self.done_streams: list[_Stream] = []
-        self.pool_emails: dict[str, list[str]] = {}
         self.saved_event_keys: set[str] = set()  # records whose new events the pull saved
         self.account_phase: AccountPhase | None = None  # the run's, across its pages
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
-        """pull (engagement, sales, the people of CRMs read whole) -> settle that activity ->
-        then page by page (a paged CRM's people; last, what was read whole and the forced
-        records nobody read): resolve -> evaluate -> write -> follow-ups -> commit."""
+        """pull (engagement, sales, the people of CRMs read whole, staged) -> settle that
+        activity -> then page by page (a paged CRM's people; then the staged records no page
+        took; last, the forced records nobody read): resolve -> evaluate -> write ->
+        follow-ups -> commit."""
         force: set[str] = set()  # records to evaluate even if their inputs look unchanged
         paged: list[str] = []
         if job in ("incremental", "full"):
             paged = [s for s, c in self.rt.connectors.items() if isinstance(c, PagedPeople)]
-            self.pool, sales_keys = self.pull(full=job == "full", paged=paged)
-            self.resolve_held_events(self.pool)
+            self.staged_systems = [s for s in self.rt.connectors if s not in paged]
+            starts = self.open_staging(full=job == "full")
+            sales_keys = self.pull(full=job == "full", paged=paged, starts=starts)
+            self.resolve_held_events({})  # by the identity index; staged records per page
             self.checkpoint()
-            for key, rec in self.pool.items():
-                email = normalise_email(rec.profile.email)
-                if email:
-                    self.pool_emails.setdefault(email_hash(email), []).append(key)
             force |= self.settle_activity(sales_keys)
             for system in self.rt.connectors:
                 force |= self.state.get_pending(system)
@@ -264,25 +286,26 @@ class _Cycle:
             sweep_open_owners(self.state, self.report.outcomes)  # docs/routing.md, "Capacity"
 
     def run_page(self, records: dict[str, CrmPerson], job: str, *, last: bool) -> None:
-        """One page of people from their records to the commit. The last page also takes the
-        records read whole (`self.pool`) and the forced records no page had."""
-        if last:
-            records = {**records, **self.pool}
-            self.resolve_held_events(records)
-        else:
-            self.resolve_held_events(records)
+        """One page of people from their records to the commit. A page takes its people's
+        other records from the staging area (by link, email or key) before reading them by
+        id; the last page also takes the forced records no page had."""
+        self.resolve_held_events(records)
         spare: dict[str, CrmPerson] = {}
         if job != "full":
             records, spare = self.drop_unchanged(records, self.force)
-        spare = {**self.pool, **spare}  # a page takes its people's other records from the pool
         if last:
-            records.update(self.read_missing(self.force - self.seen, records, spare))
+            wanted = self.force - self.seen
+            spare.update(self.staged(wanted - set(records) - set(spare)))
+            records.update(self.read_missing(wanted, records, spare))
             self.checkpoint()
-        records.update(self.read_missing(self.related_keys(records), records, spare))
+        related = self.related_keys(records)
+        spare.update(self.staged(related - set(records) - set(spare)))
+        records.update(self.read_missing(related, records, spare))
         self.checkpoint()
-        for key in records:
-            self.pool.pop(key, None)
-        self.seen.update(records)
+        # what a later page must not take again: the staging area forgets a page's records
+        # at its commit, so only the forced ones are kept here (a dry run commits nothing)
+        self.seen.update(records if self.dry_run else (k for k in records if k in self.force))
+        self.page_keys = sorted(records)
         candidates = self.defer_incomplete(self.resolve(records.values()))
         people, evaluations = self.evaluate(candidates)
         people = self.route(people, evaluations)
@@ -298,9 +321,10 @@ class _Cycle:
     def people_pages(self) -> Iterator[tuple[dict[str, CrmPerson], bool]]:
         """Each paged CRM's people, `page_people` records a page (a setting), read in the main
         thread (one CRM after the other); then `last`: the final page, with what is left of
-        the paged reads (a whole run smaller than a page is one page, as before) and what was
-        read whole. Resumed here once a page is committed, it saves where the read stands: a
-        full read's next page token (`resume` fingerprint), a search's cursor."""
+        the paged reads (a whole run smaller than a page is one page, as before), then the
+        staged records no page took, `page_people` a page, the last one `last`. Resumed here
+        once a page is committed, it saves where the read stands: a full read's next page
+        token (`resume` fingerprint), a search's cursor."""
         rest: dict[str, CrmPerson] = {}
         for stream in self.streams:
             system = stream.system
@@ -328,7 +352,50 @@ class _Cycle:
             if system not in self.budget_stopped and stream.newest is not None:
                 self.cursors[stream.name] = min(stream.newest, stream.started) - CURSOR_OVERLAP
             self.done_streams.append(stream)
+        size, cursor = self.rt.settings.page_people, ""
+        while self.staged_systems:  # what no page took (a record may come twice: skipped)
+            cursor, found = self.staging.scan_staged(cursor, size)
+            for key, payload in found.items():
+                if key not in self.seen and key not in rest:
+                    rest[key] = decode_person(payload)
+            if not cursor:
+                break
+            if len(rest) >= size:
+                yield rest, False
+                rest = {}
         yield rest, True
+
+    def staged(self, keys: set[str]) -> dict[str, CrmPerson]:
+        """These records from the staging area, those staged and not yet taken by a page."""
+        keys = keys - self.seen
+        if not keys or not self.staged_systems:  # the sla and chunk jobs stage nothing
+            return {}
+        found = self.staging.get_staged(sorted(keys))
+        return {key: decode_person(payload) for key, payload in found.items()}
+
+    def open_staging(self, *, full: bool) -> dict[str, dict[str, object]]:
+        """Where each staged CRM's people read starts: a full read (or a first sync) after
+        the resume point a killed run saved (its staged records are still there); else from
+        the start, after clearing what a killed run left staged and its resume point (an
+        incremental run between a killed full run and the next one clears them: that one
+        reads Salesforce whole again)."""
+        starts: dict[str, dict[str, object]] = {}
+        if not self.dry_run:
+            for system in self.staged_systems:
+                name = f"{system}:people"
+                if not full and self.state.get_cursor(name) is not None:
+                    continue
+                saved = self.state.get_fingerprints("resume", [name]).get(name)
+                if saved:
+                    starts[system] = json.loads(saved)
+        if starts:
+            self.report.resumed = True
+            log.info("people read resumed after the last staged page",
+                     extra={"systems": sorted(starts)})
+        elif not self.dry_run:
+            self.staging.clear_staged()
+            self.state.set_fingerprints("resume", {f"{s}:people": "" for s in self.staged_systems})
+        return starts
 
     def open_stream(self, system: str, *, full: bool) -> _Stream:
         """Where a paged CRM's people read starts: its cursor (incremental), or a full read
@@ -452,25 +519,24 @@ class _Cycle:
         if self._read_failed.is_set():
             raise _SiblingFailed
 
-    def pull(self, *, full: bool, paged: Sequence[str] = ()
-             ) -> tuple[dict[str, CrmPerson], set[str]]:
+    def pull(self, *, full: bool, paged: Sequence[str] = (),
+             starts: dict[str, dict[str, object]] | None = None) -> set[str]:
         """The first read phase: each CRM, in its own thread, reads its changed people (all of
-        them in a full run; not a paged CRM's, read page by page later), its engagement and its
-        sales changes in turn. Returns the records and the record keys whose sales outcome
-        changed."""
+        them in a full run; not a paged CRM's, read page by page later) into the staging
+        area, its engagement and its sales changes in turn. Returns the record keys whose
+        sales outcome changed."""
 
         def read(system: str, conn: Connector, found: CrmReads) -> None:
             if system not in paged:
-                self.pull_people(system, conn, found, full=full)
+                self.pull_people(system, conn, found, full=full,
+                                 start=(starts or {}).get(system))
             else:  # its pages map owner ids: the owners are read first, as a whole read does
                 conn.list_owners()
             self.pull_engagement(system, conn, found)
             self.pull_sales(system, conn, found, full=full)
 
-        records: dict[str, CrmPerson] = {}
         sales: dict[str, tuple[str, str]] = {}
         for system, found in self.read_each_crm(read).items():
-            records.update(found.records)
             self.cursors.update(found.cursors)
             for key, events in found.events.items():
                 self.new_events.setdefault(key, {}).update(events)
@@ -479,24 +545,60 @@ class _Cycle:
             if system not in self.budget_stopped:
                 sales.update(found.sales)
         self.drop_known_events()
-        return records, self.sales_news(sales)
+        return self.sales_news(sales)
 
-    def pull_people(self, system: str, conn: Connector, found: CrmReads, *, full: bool
-                    ) -> None:
+    def pull_people(self, system: str, conn: Connector, found: CrmReads, *, full: bool,
+                    start: dict[str, object] | None = None) -> None:
+        """The people of a CRM read whole, staged a page at a time (their cursor moves after
+        the run). A full read by a `ResumablePeople` connector saves its resume point after
+        each staged page (`resume` fingerprint `<system>:people`: the connector's point, the
+        first attempt's start, the newest stamp read) and, once read, `done`; a restart
+        continues after it, or reads none when the killed run had read them all."""
         name = f"{system}:people"
         since = None if full else self.state.get_cursor(name)
-        newest = since
-        self.say(f"reading {system} people")
-        for rec in conn.iter_changed_people(since):
-            found.records[rec.ref.key] = rec
-            self.report.records_read[system] += 1  # one key per thread
-            if self.report.records_read[system] % PROGRESS_EVERY == 0:
+        start = start or {}
+        started = parse_utc(str(start["started"])) if start.get("started") else self.now
+        newest = parse_utc(str(start["newest"])) if start.get("newest") else since
+        resumable = isinstance(conn, ResumablePeople) and since is None and not self.dry_run
+
+        def save(after: object, done: bool = False) -> None:
+            point = {"after": after, "started": format_utc(started),
+                     "newest": format_utc(newest) if newest else None, "done": done}
+            self.state.set_fingerprints("resume", {name: json.dumps(point,
+                                                                    separators=(",", ":"))})
+
+        if not start.get("done"):
+            self.say(f"reading {system} people")
+            for recs, after in self.people_of(conn, since, start.get("after")):
                 self.page()
+                stage_page(self.staging, recs)
+                self.report.records_read[system] += len(recs)  # one key per thread
+                for rec in recs:
+                    if newest is None or rec.modified_at > newest:
+                        newest = rec.modified_at
+                if resumable and after is not None:
+                    save(after)
                 self.say(f"reading {system} people: {self.report.records_read[system]:,}")
-            if newest is None or rec.modified_at > newest:
-                newest = rec.modified_at
+            if resumable:
+                save(None, done=True)
         if newest is not None:
-            found.cursors[name] = min(newest, self.now) - CURSOR_OVERLAP
+            found.cursors[name] = min(newest, started) - CURSOR_OVERLAP
+
+    @staticmethod
+    def people_of(conn: Connector, since: datetime | None, after: object
+                  ) -> Iterator[tuple[list[CrmPerson], str | None]]:
+        """A CRM's changed people in pages with their resume points (None: it has none)."""
+        if isinstance(conn, ResumablePeople):
+            yield from conn.iter_people_resumable(since, str(after) if after else None)
+            return
+        batch: list[CrmPerson] = []
+        for rec in conn.iter_changed_people(since):
+            batch.append(rec)
+            if len(batch) == PROGRESS_EVERY:  # a staged write (and a progress line) each
+                yield batch, None
+                batch = []
+        if batch:
+            yield batch, None
 
     def pull_engagement(self, system: str, conn: Connector, found: CrmReads) -> None:
         """Each engagement stream from its own cursor (HubSpot: v3 events, email events and
@@ -653,15 +755,16 @@ class _Cycle:
         return kept, spare
 
     def related_keys(self, records: dict[str, CrmPerson]) -> set[str]:
-        """Other records of the same people: linked ids, same email, or grouped last time."""
-        keys: set[str] = set()
+        """Other records of the same people: linked ids, same email, grouped last time, or
+        staged under the same email or a link to one of them."""
+        keys: set[str] = (self.staging.staged_keys(lookup_tokens(records.values()))
+                          if self.staged_systems else set())
         hashes = {}
         for key, rec in records.items():
             keys.update(link.key for link in rec.links)
             email = normalise_email(rec.profile.email)
             if email:
                 hashes[email_hash(email)] = key
-                keys.update(self.pool_emails.get(email_hash(email), ()))
         for blob in self.state.get_fingerprints("email", list(hashes)).values():
             keys.update(blob.split())
         for blob in self.state.get_fingerprints("group", list(records)).values():
@@ -939,6 +1042,8 @@ class _Cycle:
         only after the writes. Then forget the page."""
         if not self.dry_run:
             self.commit_page(people, evaluations)
+            if self.staged_systems:  # settled: a restart does not take them again
+                self.staging.unstage(self.page_keys)
             if last:
                 self.commit_run()
         self.records, self.tasks, self.stale_ids, self.failed_keys = {}, TaskOutcome(), set(), set()
@@ -963,6 +1068,11 @@ class _Cycle:
         """Every page is settled: the cursors move, a finished paged read leaves no resume
         point, old engagement is pruned."""
         done = {s.name: "" for s in self.done_streams if s.system not in self.budget_stopped}
+        # every staged record is settled: a staged read starts afresh next time (a spent
+        # budget kept its cursor, from which it reads again)
+        if self.staged_systems:  # not the sla or chunk jobs: a killed full run's stays
+            done.update({f"{system}:people": "" for system in self.staged_systems})
+            self.staging.clear_staged()
         if done:
             self.state.set_fingerprints("resume", done)
         for name, value in self.cursors.items():

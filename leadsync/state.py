@@ -126,6 +126,19 @@ class StateStore(Protocol):
     def release_routes(self, person_keys: Sequence[str]) -> int: ...
     def route_counts(self, pool: str) -> dict[str, tuple[int, int]]: ...
 
+    # the run's staging area (docs/resume.md): people records read whole from a CRM that
+    # pages with no per-page commit (Salesforce), by record key -> opaque payload, with an
+    # index token (an email hash, a linked record key) -> record keys, so a page of people
+    # takes its other records from here and a killed run's restart does not read them again.
+    # `scan_staged` walks what is left: (next cursor, records); cursor "" starts, "" ends.
+    # Removed as pages commit (`unstage`), cleared when the run ends (and a TTL backstop).
+    def stage(self, items: Mapping[str, str], index: Mapping[str, Sequence[str]]) -> None: ...
+    def get_staged(self, record_keys: Sequence[str]) -> dict[str, str]: ...
+    def staged_keys(self, tokens: Sequence[str]) -> set[str]: ...
+    def scan_staged(self, cursor: str, count: int) -> tuple[str, dict[str, str]]: ...
+    def unstage(self, record_keys: Sequence[str]) -> None: ...
+    def clear_staged(self) -> None: ...
+
     # a lease: exclusive by default; `shared=True` holders coexist with each other and keep
     # exclusive holders out (and are kept out by one), e.g. chunks of the nightly fan-out
     # against the incremental sync
@@ -323,6 +336,9 @@ class InMemoryStateStore:
         self._load: dict[str, int] = {}  # rep -> open people they own
         self._owner: dict[str, str] = {}  # open person -> rep
         self._routed: dict[str, tuple[str, str]] = {}  # person -> (pool, member)
+        self._staged: dict[str, str] = {}
+        self._staged_order: list[str] = []  # insertion order: the scan cursor is a position
+        self._staged_index: dict[str, set[str]] = {}
 
     def get_cursor(self, name: str) -> datetime | None:
         with self._guard:
@@ -499,6 +515,49 @@ class InMemoryStateStore:
             return {m: (self._served.get((pool, m), 0), self._load.get(m, 0))
                     for m in sorted(members)}
 
+    # the run's staging area -------------------------------------------------------------
+    def stage(self, items: Mapping[str, str], index: Mapping[str, Sequence[str]]) -> None:
+        with self._guard:
+            for key, payload in items.items():
+                if key not in self._staged:
+                    self._staged_order.append(key)
+                self._staged[key] = payload
+            for token, keys in index.items():
+                self._staged_index.setdefault(token, set()).update(keys)
+
+    def get_staged(self, record_keys: Sequence[str]) -> dict[str, str]:
+        with self._guard:
+            return {k: self._staged[k] for k in record_keys if k in self._staged}
+
+    def staged_keys(self, tokens: Sequence[str]) -> set[str]:
+        with self._guard:
+            found: set[str] = set()
+            for token in tokens:
+                found.update(k for k in self._staged_index.get(token, ()) if k in self._staged)
+            return found
+
+    def scan_staged(self, cursor: str, count: int) -> tuple[str, dict[str, str]]:
+        with self._guard:
+            at = int(cursor or 0)
+            out: dict[str, str] = {}
+            while at < len(self._staged_order) and len(out) < count:
+                key = self._staged_order[at]
+                at += 1
+                if key in self._staged:
+                    out[key] = self._staged[key]
+            return ("" if at >= len(self._staged_order) else str(at)), out
+
+    def unstage(self, record_keys: Sequence[str]) -> None:
+        with self._guard:
+            for key in record_keys:
+                self._staged.pop(key, None)
+
+    def clear_staged(self) -> None:
+        with self._guard:
+            self._staged.clear()
+            self._staged_order.clear()
+            self._staged_index.clear()
+
     def lock(self, name: str, ttl_seconds: float, *, shared: bool = False
              ) -> InMemoryLock | InMemorySharedLock:
         if shared:
@@ -512,8 +571,10 @@ class InMemoryStateStore:
             for part in (self._locks, self._shared_locks, self._cursors, self._fingerprints,
                          self._events, self._claims, self._tasks, self._pending, self._people,
                          self._aliases, self._held, self._served, self._load,
-                         self._owner, self._routed):  # fmt: skip
+                         self._owner, self._routed, self._staged,
+                         self._staged_index):  # fmt: skip
                 part.clear()
+            self._staged_order.clear()
 
 
 def encode_person_state(key: str, value: Mapping[str, object]) -> str:

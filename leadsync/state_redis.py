@@ -16,6 +16,8 @@ Layout, all under `<namespace>:` so `clear()` can wipe exactly what leadsync wro
 | `routing:load` | hash rep -> open MQL/SQL people they own (docs/routing.md) | reps; no TTL |
 | `routing:owner` | hash open person key -> the rep counted for them | open people; no TTL |
 | `routing:served` / `routing:routed` | hash pool+member -> turns / person -> pool+member | no TTL |
+| `stage:rec` | hash record key -> staged record (docs/resume.md) | the run's; 2-day TTL |
+| `stage:idx` | hash token (email hash, linked key) -> record keys | the same |
 | `lock:<name>` | redis-py lock token (exclusive holder) | lock timeout |
 | `lock:<name>:shared` | zset token -> expiry ms (shared holders) | longest lease |
 
@@ -295,6 +297,7 @@ class RedisStateStore:
         pending_ttl_seconds: int = 30 * DAY,
         person_ttl_seconds: int = 400 * DAY,
         held_ttl_seconds: int = 30 * DAY,
+        staged_ttl_seconds: int = 2 * DAY,
     ) -> None:
         if not _NAMESPACE.match(namespace):
             raise ValueError(f"state namespace {namespace!r}: use letters, digits, '_', '-', '.'")
@@ -306,6 +309,7 @@ class RedisStateStore:
         self._ttl_pending = pending_ttl_seconds
         self._ttl_person = person_ttl_seconds
         self._ttl_held = held_ttl_seconds
+        self._ttl_staged = staged_ttl_seconds
         self._release_claim = redis_client.register_script(_RELEASE_CLAIM)
         self._take_turn = redis_client.register_script(_TAKE_TURN)
         self._set_open_owners = redis_client.register_script(_SET_OPEN_OWNERS)
@@ -550,6 +554,55 @@ class RedisStateStore:
         if shared:
             return RedisSharedLock(self.redis, self._k("lock", name), ttl_seconds)
         return RedisLock(self.redis, self._k("lock", name), ttl_seconds)
+
+    # the run's staging area (docs/resume.md): one writer, the run holding the people lease
+    def stage(self, items: Mapping[str, str], index: Mapping[str, Sequence[str]]) -> None:
+        if not items and not index:
+            return
+        tokens = list(index)
+        merged: dict[str, str] = {}
+        if tokens:
+            known = cast(list[Any], self.redis.hmget(self._k("stage", "idx"), tokens))
+            for token, blob in zip(tokens, known, strict=True):
+                keys = set(_text(blob).split()) if blob is not None else set()
+                keys.update(index[token])
+                merged[token] = " ".join(sorted(keys))
+        pipe = self.redis.pipeline(transaction=True)
+        if items:
+            pipe.hset(self._k("stage", "rec"), mapping=dict(items))
+            pipe.expire(self._k("stage", "rec"), self._ttl_staged)
+        if merged:
+            pipe.hset(self._k("stage", "idx"), mapping=merged)
+            pipe.expire(self._k("stage", "idx"), self._ttl_staged)
+        pipe.execute()
+
+    def get_staged(self, record_keys: Sequence[str]) -> dict[str, str]:
+        if not record_keys:
+            return {}
+        keys = list(record_keys)
+        values = cast(list[Any], self.redis.hmget(self._k("stage", "rec"), keys))
+        return {k: _text(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+    def staged_keys(self, tokens: Sequence[str]) -> set[str]:
+        """Record keys the index holds under these tokens (some may be unstaged since)."""
+        if not tokens:
+            return set()
+        blobs = cast(list[Any], self.redis.hmget(self._k("stage", "idx"), list(tokens)))
+        return {k for blob in blobs if blob is not None for k in _text(blob).split()}
+
+    def scan_staged(self, cursor: str, count: int) -> tuple[str, dict[str, str]]:
+        """One HSCAN step (about `count` records; a record may come twice, as SCAN says)."""
+        nxt, found = cast(tuple[Any, dict[Any, Any]], self.redis.hscan(
+            self._k("stage", "rec"), int(cursor or 0), count=count))
+        out = {_text(k): _text(v) for k, v in found.items()}
+        return ("" if int(nxt) == 0 else str(nxt)), out
+
+    def unstage(self, record_keys: Sequence[str]) -> None:
+        if record_keys:
+            self.redis.hdel(self._k("stage", "rec"), *record_keys)
+
+    def clear_staged(self) -> None:
+        self.redis.unlink(self._k("stage", "rec"), self._k("stage", "idx"))
 
     def clear(self) -> None:
         """Delete every key under the namespace (what a wiped or replaced Redis looks like)."""

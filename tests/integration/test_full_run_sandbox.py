@@ -103,9 +103,9 @@ def test_hubspot_and_salesforce_are_read_at_the_same_time(monkeypatch: pytest.Mo
         _Cycle.pull_people, _Cycle.pull_engagement, _Cycle.pull_sales, _Cycle.pull)
 
     def timed_people(self: _Cycle, system: str, conn: Connector, found: CrmReads, *,
-                     full: bool) -> None:
+                     full: bool, start: Any = None) -> None:
         starts.setdefault(system, (time.monotonic(), threading.current_thread().name))
-        original_people(self, system, conn, found, full=full)
+        original_people(self, system, conn, found, full=full, start=start)
 
     def timed_engagement(self: _Cycle, system: str, conn: Connector, found: CrmReads) -> None:
         # HubSpot's people are read page by page after this phase (docs/resume.md): its
@@ -118,9 +118,9 @@ def test_hubspot_and_salesforce_are_read_at_the_same_time(monkeypatch: pytest.Mo
         original_sales(self, system, conn, found, full=full)
         ends[system] = time.monotonic()
 
-    def timed_pull(self: _Cycle, *, full: bool, paged: Any = ()) -> Any:
+    def timed_pull(self: _Cycle, *, full: bool, paged: Any = (), starts: Any = None) -> Any:
         phase.append(time.monotonic())
-        out = original_pull(self, full=full, paged=paged)
+        out = original_pull(self, full=full, paged=paged, starts=starts)
         phase.append(time.monotonic())
         return out
 

@@ -232,3 +232,119 @@ def test_a_redis_wipe_mid_run_ends_with_no_duplicate_and_no_lost_write(
     assert stats["duplicate_task_keys_across_systems"] == 0
     lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
     assert lost == [], lost[:5]
+
+
+class _Killed(BaseException):
+    """The process dies here: nothing after this point runs (an in-process SIGKILL)."""
+
+
+def _count_query_pages(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Salesforce query pages fetched (one call each), by the connector's operation name."""
+    from leadsync.connectors.salesforce.client import SalesforceClient
+
+    counts: Counter[str] = Counter()
+    original = SalesforceClient.query_pages
+
+    def query_pages(self: SalesforceClient, op: str, soql: str) -> Iterator[list[Any]]:
+        for page in original(self, op, soql):
+            counts[op] += 1
+            yield page
+
+    monkeypatch.setattr(SalesforceClient, "query_pages", query_pages)
+    return counts
+
+
+def _staged_point(store: Any) -> dict[str, Any]:
+    import json
+
+    saved = store.get_fingerprints("resume", ["salesforce:people"]).get("salesforce:people")
+    return json.loads(saved) if saved else {}
+
+
+def test_a_first_sync_killed_mid_salesforce_read_does_not_read_the_staged_pages_again(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after the first of Salesforce's staged Lead pages (2,000 a page, ascending by
+    SystemModstamp, Id): the restart reads the Leads after the saved point only, every other
+    query as a clean run does, and ends with the clean run's tasks and fields."""
+    import math
+
+    import redis
+
+    from leadsync import pipeline
+    from leadsync.state import RedisStateStore
+
+    store = RedisStateStore(redis.Redis.from_url(redis_url, decode_responses=True),
+                            namespace="leadsync-sf-resume-test")
+    store.clear()
+    pages = _count_query_pages(monkeypatch)
+    with Sandbox(contacts=PEOPLE, seed=SEED, hubspot_rate_limit=RATE) as sb:
+        clean = _in_process(sb, store)
+        assert clean.stopped_reason is None and not clean.failed and not clean.resumed
+        clean_calls, clean_pages = _calls(sb), Counter(pages)
+        clean_tasks, clean_fields = _tasks(sb), _fields(sb)
+    assert clean_tasks["hubspot"] and clean_tasks["salesforce"]
+    assert store.scan_staged("", 100) == ("", {})  # the run's staging area is gone
+    assert _staged_point(store) == {}
+
+    store.clear()
+    pages.clear()
+    staged_pages: list[int] = []
+    original_stage = pipeline.stage_page
+
+    def stage_page(target: Any, records: Any) -> int:
+        if len(staged_pages) == 1:  # the second staged page: the process dies first
+            raise _Killed
+        staged_pages.append(len(records))
+        return original_stage(target, records)
+
+    monkeypatch.setattr(pipeline, "stage_page", stage_page)
+    with Sandbox(contacts=PEOPLE, seed=SEED, hubspot_rate_limit=RATE) as sb:
+        with pytest.raises(_Killed):
+            _in_process(sb, store)
+        killed_calls, killed_pages = _calls(sb), Counter(pages)
+        point = _staged_point(store)
+        leads = sorted(sb.data.sf["Lead"].values(),
+                       key=lambda r: (r["SystemModstamp"].lower(), r["Id"].lower()))
+        first = leads[:2000]  # the first query page
+        live = [r for r in first if not (r.get("IsConverted") and r.get("ConvertedContactId"))]
+        _, staged = store.scan_staged("", 100_000)
+        assert sorted(staged) == sorted(f"salesforce:Lead:{r['Id']}" for r in live)
+        assert staged_pages == [len(live)]
+        assert killed_pages["leads"] == 2  # the second page was read, not staged
+        assert not point["done"] and json_after(point)["q"] == "leads"
+        second = json_after(point)["at"]
+        rest = [r for r in leads if r["SystemModstamp"][:19] >= second[:19]]
+
+        monkeypatch.setattr(pipeline, "stage_page", original_stage)
+        pages.clear()
+        restart = _in_process(sb, store)  # the supervisor restarts it
+        assert restart.stopped_reason is None and not restart.failed and restart.resumed
+        total, tasks, fields, stats = _calls(sb), _tasks(sb), _fields(sb), sb.stats()
+    restart_calls = {s: total[s] - killed_calls[s] for s in total}
+    print(f"salesforce: clean {clean_calls['salesforce']} calls {dict(clean_pages)}, "
+          f"killed {killed_calls['salesforce']}, restart {restart_calls['salesforce']} "
+          f"{dict(pages)}")
+    # the Leads after the saved point only; every other query as in a clean run
+    assert pages["leads"] == math.ceil(len(rest) / 2000) < clean_pages["leads"]
+    assert {op: n for op, n in pages.items() if op != "leads"} == {
+        op: n for op, n in clean_pages.items() if op != "leads"}
+    saved = clean_pages["leads"] - pages["leads"]
+    assert restart_calls["salesforce"] == clean_calls["salesforce"] - saved
+    assert store.scan_staged("", 100) == ("", {})
+    assert _staged_point(store) == {}
+    store.clear()
+    for system in ("hubspot", "salesforce"):
+        assert stats[system]["duplicate_task_keys"] == 0
+        assert max(tasks[system].values()) == 1
+        assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
+        assert len(tasks[system]) == len(clean_tasks[system])
+    assert stats["duplicate_task_keys_across_systems"] == 0
+    lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
+    assert lost == [], lost[:5]
+
+
+def json_after(point: dict[str, Any]) -> dict[str, Any]:
+    """The connector's own resume point inside the pipeline's."""
+    import json
+
+    return dict(json.loads(str(point["after"])))

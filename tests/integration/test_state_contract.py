@@ -360,3 +360,34 @@ def test_routing_release_of_a_full_run(store: StateStore) -> None:
     assert store.set_open_owners({f"p-{i}": None for i in range(2500)}) == 1200
     assert store.route_counts("big") == {"a@example.com": (1200, 0)}
     assert store.open_owners() == {}
+
+
+def test_the_staging_area_finds_records_by_key_and_token_until_unstaged(
+        store: StateStore) -> None:
+    store.stage({"salesforce:Lead:1": "a", "salesforce:Lead:2": "b"},
+                {"email:h1": ["salesforce:Lead:1"],
+                 "link:hubspot:contact:9": ["salesforce:Lead:2"]})
+    store.stage({"salesforce:Contact:3": "c"}, {"email:h1": ["salesforce:Contact:3"]})
+    assert store.get_staged(["salesforce:Lead:1", "salesforce:Lead:9"]) == {
+        "salesforce:Lead:1": "a"}
+    assert store.staged_keys(["email:h1", "email:none"]) == {"salesforce:Lead:1",
+                                                            "salesforce:Contact:3"}
+    assert store.staged_keys(["link:hubspot:contact:9"]) == {"salesforce:Lead:2"}
+    store.stage({"salesforce:Lead:1": "a2"}, {})  # staged again: the newer payload
+    store.unstage(["salesforce:Lead:2"])
+    assert store.get_staged(["salesforce:Lead:1", "salesforce:Lead:2"]) == {
+        "salesforce:Lead:1": "a2"}
+    found: dict[str, str] = {}
+    cursor, steps = "", 0
+    while True:  # the scan walks what is left, each record at least once
+        cursor, page = store.scan_staged(cursor, 1)
+        found.update(page)
+        steps += 1
+        if not cursor:
+            break
+    assert found == {"salesforce:Lead:1": "a2", "salesforce:Contact:3": "c"}
+    assert 1 <= steps <= 3
+    store.clear_staged()
+    assert store.scan_staged("", 10) == ("", {})
+    assert store.staged_keys(["email:h1"]) == set()
+    assert store.get_staged(["salesforce:Lead:1"]) == {}

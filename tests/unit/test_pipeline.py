@@ -296,7 +296,11 @@ def test_progress_hears_each_phase_without_ids_or_emails(crms, clock, mql_person
               for p in ("reading hubspot people", "evaluating", "writing", "follow-up")
               if any(line.startswith(p) for line in lines)]
     assert phases == sorted(phases) and len(phases) >= 3
-    assert "evaluating 1,201 people" in lines
+    # the fakes' people are read whole (staged), then settled a page (1,000) at a time
+    # (a page of 1,000 records: one person of it has two, HubSpot's and Salesforce's)
+    assert [line for line in lines if line.endswith(" people")
+            and line.startswith("evaluating")] == ["evaluating 999 people",
+                                                   "evaluating 202 people"]
     assert not [line for line in lines if "@" in line or ":contact:" in line or ":Lead:" in line]
 
 
@@ -506,3 +510,40 @@ def test_engagement_saved_during_the_read_counts_once_and_forces_its_people(
     clock.advance(minutes=5)
     again = run_job(runtime, "incremental")  # the overlap re-read is not news
     assert again.people == 0 and sum(again.records_written.values()) == 0
+
+
+def test_a_run_that_does_not_resume_a_staged_read_clears_it_and_its_point(
+        crms, clock, mql_person) -> None:
+    """A killed full run left Salesforce records staged and a resume point; an incremental
+    run (the cursors are set) does not resume them: it clears both, and a later full run
+    reads Salesforce whole, not after a point whose staged records are gone."""
+    state = InMemoryStateStore()
+    rt = make_runtime(crms, clock, state)
+    run_job(rt, "incremental")  # the first sync: the cursors are set
+    ghost = RecordRef("salesforce", "Lead", "00Qghost").key
+    state.stage({ghost: "{}"}, {"email:x": [ghost]})
+    state.set_fingerprints("resume", {"salesforce:people": '{"after":"{}","done":false}'})
+    report = run_job(rt, "incremental")
+    assert not report.resumed
+    assert state.get_fingerprints("resume", ["salesforce:people"]) == {"salesforce:people": ""}
+    assert state.scan_staged("", 10) == ("", {})
+    full = run_job(rt, "full")
+    assert not full.resumed and full.records_read["salesforce"] == 1
+
+
+def test_the_sla_and_chunk_jobs_leave_a_killed_full_runs_staged_read_alone(
+        crms, clock, mql_person) -> None:
+    state = InMemoryStateStore()
+    rt = make_runtime(crms, clock, state)
+    run_job(rt, "incremental")
+    hs_ref, sf_ref = mql_person
+    staged = RecordRef("salesforce", "Lead", "00Qstaged").key
+    point = '{"after":"{}","done":false}'
+    state.stage({staged: "not decoded by these jobs", sf_ref.key: "{}"}, {"email:x": [staged]})
+    state.set_fingerprints("resume", {"salesforce:people": point})
+    sla = run_job(rt, "sla")
+    chunk = run_job(rt, "chunk", record_keys=[sf_ref.key])
+    assert sla.stopped_reason is None and chunk.stopped_reason is None and chunk.people == 1
+    assert state.get_fingerprints("resume", ["salesforce:people"]) == {"salesforce:people": point}
+    assert state.get_staged([staged, sf_ref.key]) == {staged: "not decoded by these jobs",
+                                                      sf_ref.key: "{}"}

@@ -12,6 +12,7 @@ Engagement: rep Tasks/Events (sales touches) and webinar CampaignMembers.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +65,8 @@ CONVERTED_FIELDS = "ConvertedContactId, ConvertedOpportunityId, " + ", ".join(
     f"ConvertedOpportunity.{f}" for f in OPPORTUNITY_FIELDS)  # fmt: skip
 CONVERTED_WITH_OPPORTUNITY = "IsConverted = true AND ConvertedOpportunityId != null"
 DEAL_FIELDS = (*OPPORTUNITY_FIELDS, "Amount")
+CHANGED_PAGE = 2_000  # an incremental read's records per staged page (a SOQL page's size)
+TAIL_IDS = 1_000  # at most this many ids of the resume point's second are kept
 
 
 def _soql_time(value: datetime) -> str:
@@ -192,6 +195,65 @@ class SalesforceConnector:
             yield from self._contacts_to_people(fresh, sales)
         missing = sorted(set(converted) - seen)
         yield from self._read_contacts(missing, sales)
+
+    def iter_people_resumable(self, since: datetime | None, after: str | None = None
+                              ) -> Iterator[tuple[list[CrmPerson], str | None]]:
+        """`iter_changed_people` a query page at a time, each with where a read resumes.
+
+        A full read (since=None): Leads, then Contacts, each ascending by SystemModstamp, Id;
+        after each page a resume point (compact JSON: the query, the page's newest
+        SystemModstamp, the ids read at that second) and, given one as `after`, the read
+        continues there: `SystemModstamp >=` that second, those ids skipped, the next query
+        after it. Converted Leads are skipped: every Contact, theirs too, comes with the
+        Contacts query. With `since` (an incremental read), pages of the changed people and
+        no resume point (the caller's cursor is one)."""
+        if since is not None:
+            batch: list[CrmPerson] = []
+            for rec in self.iter_changed_people(since):
+                batch.append(rec)
+                if len(batch) == CHANGED_PAGE:
+                    yield batch, None
+                    batch = []
+            if batch:
+                yield batch, None
+            return
+        point = json.loads(after) if after else {"q": "leads"}
+        if point.get("q") == "leads":
+            dates = self._status_dates("Field = 'Status'")
+            for raws, token in self._resumable_pages("leads", "Lead", self._lead_fields, point):
+                live = [r for r in raws
+                        if not (r.get("IsConverted") and r.get("ConvertedContactId"))]
+                yield list(self._leads_to_people(live, dates)), token
+            del dates
+            point = {"q": "contacts"}
+        sales = self._contact_sales(None)
+        for raws, token in self._resumable_pages("contacts", "Contact", self._contact_fields,
+                                                 point):
+            yield list(self._contacts_to_people(raws, sales)), token
+
+    def _resumable_pages(self, op: str, obj: str, fields: str, point: dict[str, Any]
+                         ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """Pages of one object's full read ascending by (SystemModstamp, Id) from `point`,
+        each with the resume point after it."""
+        second = str(point.get("at") or "")
+        tail = {str(i) for i in point.get("ids", ())}
+        where = f"SystemModstamp >= {second}" if second else ""
+        for page in self.client.query_pages(op, soql(fields, obj, where, "SystemModstamp, Id")):
+            fresh = [r for r in page if not (str(r["Id"]) in tail and self._second(r) == second)]
+            if not page:
+                continue
+            last = self._second(page[-1])
+            if last != second:
+                second, tail = last, set()
+            tail.update(str(r["Id"]) for r in page if self._second(r) == second)
+            ids = sorted(tail) if len(tail) <= TAIL_IDS else []  # too many: re-read
+            yield fresh, json.dumps({"q": op, "at": second, "ids": ids}, separators=(",", ":"))
+
+    @staticmethod
+    def _second(raw: dict[str, Any]) -> str:
+        """A record's SystemModstamp as a SOQL literal (whole seconds, UTC)."""
+        stamp = parse_datetime(raw.get("SystemModstamp"))
+        return _soql_time(stamp) if stamp is not None else ""
 
     def _leads_to_people(
         self, raws: list[dict[str, Any]], dates: dict[str, datetime] | None = None
