@@ -44,6 +44,7 @@ CLOCKED = re.compile(r"(mql|sql)_?at|sla_due", re.IGNORECASE)
 # a decayed rule's points move by the second: the reasons are compared by their rules
 REASONS = re.compile(r"reasons", re.IGNORECASE)
 POINTS = re.compile(r"[+-]\d+(\.\d+)?")
+DECAYED = re.compile(r"^(leadsync_|LeadSync_)(score|engagement)(__c)?$", re.IGNORECASE)
 
 
 def _people_tasks(keys: Counter[str]) -> Counter[str]:
@@ -108,6 +109,33 @@ def _fields(sb: Sandbox) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _same(clean: Any, got: Any, field: str) -> bool:
+    """One field equal to the clean run's; a decayed total (score, engagement) may sit one
+    point apart: decay moves by the second and the two runs are up to minutes apart, so a
+    total near a rounding step rounds differently (seen under load: 44 vs 43)."""
+    if clean == got:
+        return True
+    if DECAYED.search(field):
+        try:
+            return abs(float(clean) - float(got)) <= 1
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def _unlike(clean: dict[str, dict[str, Any]],
+            fields: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The records whose fields differ from the clean run's: record -> field -> (clean, got)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, want in clean.items():
+        got = fields.get(key, {})
+        diff = {f: (want.get(f), got.get(f)) for f in set(want) | set(got)
+                if not _same(want.get(f), got.get(f), f)}
+        if diff or key not in fields:
+            out[key] = diff
+    return out
+
+
 def _resume_point(url: str) -> str:
     import redis
 
@@ -161,11 +189,8 @@ def test_a_first_sync_killed_mid_run_resumes_within_a_tenth_more_calls(redis_url
         assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
         assert len(tasks[system]) == len(clean_tasks[system])
     assert stats["duplicate_task_keys_across_systems"] == 0
-    lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
-    diff = {k: {f: (clean_fields[k].get(f), fields.get(k, {}).get(f))
-                for f in set(clean_fields[k]) | set(fields.get(k, {}))
-                if clean_fields[k].get(f) != fields.get(k, {}).get(f)} for k in lost[:3]}
-    assert lost == [], diff  # no lost write: every record holds what one clean run wrote
+    lost = _unlike(clean_fields, fields)
+    assert lost == {}, dict(list(lost.items())[:3])  # no lost write: the clean run's values
 
 
 def _in_process(sb: Sandbox, store: Any, *, wipe_after_pages: int | None = None,
@@ -230,8 +255,8 @@ def test_a_redis_wipe_mid_run_ends_with_no_duplicate_and_no_lost_write(
         assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
         assert len(tasks[system]) == len(clean_tasks[system])
     assert stats["duplicate_task_keys_across_systems"] == 0
-    lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
-    assert lost == [], lost[:5]
+    lost = _unlike(clean_fields, fields)
+    assert lost == {}, dict(list(lost.items())[:5])
 
 
 class _Killed(BaseException):
@@ -245,8 +270,9 @@ def _count_query_pages(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     counts: Counter[str] = Counter()
     original = SalesforceClient.query_pages
 
-    def query_pages(self: SalesforceClient, op: str, soql: str) -> Iterator[list[Any]]:
-        for page in original(self, op, soql):
+    def query_pages(self: SalesforceClient, op: str, soql: str, *,
+                    include_deleted: bool = False) -> Iterator[list[Any]]:
+        for page in original(self, op, soql, include_deleted=include_deleted):
             counts[op] += 1
             yield page
 
@@ -339,8 +365,8 @@ def test_a_first_sync_killed_mid_salesforce_read_does_not_read_the_staged_pages_
         assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
         assert len(tasks[system]) == len(clean_tasks[system])
     assert stats["duplicate_task_keys_across_systems"] == 0
-    lost = sorted(k for k in clean_fields if fields.get(k) != clean_fields[k])
-    assert lost == [], lost[:5]
+    lost = _unlike(clean_fields, fields)
+    assert lost == {}, dict(list(lost.items())[:5])
 
 
 def json_after(point: dict[str, Any]) -> dict[str, Any]:
