@@ -152,16 +152,22 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC" if value else "—"
 
 
+def reasons_table(title: str) -> Table:
+    """The rule / why / points table of `explain` (a person's score or an account's)."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("rule")
+    table.add_column("why")
+    table.add_column("points", justify="right")
+    return table
+
+
 def render(console: Console, group: Iterable[CrmPerson], ev: Evaluation, model: ScoringModel,
            previous_stage: str | None, *, fallback_owner: str | None = None,
            escalation_owner: str | None = None) -> None:
     console.print(f"[bold]Person {ev.person_id}[/bold]  records: "
                   + ", ".join(r.ref.key for r in group))
-    table = Table(title=f"Score {ev.score} = fit {ev.fit} + engagement {ev.engagement}  "
-                        f"(grade {ev.grade}, model {ev.model})", title_justify="left")
-    table.add_column("rule")
-    table.add_column("why")
-    table.add_column("points", justify="right")
+    table = reasons_table(f"Score {ev.score} = fit {ev.fit} + engagement {ev.engagement}  "
+                          f"(grade {ev.grade}, model {ev.model})")
     for reason in ev.reasons:
         times = f" ×{reason.count}" if reason.count > 1 else ""
         table.add_row(reason.rule, reason.label, format_points(reason.points) + times)

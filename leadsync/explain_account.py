@@ -43,7 +43,7 @@ from leadsync.accounts.resolve import (
 )
 from leadsync.config.settings import Settings
 from leadsync.connectors.base import CrmAccount, CrmPerson, RecordRef
-from leadsync.explain import _engagement, evaluate_people
+from leadsync.explain import _engagement, evaluate_people, reasons_table
 from leadsync.runtime import Runtime, build_runtime
 from leadsync.scoring import format_points
 from leadsync.scoring.accounts import (
@@ -207,11 +207,7 @@ def render_account(console: Console, found: AccountExplanation, rules: AccountMo
     console.print(f"[bold]Account {found.key}[/bold]  {domain}  records: "
                   + (", ".join(a.ref.key for a in found.records) or "none (no CRM account)"),
                   highlight=False)
-    table = Table(title=f"Account score {ev.score}  (MQA at {rules.mqa:g}, "
-                        f"model {ev.model})", title_justify="left")
-    table.add_column("rule")
-    table.add_column("why")
-    table.add_column("points", justify="right")
+    table = reasons_table(f"Account score {ev.score}  (MQA at {rules.mqa:g}, model {ev.model})")
     for reason in ev.reasons:
         table.add_row(reason.rule, reason.label, format_points(reason.points))
     if not ev.reasons:

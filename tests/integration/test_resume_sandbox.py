@@ -136,6 +136,23 @@ def _unlike(clean: dict[str, dict[str, Any]],
     return out
 
 
+def _assert_like_the_clean_run(stats: dict[str, Any], tasks: dict[str, Counter[str]],
+                               fields: dict[str, dict[str, Any]],
+                               clean_tasks: dict[str, Counter[str]],
+                               clean_fields: dict[str, dict[str, Any]]) -> None:
+    """Each task once, none missing, none duplicated across CRMs; every record holds the clean
+    run's values. An MQA task's key carries its episode start, the moment of the run that saw
+    the account qualify, so MQA tasks are compared by count."""
+    for system in ("hubspot", "salesforce"):
+        assert stats[system]["duplicate_task_keys"] == 0
+        assert max(tasks[system].values()) == 1
+        assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
+        assert len(tasks[system]) == len(clean_tasks[system])
+    assert stats["duplicate_task_keys_across_systems"] == 0
+    lost = _unlike(clean_fields, fields)
+    assert lost == {}, dict(list(lost.items())[:5])
+
+
 def _resume_point(url: str) -> str:
     import redis
 
@@ -181,16 +198,7 @@ def test_a_first_sync_killed_mid_run_resumes_within_a_tenth_more_calls(redis_url
     print(f"clean {clean_calls}, killed after {killed}, with the restart {total}: "
           f"{ratio:.3f}x")
     assert ratio <= 1.1, (clean_calls, killed, total)
-    for system in ("hubspot", "salesforce"):
-        assert stats[system]["duplicate_task_keys"] == 0
-        assert max(tasks[system].values()) == 1
-        # no duplicate, none missing; an MQA task's key carries its episode start, the
-        # moment of the run that saw the account qualify, so runs are compared by count
-        assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
-        assert len(tasks[system]) == len(clean_tasks[system])
-    assert stats["duplicate_task_keys_across_systems"] == 0
-    lost = _unlike(clean_fields, fields)
-    assert lost == {}, dict(list(lost.items())[:3])  # no lost write: the clean run's values
+    _assert_like_the_clean_run(stats, tasks, fields, clean_tasks, clean_fields)
 
 
 def _in_process(sb: Sandbox, store: Any, *, wipe_after_pages: int | None = None,
@@ -247,16 +255,7 @@ def test_a_redis_wipe_mid_run_ends_with_no_duplicate_and_no_lost_write(
         assert after.stopped_reason is None and not after.failed
         tasks, fields, stats = _tasks(sb), _fields(sb), sb.stats()
     store.clear()
-    for system in ("hubspot", "salesforce"):
-        assert stats[system]["duplicate_task_keys"] == 0
-        assert max(tasks[system].values()) == 1
-        # no duplicate, none missing; an MQA task's key carries its episode start, the
-        # moment of the run that saw the account qualify, so runs are compared by count
-        assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
-        assert len(tasks[system]) == len(clean_tasks[system])
-    assert stats["duplicate_task_keys_across_systems"] == 0
-    lost = _unlike(clean_fields, fields)
-    assert lost == {}, dict(list(lost.items())[:5])
+    _assert_like_the_clean_run(stats, tasks, fields, clean_tasks, clean_fields)
 
 
 class _Killed(BaseException):
@@ -359,14 +358,7 @@ def test_a_first_sync_killed_mid_salesforce_read_does_not_read_the_staged_pages_
     assert store.scan_staged("", 100) == ("", {})
     assert _staged_point(store) == {}
     store.clear()
-    for system in ("hubspot", "salesforce"):
-        assert stats[system]["duplicate_task_keys"] == 0
-        assert max(tasks[system].values()) == 1
-        assert _people_tasks(tasks[system]) == _people_tasks(clean_tasks[system])
-        assert len(tasks[system]) == len(clean_tasks[system])
-    assert stats["duplicate_task_keys_across_systems"] == 0
-    lost = _unlike(clean_fields, fields)
-    assert lost == {}, dict(list(lost.items())[:5])
+    _assert_like_the_clean_run(stats, tasks, fields, clean_tasks, clean_fields)
 
 
 def json_after(point: dict[str, Any]) -> dict[str, Any]:
