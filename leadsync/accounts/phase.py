@@ -32,6 +32,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from leadsync.accounts.handoff import Handoff, choose_target, hand_off
@@ -42,6 +43,7 @@ from leadsync.accounts.resolve import (
     PersonAccountFacts,
     normalise_domain,
 )
+from leadsync.connectors.account_values import account_canonical
 from leadsync.connectors.base import (
     AccountLinks,
     Connector,
@@ -51,7 +53,9 @@ from leadsync.connectors.base import (
     WriteResult,
 )
 from leadsync.connectors.hubspot.mapping import parse_datetime as hubspot_datetime
+from leadsync.connectors.hubspot.writes import REASONS_LEN as HUBSPOT_REASONS_LEN
 from leadsync.connectors.salesforce.mapping import parse_datetime as salesforce_datetime
+from leadsync.connectors.salesforce.writes import REASONS_LEN as SALESFORCE_REASONS_LEN
 from leadsync.identity import Person
 from leadsync.report import CycleReport
 from leadsync.scoring import Evaluation
@@ -530,11 +534,13 @@ class AccountPhase:
     def write(self, evaluated: Mapping[str, AccountEvaluation],
               crm_of: Mapping[str, Sequence[CrmAccount]]) -> None:
         by_system: dict[str, list[FieldUpdate]] = {}
+        sent: dict[str, tuple[CrmAccount, dict[str, object]]] = {}
         for key, ev in evaluated.items():
             values = account_values(ev)
             for acc in crm_of.get(key, ()):
                 by_system.setdefault(acc.ref.system, []).append(
                     FieldUpdate(ref=acc.ref, values=values, previous=acc.current))
+                sent[acc.ref.key] = (acc, values)
         for system, updates in by_system.items():
             if system in self.stopped:
                 continue
@@ -546,10 +552,29 @@ class AccountPhase:
                     updates, dry_run=self.dry_run)
             if result.written:
                 self.report.account_records_written[system] += len(result.written)
+                if not self.dry_run:
+                    self.remember_written(result.written, sent)
             if system in self.stopped:  # refused records are reported, not retried each cycle
                 self.unfinished = True
             for err in result.failed:
                 self.report.add_failure(err.ref.key, f"account write: {err.reason}")
+
+    def remember_written(self, written: Sequence[RecordRef],
+                         sent: Mapping[str, tuple[CrmAccount, dict[str, object]]]) -> None:
+        """The stored accounts take the values just written: the next cycle, which reads only
+        the accounts changed since its cursor, diffs against what the CRM now holds, not what
+        it held before this write (else every cycle that re-evaluates an unchanged account
+        rewrites the same values when the CRM's stamps lag the cursor)."""
+        entries: dict[str, str] = {}
+        for ref in written:
+            if ref.key not in sent:
+                continue
+            acc, values = sent[ref.key]
+            current = {**acc.current,
+                       **{k: _stored(ref.system, k, v) for k, v in values.items()}}
+            entries[ref.key] = encode_account(replace(acc, current=current))
+        if entries:
+            self.state.set_fingerprints(ACCOUNT_KIND, entries)
 
     def hand_off(self, evaluated: Mapping[str, AccountEvaluation],
                  crm_of: Mapping[str, Sequence[CrmAccount]],
@@ -582,6 +607,14 @@ class AccountPhase:
                     self.unfinished = True
             if system in self.stopped:
                 self.unfinished = True
+
+
+def _stored(system: str, name: str, value: object) -> object:
+    """A written account value as the CRM holds it after the write: its canonical form (the
+    reasons rendered and cut to the CRM's length), an instant as ISO 8601 UTC."""
+    reasons_len = HUBSPOT_REASONS_LEN if system == "hubspot" else SALESFORCE_REASONS_LEN
+    canon = account_canonical(name, value, reasons_len=reasons_len)
+    return canon.astimezone(UTC).isoformat() if isinstance(canon, datetime) else canon
 
 
 def _parses(key: str) -> bool:

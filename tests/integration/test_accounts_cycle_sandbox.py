@@ -267,3 +267,24 @@ def test_deleted_accounts_are_found_without_a_full_read(sandbox: Sandbox) -> Non
     assert second.accounts_deleted == 0
     assert second.accounts_evaluated == first.accounts_evaluated and second.accounts_mqa == 0
     assert len(mqa_tasks(sandbox)) == 1
+
+
+def test_a_quiet_cycle_that_re_evaluates_a_person_rewrites_no_account() -> None:
+    """The e2e demo data (300 people, seed 11) has a person whose owed task has no owner: every
+    incremental cycle evaluates them again, and so their account. The account read by cursor
+    does not see leadsync's own write of the last cycle when the CRM's stamps lag the cursor
+    (here: the sandbox's clock runs behind the worker's), so the stored account must hold
+    what was written: a quiet cycle writes 0 account records (it rewrote 1 per CRM each cycle)."""
+    with Sandbox(contacts=300, seed=11) as sb:
+        state = InMemoryStateStore()
+        with environ({**sb.env, "LEADSYNC_REDIS_URL": ""}):
+            settings = load_settings().model_copy(update={"redis_url": None})
+            first = run_job(build_runtime(settings, state=state), "incremental")
+            assert first.people == 301 and sum(first.account_records_written.values()) == 99
+            for _ in range(3):
+                before = {s: sb.stats()[s]["records_written"] for s in ("hubspot", "salesforce")}
+                quiet = run_job(build_runtime(settings, state=state), "incremental")
+                after = {s: sb.stats()[s]["records_written"] for s in ("hubspot", "salesforce")}
+                assert quiet.people == 1
+                assert dict(quiet.account_records_written) == {}
+                assert after == before
