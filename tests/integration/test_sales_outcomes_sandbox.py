@@ -54,9 +54,10 @@ def world() -> Iterator[World]:
         ops: Counter[str] = Counter()
         query_pages = conn.client.query_pages
 
-        def counted(op: str, soql: str) -> Iterator[list[dict[str, Any]]]:
+        def counted(op: str, soql: str, *,
+                    include_deleted: bool = False) -> Iterator[list[dict[str, Any]]]:
             ops[op] += 1
-            return query_pages(op, soql)
+            return query_pages(op, soql, include_deleted=include_deleted)
 
         conn.client.query_pages = counted  # type: ignore[method-assign]
         first = run_job(runtime, "full")
