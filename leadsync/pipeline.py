@@ -166,15 +166,18 @@ def written_values(ev: Evaluation) -> dict[str, object]:
 
 def run_job(runtime: Runtime, job: Job, *, dry_run: bool = False, lock: Lock | None = None,
             record_keys: Sequence[str] | None = None,
-            progress: Callable[[str], None] | None = None) -> CycleReport:
+            progress: Callable[[str], None] | None = None,
+            keep_people: bool = True) -> CycleReport:
     """Run one job to the end (or to a clean stop) and say what it did. `progress`, when
-    given, hears a short line at each phase and every few hundred records (no ids)."""
+    given, hears a short line at each phase and every few hundred records (no ids);
+    `keep_people`: the report lists everyone evaluated (`CycleReport.outcomes`, `primary`)."""
     if job not in JOBS:
         raise ValueError(f"unknown job {job!r}; expected one of {', '.join(JOBS)}")
     started = time.monotonic()
     calls_before = runtime.api_calls()
     beat = Heartbeat(lock)
-    cycle = _Cycle(runtime, CycleReport(job=job, dry_run=dry_run, now=runtime.clock()),
+    cycle = _Cycle(runtime, CycleReport(job=job, dry_run=dry_run, now=runtime.clock(),
+                                        keep_people=keep_people),
                    lock=beat, dry_run=dry_run, progress=progress)
     try:
         with beat:
@@ -249,6 +252,9 @@ class _Cycle:
         self.done_streams: list[_Stream] = []
         self.saved_event_keys: set[str] = set()  # records whose new events the pull saved
         self.account_phase: AccountPhase | None = None  # the run's, across its pages
+        # a full run with routing: the people counted against a rep that no page evaluated
+        # yet (what `sweep_open_owners` drops at the end), instead of everyone evaluated
+        self.open_unseen: set[str] | None = None
 
     # -- phases -------------------------------------------------------------------------
     def run(self, job: str, record_keys: Iterable[str]) -> None:
@@ -279,11 +285,16 @@ class _Cycle:
         if job == "chunk":
             force |= set(record_keys)
         self.force = force
+        sweep = job == "full" and settled is None and not self.dry_run \
+            and self.rt.model.routing.enabled
+        if sweep:
+            self.open_unseen = set(self.state.open_owners())
         for records, last in self.people_pages():
             self.run_page(records, job, last=last)
-        if job == "full" and settled is None and not self.budget_stopped \
-                and not self.dry_run and self.rt.model.routing.enabled:
-            sweep_open_owners(self.state, self.report.outcomes)  # docs/routing.md, "Capacity"
+        if sweep and not self.budget_stopped:  # docs/routing.md, "Capacity"
+            unseen = self.open_unseen or set()
+            sweep_open_owners(self.state, {p for p in self.state.open_owners()
+                                           if p not in unseen})
 
     def run_page(self, records: dict[str, CrmPerson], job: str, *, last: bool) -> None:
         """One page of people from their records to the commit. A page takes its people's
@@ -874,8 +885,11 @@ class _Cycle:
         for person, ev in zip(people, evaluations, strict=True):
             report.stages[ev.stage] += 1
             report.sla[ev.sla_status] += 1
-            report.outcomes[person.id] = (ev.stage, ev.sla_status, ev.score)
-            report.primary[person.id] = person.records[0].ref.key
+            if report.keep_people:
+                report.outcomes[person.id] = (ev.stage, ev.sla_status, ev.score)
+                report.primary[person.id] = person.records[0].ref.key
+            if self.open_unseen is not None:
+                self.open_unseen.discard(person.id)
             if ev.stage_changed:
                 report.transitions[f"{person.profile.stage or 'new'}->{ev.stage}"] += 1
         ranked = sorted(zip(people, evaluations, strict=True), key=lambda pe: -pe[1].score)

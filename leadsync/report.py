@@ -64,6 +64,9 @@ class CycleReport:
     outcomes: dict[str, tuple[str, str, int]] = field(default_factory=dict, repr=False)
     # person key -> its primary record's key, of everyone evaluated; not serialised (size)
     primary: dict[str, str] = field(default_factory=dict, repr=False)
+    # whether the cycle fills `outcomes` and `primary` (the demo folds them; `leadsync sync`
+    # and the workers do not ask: their memory stays flat in the number of people)
+    keep_people: bool = field(default=True, repr=False)
 
     @property
     def stage_changes(self) -> int:

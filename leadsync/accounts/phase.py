@@ -64,6 +64,7 @@ from leadsync.scoring.accounts import (
     AccountFields,
     AccountModel,
     Member,
+    engaged_members,
     evaluate_account,
     member_of,
 )
@@ -79,6 +80,10 @@ TOP_ACCOUNTS = 5  # the report's top accounts (the sync and demo summaries show 
 # the CRMs' accounts as last read (incremental runs read only the changed ones: module doc)
 ACCOUNT_KIND = "account_entry"  # CRM account record key -> the account as read (JSON)
 ACCOUNT_REFS_KIND = "account_refs"  # system -> space-separated account record keys
+# the record keys of the run's pages, one entry a page (`note`): what a phase that did not
+# finish hands to `retry`, read back then instead of held by the process (memory flat)
+RUN_KEYS_KIND = "account_run_keys"  # page number -> space-separated record keys
+CHUNK_ACCOUNTS = 500  # `finish` scores the accounts this many at a time, members from the store
 ACCOUNTS_CURSOR = "{system}:accounts"
 FULL_READ_CURSOR = "{system}:accounts_full"  # when every account was last read
 CURSOR_OVERLAP = timedelta(minutes=5)
@@ -243,12 +248,21 @@ class AccountPhase:
         self.retry = retry
         self.unfinished = False  # a stop or a refusal: this cycle's people are retried
         self.broken = False  # a CRM's accounts or links could not be read: nothing is scored
-        # the run so far: person key -> (account key, member, record keys), accounts touched,
-        # the people's record keys (retried when the phase does not finish)
+        # the run so far: the pages noted, the accounts touched and those the run's people
+        # resolve to. A real run's members are stored per page and read back by `finish` a
+        # chunk of accounts at a time; a dry run stores nothing, so it keeps them in `noted`
+        # (person key -> account key, member, record keys). The record keys of the run's
+        # people (retried when the phase does not finish) are stored per page
+        # (`RUN_KEYS_KIND`); a dry run retries nothing.
         self.noted: dict[str, tuple[str | None, Member, tuple[str, ...]]] = {}
+        self.pages = 0  # pages whose record keys are stored (`RUN_KEYS_KIND`)
+        self.seen_people = False  # a page with people was noted
+        self.resolved: set[str] = set()  # accounts a person of this run resolved to
+        # person key -> label of this run's engaged people (what an MQA task names: the
+        # store keeps no name)
+        self.labels: dict[str, str] = {}
         self.bare_domains: dict[str, str | None] = {}  # account key -> domain (no CRM record)
         self.touched: set[str] = set()
-        self.retry_keys: set[str] = set()
         self._index: AccountIndex | None = None
         self._crm_of: dict[str, list[CrmAccount]] | None = None  # account key -> CRM records
         self.gone: list[CrmAccount] = []  # stored accounts the read found deleted in their CRM
@@ -268,7 +282,10 @@ class AccountPhase:
         once."""
         if self.model.accounts is None or self.broken or not people:
             return
-        self.retry_keys.update(r.ref.key for p in people for r in p.records)
+        if not self.dry_run:  # retried if the phase does not finish (`finish`)
+            self.state.set_fingerprints(RUN_KEYS_KIND, {str(self.pages): " ".join(
+                sorted({r.ref.key for p in people for r in p.records}))})
+            self.pages += 1
         read = self.read(people)
         if read is None:
             self.broken = True
@@ -290,9 +307,17 @@ class AccountPhase:
         moved = {pid: b[0] for pid, b in before.items() if b is not None and b[0]}
         touched = {a for a, _, _ in page.values() if a is not None} | set(moved.values())
         self.touched |= touched
-        self.noted.update(page)
+        self.resolved |= {a for a, _, _ in page.values() if a is not None}
+        self.seen_people = True
         if self.dry_run:
+            self.noted.update(page)
             return
+        rules = self.model.accounts
+        for pid, (_, member, _) in page.items():
+            if member.label is not None and engaged_members([member], rules, self.now):
+                self.labels[pid] = member.label
+            else:
+                self.labels.pop(pid, None)
         # durable per page: a run killed before `finish` leaves its members for the next run
         self.state.set_fingerprints(MEMBER_KIND, {
             pid: encode_member(*entry, noted=self.now) for pid, entry in sorted(page.items())})
@@ -311,7 +336,7 @@ class AccountPhase:
         """Score the accounts the run's people touched (every account in the full run), write
         their changed fields and hand each MQA off once; then remember the members."""
         rules = self.model.accounts
-        if rules is None or (not self.noted and not full and not self.broken):
+        if rules is None or (not self.seen_people and not full and not self.broken):
             return
         try:
             if self.broken or (self._crm_of is None and self.read([]) is None):
@@ -322,45 +347,79 @@ class AccountPhase:
             self.score(rules, full=full)
         finally:
             if self.unfinished and not self.dry_run:
-                self.retry(sorted(self.retry_keys))
+                self.retry(sorted(self.run_keys()))
+            if self.pages and not self.dry_run:  # the store has no delete: blanked
+                self.state.set_fingerprints(RUN_KEYS_KIND,
+                                            dict.fromkeys(map(str, range(self.pages)), ""))
+
+    def run_keys(self) -> set[str]:
+        """The record keys of the run's people (`note` stored them a page at a time)."""
+        stored = self.state.get_fingerprints(RUN_KEYS_KIND, [str(n) for n in range(self.pages)])
+        return {k for v in stored.values() for k in v.split()}
 
     def score(self, rules: AccountModel, *, full: bool) -> None:
+        """Score the touched accounts `CHUNK_ACCOUNTS` at a time, each chunk's members read
+        from the store (this run's pages stored theirs; a dry run's are in `noted`), so the
+        process holds one chunk's members, not the run's people; what the writes and the
+        hand-offs need stays: every account's evaluation and the MQA accounts' records."""
         crm_of = self._crm_of or {}
         # an account deleted from every CRM leaves, unless a person of this run still
         # resolves to its key (a bare email domain account now)
-        leaving = self.gone_keys - {a for a, _, _ in self.noted.values() if a is not None}
+        leaving = self.gone_keys - self.resolved
         if leaving:
             self.leave(leaving)
-        touched = (set(self.touched) | (set(crm_of) if full else set())) - leaving
-        members: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {k: {} for k in touched}
-        stored: dict[str, str] = {}
-        gone: set[str] = set()
-        if touched:  # the stored members (this run's pages wrote theirs), this run's on top
-            stored = self.state.get_fingerprints(MEMBERS_KIND, sorted(touched))
-            others = sorted({p for v in stored.values() for p in v.split()} - set(self.noted))
-            payloads = self.state.get_fingerprints(MEMBER_KIND, others) if others else {}
-            if full:  # everyone in both CRMs was read: a member noted before and unseen is gone
-                gone = {pid for pid in others if pid not in payloads
-                        or (noted_at(payloads[pid]) or _EPOCH) < self.run_started}
-            for pid, payload in payloads.items():
-                found = decode_member(pid, payload)
-                if found is not None and found[0] in members and pid not in gone:
-                    members[found[0]][pid] = (found[1], found[2])
-        if gone:
-            self.prune(stored, gone)
-        for pid, (account, member, records) in self.noted.items():
+        touched = sorted((set(self.touched) | (set(crm_of) if full else set())) - leaving)
+        dry: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {}
+        for pid, (account, member, records) in self.noted.items():  # a dry run's pages
             if account is not None:
-                members[account][pid] = (member, records)
-        evaluated = {key: evaluate_account(
-            _fields(key, crm_of.get(key, ())), [m for m, _ in members[key].values()], rules,
-            self.model.version, self.now, previous_mqa_at=_mqa_at(crm_of.get(key, ())))
-            for key in sorted(touched)}
+                dry.setdefault(account, {})[pid] = (member, records)
+        evaluated: dict[str, AccountEvaluation] = {}
+        mqa_members: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {}
+        pruned: set[str] = set()
+        for at in range(0, len(touched), CHUNK_ACCOUNTS):
+            chunk = touched[at:at + CHUNK_ACCOUNTS]
+            members = self.chunk_members(chunk, dry, full=full, pruned=pruned)
+            done = {key: evaluate_account(
+                _fields(key, crm_of.get(key, ())), [m for m, _ in members[key].values()], rules,
+                self.model.version, self.now, previous_mqa_at=_mqa_at(crm_of.get(key, ())))
+                for key in chunk}
+            self.remember(rules, done, members)
+            evaluated.update(done)
+            mqa_members.update({key: members[key] for key, ev in done.items() if ev.mqa})
         self.report.accounts_evaluated += len(evaluated)
         self.report.accounts_mqa += sum(1 for ev in evaluated.values() if ev.mqa)
         self.report.top_accounts = top_accounts(evaluated, crm_of, self.bare_domains)
-        self.remember(rules, evaluated, members)
         self.write(evaluated, crm_of)
-        self.hand_off(evaluated, crm_of, members)
+        self.hand_off(evaluated, crm_of, mqa_members)
+
+    def chunk_members(self, chunk: Sequence[str],
+                      dry: Mapping[str, Mapping[str, tuple[Member, tuple[str, ...]]]], *,
+                      full: bool, pruned: set[str]
+                      ) -> dict[str, dict[str, tuple[Member, tuple[str, ...]]]]:
+        """The members of a chunk of accounts: the stored ones (this run's pages wrote theirs,
+        with the labels of this run's engaged people), a dry run's on top. A full run prunes
+        the members noted before it started that it did not see (`pruned`: counted once)."""
+        members: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {k: {} for k in chunk}
+        stored = self.state.get_fingerprints(MEMBERS_KIND, list(chunk))
+        others = sorted({p for v in stored.values() for p in v.split()} - set(self.noted))
+        payloads = self.state.get_fingerprints(MEMBER_KIND, others) if others else {}
+        gone: set[str] = set()
+        if full:  # everyone in both CRMs was read: a member noted before and unseen is gone
+            gone = {pid for pid in others if pid not in payloads
+                    or (noted_at(payloads[pid]) or _EPOCH) < self.run_started}
+        for pid, payload in payloads.items():
+            found = decode_member(pid, payload)
+            if found is not None and found[0] in members and pid not in gone:
+                member = found[1]
+                if pid in self.labels:
+                    member = replace(member, label=self.labels[pid])
+                members[found[0]][pid] = (member, found[2])
+        if gone:
+            self.prune(stored, gone, count=len(gone - pruned))
+            pruned |= gone
+        for key in chunk:
+            members[key].update(dry.get(key, {}))
+        return members
 
     def remember(self, rules: AccountModel, evaluated: Mapping[str, AccountEvaluation],
                  members: Mapping[str, Mapping[str, tuple[Member, tuple[str, ...]]]]) -> None:
@@ -421,11 +480,11 @@ class AccountPhase:
         self.state.set_fingerprints(STATE_KIND, dict.fromkeys(sorted(keys), ""))
         self.retry(sorted(r for r in records if r.split(":", 1)[0] in self.connectors))
 
-    def prune(self, stored: Mapping[str, str], gone: set[str]) -> None:
+    def prune(self, stored: Mapping[str, str], gone: set[str], *, count: int) -> None:
         """Drop members a full run did not see from their accounts (their entries are blanked:
-        the store has no delete); counted in the report."""
-        self.report.account_members_pruned += len(gone)
-        log.info("account members pruned: no longer in the CRMs", extra={"count": len(gone)})
+        the store has no delete); `count` of them (not counted before) go in the report."""
+        self.report.account_members_pruned += count
+        log.info("account members pruned: no longer in the CRMs", extra={"count": count})
         if self.dry_run:
             return
         self.state.set_fingerprints(MEMBERS_KIND, {

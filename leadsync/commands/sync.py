@@ -113,7 +113,8 @@ def _one_cycle(runtime: Any, job: Job, *, dry_run: bool, as_json: bool, lock: An
     # terminal, log lines wait until the tables are printed (never inside the live output).
     with held_logs(err_console.is_terminal and not as_json):
         with err_console.status("starting a cycle") as status:
-            report = run_job(runtime, job, dry_run=dry_run, lock=lock, progress=status.update)
+            report = run_job(runtime, job, dry_run=dry_run, lock=lock, progress=status.update,
+                             keep_people=False)
         return _show(report, dry_run=dry_run, as_json=as_json, model=runtime.model)
 
 

@@ -58,7 +58,8 @@ class WorkerContext:
     ) -> Mapping[str, Any]:
         from leadsync.pipeline import run_job
 
-        report = run_job(self.runtime, job, lock=lock, record_keys=record_keys)  # type: ignore[arg-type]
+        report = run_job(self.runtime, job, lock=lock, record_keys=record_keys,  # type: ignore[arg-type]
+                         keep_people=False)
         result: Mapping[str, Any] = report.to_dict()
         return result
 

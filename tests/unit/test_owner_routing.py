@@ -145,3 +145,33 @@ def test_hand_assigned_people_on_the_same_page_count_before_the_turns() -> None:
     assert state.route_counts("jp") == {"boss@example.com": (0, 1), "rep@example.com": (1, 1)}
     # p-0: rep is no HubSpot owner (reported, as ever); p-1: pool full and no fallback owner
     assert report.routing_unrouted == ["p-0", "p-1"]
+
+
+@pytest.mark.parametrize("keep_people", [True, False])
+def test_a_full_run_drops_from_the_counts_only_the_people_it_did_not_evaluate(
+        keep_people: bool) -> None:
+    """The sweep after a complete full run (docs/routing.md, "Capacity") works from the people
+    counted at its start that no page evaluated, so it does not need the report's list of
+    everyone evaluated (`keep_people=False`: `leadsync sync` and the workers)."""
+    from leadsync.pipeline import run_job
+    from tests.unit.test_pipeline import Clock, make_runtime
+
+    clock = Clock()
+    hs, sf = FakeConnector("hubspot", clock), FakeConnector("salesforce", clock)
+    demo = Event("form_submit", clock.now - timedelta(hours=1),
+                 MappingProxyType({"form": "demo_request"}))
+    for i in range(3):
+        ref = sf.add("Lead", f"00Q{i}", owner_id=None, email=f"p{i}@example.co.jp",
+                     country="JP")
+        sf.add_event(ref, demo)
+    state = InMemoryStateStore()
+    runtime = replace(make_runtime((hs, sf), clock, state), model=model())
+    run_job(runtime, "full")
+    counted = state.open_owners()
+    assert len(counted) == 3
+    state.set_open_owners({"p-gone-1": "rep@example.com", "p-gone-2": "boss@example.com"})
+    clock.advance(minutes=10)
+    report = run_job(runtime, "full", keep_people=keep_people)
+    assert state.open_owners() == counted  # the two no CRM holds left, the three stay
+    assert len(report.outcomes) == (3 if keep_people else 0)
+    assert len(report.primary) == (3 if keep_people else 0)
