@@ -8,7 +8,7 @@ user should hold): it writes a source-format project the admin deploys with
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -50,20 +50,9 @@ ACCOUNT_SPECS: Mapping[str, tuple[str, str, str, str, int | None]] = {
 
 
 def account_field_xml(api_name: str) -> str:
+    """One Account `<CustomField>` in source format."""
     label, mtype, _, extra, _ = ACCOUNT_SPECS[api_name]
-    return "\n".join([
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        '<CustomField xmlns="http://soap.sforce.com/2006/04/metadata">',
-        f"    <fullName>{escape(api_name)}</fullName>",
-        f"    <label>{escape(label)}</label>",
-        f"    <type>{mtype}</type>",
-        "    <externalId>false</externalId>",
-        "    <required>false</required>",
-        "    <trackHistory>false</trackHistory>",
-        "    <description>Written by leadsync (account score); do not edit by hand.</description>",
-        *([f"    {extra}"] if extra else []),
-        "</CustomField>",
-    ]) + "\n"
+    return custom_field_xml(api_name, label, mtype, "account score", extra=extra, values=())
 
 
 def account_problems(describe: Mapping[str, Any]) -> list[str]:
@@ -91,6 +80,13 @@ def account_problems(describe: Mapping[str, Any]) -> list[str]:
 def field_xml(api_name: str, logical: str) -> str:
     """One `<CustomField>` in source format."""
     label, mtype, _, extra, values = FIELD_SPECS[logical]
+    return custom_field_xml(api_name, label, mtype, logical, extra=extra, values=values)
+
+
+def custom_field_xml(api_name: str, label: str, mtype: str, written_for: str, *,
+                     extra: str | None, values: Sequence[str]) -> str:
+    """A `<CustomField>` leadsync writes (`written_for` names it in the description), with an
+    optional extra element and a restricted picklist of `values`."""
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<CustomField xmlns="http://soap.sforce.com/2006/04/metadata">',
@@ -100,7 +96,7 @@ def field_xml(api_name: str, logical: str) -> str:
         "    <externalId>false</externalId>",
         "    <required>false</required>",
         "    <trackHistory>false</trackHistory>",
-        f"    <description>Written by leadsync ({logical}); do not edit by hand.</description>",
+        f"    <description>Written by leadsync ({written_for}); do not edit by hand.</description>",
     ]
     if extra:
         parts.append(f"    {extra}")
