@@ -100,6 +100,10 @@ TOP_N = 10
 # engagement events a CRM thread holds before saving them (not in a dry run): the pull's memory
 # does not grow with the engagement
 EVENTS_FLUSH = 5_000
+# the run's forced records (to evaluate even if their inputs look unchanged), a pending-style set
+# in the state store asked a page at a time: a first sync forces everyone with engagement, too
+# many to hold (docs/resume.md, "Memory")
+FORCED = "run:forced"
 HELD_EVENTS_MAX = 20_000
 HELD_EVENTS_MAX_AGE = timedelta(days=30)
 
@@ -205,7 +209,6 @@ class CrmReads:
     held: dict[str, str] = field(default_factory=dict)  # events of emails without a record
     cursors: dict[str, datetime] = field(default_factory=dict)
     sales: dict[str, tuple[str, str]] = field(default_factory=dict)  # fp -> (record key, seen)
-    saved: set[str] = field(default_factory=set)  # record keys whose new events are saved
 
 
 class _SiblingFailed(Exception):
@@ -241,16 +244,16 @@ class _Cycle:
         self.own = OwnFields(self.state)  # what leadsync last wrote to its own fields (drift)
         self.routed_values: dict[str, dict[str, object]] = {}  # record key -> owner, reason
         # page by page: the staging area of the people read whole (a dry run's is its own,
-        # in the process), the CRMs staged there, records to evaluate anyway, the forced
-        # record keys a page had (a dry run: every key), this page's keys, the paged reads
+        # in the process), the CRMs staged there, where the forced records are (`FORCED`: the
+        # state store; a dry run's and a chunk's in the process), the record keys a dry run's
+        # pages had, this page's keys, the paged reads
         self.staging: StateStore = InMemoryStateStore() if dry_run else self.state
         self.staged_systems: list[str] = []
-        self.force: set[str] = set()
+        self.forced_in: StateStore = self.staging
         self.seen: set[str] = set()
         self.page_keys: list[str] = []
         self.streams: list[_Stream] = []  # the paged CRMs' people reads, in order
         self.done_streams: list[_Stream] = []
-        self.saved_event_keys: set[str] = set()  # records whose new events the pull saved
         self.account_phase: AccountPhase | None = None  # the run's, across its pages
         # a full run with routing: the people counted against a rep that no page evaluated
         # yet (what `sweep_open_owners` drops at the end), instead of everyone evaluated
@@ -262,7 +265,9 @@ class _Cycle:
         activity -> then page by page (a paged CRM's people; then the staged records no page
         took; last, the forced records nobody read): resolve -> evaluate -> write ->
         follow-ups -> commit."""
-        force: set[str] = set()  # records to evaluate even if their inputs look unchanged
+        # chunks run side by side: theirs stay in the process
+        self.forced_in = InMemoryStateStore() if job == "chunk" else self.staging
+        self.forced_in.drop_pending(FORCED)  # what a killed run left
         paged: list[str] = []
         if job in ("incremental", "full"):
             paged = [s for s, c in self.rt.connectors.items() if isinstance(c, PagedPeople)]
@@ -271,20 +276,19 @@ class _Cycle:
             sales_keys = self.pull(full=job == "full", paged=paged, starts=starts)
             self.resolve_held_events({})  # by the identity index; staged records per page
             self.checkpoint()
-            force |= self.settle_activity(sales_keys)
+            self.force(self.settle_activity(sales_keys))
             for system in self.rt.connectors:
-                force |= self.state.get_pending(system)
+                self.force_pending(system)
             self.streams = [self.open_stream(system, full=job == "full") for system in paged]
         # a resumed run: people the killed run evaluated need no second look for their clock
         resumed = [s.started for s in self.streams if s.resumed]
         settled = min(resumed) if resumed else None
         if job in ("incremental", "sla"):
-            force |= memory.open_sla_records(self.state, self.now, settled_since=settled)
+            self.force(memory.open_sla_records(self.state, self.now, settled_since=settled))
             # not created yet: retried each cycle
-            force |= memory.owed_task_records(self.state, settled_since=settled)
+            self.force(memory.owed_task_records(self.state, settled_since=settled))
         if job == "chunk":
-            force |= set(record_keys)
-        self.force = force
+            self.force(record_keys)
         sweep = job == "full" and settled is None and not self.dry_run \
             and self.rt.model.routing.enabled
         if sweep:
@@ -295,6 +299,20 @@ class _Cycle:
             unseen = self.open_unseen or set()
             sweep_open_owners(self.state, {p for p in self.state.open_owners()
                                            if p not in unseen})
+        if not self.dry_run:
+            self.forced_in.drop_pending(FORCED)
+
+    def force(self, record_keys: Iterable[str]) -> None:
+        """Records to evaluate this run even if their inputs look unchanged."""
+        self.forced_in.add_pending(FORCED, sorted(record_keys))
+
+    def force_pending(self, system: str) -> None:
+        """Every record on a CRM's durable to-do list is forced: a union inside the store
+        (a dry run's or a chunk's forced set is in the process: read it)."""
+        if self.forced_in is self.state:
+            self.state.copy_pending(system, FORCED)
+        else:
+            self.force(self.state.get_pending(system))
 
     def run_page(self, records: dict[str, CrmPerson], job: str, *, last: bool) -> None:
         """One page of people from their records to the commit. A page takes its people's
@@ -303,9 +321,9 @@ class _Cycle:
         self.resolve_held_events(records)
         spare: dict[str, CrmPerson] = {}
         if job != "full":
-            records, spare = self.drop_unchanged(records, self.force)
-        if last:
-            wanted = self.force - self.seen
+            records, spare = self.drop_unchanged(records)
+        if last:  # the forced records no page had (the pages took theirs off the set)
+            wanted = self.forced_in.get_pending(FORCED) - self.seen
             spare.update(self.staged(wanted - set(records) - set(spare)))
             records.update(self.read_missing(wanted, records, spare))
             self.checkpoint()
@@ -313,9 +331,12 @@ class _Cycle:
         spare.update(self.staged(related - set(records) - set(spare)))
         records.update(self.read_missing(related, records, spare))
         self.checkpoint()
-        # what a later page must not take again: the staging area forgets a page's records
-        # at its commit, so only the forced ones are kept here (a dry run commits nothing)
-        self.seen.update(records if self.dry_run else (k for k in records if k in self.force))
+        # what a later page must not take again: the forced ones leave the set; the staging
+        # area forgets a page's records at its commit (a dry run commits nothing: it keeps
+        # every key)
+        self.forced_in.remove_pending(FORCED, sorted(records))
+        if self.dry_run:
+            self.seen.update(records)
         self.page_keys = sorted(records)
         candidates = self.defer_incomplete(self.resolve(records.values()))
         people, evaluations = self.evaluate(candidates)
@@ -442,7 +463,7 @@ class _Cycle:
         """Engagement, held events and sales changes read by the pull are saved now, the
         records they concern put on the durable to-do list (the pending sets), and their
         cursors moved: a run killed later does not read them again. Returns those records."""
-        keys = set(self.new_events) | sales_keys | self.saved_event_keys
+        keys = set(self.new_events) | sales_keys
         if self.dry_run:
             return keys
         self.commit_engagement()
@@ -552,7 +573,6 @@ class _Cycle:
             for key, events in found.events.items():
                 self.new_events.setdefault(key, {}).update(events)
             self.held_new.update(found.held)
-            self.saved_event_keys |= found.saved
             if system not in self.budget_stopped:
                 sales.update(found.sales)
         self.drop_known_events()
@@ -737,16 +757,19 @@ class _Cycle:
 
     def save_events(self, found: CrmReads) -> None:
         """In a CRM thread's engagement read: save the events read so far that are news and
-        forget them, so the pull holds at most EVENTS_FLUSH events a CRM. Their records are
-        evaluated this run (`found.saved`, then the pending list); the stream's cursor still
+        forget them, so the pull holds at most EVENTS_FLUSH events a CRM. Their records go on
+        the CRM's durable to-do list at once (evaluated this run, or the next one if this one
+        is killed: the overlap re-read finds their events known); the stream's cursor still
         moves only in `settle_activity`, after the whole read."""
         fresh = self.fresh_events(found.events)
         if fresh:
             self.state.add_events_many(fresh)
-        found.saved.update(fresh)
+            for system in self.rt.connectors:
+                prefix = system + ":"
+                self.state.add_pending(system, sorted(k for k in fresh if k.startswith(prefix)))
         found.events = {}
 
-    def drop_unchanged(self, records: dict[str, CrmPerson], force: set[str]
+    def drop_unchanged(self, records: dict[str, CrmPerson]
                        ) -> tuple[dict[str, CrmPerson], dict[str, CrmPerson]]:
         """Split off records whose inputs are what we last evaluated: typically the echo of
         our own writes, which bumps the CRM's modification time. They cost nothing more unless
@@ -754,7 +777,8 @@ class _Cycle:
         if not records:
             return records, {}
         seen = self.state.get_fingerprints("input", list(records))
-        force = force | self.own.unsettled(records)  # hand edits of our fields: drift
+        force = self.forced_in.pending_among(FORCED, sorted(records))
+        force |= self.own.unsettled(records)  # hand edits of our fields: drift
         kept: dict[str, CrmPerson] = {}
         spare: dict[str, CrmPerson] = {}
         for key, rec in records.items():

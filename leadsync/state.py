@@ -89,6 +89,12 @@ class StateStore(Protocol):
     def get_pending(self, system: str) -> set[str]: ...
     def add_pending(self, system: str, record_keys: Sequence[str]) -> None: ...
     def remove_pending(self, system: str, record_keys: Sequence[str]) -> None: ...
+    # a set too large to hold (a first sync's forced records: docs/resume.md, "Memory") is
+    # asked about a page at a time: which of these keys it has, a union kept in the store,
+    # and dropped whole
+    def pending_among(self, system: str, record_keys: Sequence[str]) -> set[str]: ...
+    def copy_pending(self, source: str, target: str) -> None: ...
+    def drop_pending(self, system: str) -> None: ...
 
     # per-person lifecycle memory not written to CRMs (stage_entered_at, score_at_mql),
     # as JSON-able dicts
@@ -426,6 +432,20 @@ class InMemoryStateStore:
     def remove_pending(self, system: str, record_keys: Sequence[str]) -> None:
         with self._guard:
             self._pending.get(system, set()).difference_update(record_keys)
+
+    def pending_among(self, system: str, record_keys: Sequence[str]) -> set[str]:
+        with self._guard:
+            have = self._pending.get(system, set())
+            return {k for k in record_keys if k in have}
+
+    def copy_pending(self, source: str, target: str) -> None:
+        with self._guard:
+            if self._pending.get(source):
+                self._pending.setdefault(target, set()).update(self._pending[source])
+
+    def drop_pending(self, system: str) -> None:
+        with self._guard:
+            self._pending.pop(system, None)
 
     def get_person_state(self, person_keys: Sequence[str]) -> dict[str, dict[str, object]]:
         with self._guard:

@@ -449,6 +449,24 @@ class RedisStateStore:
         if record_keys:
             self.redis.srem(self._k("pending", system), *record_keys)
 
+    def pending_among(self, system: str, record_keys: Sequence[str]) -> set[str]:
+        if not record_keys:
+            return set()
+        keys = list(record_keys)
+        flags = cast(list[Any], self.redis.smismember(self._k("pending", system), keys))
+        return {k for k, flag in zip(keys, flags, strict=True) if flag}
+
+    def copy_pending(self, source: str, target: str) -> None:
+        """target |= source, inside Redis (the union never passes through the process)."""
+        target_key = self._k("pending", target)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.sunionstore(target_key, [target_key, self._k("pending", source)])
+        pipe.expire(target_key, self._ttl_pending)
+        pipe.execute()
+
+    def drop_pending(self, system: str) -> None:
+        self.redis.delete(self._k("pending", system))
+
     # person lifecycle memory ------------------------------------------------------------
     def get_person_state(self, person_keys: Sequence[str]) -> dict[str, dict[str, object]]:
         if not person_keys:

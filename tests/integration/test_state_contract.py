@@ -171,6 +171,28 @@ def test_pending_sets_per_system(store: StateStore) -> None:
     assert store.get_pending("salesforce") == {"salesforce:Lead:1"}
 
 
+def test_pending_sets_asked_a_page_at_a_time_copied_and_dropped(store: StateStore) -> None:
+    """A set too large for the process: which keys of a page it has, a union in the store."""
+    store.add_pending("hubspot", ["hubspot:contact:1", "hubspot:contact:2"])
+    store.add_pending("run", ["salesforce:Lead:9"])
+    assert store.pending_among("run", []) == set()
+    assert store.pending_among("nothing", ["hubspot:contact:1"]) == set()
+    store.copy_pending("hubspot", "run")
+    store.copy_pending("absent", "run")  # an empty source changes nothing
+    store.copy_pending("absent", "none")  # nor creates a set
+    assert store.get_pending("none") == set()
+    assert store.get_pending("run") == {"hubspot:contact:1", "hubspot:contact:2",
+                                        "salesforce:Lead:9"}
+    assert store.get_pending("hubspot") == {"hubspot:contact:1", "hubspot:contact:2"}
+    assert store.pending_among("run", ["hubspot:contact:2", "hubspot:contact:3",
+                                       "salesforce:Lead:9"]) == {"hubspot:contact:2",
+                                                                 "salesforce:Lead:9"}
+    store.drop_pending("run")
+    assert store.get_pending("run") == set()
+    assert store.get_pending("hubspot") == {"hubspot:contact:1", "hubspot:contact:2"}
+    store.drop_pending("run")  # twice: nothing to drop
+
+
 def test_person_state_roundtrips_json(store: StateStore) -> None:
     state: dict[str, object] = {"stage_entered_at": "2026-11-01T10:00:00Z", "score_at_mql": 85}
     store.set_person_state({"p-1": state, "p-2": {"note": "日本語 🚀", "nested": {"a": [1, None]}}})

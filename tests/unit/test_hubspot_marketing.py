@@ -120,3 +120,21 @@ def test_resolver_batches_distinct_emails_and_skips_unknown_ones() -> None:
     by_id = {e.id: e.person for e in out}
     assert by_id["email:7"] == RecordRef("hubspot", "contact", "1007")
     assert by_id["email:257"] == RecordRef("hubspot", "contact", "1007")
+
+
+def test_resolver_remembers_a_bounded_number_of_emails_and_reads_a_forgotten_one_again() -> None:
+    """Memory flat in the number of people: the newest `remember` emails are kept; an email
+    forgotten is read again (one more share of a batch read), never resolved wrongly."""
+    table = {f"p{i}@x.jp": str(1000 + i) for i in range(300)}
+    client = _FakeClient(table)
+    resolver = EmailResolver(client, remember=150)  # type: ignore[arg-type]
+    items = [_keyed(f"p{i}@x.jp", i) for i in range(300)]  # 3 reads of 100
+    items += [_keyed("p0@x.jp", 1000), _keyed("p299@x.jp", 1001), _keyed("ghost@x.jp", 1002)]
+    out = list(resolver.resolve(items))
+    assert [len(r) for r in client.reads] == [100, 100, 100, 2]  # p0 forgotten, p299 kept
+    assert client.reads[-1] == ["p0@x.jp", "ghost@x.jp"]
+    assert len(resolver.contacts) == 150
+    by_id = {e.id: e.person for e in out}
+    assert len(out) == 302 and resolver.unknown_events == 1 and resolver.unknown_emails() == 1
+    assert by_id["email:1000"] == RecordRef("hubspot", "contact", "1000")
+    assert by_id["email:1001"] == RecordRef("hubspot", "contact", "1299")

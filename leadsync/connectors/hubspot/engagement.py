@@ -6,7 +6,9 @@ The three arrive with different delays, so the sync reads them as three streams 
 newest form submission, is still read.
 
 Email events and submissions name people by email; `EmailResolver` turns emails into contact
-ids with batch reads by email (100 distinct emails per call, each email read once per run).
+ids with batch reads by email (100 distinct emails per call, each email read once per run
+while the resolver remembers it: the newest `RESOLVED_MAX` emails, so a portal's whole email
+list never sits in the process; an email read again after that costs a share of one call).
 An email no contact has yet: `iter_stream` yields it as an `UnresolvedEvent` (keyed by the
 email's hash) for the sync to keep and attach once the contact exists; the all-in-one
 `iter_engagement` counts and skips it. Emails never reach a log.
@@ -38,6 +40,9 @@ from leadsync.connectors.hubspot.marketing import (
 from leadsync.identity import email_hash, normalise_email
 
 log = logging.getLogger(__name__)
+#: emails the resolver remembers (email -> contact id); past that the oldest are forgotten
+#: (memory flat in the number of people: docs/resume.md, "Memory")
+RESOLVED_MAX = 20_000
 EVENTS_PAGE = 100
 EMAIL_PAGE = 1000
 FORMS_PAGE = 100
@@ -155,14 +160,17 @@ class EmailResolver:
     pending (or the stream ends), then one batch read by email resolves them all."""
 
     def __init__(self, client: HubSpotClient, known: Mapping[str, str] | None = None, *,
-                 keep_unknown: bool = False) -> None:
+                 keep_unknown: bool = False, remember: int = RESOLVED_MAX) -> None:
         self.client = client
         self.keep_unknown = keep_unknown  # yield UnresolvedEvent instead of skipping
-        # email -> contact id (None: no contact); `known` pairs need no read
+        # email -> contact id (None: no contact), the newest `remember` read (oldest first);
+        # `known` pairs need no read
         self.contacts: dict[str, str | None] = dict(known or {})
+        self.remember = remember
         self.waiting: list[KeyedEvent] = []
         self.wanted: dict[str, None] = {}  # ordered set of emails to read
         self.unknown_events = 0
+        self.unknown = 0  # emails a read found no contact for
 
     def resolve(self, items: Iterable[KeyedEvent]
                 ) -> Iterator[EngagementEvent | UnresolvedEvent]:
@@ -184,6 +192,8 @@ class EmailResolver:
         waiting, self.waiting = self.waiting, []
         for item in waiting:
             yield from self._emit(item)
+        for _ in range(len(self.contacts) - self.remember):  # the oldest read first
+            del self.contacts[next(iter(self.contacts))]
 
     def _read(self, emails: list[str]) -> None:
         body = {"idProperty": "email", "properties": ["email"], "propertiesWithHistory": [],
@@ -197,6 +207,7 @@ class EmailResolver:
             email = str((raw.get("properties") or {}).get("email") or "").strip().lower()
             if email in self.contacts and self.contacts[email] is None:
                 self.contacts[email] = str(raw["id"])
+        self.unknown += sum(1 for email in emails if self.contacts[email] is None)
 
     def _emit(self, item: KeyedEvent) -> Iterator[EngagementEvent | UnresolvedEvent]:
         contact = self.contacts.get(item.email)
@@ -210,7 +221,8 @@ class EmailResolver:
         yield EngagementEvent(person=ref, event=item.event, id=item.id, seen_at=item.seen_at)
 
     def unknown_emails(self) -> int:
-        return sum(1 for contact in self.contacts.values() if contact is None)
+        """Emails read that no contact has (one forgotten and read again counts again)."""
+        return self.unknown
 
 
 def iter_all_submissions(client: HubSpotClient, since: datetime) -> Iterator[KeyedEvent]:
