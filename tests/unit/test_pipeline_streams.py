@@ -140,3 +140,70 @@ def test_held_events_are_bounded_keeping_the_newest(monkeypatch: pytest.MonkeyPa
     run_job(rt, "incremental")
     held = state.get_held_events()
     assert sorted(held) == ["f2", "f3", "f4"]  # the two held first were dropped
+
+
+def test_records_whose_events_were_saved_are_on_the_to_do_list_before_the_run_settles(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engagement read saves its events in batches (EVENTS_FLUSH) and puts their records on
+    the durable to-do list with them: a run killed after the read, before its cursors move,
+    leaves them there, and the next run evaluates them although the overlap re-read finds
+    their events known (they were lost before: known events are no news)."""
+    monkeypatch.setattr(pipeline, "EVENTS_FLUSH", 1)
+    clock, state = Clock(), InMemoryStateStore()
+    crm, rt = make(clock, state)
+    refs = [crm.add("contact", str(i), email=f"p{i}@corp.example") for i in range(3)]
+    run_job(rt, "incremental")  # the first sync: cursors set, everyone evaluated
+    clock.now = T0 + timedelta(hours=1)
+    for ref in refs[:2]:
+        crm.view(ref, clock.now - timedelta(minutes=2))
+
+    def killed(self: object, sales_keys: set[str]) -> set[str]:
+        raise RuntimeError("killed after the engagement read")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline._Cycle, "settle_activity", killed)
+        with pytest.raises(RuntimeError):
+            run_job(rt, "incremental")
+    assert state.get_pending("hubspot") == {refs[0].key, refs[1].key}
+    assert len(stored(state, refs[0].key, "page_view")) == 1
+
+    clock.now += timedelta(minutes=1)
+    report = run_job(rt, "incremental")
+    assert report.people == 2  # exactly the two with new events
+    assert state.get_pending("hubspot") == set()
+
+
+def test_the_forced_records_live_in_the_store_and_leave_it_as_pages_take_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9, memory flat: the run's forced records (a first sync: everyone with engagement)
+    are a set in the state store, asked a page at a time; each page takes its records off it,
+    the last page reads what is left (a record no read returned), and the run drops the set."""
+    clock, state = Clock(), InMemoryStateStore()
+    crm, rt = make(clock, state)
+    refs = [crm.add("contact", str(i), email=f"p{i}@corp.example") for i in range(4)]
+    for ref in refs[:3]:
+        crm.view(ref, T0 - timedelta(minutes=5))
+    state.add_pending("hubspot", ["hubspot:contact:404"])  # deleted since it was put there
+    seen: list[set[str]] = []
+    run_page = pipeline._Cycle.run_page
+
+    def spy(self: pipeline._Cycle, records: dict[str, object], job: str, *, last: bool) -> None:
+        seen.append(state.get_pending(pipeline.FORCED))
+        run_page(self, records, job, last=last)  # type: ignore[arg-type]
+        seen.append(state.get_pending(pipeline.FORCED))
+
+    monkeypatch.setattr(pipeline._Cycle, "run_page", spy)
+    read_ids: list[list[str]] = []
+    read_people = crm.read_people
+
+    def reads(refs: list[RecordRef]) -> object:
+        read_ids.append([r.id for r in refs])
+        return read_people(refs)
+
+    monkeypatch.setattr(crm, "read_people", reads)
+    report = run_job(rt, "incremental")
+    forced = {ref.key for ref in refs[:3]} | {"hubspot:contact:404"}
+    assert seen == [forced, {"hubspot:contact:404"}]  # one page: the 4 people, then the rest
+    assert report.people == 4
+    assert state.get_pending(pipeline.FORCED) == set()  # dropped with the run
+    assert read_ids == [["404"]]  # the one forced record no page had, read once by id
