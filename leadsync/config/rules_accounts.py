@@ -15,6 +15,7 @@ from leadsync.config.rules_parts import (
     days,
     number,
     points_value,
+    rule_header,
     section,
 )
 from leadsync.scoring.accounts import (
@@ -126,31 +127,14 @@ def inherit_fit_rule(model: AccountModel | None) -> FitRule | None:
 
 
 def _rule(raw: object, index: int, top: Where, seen: set[str]) -> AccountRule:
-    if not isinstance(raw, Mapping):
-        raise top.error(f"rules[{index}]", "expected a rule mapping")
-    rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not rule_id.strip():
-        raise top.error(f"rules[{index}].id", "required: a non-empty string")
-    rule_id = rule_id.strip()
-    if rule_id.startswith(CAP_PREFIX):
-        raise top.error(f"rules[{index}].id", f"ids starting with '{CAP_PREFIX}' are reserved")
-    where = top.rule(rule_id)
-    if rule_id in seen:
-        raise where.error("id", "duplicate rule id (unique across all rules of the file)")
-    seen.add(rule_id)
-    for key in raw:
-        if key not in _RULE_KEYS:
-            raise where.error(str(key), "unknown key for an account rule "
-                              f"(expected {', '.join(sorted(_RULE_KEYS))})")
-    label = raw.get("label", rule_id)
-    if not isinstance(label, str) or not label.strip():
-        raise where.error("label", "expected a non-empty string")
+    raw, where, rule_id, label = rule_header(
+        raw, f"rules[{index}]", top, allowed=_RULE_KEYS, seen=seen, noun="an account rule",
+        duplicate="duplicate rule id (unique across all rules of the file)")
     points = points_value(raw, "points", where)
     kinds = [k for k in ACCOUNT_RULE_KINDS if k in raw]
     if len(kinds) != 1:
         raise where.error("points", "give exactly one of " + ", ".join(ACCOUNT_RULE_KINDS))
-    return _measured(raw, kinds[0], where,
-                     {"id": rule_id, "label": label.strip(), "points": points})
+    return _measured(raw, kinds[0], where, {"id": rule_id, "label": label, "points": points})
 
 
 def _measured(raw: Mapping[object, object], kind: str, where: Where,

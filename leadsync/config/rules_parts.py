@@ -161,31 +161,43 @@ def _optional(data: Mapping[object, object], key: str, where: Where, *,
                   integer=integer)
 
 
-def _rule_head(raw: object, kind: str, index: int, top: Where, *, allowed: frozenset[str],
-               seen: set[str]) -> tuple[Mapping[object, object], Where, str, str, float]:
-    """Common part of every rule: id (unique), label (default: id), points, closed key set."""
+def rule_header(raw: object, at: str, top: Where, *, allowed: frozenset[str], seen: set[str],
+                noun: str, duplicate: str, reserved: bool = True, id_max: int | None = None
+                ) -> tuple[Mapping[object, object], Where, str, str]:
+    """The head every rule of the file has (scoring, account and routing rules): a mapping
+    with an id (unique in `seen`, cut to `id_max`; `reserved`: not a cap's), only `allowed`
+    keys, and a label (default: the id). `at` names the rule by place (`fit[2]`) until its id
+    names it; `noun` (`a fit rule`) and `duplicate` word the errors."""
     if not isinstance(raw, Mapping):
-        raise top.error(f"{kind}[{index}]", "expected a rule mapping")
+        raise top.error(at, "expected a rule mapping")
     rule_id = raw.get("id")
     if not isinstance(rule_id, str) or not rule_id.strip():
-        raise top.error(f"{kind}[{index}].id", "required: a non-empty string")
-    rule_id = rule_id.strip()
-    if rule_id.startswith(CAP_PREFIX):
-        raise top.error(f"{kind}[{index}].id", f"{rule_id[:40]!r}: ids starting with "
+        raise top.error(f"{at}.id", "required: a non-empty string")
+    rule_id = rule_id.strip()[:id_max]
+    if reserved and rule_id.startswith(CAP_PREFIX):
+        raise top.error(f"{at}.id", f"{rule_id[:40]!r}: ids starting with "
                         f"'{CAP_PREFIX}' are reserved for the caps' reason lines")
     where = top.rule(rule_id)
     if rule_id in seen:
-        raise where.error("id", "duplicate rule id (unique across fit, engagement, recency)")
+        raise where.error("id", duplicate)
     seen.add(rule_id)
     for key in raw:
         if key not in allowed:
-            raise where.error(str(key), f"unknown key for a {kind} rule "
+            raise where.error(str(key), f"unknown key for {noun} "
                               f"(expected {', '.join(sorted(allowed))})")
     label = raw.get("label", rule_id)
     if not isinstance(label, str) or not label.strip():
         raise where.error("label", "expected a non-empty string")
-    points = points_value(raw, "points", where)
-    return raw, where, rule_id, label.strip(), points
+    return raw, where, rule_id, label.strip()
+
+
+def _rule_head(raw: object, kind: str, index: int, top: Where, *, allowed: frozenset[str],
+               seen: set[str]) -> tuple[Mapping[object, object], Where, str, str, float]:
+    """Common part of every scoring rule: the header (`rule_header`) and its points."""
+    data, where, rule_id, label = rule_header(
+        raw, f"{kind}[{index}]", top, allowed=allowed, seen=seen, noun=f"a {kind} rule",
+        duplicate="duplicate rule id (unique across fit, engagement, recency)")
+    return data, where, rule_id, label, points_value(data, "points", where)
 
 
 def parse_fit_rule(raw: object, index: int, top: Where, seen: set[str]) -> FitRule:

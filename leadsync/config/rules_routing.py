@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from leadsync.config.rules_parts import Where, number, section
+from leadsync.config.rules_parts import Where, number, rule_header, section
 from leadsync.scoring.conditions import ConditionError, compile_condition
 from leadsync.scoring.routing import Pool, PoolMember, RoutingPolicy, RoutingRule
 
@@ -129,23 +129,9 @@ def _member(raw: object, where: Where, index: int) -> PoolMember:
 
 def _rule(raw: object, index: int, where: Where, pools: Mapping[str, Pool],
           seen: set[str]) -> RoutingRule:
-    if not isinstance(raw, Mapping):
-        raise where.error(f"rules[{index}]", "expected a rule mapping")
-    rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not rule_id.strip():
-        raise where.error(f"rules[{index}].id", "required: a non-empty string")
-    rule_id = rule_id.strip()[:60]
-    at = where.rule(rule_id)
-    if rule_id in seen:
-        raise at.error("id", "duplicate routing rule id")
-    seen.add(rule_id)
-    for key in raw:
-        if key not in _RULE_KEYS:
-            raise at.error(str(key), f"unknown key for a routing rule "
-                           f"(expected {', '.join(sorted(_RULE_KEYS))})")
-    label = raw.get("label", rule_id)
-    if not isinstance(label, str) or not label.strip():
-        raise at.error("label", "expected a non-empty string")
+    raw, at, rule_id, label = rule_header(
+        raw, f"rules[{index}]", where, allowed=_RULE_KEYS, seen=seen, noun="a routing rule",
+        duplicate="duplicate routing rule id", reserved=False, id_max=60)
     if raw.get("when") is None:
         raise at.error("when", "required: the condition under which this rule routes "
                        "(e.g. {field: country, eq: JP}; {not: {field: id, exists: false}} "
@@ -159,9 +145,9 @@ def _rule(raw: object, index: int, where: Where, pools: Mapping[str, Pool],
         raise at.error("owner", "exactly one target: owner (an email) or pool (a name from "
                        "routing.pools)")
     if owner is not None:
-        return RoutingRule(rule_id, label.strip(), condition, fields,
+        return RoutingRule(rule_id, label, condition, fields,
                            owner=_email(owner, at, "owner"))
     if not isinstance(pool_name, str) or pool_name not in pools:
         known = ", ".join(sorted(pools)) or "none defined"
         raise at.error("pool", f"{str(pool_name)[:40]!r} is not one of routing.pools ({known})")
-    return RoutingRule(rule_id, label.strip(), condition, fields, pool=pools[pool_name])
+    return RoutingRule(rule_id, label, condition, fields, pool=pools[pool_name])

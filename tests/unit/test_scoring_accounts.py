@@ -181,7 +181,7 @@ ERRORS = [
     ({"mqa": 50, "rules": [{"id": "pricing", "points": 1, "best_fit": {"min": 1}}]},
      "t.yaml: rule 'pricing': id: duplicate rule id"),
     ({"mqa": 50, "rules": [{"id": "cap:x", "points": 1, "best_fit": {"min": 1}}]},
-     "t.yaml: accounts.rules[0].id: ids starting with 'cap:' are reserved"),
+     "t.yaml: accounts.rules[0].id: 'cap:x': ids starting with 'cap:' are reserved for the caps'"),
     ({"mqa": 50, "caps": {"min": 10, "max": 5}, "rules": []},
      "t.yaml: accounts.caps.min: must not exceed max"),
     ({"mqa": 50, "engaged": {"within_days": 0}, "rules": []},
