@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from leadsync.sandbox import hs_search
@@ -90,6 +91,34 @@ class HsBase:
             payload["numErrors"] = len(errors)
             payload["errors"] = errors
         return json_response(207 if errors else ok_status, payload, records=len(results))
+
+
+    def _batch_update(self, req: Request,
+                      apply: Callable[[str, dict[str, Any], str], dict[str, Any]], *,
+                      conflicts: bool = False) -> Response:
+        """`POST .../batch/update` for any object: each input (id and properties) applied by
+        `apply(id, properties, stamp)` under the store's lock; a refused input is an error row
+        (207), the rest apply. `conflicts`: the `record_failure_rate` fault refuses an input
+        as HubSpot does when another update holds the object (409 CONFLICT)."""
+        inputs = batch_inputs(req.json())
+        results, errors = [], []
+        stamp = hs_time(self.clock.now())
+        with self.data.lock:
+            for item in inputs:
+                rid = str(item.get("id", "")) if isinstance(item, dict) else ""
+                props_in = item.get("properties") if isinstance(item, dict) else None
+                try:
+                    if not isinstance(props_in, dict):
+                        raise hs_error(400, "VALIDATION_ERROR",
+                                       "each input needs id and properties")
+                    if conflicts and self.faults.chance(self.faults.faults.record_failure_rate):
+                        self.stats.error_injected("hubspot")
+                        raise hs_error(409, "CONFLICT", "Another update to this object is in "
+                                       "progress; try again later.")
+                    results.append(apply(rid, props_in, stamp))
+                except ApiError as exc:
+                    errors.append(batch_error(exc.body["category"], exc.body["message"], [rid]))
+        return self._batch_response(results, errors)
 
 
 def time_ms(text: str | None) -> int:

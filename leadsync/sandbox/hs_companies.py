@@ -19,7 +19,6 @@ from typing import Any
 from leadsync.sandbox import hs_search
 from leadsync.sandbox.hs_common import (
     HsBase,
-    batch_error,
     batch_inputs,
     bool_arg,
     hs_error,
@@ -29,7 +28,7 @@ from leadsync.sandbox.hs_common import (
 )
 from leadsync.sandbox.hs_schema import normalize, property_definition
 from leadsync.sandbox.store import SandboxData, hs_time
-from leadsync.sandbox.wire import ApiError, Request, Response, json_response
+from leadsync.sandbox.wire import Request, Response, json_response
 
 DEFAULT_COMPANY_PROPS = ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name")
 COMPANY_KINDS = ("company", "companies", "0-2")
@@ -226,21 +225,7 @@ class CompanyHandlers(HsBase):
     def batch_update_companies(self, req: Request) -> Response:
         """`POST /crm/v3/objects/companies/batch/update`: each input validated against the
         company property definitions; a refused input is an error row (207), the rest apply."""
-        inputs = batch_inputs(req.json())
-        results, errors = [], []
-        stamp = hs_time(self.clock.now())
-        with self.data.lock:
-            for item in inputs:
-                rid = str(item.get("id", "")) if isinstance(item, dict) else ""
-                props_in = item.get("properties") if isinstance(item, dict) else None
-                try:
-                    if not isinstance(props_in, dict):
-                        raise hs_error(400, "VALIDATION_ERROR",
-                                       "each input needs id and properties")
-                    results.append(self._update_company(rid, props_in, stamp))
-                except ApiError as exc:
-                    errors.append(batch_error(exc.body["category"], exc.body["message"], [rid]))
-        return self._batch_response(results, errors)
+        return self._batch_update(req, self._update_company)
 
     def _update_company(self, rid: str, values: dict[str, Any], stamp: str) -> dict[str, Any]:
         props = self.data.hs_companies.get(rid)

@@ -24,7 +24,7 @@ from leadsync.sandbox.hs_schema import (
     property_definition,
 )
 from leadsync.sandbox.store import hs_time
-from leadsync.sandbox.wire import ApiError, Request, Response, json_response
+from leadsync.sandbox.wire import Request, Response, json_response
 
 #: association rows a v3 object read lists inline per associated object type before it pages
 #: them (the rest through the associations API)
@@ -149,29 +149,7 @@ class ContactHandlers(HsBase):
         return cached[1]
 
     def batch_update(self, req: Request) -> Response:
-        inputs = batch_inputs(req.json())
-        results, errors = [], []
-        stamp = hs_time(self.clock.now())
-        with self.data.lock:
-            for item in inputs:
-                rid = str(item.get("id", "")) if isinstance(item, dict) else ""
-                props_in = item.get("properties") if isinstance(item, dict) else None
-                try:
-                    if not isinstance(props_in, dict):
-                        raise hs_error(
-                            400, "VALIDATION_ERROR", "each input needs id and properties"
-                        )
-                    if self.faults.chance(self.faults.faults.record_failure_rate):
-                        self.stats.error_injected("hubspot")
-                        raise hs_error(
-                            409,
-                            "CONFLICT",
-                            "Another update to this object is in progress; try again later.",
-                        )
-                    results.append(self._update(rid, props_in, stamp))
-                except ApiError as exc:
-                    errors.append(batch_error(exc.body["category"], exc.body["message"], [rid]))
-        return self._batch_response(results, errors)
+        return self._batch_update(req, self._update, conflicts=True)
 
     def update_contact(self, req: Request) -> Response:
         body = req.json()
