@@ -282,8 +282,8 @@ class AccountPhase:
         self.pages = 0  # pages whose record keys are stored (`RUN_KEYS_KIND`)
         self.seen_people = False  # a page with people was noted
         self.resolved: set[str] = set()  # accounts a person of this run resolved to
-        # person key -> label of this run's engaged people (what an MQA task names: the
-        # store keeps no name)
+        # person key -> label of this run's engaged people with an account (what an MQA task
+        # names: the store keeps no name), until their account is scored (`score`)
         self.labels: dict[str, str] = {}
         self.bare_domains: dict[str, str | None] = {}  # account key -> domain (no CRM record)
         self.touched: set[str] = set()
@@ -343,8 +343,9 @@ class AccountPhase:
             self.noted.update(page)
             return
         rules = self.model.accounts
-        for pid, (_, member, _) in page.items():
-            if member.label is not None and engaged_members([member], rules, self.now):
+        for pid, (account, member, _) in page.items():
+            if account is not None and member.label is not None \
+                    and engaged_members([member], rules, self.now):
                 self.labels[pid] = member.label
             else:
                 self.labels.pop(pid, None)
