@@ -424,6 +424,7 @@ class AccountPhase:
             self.report.accounts_evaluated += len(done)
             self.report.accounts_mqa += sum(1 for ev in done.values() if ev.mqa)
             best = best_rows(best, done, crm_of, self.bare_domains)
+            self.report.top_accounts = [row for _, _, row in best]
             handoffs.extend(self.handoffs(done, crm_of, members))
             self.write(done, crm_of)
             for key in chunk:  # their MQA tasks' labels are in `handoffs` now
@@ -431,7 +432,6 @@ class AccountPhase:
                     self.labels.pop(pid, None)
         for system in sorted(self._outbox):
             self.flush(system, final=True)
-        self.report.top_accounts = [row for _, _, row in best]
         self.hand_off(handoffs)
 
     def chunk_accounts(self, chunk: Sequence[str]) -> dict[str, list[CrmAccount]]:
