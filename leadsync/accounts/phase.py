@@ -15,9 +15,12 @@
   account -> members index is `account_members`. In the full run the members are this cycle's.
 - **Writes.** The account fields of every CRM record of the account, diffed against what
   `iter_accounts` read (a second cycle sends nothing); the lease is confirmed before writing.
+  `finish` works the accounts a chunk at a time (`CHUNK_ACCOUNTS`: members and CRM records
+  read back from the store, evaluated, written, forgotten) and sends the writes in the
+  connectors' batches (`WRITE_BATCH`), so the calls are those of one write of every account.
 - **Hand-off.** Every MQA account goes to `handoff.hand_off` (one task per episode; a known key
-  costs no CRM call). The episode start (`mqa_at`) is read back from the CRM's MQA-at field, so a
-  wiped state store finds the same key.
+  costs no CRM call), once, at the end of the run. The episode start (`mqa_at`) is read back
+  from the CRM's MQA-at field, so a wiped state store finds the same key.
 - **Budget stops.** A CRM whose budget is spent is left out: when any CRM could not read its
   accounts or links this cycle, the phase evaluates nothing (members would resolve to the wrong
   account) and says so; writes and hand-offs run per CRM under its own budget stop. When the
