@@ -433,6 +433,7 @@ class AccountPhase:
             for key in chunk:  # their MQA tasks' labels are in `handoffs` now
                 for pid in members[key]:
                     self.labels.pop(pid, None)
+        self.labels = dict(self.labels)  # what is left (none in a full run), compacted
         for system in sorted(self._outbox):
             self.flush(system, final=True)
         self.hand_off(handoffs)
