@@ -665,6 +665,8 @@ class AccountPhase:
                 continue
             planned = WriteResult()
             with self.crm_work(system):
+                if not self.dry_run:  # as before every write: a lost lease stops here
+                    self.confirm()
                 planned = self.connectors[system].write_account_updates(
                     [u for u, _, _ in queued], dry_run=True)
             if system in self.stopped:
