@@ -127,6 +127,12 @@ def test_chunks_write_the_same_records_in_the_same_number_of_calls(
         assert sum(sizes) == written[system] and len(sizes) > 1
         assert all(n % BATCH[system] == 0 for n in sizes[:-1])
     assert many.tasks() == one.tasks() and len(one.tasks()) >= 2
+    # every other call (reads, links, the task-key look-up, task creates) is the same: the
+    # fakes count one call a write, whatever its size
+    for system, conn_many, conn_one in (("hubspot", many.hs, one.hs),
+                                        ("salesforce", many.sf, one.sf)):
+        assert conn_many.calls - len(many.sends[system]) \
+            == conn_one.calls - len(one.sends[system]) > 0, system
     for name in ("accounts_evaluated", "accounts_mqa", "mqa_tasks_created", "tasks_created",
                  "mqa_tasks_existing", "top_accounts", "failures"):
         assert getattr(many.report, name) == getattr(one.report, name), name
