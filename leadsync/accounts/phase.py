@@ -15,9 +15,12 @@
   account -> members index is `account_members`. In the full run the members are this cycle's.
 - **Writes.** The account fields of every CRM record of the account, diffed against what
   `iter_accounts` read (a second cycle sends nothing); the lease is confirmed before writing.
+  `finish` works the accounts a chunk at a time (`CHUNK_ACCOUNTS`: members and CRM records
+  read back from the store, evaluated, written, forgotten) and sends the writes in the
+  connectors' batches (`WRITE_BATCH`), so the calls are those of one write of every account.
 - **Hand-off.** Every MQA account goes to `handoff.hand_off` (one task per episode; a known key
-  costs no CRM call). The episode start (`mqa_at`) is read back from the CRM's MQA-at field, so a
-  wiped state store finds the same key.
+  costs no CRM call), once, at the end of the run. The episode start (`mqa_at`) is read back
+  from the CRM's MQA-at field, so a wiped state store finds the same key.
 - **Budget stops.** A CRM whose budget is spent is left out: when any CRM could not read its
   accounts or links this cycle, the phase evaluates nothing (members would resolve to the wrong
   account) and says so; writes and hand-offs run per CRM under its own budget stop. When the
@@ -52,9 +55,11 @@ from leadsync.connectors.base import (
     RecordRef,
     WriteResult,
 )
+from leadsync.connectors.hubspot.accounts import BATCH as HUBSPOT_ACCOUNT_BATCH
 from leadsync.connectors.hubspot.mapping import parse_datetime as hubspot_datetime
 from leadsync.connectors.hubspot.writes import REASONS_LEN as HUBSPOT_REASONS_LEN
 from leadsync.connectors.salesforce.mapping import parse_datetime as salesforce_datetime
+from leadsync.connectors.salesforce.writes import COLLECTION as SALESFORCE_COLLECTION
 from leadsync.connectors.salesforce.writes import REASONS_LEN as SALESFORCE_REASONS_LEN
 from leadsync.identity import Person
 from leadsync.report import CycleReport
@@ -84,6 +89,11 @@ ACCOUNT_REFS_KIND = "account_refs"  # system -> space-separated account record k
 # finish hands to `retry`, read back then instead of held by the process (memory flat)
 RUN_KEYS_KIND = "account_run_keys"  # page number -> space-separated record keys
 CHUNK_ACCOUNTS = 500  # `finish` scores the accounts this many at a time, members from the store
+# records a CRM's account write sends per call (`write_account_updates`): the writes of the
+# chunks are buffered and sent this many at a time (the rest at the end), so the phase makes the
+# calls one write of every account would; a CRM not listed is written once, at the end
+WRITE_BATCH: Mapping[str, int] = {"hubspot": HUBSPOT_ACCOUNT_BATCH,
+                                  "salesforce": SALESFORCE_COLLECTION}
 ACCOUNTS_CURSOR = "{system}:accounts"
 FULL_READ_CURSOR = "{system}:accounts_full"  # when every account was last read
 CURSOR_OVERLAP = timedelta(minutes=5)
@@ -215,17 +225,34 @@ def top_accounts(evaluated: Mapping[str, AccountEvaluation],
     """The TOP_ACCOUNTS highest scores (ties by key), each with its name, domain, MQA state,
     engaged people and reasons (`+40 3名以上がエンゲージ; ...`): no person is named. An account
     no CRM holds is named by the business domain its people's emails share (`bare_domains`)."""
-    rows: list[dict[str, object]] = []
-    for ev in sorted(evaluated.values(), key=lambda e: (-e.score, e.key))[:TOP_ACCOUNTS]:
-        fields = _fields(ev.key, crm_of.get(ev.key, ()))
-        domain = normalise_domain(fields.domain) or (bare_domains or {}).get(ev.key)
-        rows.append({"account": ev.key, "name": fields.name,
-                     "domain": domain, "score": ev.score,
-                     "mqa": ev.mqa,
-                     "mqa_at": ev.mqa_at.astimezone(UTC).isoformat() if ev.mqa_at else None,
-                     "engaged": len(ev.engaged), "members": ev.members,
-                     "reasons": render_reasons(ev.reasons, 120)})
-    return rows
+    return [top_row(ev, crm_of.get(ev.key, ()), (bare_domains or {}).get(ev.key))
+            for ev in sorted(evaluated.values(), key=lambda e: (-e.score, e.key))[:TOP_ACCOUNTS]]
+
+
+def top_row(ev: AccountEvaluation, accounts: Sequence[CrmAccount],
+            bare_domain: str | None) -> dict[str, object]:
+    """One row of `top_accounts`."""
+    fields = _fields(ev.key, accounts)
+    return {"account": ev.key, "name": fields.name,
+            "domain": normalise_domain(fields.domain) or bare_domain, "score": ev.score,
+            "mqa": ev.mqa,
+            "mqa_at": ev.mqa_at.astimezone(UTC).isoformat() if ev.mqa_at else None,
+            "engaged": len(ev.engaged), "members": ev.members,
+            "reasons": render_reasons(ev.reasons, 120)}
+
+
+def best_rows(best: list[tuple[int, str, dict[str, object]]],
+              done: Mapping[str, AccountEvaluation],
+              crm_of: Mapping[str, Sequence[CrmAccount]],
+              bare_domains: Mapping[str, str | None]) -> list[tuple[int, str, dict[str, object]]]:
+    """The TOP_ACCOUNTS best so far (`top_accounts`' order: -score, then key) with a chunk's
+    evaluations taken in: a row is built only for an account that makes it (a chunk's CRM
+    records are at hand only while the chunk is scored)."""
+    ranked = sorted([(-s, k) for s, k, _ in best] + [(-ev.score, k) for k, ev in done.items()])
+    rows = {k: row for _, k, row in best}
+    return [(-neg, key, rows[key] if key in rows else top_row(
+        done[key], crm_of.get(key, ()), bare_domains.get(key)))
+        for neg, key in ranked[:TOP_ACCOUNTS]]
 
 
 class AccountPhase:
@@ -258,13 +285,19 @@ class AccountPhase:
         self.pages = 0  # pages whose record keys are stored (`RUN_KEYS_KIND`)
         self.seen_people = False  # a page with people was noted
         self.resolved: set[str] = set()  # accounts a person of this run resolved to
-        # person key -> label of this run's engaged people (what an MQA task names: the
-        # store keeps no name)
+        # person key -> label of this run's engaged people with an account (what an MQA task
+        # names: the store keeps no name), until their account is scored (`score`)
         self.labels: dict[str, str] = {}
         self.bare_domains: dict[str, str | None] = {}  # account key -> domain (no CRM record)
         self.touched: set[str] = set()
+        # the CRMs' accounts, read once per run (`read`): the index keys them, and its
+        # `members` (account key -> record keys) is all the phase holds of them; `score` reads a
+        # chunk's records back from the store (`ACCOUNT_KIND`, saved by the read) when it
+        # scores the chunk. A dry run stores nothing: it keeps the records (`_dry_accounts`).
         self._index: AccountIndex | None = None
-        self._crm_of: dict[str, list[CrmAccount]] | None = None  # account key -> CRM records
+        self._dry_accounts: dict[str, CrmAccount] = {}  # record key -> account (dry run)
+        # the account writes not sent yet, per CRM: sent `WRITE_BATCH` at a time (`flush`)
+        self._outbox: dict[str, list[tuple[FieldUpdate, CrmAccount, dict[str, object]]]] = {}
         self.gone: list[CrmAccount] = []  # stored accounts the read found deleted in their CRM
         self.gone_keys: set[str] = set()  # accounts left with no CRM record (they leave)
 
@@ -313,8 +346,9 @@ class AccountPhase:
             self.noted.update(page)
             return
         rules = self.model.accounts
-        for pid, (_, member, _) in page.items():
-            if member.label is not None and engaged_members([member], rules, self.now):
+        for pid, (account, member, _) in page.items():
+            if account is not None and member.label is not None \
+                    and engaged_members([member], rules, self.now):
                 self.labels[pid] = member.label
             else:
                 self.labels.pop(pid, None)
@@ -339,7 +373,7 @@ class AccountPhase:
         if rules is None or (not self.seen_people and not full and not self.broken):
             return
         try:
-            if self.broken or (self._crm_of is None and self.read([]) is None):
+            if self.broken or (self._index is None and self.read([]) is None):
                 self.unfinished = True
                 self.report.accounts_not_evaluated += 1  # the summaries say so, too
                 log.warning("accounts not evaluated: a CRM's budget stopped its account reads")
@@ -358,39 +392,66 @@ class AccountPhase:
         return {k for v in stored.values() for k in v.split()}
 
     def score(self, rules: AccountModel, *, full: bool) -> None:
-        """Score the touched accounts `CHUNK_ACCOUNTS` at a time, each chunk's members read
-        from the store (this run's pages stored theirs; a dry run's are in `noted`), so the
-        process holds one chunk's members, not the run's people; what the writes and the
-        hand-offs need stays: every account's evaluation and the MQA accounts' records."""
-        crm_of = self._crm_of or {}
+        """Score the touched accounts `CHUNK_ACCOUNTS` at a time, end to end: each chunk's
+        members and CRM records are read from the store (this run's pages stored the members,
+        the account read the records; a dry run's are in `noted` and `_dry_accounts`), then the
+        chunk is evaluated, its changed fields queued for writing (`write`: sent `WRITE_BATCH`
+        at a time, so the calls are those of one write of every account) and forgotten. The
+        run keeps the report's counters, its best `TOP_ACCOUNTS` rows and the MQA accounts'
+        hand-offs (`hand_off` at the end: one look-up of the CRMs' task keys, as before)."""
+        index = self._index
+        assert index is not None
         # an account deleted from every CRM leaves, unless a person of this run still
         # resolves to its key (a bare email domain account now)
         leaving = self.gone_keys - self.resolved
         if leaving:
             self.leave(leaving)
-        touched = sorted((set(self.touched) | (set(crm_of) if full else set())) - leaving)
+        touched = sorted((set(self.touched) | (set(index.members) if full else set()))
+                         - leaving)
         dry: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {}
         for pid, (account, member, records) in self.noted.items():  # a dry run's pages
             if account is not None:
                 dry.setdefault(account, {})[pid] = (member, records)
-        evaluated: dict[str, AccountEvaluation] = {}
-        mqa_members: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {}
+        best: list[tuple[int, str, dict[str, object]]] = []
+        handoffs: list[Handoff] = []
         pruned: set[str] = set()
         for at in range(0, len(touched), CHUNK_ACCOUNTS):
             chunk = touched[at:at + CHUNK_ACCOUNTS]
             members = self.chunk_members(chunk, dry, full=full, pruned=pruned)
+            crm_of = self.chunk_accounts(chunk)
             done = {key: evaluate_account(
                 _fields(key, crm_of.get(key, ())), [m for m, _ in members[key].values()], rules,
                 self.model.version, self.now, previous_mqa_at=_mqa_at(crm_of.get(key, ())))
                 for key in chunk}
             self.remember(rules, done, members)
-            evaluated.update(done)
-            mqa_members.update({key: members[key] for key, ev in done.items() if ev.mqa})
-        self.report.accounts_evaluated += len(evaluated)
-        self.report.accounts_mqa += sum(1 for ev in evaluated.values() if ev.mqa)
-        self.report.top_accounts = top_accounts(evaluated, crm_of, self.bare_domains)
-        self.write(evaluated, crm_of)
-        self.hand_off(evaluated, crm_of, mqa_members)
+            self.report.accounts_evaluated += len(done)
+            self.report.accounts_mqa += sum(1 for ev in done.values() if ev.mqa)
+            best = best_rows(best, done, crm_of, self.bare_domains)
+            self.report.top_accounts = [row for _, _, row in best]
+            handoffs.extend(self.handoffs(done, crm_of, members))
+            self.write(done, crm_of)
+            for key in chunk:  # their MQA tasks' labels are in `handoffs` now
+                for pid in members[key]:
+                    self.labels.pop(pid, None)
+        self.labels = dict(self.labels)  # what is left (none in a full run), compacted
+        for system in sorted(self._outbox):
+            self.flush(system, final=True)
+        self.hand_off(handoffs)
+
+    def chunk_accounts(self, chunk: Sequence[str]) -> dict[str, list[CrmAccount]]:
+        """The CRM records of a chunk of accounts (account key -> records): read back from the
+        store (`ACCOUNT_KIND`: the account read saved every record it found, and a write since
+        updated the entries of what it wrote), a dry run's from the process."""
+        assert self._index is not None
+        refs = {key: self._index.members.get(key, ()) for key in chunk}
+        wanted = sorted({r for rs in refs.values() for r in rs})
+        if self.dry_run:
+            found = {r: self._dry_accounts[r] for r in wanted if r in self._dry_accounts}
+        else:
+            stored = self.state.get_fingerprints(ACCOUNT_KIND, wanted) if wanted else {}
+            found = {k: acc for k, acc in ((k, decode_account(k, v)) for k, v in stored.items())
+                     if acc is not None}
+        return {key: [found[r] for r in rs if r in found] for key, rs in refs.items() if rs}
 
     def chunk_members(self, chunk: Sequence[str],
                       dry: Mapping[str, Mapping[str, tuple[Member, tuple[str, ...]]]], *,
@@ -506,7 +567,7 @@ class AccountPhase:
                 return None
             save: Callable[[], None] | None = None
             with self.crm_work(system):
-                if self._crm_of is None:
+                if self._index is None:
                     found_accounts, save = self.read_accounts(system, conn)
                     accounts.extend(found_accounts)
                 refs = sorted({r.ref for p in people for r in p.records
@@ -518,21 +579,19 @@ class AccountPhase:
                 return None
             if save is not None:  # the read finished: its entries and cursor are kept
                 save()
-        if self._crm_of is None:
+        if self._index is None:
             self._index = AccountIndex(
                 (AccountRecord(a.ref.key, a.name, a.website) for a in accounts),
                 self.model.free_email_domains)
-            crm_of: dict[str, list[CrmAccount]] = {}
-            for acc in accounts:
-                crm_of.setdefault(self._index.key_for_ref(acc.ref.key), []).append(acc)
-            self._crm_of = crm_of
+            if self.dry_run:
+                self._dry_accounts = {a.ref.key: a for a in accounts}
             if self.gone:  # their keys as the accounts were before the deletions
                 before = AccountIndex((AccountRecord(a.ref.key, a.name, a.website)
                                        for a in [*accounts, *self.gone]),
                                       self.model.free_email_domains)
                 keys = {before.key_for_ref(a.ref.key) for a in self.gone}
-                self.gone_keys = keys - set(crm_of)
-                self.touched |= keys & set(crm_of)  # a CRM record left: re-evaluated
+                self.gone_keys = keys - set(self._index.members)
+                self.touched |= keys & set(self._index.members)  # a CRM record left: re-evaluated
         assert self._index is not None
         return self._index, links
 
@@ -592,31 +651,62 @@ class AccountPhase:
 
     def write(self, evaluated: Mapping[str, AccountEvaluation],
               crm_of: Mapping[str, Sequence[CrmAccount]]) -> None:
-        by_system: dict[str, list[FieldUpdate]] = {}
-        sent: dict[str, tuple[CrmAccount, dict[str, object]]] = {}
+        """Queue a chunk's account fields: each CRM diffs them first (`write_account_updates`
+        with `dry_run`: no call), the records it refuses are reported, those with a change go
+        to the CRM's outbox, sent `WRITE_BATCH` at a time (`flush`). A dry run counts them."""
+        by_system: dict[str, list[tuple[FieldUpdate, CrmAccount, dict[str, object]]]] = {}
         for key, ev in evaluated.items():
             values = account_values(ev)
             for acc in crm_of.get(key, ()):
                 by_system.setdefault(acc.ref.system, []).append(
-                    FieldUpdate(ref=acc.ref, values=values, previous=acc.current))
-                sent[acc.ref.key] = (acc, values)
-        for system, updates in by_system.items():
+                    (FieldUpdate(ref=acc.ref, values=values, previous=acc.current), acc, values))
+        for system, queued in by_system.items():
             if system in self.stopped:
                 continue
-            result = WriteResult()
+            planned = WriteResult()
             with self.crm_work(system):
-                if not self.dry_run:
+                if not self.dry_run:  # as before every write: a lost lease stops here
                     self.confirm()
-                result = self.connectors[system].write_account_updates(
-                    updates, dry_run=self.dry_run)
-            if result.written:
-                self.report.account_records_written[system] += len(result.written)
-                if not self.dry_run:
-                    self.remember_written(result.written, sent)
-            if system in self.stopped:  # refused records are reported, not retried each cycle
+                planned = self.connectors[system].write_account_updates(
+                    [u for u, _, _ in queued], dry_run=True)
+            if system in self.stopped:
                 self.unfinished = True
-            for err in result.failed:
+                continue
+            for err in planned.failed:
                 self.report.add_failure(err.ref.key, f"account write: {err.reason}")
+            if self.dry_run:
+                self.report.account_records_written[system] += len(planned.written)
+                continue
+            changed = {ref.key for ref in planned.written}
+            self._outbox.setdefault(system, []).extend(
+                q for q in queued if q[0].ref.key in changed)
+            self.flush(system, final=False)
+
+    def flush(self, system: str, *, final: bool) -> None:
+        """Send a CRM's queued account writes: whole batches of `WRITE_BATCH` (all of them
+        when `final`, or for a CRM without a known batch size only then), under its budget
+        stop, the lease confirmed first; the store's accounts take the values written."""
+        queued = self._outbox.get(system, [])
+        batch = WRITE_BATCH.get(system)
+        count = len(queued) if final else (len(queued) // batch * batch if batch else 0)
+        if not count:
+            return
+        sending, self._outbox[system] = queued[:count], queued[count:]
+        if system in self.stopped:
+            return
+        result = WriteResult()
+        with self.crm_work(system):
+            self.confirm()
+            result = self.connectors[system].write_account_updates(
+                [u for u, _, _ in sending], dry_run=False)
+        if result.written:
+            self.report.account_records_written[system] += len(result.written)
+            self.remember_written(result.written,
+                                  {u.ref.key: (acc, values) for u, acc, values in sending})
+        if system in self.stopped:  # refused records are reported, not retried each cycle
+            self.unfinished = True
+        for err in result.failed:
+            self.report.add_failure(err.ref.key, f"account write: {err.reason}")
 
     def remember_written(self, written: Sequence[RecordRef],
                          sent: Mapping[str, tuple[CrmAccount, dict[str, object]]]) -> None:
@@ -635,9 +725,11 @@ class AccountPhase:
         if entries:
             self.state.set_fingerprints(ACCOUNT_KIND, entries)
 
-    def hand_off(self, evaluated: Mapping[str, AccountEvaluation],
+    def handoffs(self, evaluated: Mapping[str, AccountEvaluation],
                  crm_of: Mapping[str, Sequence[CrmAccount]],
-                 members: Mapping[str, Mapping[str, tuple[Member, tuple[str, ...]]]]) -> None:
+                 members: Mapping[str, Mapping[str, tuple[Member, tuple[str, ...]]]]
+                 ) -> list[Handoff]:
+        """The hand-offs of a chunk's MQA accounts (those with a target: `choose_target`)."""
         handoffs: list[Handoff] = []
         for key, ev in evaluated.items():
             if not ev.mqa:
@@ -649,6 +741,10 @@ class AccountPhase:
                 continue
             name = _fields(key, crm_of.get(key, ())).name or key
             handoffs.append(Handoff(key, name, ev, *chosen))
+        return handoffs
+
+    def hand_off(self, handoffs: Sequence[Handoff]) -> None:
+        """Hand the run's MQA accounts off, per CRM under its budget stop (module doc)."""
         for system, conn in self.connectors.items():
             mine = [h for h in handoffs if h.target.system == system]
             if not mine or system in self.stopped:

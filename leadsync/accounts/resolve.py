@@ -24,7 +24,7 @@ import hashlib
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -156,61 +156,80 @@ class Ambiguity:
     accounts: tuple[str, ...]
 
 
+def _key_records(records: dict[str, AccountRecord], domain_of: dict[str, str],
+                 name_of: dict[str, str], by_domain: dict[tuple[str, str], list[str]],
+                 by_name: dict[tuple[str, str], list[str]]) -> dict[str, str]:
+    """Record key -> account key (module doc); each account key is one string object."""
+    shared: dict[str, str] = {}
+    key_of: dict[str, str] = {}
+    for ref, acc in sorted(records.items()):
+        domain = domain_of.get(ref)
+        if domain is not None and len(by_domain[(acc.system, domain)]) == 1:
+            key_of[ref] = shared.setdefault(key := domain_key(domain), key)
+    names_in: dict[str, list[tuple[str, str]]] = defaultdict(list)  # name -> (system, ref)
+    for (system, normalised), refs in by_name.items():
+        names_in[normalised].extend((system, o) for o in refs)
+    for ref, acc in sorted(records.items()):
+        if ref in key_of:
+            continue
+        name = name_of.get(ref)
+        if ref in domain_of or name is None or len(by_name[(acc.system, name)]) > 1:
+            key_of[ref] = record_key(ref)
+            continue
+        others = [o for s, o in names_in[name] if s != acc.system]
+        other_keys = {key_of.get(o) for o in others}
+        only = next(iter(other_keys)) if len(others) == 1 and len(other_keys) == 1 else None
+        key_of[ref] = only if only is not None else shared.setdefault(key := name_key(name), key)
+    return key_of
+
+
 class AccountIndex:
-    """The accounts of both CRMs, keyed once (see the module doc for the key rules)."""
+    """The accounts of both CRMs, keyed once (see the module doc for the key rules). Holds only
+    what resolving needs (the account read is the largest thing a run keeps: issue 9): record
+    key -> account key (`key_of`), account key -> its record keys (`members`), domain and name
+    -> account keys, and the ambiguities; each account key is one string object, shared."""
 
     def __init__(self, accounts: Iterable[AccountRecord],
                  free_domains: frozenset[str] = FREE_EMAIL_DOMAINS) -> None:
         self.free_domains = free_domains
         records = {a.ref: a for a in accounts}
-        self.records: Mapping[str, AccountRecord] = records
-        self.domain_of: dict[str, str] = {}
-        self.name_of: dict[str, str] = {}
+        domain_of: dict[str, str] = {}
+        name_of: dict[str, str] = {}
         by_domain: dict[tuple[str, str], list[str]] = defaultdict(list)
         by_name: dict[tuple[str, str], list[str]] = defaultdict(list)
         for ref, acc in sorted(records.items()):
             domain = normalise_domain(acc.website)
             if domain is not None and domain not in free_domains:
-                self.domain_of[ref] = domain
+                domain_of[ref] = domain
                 by_domain[(acc.system, domain)].append(ref)
             name = normalise_company(acc.name)
             if name is not None:
-                self.name_of[ref] = name
+                name_of[ref] = name
                 by_name[(acc.system, name)].append(ref)
         self.ambiguities: tuple[Ambiguity, ...] = tuple(
             [Ambiguity(s, "domain", d, tuple(refs)) for (s, d), refs in sorted(by_domain.items())
              if len(refs) > 1]
             + [Ambiguity(s, "name", n, tuple(refs)) for (s, n), refs in sorted(by_name.items())
                if len(refs) > 1])
-        self.key_of: dict[str, str] = {}
-        for ref, acc in sorted(records.items()):
-            domain = self.domain_of.get(ref)
-            if domain is not None and len(by_domain[(acc.system, domain)]) == 1:
-                self.key_of[ref] = domain_key(domain)
-        for ref, acc in sorted(records.items()):
-            if ref in self.key_of:
-                continue
-            name = self.name_of.get(ref)
-            if ref in self.domain_of or name is None or len(by_name[(acc.system, name)]) > 1:
-                self.key_of[ref] = record_key(ref)
-                continue
-            others = [o for (s, n), refs in by_name.items() if n == name and s != acc.system
-                      for o in refs]
-            other_keys = {self.key_of.get(o) for o in others}
-            only = next(iter(other_keys)) if len(others) == 1 and len(other_keys) == 1 else None
-            self.key_of[ref] = only if only is not None else name_key(name)
-        self.members: dict[str, tuple[str, ...]] = {}
+        key_of = _key_records(records, domain_of, name_of, by_domain, by_name)
+        self.key_of: dict[str, str] = key_of
         grouped: dict[str, list[str]] = defaultdict(list)
-        for ref, key in self.key_of.items():
+        for ref, key in key_of.items():
             grouped[key].append(ref)
-        self.members = {k: tuple(sorted(v)) for k, v in grouped.items()}
-        self._keys_by_domain: dict[str, set[str]] = defaultdict(set)
-        self._keys_by_name: dict[str, set[str]] = defaultdict(set)
-        for ref, key in self.key_of.items():
-            if ref in self.domain_of:
-                self._keys_by_domain[self.domain_of[ref]].add(key)
-            if ref in self.name_of:
-                self._keys_by_name[self.name_of[ref]].add(key)
+        self.members: dict[str, tuple[str, ...]] = {k: tuple(sorted(v))
+                                                    for k, v in grouped.items()}
+        keys_by_domain: dict[str, set[str]] = defaultdict(set)
+        keys_by_name: dict[str, set[str]] = defaultdict(set)
+        for ref, key in key_of.items():
+            if ref in domain_of:
+                keys_by_domain[domain_of[ref]].add(key)
+            if ref in name_of:
+                keys_by_name[name_of[ref]].add(key)
+        # tuples, not sets: most hold one key
+        self._keys_by_domain: dict[str, tuple[str, ...]] = {
+            d: tuple(sorted(v)) for d, v in keys_by_domain.items()}
+        self._keys_by_name: dict[str, tuple[str, ...]] = {
+            n: tuple(sorted(v)) for n, v in keys_by_name.items()}
 
     def key_for_ref(self, ref: str) -> str:
         """The key of a CRM account record; an account the index has not read gets its
@@ -226,7 +245,7 @@ class AccountIndex:
         key = self.key_for_ref(ref)
         return AccountMatch(facts.record, key, via, self.members.get(key, (ref,)))
 
-    def _by_candidates(self, facts: PersonAccountFacts, keys: set[str], via: Via,
+    def _by_candidates(self, facts: PersonAccountFacts, keys: Collection[str], via: Via,
                        detail: str) -> AccountMatch:
         if len(keys) > 1:
             return AccountMatch(facts.record, None, via, ambiguous=tuple(sorted(keys)),

@@ -1,0 +1,194 @@
+"""The account phase's memory is flat in the number of accounts (issue 9): `score` works a
+chunk of accounts at a time end to end (evaluate, queue the writes, forget), reads a chunk's
+CRM records back from the store, keeps the best five rows only, and sends the account writes in
+the connectors' batches: whatever the chunk size, the same records get the same values in the
+same number of write calls, the same MQA tasks are created and the report is the same."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from leadsync.accounts import phase as phase_module
+from leadsync.connectors.base import CrmAccount, FieldUpdate, WriteResult
+from leadsync.pipeline import run_job
+from leadsync.scoring.accounts import AccountEvaluation
+from leadsync.state import InMemoryStateStore
+from tests.fakes import FakeConnector
+from tests.unit.test_accounts_phase import engage
+from tests.unit.test_pipeline import Clock, make_runtime
+
+TITLES = ("営業部長", "主任", "担当", "担当")
+BATCH = {"salesforce": 4, "hubspot": 3}  # small batches: several per run, one left over
+SF_ACCOUNTS, HS_COMPANIES = 23, 17  # 11 more companies share a Salesforce Account's domain
+# the phase's own, wrapped anew by each run (not a previous run's wrapper)
+EVALUATE = phase_module.evaluate_account
+CHUNK_ACCOUNTS = phase_module.AccountPhase.chunk_accounts
+FINISH = phase_module.AccountPhase.finish
+
+
+class Run:
+    """One full run over the same seeded CRMs with a given chunk size."""
+
+    def __init__(self, chunk: int, monkeypatch: pytest.MonkeyPatch, *,
+                 dry_run: bool = False) -> None:
+        monkeypatch.setattr(phase_module, "CHUNK_ACCOUNTS", chunk)
+        monkeypatch.setattr(phase_module, "WRITE_BATCH", BATCH)
+        self.evaluated: list[AccountEvaluation] = []
+        self.chunks: list[int] = []  # CRM records read back per chunk
+        self.phases: list[phase_module.AccountPhase] = []
+        real_evaluate, real_chunk, real_finish = EVALUATE, CHUNK_ACCOUNTS, FINISH
+
+        def evaluate(*args: Any, **kw: Any) -> AccountEvaluation:
+            ev = real_evaluate(*args, **kw)
+            self.evaluated.append(ev)
+            return ev
+
+        def chunk_accounts(phase: phase_module.AccountPhase, chunk: Sequence[str]
+                           ) -> dict[str, list[CrmAccount]]:
+            found = real_chunk(phase, chunk)
+            self.chunks.append(sum(len(v) for v in found.values()))
+            return found
+
+        def finish(phase: phase_module.AccountPhase, *, full: bool) -> None:
+            self.phases.append(phase)
+            real_finish(phase, full=full)
+
+        monkeypatch.setattr(phase_module, "evaluate_account", evaluate)
+        monkeypatch.setattr(phase_module.AccountPhase, "chunk_accounts", chunk_accounts)
+        monkeypatch.setattr(phase_module.AccountPhase, "finish", finish)
+        clock = Clock()
+        self.hs, self.sf = FakeConnector("hubspot", clock), FakeConnector("salesforce", clock)
+        self.sends: dict[str, list[int]] = {"hubspot": [], "salesforce": []}
+        for conn in (self.hs, self.sf):
+            self._count_sends(conn)
+        for n in range(SF_ACCOUNTS):
+            domain = f"d{n:02}.co.jp"
+            self.sf.add_account(f"001{n:02}", f"会社{n:02}株式会社", f"https://www.{domain}/",
+                                owner_id=f"owner-{n % 3}")
+            if n < 11:  # the same company in HubSpot
+                self.hs.add_account(f"9{n:02}", f"会社{n:02}", domain)
+            for i, title in enumerate(TITLES[: 1 + n % 4], start=1):
+                ref = self.sf.add("Contact", f"003{n:02}{i}", email=f"p{i}@{domain}",
+                                  title=title, last_name=f"山田{n:02}{i}")
+                self.sf.link(ref, f"001{n:02}")
+                if i <= n % 4:  # 0 to 3 engaged people: ties and a few MQAs
+                    engage(self.sf, ref, clock)
+        for n in range(11, HS_COMPANIES + 11):
+            domain = f"h{n:02}.example.jp"
+            self.hs.add_account(f"9{n:02}", f"HubSpot社{n:02}", domain)
+            ref = self.hs.add("contact", f"7{n:02}", email=f"q@{domain}", title="部長",
+                              last_name=f"佐藤{n:02}")
+            self.hs.link(ref, f"9{n:02}", primary=f"9{n:02}")
+        self.state = InMemoryStateStore()
+        runtime = make_runtime((self.hs, self.sf), clock, self.state)
+        self.report = run_job(runtime, "full", dry_run=dry_run)
+
+    def _count_sends(self, conn: FakeConnector) -> None:
+        real = conn.write_account_updates
+
+        def write(updates: Sequence[FieldUpdate], *, dry_run: bool = False) -> WriteResult:
+            if not dry_run:
+                self.sends[conn.system].append(len(updates))
+            return real(updates, dry_run=dry_run)
+
+        conn.write_account_updates = write  # type: ignore[method-assign]
+
+    def calls(self) -> dict[str, int]:
+        """The write calls a connector batching `BATCH` records a call makes."""
+        return {s: sum(math.ceil(n / BATCH[s]) for n in sizes) for s, sizes in self.sends.items()}
+
+    def written(self) -> dict[str, dict[str, object]]:
+        return {acc.ref.key: dict(acc.current) for conn in (self.hs, self.sf)
+                for acc in conn.accounts.values()}
+
+    def tasks(self) -> list[tuple[str, str, str, str | None]]:
+        return sorted((t.key, t.person.key, t.subject, t.owner_id)
+                      for conn in (self.hs, self.sf) for t in conn.tasks)
+
+
+def test_chunks_write_the_same_records_in_the_same_number_of_calls(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    one = Run(500, monkeypatch)
+    many = Run(3, monkeypatch)
+    assert len(one.chunks) == 1 and len(many.chunks) == math.ceil(len(many.evaluated) / 3)
+    assert many.written() == one.written()
+    written = dict(one.report.account_records_written)
+    assert written == {"salesforce": SF_ACCOUNTS, "hubspot": 11 + HS_COMPANIES}
+    assert dict(many.report.account_records_written) == written
+    # whole batches while the chunks are scored, the rest at the end: the calls of one write
+    # of every changed record per CRM
+    assert many.calls() == one.calls() == {s: math.ceil(n / BATCH[s])
+                                           for s, n in written.items()}
+    for system, sizes in many.sends.items():
+        assert sum(sizes) == written[system] and len(sizes) > 1
+        assert all(n % BATCH[system] == 0 for n in sizes[:-1])
+    assert many.tasks() == one.tasks() and len(one.tasks()) >= 2
+    # every other call (reads, links, the task-key look-up, task creates) is the same: the
+    # fakes count one call a write, whatever its size
+    for system, conn_many, conn_one in (("hubspot", many.hs, one.hs),
+                                        ("salesforce", many.sf, one.sf)):
+        assert conn_many.calls - len(many.sends[system]) \
+            == conn_one.calls - len(one.sends[system]) > 0, system
+    for name in ("accounts_evaluated", "accounts_mqa", "mqa_tasks_created", "tasks_created",
+                 "mqa_tasks_existing", "top_accounts", "failures"):
+        assert getattr(many.report, name) == getattr(one.report, name), name
+
+
+def test_the_top_accounts_are_the_best_five_of_every_evaluation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    run = Run(2, monkeypatch)
+    brute = sorted(run.evaluated, key=lambda e: (-e.score, e.key))[:phase_module.TOP_ACCOUNTS]
+    rows = run.report.top_accounts
+    assert [(r["account"], r["score"], r["mqa"], r["engaged"], r["members"]) for r in rows] == [
+        (e.key, e.score, e.mqa, len(e.engaged), e.members) for e in brute]
+    assert len({e.score for e in run.evaluated}) > 1  # ties and differences both
+    assert all(r["name"] and r["domain"] for r in rows)
+    assert rows == Run(500, monkeypatch).report.top_accounts
+
+
+def test_the_phase_holds_one_chunk_of_crm_records_at_most(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CRM account is kept by the phase once it finished (was: every account's records for
+    the whole run); each chunk reads back only its own accounts' records."""
+    run = Run(4, monkeypatch)
+    assert len(run.phases) == 1 and len(run.chunks) > 2
+    assert sum(run.chunks) == SF_ACCOUNTS + HS_COMPANIES + 11  # every record read back once
+    assert max(run.chunks) <= 4 * 2  # a chunk's accounts' records (two CRMs at most)
+    skip = {"connectors", "state", "model", "report", "crm_work", "confirm", "retry"}
+    held = [v for k, v in vars(run.phases[0]).items() if k not in skip]
+    assert _crm_accounts(held) == 0
+    assert not run.phases[0]._outbox or not any(run.phases[0]._outbox.values())
+
+
+def test_a_dry_run_keeps_its_accounts_in_the_process_and_counts_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dry run stores nothing (docs/resume.md): its CRM records stay in the process; it
+    counts the records a real run would write and makes no write call."""
+    run = Run(3, monkeypatch, dry_run=True)
+    real = Run(500, monkeypatch)
+    assert run.sends == {"hubspot": [], "salesforce": []}
+    assert dict(run.report.account_records_written) == dict(real.report.account_records_written)
+    assert run.report.accounts_evaluated == real.report.accounts_evaluated
+    assert [r["account"] for r in run.report.top_accounts] == [
+        r["account"] for r in real.report.top_accounts]
+
+
+def _crm_accounts(value: object, seen: set[int] | None = None) -> int:
+    """How many CrmAccount objects `value` holds (deep)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, CrmAccount):
+        return 1
+    if isinstance(value, dict):
+        return sum(_crm_accounts(k, seen) + _crm_accounts(v, seen) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return sum(_crm_accounts(v, seen) for v in value)
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return _crm_accounts(vars(value), seen)
+    return 0
