@@ -469,9 +469,7 @@ class _Cycle:
         self.commit_engagement()
         self.commit_held_events()
         self.new_events, self.held_new, self.held_done = {}, {}, set()
-        for system in self.rt.connectors:
-            prefix = system + ":"
-            self.state.add_pending(system, sorted(k for k in keys if k.startswith(prefix)))
+        self.add_to_do(keys)
         for name in [n for n in self.cursors if not n.endswith(":people")]:
             value = self.cursors.pop(name)
             if name.split(":", 1)[0] not in self.budget_stopped:
@@ -764,10 +762,16 @@ class _Cycle:
         fresh = self.fresh_events(found.events)
         if fresh:
             self.state.add_events_many(fresh)
-            for system in self.rt.connectors:
-                prefix = system + ":"
-                self.state.add_pending(system, sorted(k for k in fresh if k.startswith(prefix)))
+            self.add_to_do(fresh)
         found.events = {}
+
+    def add_to_do(self, record_keys: Iterable[str]) -> None:
+        """Put records on their CRM's durable to-do list (its pending set; keys of a CRM not
+        connected are left out)."""
+        keys = sorted(record_keys)
+        for system in self.rt.connectors:
+            prefix = system + ":"
+            self.state.add_pending(system, [k for k in keys if k.startswith(prefix)])
 
     def drop_unchanged(self, records: dict[str, CrmPerson]
                        ) -> tuple[dict[str, CrmPerson], dict[str, CrmPerson]]:
@@ -1100,7 +1104,7 @@ class _Cycle:
         for system in self.rt.connectors:
             prefix = system + ":"
             self.state.remove_pending(system, [k for k in processed if k.startswith(prefix)])
-            self.state.add_pending(system, [k for k in self.failed_keys if k.startswith(prefix)])
+        self.add_to_do(self.failed_keys)
 
     def commit_run(self) -> None:
         """Every page is settled: the cursors move, a finished paged read leaves no resume

@@ -218,20 +218,11 @@ def _fields(key: str, accounts: Sequence[CrmAccount]) -> AccountFields:
                          attributes=attributes)
 
 
-def top_accounts(evaluated: Mapping[str, AccountEvaluation],
-                 crm_of: Mapping[str, Sequence[CrmAccount]],
-                 bare_domains: Mapping[str, str | None] | None = None,
-                 ) -> list[dict[str, object]]:
-    """The TOP_ACCOUNTS highest scores (ties by key), each with its name, domain, MQA state,
-    engaged people and reasons (`+40 3名以上がエンゲージ; ...`): no person is named. An account
-    no CRM holds is named by the business domain its people's emails share (`bare_domains`)."""
-    return [top_row(ev, crm_of.get(ev.key, ()), (bare_domains or {}).get(ev.key))
-            for ev in sorted(evaluated.values(), key=lambda e: (-e.score, e.key))[:TOP_ACCOUNTS]]
-
-
 def top_row(ev: AccountEvaluation, accounts: Sequence[CrmAccount],
             bare_domain: str | None) -> dict[str, object]:
-    """One row of `top_accounts`."""
+    """One row of the report's top accounts: name, domain (an account no CRM holds: the
+    business domain its people's emails share), MQA state, engaged people and reasons
+    (`+40 3名以上がエンゲージ; ...`); no person is named."""
     fields = _fields(ev.key, accounts)
     return {"account": ev.key, "name": fields.name,
             "domain": normalise_domain(fields.domain) or bare_domain, "score": ev.score,
@@ -245,7 +236,7 @@ def best_rows(best: list[tuple[int, str, dict[str, object]]],
               done: Mapping[str, AccountEvaluation],
               crm_of: Mapping[str, Sequence[CrmAccount]],
               bare_domains: Mapping[str, str | None]) -> list[tuple[int, str, dict[str, object]]]:
-    """The TOP_ACCOUNTS best so far (`top_accounts`' order: -score, then key) with a chunk's
+    """The TOP_ACCOUNTS best so far (highest score first, ties by key) with a chunk's
     evaluations taken in: a row is built only for an account that makes it (a chunk's CRM
     records are at hand only while the chunk is scored)."""
     ranked = sorted([(-s, k) for s, k, _ in best] + [(-ev.score, k) for k, ev in done.items()])
