@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -88,6 +88,8 @@ ACCOUNT_REFS_KIND = "account_refs"  # system -> space-separated account record k
 # the record keys of the run's pages, one entry a page (`note`): what a phase that did not
 # finish hands to `retry`, read back then instead of held by the process (memory flat)
 RUN_KEYS_KIND = "account_run_keys"  # page number -> space-separated record keys
+# the account read stores (and reads back) the CRMs' account records this many at a time
+STORE_BATCH = 2_000
 CHUNK_ACCOUNTS = 500  # `finish` scores the accounts this many at a time, members from the store
 # records a CRM's account write sends per call (`write_account_updates`): the writes of the
 # chunks are buffered and sent this many at a time (the rest at the end), so the phase makes the
@@ -289,7 +291,7 @@ class AccountPhase:
         self._dry_accounts: dict[str, CrmAccount] = {}  # record key -> account (dry run)
         # the account writes not sent yet, per CRM: sent `WRITE_BATCH` at a time (`flush`)
         self._outbox: dict[str, list[tuple[FieldUpdate, CrmAccount, dict[str, object]]]] = {}
-        self.gone: list[CrmAccount] = []  # stored accounts the read found deleted in their CRM
+        self.gone: list[AccountRecord] = []  # stored accounts the read found deleted
         self.gone_keys: set[str] = set()  # accounts left with no CRM record (they leave)
 
     def run(self, people: Sequence[Person], evaluations: Sequence[Evaluation], *,
@@ -552,7 +554,7 @@ class AccountPhase:
         links: dict[str, AccountLinks] = {
             r.ref.key: r.account_links for p in people for r in p.records
             if r.account_links is not None and r.account_links.account_ids}
-        accounts: list[CrmAccount] = []
+        accounts: list[AccountRecord] = []
         for system, conn in self.connectors.items():
             if system in self.stopped:
                 return None
@@ -571,74 +573,101 @@ class AccountPhase:
             if save is not None:  # the read finished: its entries and cursor are kept
                 save()
         if self._index is None:
-            self._index = AccountIndex(
-                (AccountRecord(a.ref.key, a.name, a.website) for a in accounts),
-                self.model.free_email_domains)
-            if self.dry_run:
-                self._dry_accounts = {a.ref.key: a for a in accounts}
+            self._index = AccountIndex(accounts, self.model.free_email_domains)
             if self.gone:  # their keys as the accounts were before the deletions
-                before = AccountIndex((AccountRecord(a.ref.key, a.name, a.website)
-                                       for a in [*accounts, *self.gone]),
-                                      self.model.free_email_domains)
-                keys = {before.key_for_ref(a.ref.key) for a in self.gone}
+                before = AccountIndex([*accounts, *self.gone], self.model.free_email_domains)
+                keys = {before.key_for_ref(a.ref) for a in self.gone}
                 self.gone_keys = keys - set(self._index.members)
                 self.touched |= keys & set(self._index.members)  # a CRM record left: re-evaluated
         assert self._index is not None
         return self._index, links
 
     def read_accounts(self, system: str, conn: Connector
-                      ) -> tuple[list[CrmAccount], Callable[[], None] | None]:
+                      ) -> tuple[list[AccountRecord], Callable[[], None] | None]:
         """A CRM's accounts, the full run's and an incremental run's alike: the stored ones
         updated with those changed since the cursor (one search / query per 200 / 2,000
         changed) less those deleted since it (`deleted_accounts`: HubSpot's archived list,
         Salesforce's recycle bin through queryAll). Every account is read instead (the safety
         net, module `RETENTION`) without a cursor or stored accounts, or when the cursor or
-        the last full read is older than the CRM keeps deleted records listed. Returns them
-        and what to store once the read finished; the deleted ones go to `self.gone`."""
+        the last full read is older than the CRM keeps deleted records listed. Returns what
+        the index needs of each account (`AccountRecord`) and what to store once the read
+        finished (the deletions, the record list, the cursors); the deleted ones go to
+        `self.gone`. The read is streamed (issue 9: it was a run's largest transient): each
+        `STORE_BATCH` accounts read are stored (`ACCOUNT_KIND`, the CRM's values as read: an
+        entry stored by a read that did not finish is only fresher) and forgotten, the stored
+        ones are read back a batch at a time; a dry run stores nothing and keeps them."""
         name = ACCOUNTS_CURSOR.format(system=system)
         full_name = FULL_READ_CURSOR.format(system=system)
         cursor = self.state.get_cursor(name)
         last_full = self.state.get_cursor(full_name)
         listed_text = self.state.get_fingerprints(ACCOUNT_REFS_KIND, [system]).get(system)
         listed = set((listed_text or "").split())
+        del listed_text
         keep_for = RETENTION.get(system, min(RETENTION.values())) - RETENTION_MARGIN
         full_read = (cursor is None or not listed or last_full is None
                      or self.now - cursor > keep_for or self.now - last_full > keep_for)
+        records: list[AccountRecord] = []
+        fresh: set[str] = set()  # the record keys read from the CRM this run
+        entries: dict[str, str] = {}
+
+        def take(acc: CrmAccount) -> None:
+            key = acc.ref.key
+            fresh.add(key)
+            records.append(AccountRecord(key, acc.name, acc.website))
+            if self.dry_run:
+                self._dry_accounts[key] = acc
+                return
+            entries[key] = encode_account(acc)
+            if len(entries) >= STORE_BATCH:
+                self.state.set_fingerprints(ACCOUNT_KIND, entries)
+                entries.clear()
+
+        for acc in conn.iter_accounts() if full_read else conn.iter_accounts(since=cursor):
+            take(acc)
+        if entries:
+            self.state.set_fingerprints(ACCOUNT_KIND, entries)
+            entries.clear()
         if full_read:
-            accounts = list(conn.iter_accounts())
-            refs = {a.ref.key for a in accounts}
-            changed = accounts
-            deleted = listed - refs  # stored, not read: deleted (or merged away) since
+            deleted = listed - fresh  # stored, not read: deleted (or merged away) since
+            refs = fresh
         else:
             assert cursor is not None
-            changed = list(conn.iter_accounts(since=cursor))
-            fresh = {a.ref.key for a in changed}
             deleted = {r.key for r in conn.deleted_accounts(cursor)} & listed - fresh
-            keep = sorted(listed - fresh - deleted)
-            stored = [decode_account(k, v) for k, v in
-                      (self.state.get_fingerprints(ACCOUNT_KIND, keep).items() if keep else ())]
-            accounts = [a for a in stored if a is not None] + changed
+            for acc in self.stored_accounts(sorted(listed - fresh - deleted)):
+                records.append(AccountRecord(acc.ref.key, acc.name, acc.website))
+                if self.dry_run:
+                    self._dry_accounts[acc.ref.key] = acc
             refs = (listed | fresh) - deleted
+        del listed
         if deleted:
-            gone = self.state.get_fingerprints(ACCOUNT_KIND, sorted(deleted))
-            self.gone.extend(a for a in (decode_account(k, v) for k, v in sorted(gone.items()))
-                             if a is not None)
+            self.gone.extend(AccountRecord(a.ref.key, a.name, a.website)
+                             for a in self.stored_accounts(sorted(deleted)))
             log.info("accounts deleted in a CRM", extra={"system": system,
                                                           "count": len(deleted)})
         if self.dry_run:
-            return accounts, None
+            return records, None
 
         def save() -> None:
-            entries = {a.ref.key: encode_account(a) for a in changed}
-            entries.update(dict.fromkeys(sorted(deleted), ""))  # the store has no delete
-            if entries:
-                self.state.set_fingerprints(ACCOUNT_KIND, entries)
+            if deleted:
+                # the store has no delete
+                self.state.set_fingerprints(ACCOUNT_KIND, dict.fromkeys(sorted(deleted), ""))
             self.state.set_fingerprints(ACCOUNT_REFS_KIND, {system: " ".join(sorted(refs))})
             self.state.set_cursor(name, self.now - CURSOR_OVERLAP)
             if full_read:
                 self.state.set_cursor(full_name, self.now - CURSOR_OVERLAP)
 
-        return accounts, save
+        return records, save
+
+    def stored_accounts(self, keys: Sequence[str]) -> Iterator[CrmAccount]:
+        """The stored accounts (`ACCOUNT_KIND`) of these record keys, in their order, read
+        back `STORE_BATCH` at a time; keys not stored (or unreadable) are left out."""
+        for start in range(0, len(keys), STORE_BATCH):
+            batch = keys[start:start + STORE_BATCH]
+            stored = self.state.get_fingerprints(ACCOUNT_KIND, batch)
+            for key in batch:
+                acc = decode_account(key, stored[key]) if key in stored else None
+                if acc is not None:
+                    yield acc
 
     def write(self, evaluated: Mapping[str, AccountEvaluation],
               crm_of: Mapping[str, Sequence[CrmAccount]]) -> None:

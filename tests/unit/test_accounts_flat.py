@@ -7,7 +7,10 @@ same number of write calls, the same MQA tasks are created and the report is the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import fields, replace
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from leadsync.accounts import phase as phase_module
 from leadsync.connectors.base import CrmAccount, FieldUpdate, WriteResult
 from leadsync.pipeline import run_job
+from leadsync.report import CycleReport
 from leadsync.scoring.accounts import AccountEvaluation
 from leadsync.state import InMemoryStateStore
 from tests.fakes import FakeConnector
@@ -34,8 +38,9 @@ class Run:
     """One full run over the same seeded CRMs with a given chunk size."""
 
     def __init__(self, chunk: int, monkeypatch: pytest.MonkeyPatch, *,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, store_batch: int = 2_000) -> None:
         monkeypatch.setattr(phase_module, "CHUNK_ACCOUNTS", chunk)
+        monkeypatch.setattr(phase_module, "STORE_BATCH", store_batch)
         monkeypatch.setattr(phase_module, "WRITE_BATCH", BATCH)
         self.evaluated: list[AccountEvaluation] = []
         self.chunks: list[int] = []  # CRM records read back per chunk
@@ -84,8 +89,13 @@ class Run:
                               last_name=f"佐藤{n:02}")
             self.hs.link(ref, f"9{n:02}", primary=f"9{n:02}")
         self.state = InMemoryStateStore()
-        runtime = make_runtime((self.hs, self.sf), clock, self.state)
-        self.report = run_job(runtime, "full", dry_run=dry_run)
+        self.clock, self.dry_run = clock, dry_run
+        self.report = self.again()
+
+    def again(self) -> CycleReport:
+        """One more full run (with the account cursor the last one left: a cursor read)."""
+        return run_job(make_runtime((self.hs, self.sf), self.clock, self.state), "full",
+                       dry_run=self.dry_run)
 
     def _count_sends(self, conn: FakeConnector) -> None:
         real = conn.write_account_updates
@@ -175,6 +185,104 @@ def test_a_dry_run_keeps_its_accounts_in_the_process_and_counts_the_same(
     assert run.report.accounts_evaluated == real.report.accounts_evaluated
     assert [r["account"] for r in run.report.top_accounts] == [
         r["account"] for r in real.report.top_accounts]
+
+
+class _Watched(CrmAccount):
+    """A CrmAccount a weak reference can watch (CrmAccount has slots)."""
+
+
+class AccountReads:
+    """What the account read (`read_accounts`) holds and stores, per CRM: each account a CRM
+    yields is a fresh copy (the fakes yield the objects they keep), watched by a weak
+    reference, so `held` is the most read accounts the process still held at any one yield;
+    the store's account-entry writes and reads made by the read are counted by size."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.alive: list[weakref.ref[CrmAccount]] = []
+        self.held = 0
+        self.system: str | None = None  # the CRM whose accounts are being read
+        self.stored: dict[str, list[int]] = {}  # entries per write of ACCOUNT_KIND
+        self.read_back: dict[str, list[int]] = {}  # keys per read of ACCOUNT_KIND
+        real_set = InMemoryStateStore.set_fingerprints
+        real_get = InMemoryStateStore.get_fingerprints
+        real_iter = FakeConnector.iter_accounts
+        real_read = phase_module.AccountPhase.read_accounts
+
+        def set_fingerprints(state: InMemoryStateStore, kind: str,
+                             items: Mapping[str, str]) -> None:
+            if kind == phase_module.ACCOUNT_KIND and self.system:
+                self.stored.setdefault(self.system, []).append(len(items))
+            real_set(state, kind, items)
+
+        def get_fingerprints(state: InMemoryStateStore, kind: str,
+                             keys: Sequence[str]) -> dict[str, str]:
+            if kind == phase_module.ACCOUNT_KIND and self.system:
+                self.read_back.setdefault(self.system, []).append(len(keys))
+            return real_get(state, kind, keys)
+
+        def iter_accounts(conn: FakeConnector, since: datetime | None = None
+                          ) -> Iterator[CrmAccount]:
+            for acc in real_iter(conn, since):
+                self.alive = [r for r in self.alive if r() is not None]
+                self.held = max(self.held, len(self.alive))
+                copy = _Watched(*(getattr(acc, f.name) for f in fields(CrmAccount)))
+                self.alive.append(weakref.ref(copy))
+                yield copy
+
+        def read_accounts(phase: phase_module.AccountPhase, system: str,
+                          conn: FakeConnector) -> Any:
+            self.system = system
+            try:
+                return real_read(phase, system, conn)
+            finally:
+                self.system = None
+
+        monkeypatch.setattr(InMemoryStateStore, "set_fingerprints", set_fingerprints)
+        monkeypatch.setattr(InMemoryStateStore, "get_fingerprints", get_fingerprints)
+        monkeypatch.setattr(FakeConnector, "iter_accounts", iter_accounts)
+        monkeypatch.setattr(phase_module.AccountPhase, "read_accounts", read_accounts)
+
+    def clear(self) -> None:
+        self.held, self.stored, self.read_back = 0, {}, {}
+
+
+def test_the_account_read_streams_a_store_batch_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The account read holds no CRM account once it is stored (was: every account of a CRM
+    at once, then their JSON in one dict): it stores `STORE_BATCH` entries at a time and
+    reads the stored ones back as many at a time; what the runs evaluate and write is the
+    same as with one batch."""
+    one = Run(500, monkeypatch)
+    reads = AccountReads(monkeypatch)
+    small = Run(500, monkeypatch, store_batch=5)
+    assert small.written() == one.written()
+    assert small.evaluated == one.evaluated
+    assert small.report.top_accounts == one.report.top_accounts
+    # the cold read: every account read, stored 5 at a time (23 Accounts, 28 companies)
+    assert reads.stored == {"salesforce": [5, 5, 5, 5, 3], "hubspot": [5, 5, 5, 5, 5, 3]}
+    assert reads.read_back == {}
+    assert reads.held == 1  # the account just stored, not yet released: never two
+    # the next run reads by cursor: 2 Accounts changed, stored; the rest read back 5 at a time
+    for run in (one, small):
+        run.clock.advance(hours=1)
+        run.sf.accounts_changed = {"00101", "00102"}  # (our writes are a cursor read's)
+        run.hs.accounts_changed = set()
+        run.sf.accounts["00101"] = replace(run.sf.accounts["00101"], name="改名株式会社")
+    again_one = one.again()
+    reads.clear()
+    again_small = small.again()
+    assert reads.stored == {"salesforce": [2]}
+    assert reads.read_back == {"salesforce": [5, 5, 5, 5, 1], "hubspot": [5, 5, 5, 5, 5, 3]}
+    assert reads.held == 1
+    for name in ("accounts_evaluated", "account_records_written", "top_accounts", "failures"):
+        assert getattr(again_small, name) == getattr(again_one, name), name
+    assert again_small.accounts_evaluated == SF_ACCOUNTS + HS_COMPANIES
+    assert small.written() == one.written()
+    assert "改名" in small.state.get_fingerprints(
+        phase_module.ACCOUNT_KIND, ["salesforce:Account:00101"])["salesforce:Account:00101"]
+    assert small.state.get_fingerprints(phase_module.ACCOUNT_KIND, ["salesforce:Account:00101"]
+                                        ) == one.state.get_fingerprints(
+        phase_module.ACCOUNT_KIND, ["salesforce:Account:00101"])
 
 
 def _crm_accounts(value: object, seen: set[int] | None = None) -> int:
