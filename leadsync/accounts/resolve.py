@@ -24,7 +24,7 @@ import hashlib
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -156,80 +156,133 @@ class Ambiguity:
     accounts: tuple[str, ...]
 
 
-def _key_records(records: dict[str, AccountRecord], domain_of: dict[str, str],
-                 name_of: dict[str, str], by_domain: dict[tuple[str, str], list[str]],
-                 by_name: dict[tuple[str, str], list[str]]) -> dict[str, str]:
-    """Record key -> account key (module doc); each account key is one string object."""
+Refs = str | list[str]  # one record key, or several (in the order added)
+Keys = str | tuple[str, ...]  # one account key (most), or several
+
+
+def _add(index: dict[str, Refs], value: str, ref: str) -> None:
+    have = index.get(value)
+    if have is None:
+        index[value] = ref
+    elif isinstance(have, str):
+        index[value] = [have, ref]
+    else:
+        have.append(ref)
+
+
+def _refs(value: Refs) -> Sequence[str]:
+    return (value,) if isinstance(value, str) else value
+
+
+def _system(ref: str) -> str:
+    return ref.split(":", 1)[0]
+
+
+def _alone(refs: Refs, system: str) -> bool:
+    """Whether `refs` hold a single record of `system` (one record, or one of that CRM)."""
+    return isinstance(refs, str) or sum(_system(r) == system for r in refs) == 1
+
+
+def _key_records(refs: Sequence[str], domain_of: dict[str, str], name_of: dict[str, str],
+                 by_domain: dict[str, Refs], by_name: dict[str, Refs]) -> dict[str, str]:
+    """Record key -> account key (module doc); each account key is one string object.
+    `refs` sorted; `by_domain` / `by_name`: normalised domain / name -> the records (both
+    CRMs) that have it."""
     shared: dict[str, str] = {}
     key_of: dict[str, str] = {}
-    for ref, acc in sorted(records.items()):
+    for ref in refs:
         domain = domain_of.get(ref)
-        if domain is not None and len(by_domain[(acc.system, domain)]) == 1:
+        if domain is not None and _alone(by_domain[domain], _system(ref)):
             key_of[ref] = shared.setdefault(key := domain_key(domain), key)
-    names_in: dict[str, list[tuple[str, str]]] = defaultdict(list)  # name -> (system, ref)
-    for (system, normalised), refs in by_name.items():
-        names_in[normalised].extend((system, o) for o in refs)
-    for ref, acc in sorted(records.items()):
+    for ref in refs:
         if ref in key_of:
             continue
         name = name_of.get(ref)
-        if ref in domain_of or name is None or len(by_name[(acc.system, name)]) > 1:
+        system = _system(ref)
+        if ref in domain_of or name is None or not _alone(by_name[name], system):
             key_of[ref] = record_key(ref)
             continue
-        others = [o for s, o in names_in[name] if s != acc.system]
+        others = [o for o in _refs(by_name[name]) if _system(o) != system]
         other_keys = {key_of.get(o) for o in others}
         only = next(iter(other_keys)) if len(others) == 1 and len(other_keys) == 1 else None
         key_of[ref] = only if only is not None else shared.setdefault(key := name_key(name), key)
     return key_of
 
 
+def _ambiguities(kind: Literal["domain", "name"], index: dict[str, Refs]
+                 ) -> list[Ambiguity]:
+    """The values two or more records of one CRM share, by (system, value)."""
+    found: list[Ambiguity] = []
+    for value, refs in index.items():
+        if isinstance(refs, str):
+            continue
+        by_system: dict[str, list[str]] = defaultdict(list)
+        for ref in refs:
+            by_system[_system(ref)].append(ref)
+        found.extend(Ambiguity(system, kind, value, tuple(rs))
+                     for system, rs in by_system.items() if len(rs) > 1)
+    return sorted(found, key=lambda a: (a.system, a.value))
+
+
+def _keys_by(index: dict[str, Refs], key_of: Mapping[str, str]) -> dict[str, Keys]:
+    """Normalised domain / name -> the account key(s) of its records: a key, or a sorted
+    tuple when they have several."""
+    out: dict[str, Keys] = {}
+    for value, refs in index.items():
+        if isinstance(refs, str):
+            out[value] = key_of[refs]
+            continue
+        keys = sorted({key_of[r] for r in refs})
+        out[value] = keys[0] if len(keys) == 1 else tuple(keys)
+    return out
+
+
+def _keys(value: Keys | None) -> tuple[str, ...]:
+    return () if value is None else (value,) if isinstance(value, str) else value
+
+
 class AccountIndex:
     """The accounts of both CRMs, keyed once (see the module doc for the key rules). Holds only
     what resolving needs (the account read is the largest thing a run keeps: issue 9): record
     key -> account key (`key_of`), account key -> its record keys (`members`), domain and name
-    -> account keys, and the ambiguities; each account key is one string object, shared."""
+    -> account keys, and the ambiguities; each account key is one string object, shared. Built
+    with one entry per value (a record key, a list only where values are shared): the build's
+    own transient is a few dicts, not a list and a set per account."""
 
     def __init__(self, accounts: Iterable[AccountRecord],
                  free_domains: frozenset[str] = FREE_EMAIL_DOMAINS) -> None:
         self.free_domains = free_domains
-        records = {a.ref: a for a in accounts}
+        records = {a.ref: a for a in accounts}  # the last of a record key wins
+        refs = sorted(records)
         domain_of: dict[str, str] = {}
         name_of: dict[str, str] = {}
-        by_domain: dict[tuple[str, str], list[str]] = defaultdict(list)
-        by_name: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for ref, acc in sorted(records.items()):
+        by_domain: dict[str, Refs] = {}
+        by_name: dict[str, Refs] = {}
+        for ref in refs:
+            acc = records[ref]
             domain = normalise_domain(acc.website)
             if domain is not None and domain not in free_domains:
                 domain_of[ref] = domain
-                by_domain[(acc.system, domain)].append(ref)
+                _add(by_domain, domain, ref)
             name = normalise_company(acc.name)
             if name is not None:
                 name_of[ref] = name
-                by_name[(acc.system, name)].append(ref)
+                _add(by_name, name, ref)
+        del records
         self.ambiguities: tuple[Ambiguity, ...] = tuple(
-            [Ambiguity(s, "domain", d, tuple(refs)) for (s, d), refs in sorted(by_domain.items())
-             if len(refs) > 1]
-            + [Ambiguity(s, "name", n, tuple(refs)) for (s, n), refs in sorted(by_name.items())
-               if len(refs) > 1])
-        key_of = _key_records(records, domain_of, name_of, by_domain, by_name)
+            _ambiguities("domain", by_domain) + _ambiguities("name", by_name))
+        key_of = _key_records(refs, domain_of, name_of, by_domain, by_name)
+        del refs, domain_of, name_of
         self.key_of: dict[str, str] = key_of
-        grouped: dict[str, list[str]] = defaultdict(list)
+        grouped: dict[str, Refs] = {}
         for ref, key in key_of.items():
-            grouped[key].append(ref)
-        self.members: dict[str, tuple[str, ...]] = {k: tuple(sorted(v))
+            _add(grouped, key, ref)
+        self.members: dict[str, tuple[str, ...]] = {k: (v,) if isinstance(v, str)
+                                                    else tuple(sorted(v))
                                                     for k, v in grouped.items()}
-        keys_by_domain: dict[str, set[str]] = defaultdict(set)
-        keys_by_name: dict[str, set[str]] = defaultdict(set)
-        for ref, key in key_of.items():
-            if ref in domain_of:
-                keys_by_domain[domain_of[ref]].add(key)
-            if ref in name_of:
-                keys_by_name[name_of[ref]].add(key)
-        # tuples, not sets: most hold one key
-        self._keys_by_domain: dict[str, tuple[str, ...]] = {
-            d: tuple(sorted(v)) for d, v in keys_by_domain.items()}
-        self._keys_by_name: dict[str, tuple[str, ...]] = {
-            n: tuple(sorted(v)) for n, v in keys_by_name.items()}
+        del grouped
+        self._keys_by_domain = _keys_by(by_domain, key_of)
+        self._keys_by_name = _keys_by(by_name, key_of)
 
     def key_for_ref(self, ref: str) -> str:
         """The key of a CRM account record; an account the index has not read gets its
@@ -239,7 +292,7 @@ class AccountIndex:
     def keys_for_domain(self, domain: str) -> set[str]:
         """The keys of the accounts with this (normalised) domain: one, none, or several when
         accounts of one CRM share it."""
-        return set(self._keys_by_domain.get(domain, ()))
+        return set(_keys(self._keys_by_domain.get(domain)))
 
     def _by_ref(self, facts: PersonAccountFacts, ref: str, via: Via) -> AccountMatch:
         key = self.key_for_ref(ref)
@@ -261,13 +314,13 @@ class AccountIndex:
             return linked
         domain = normalise_domain(email_domain(facts.email))
         if domain is not None and domain not in self.free_domains:
-            known = self._keys_by_domain.get(domain)
+            known = _keys(self._keys_by_domain.get(domain))
             if known:
                 return self._by_candidates(facts, known, "email_domain", domain)
             return AccountMatch(facts.record, domain_key(domain), "email_domain",
                                 detail=domain)
         name = normalise_company(facts.company) if system == "salesforce" else None
-        known = self._keys_by_name.get(name) if name is not None else None
+        known = _keys(self._keys_by_name.get(name)) if name is not None else ()
         if name is not None and known:
             return self._by_candidates(facts, known, "company_name", name)
         return AccountMatch(facts.record, None, "none")
