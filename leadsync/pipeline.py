@@ -96,14 +96,15 @@ JOBS: tuple[str, ...] = ("incremental", "full", "sla", "chunk")
 CURSOR_OVERLAP = timedelta(minutes=2)
 PROGRESS_EVERY = 500  # records between progress lines
 TOP_N = 10
-# engagement events whose email no record has yet: kept and retried each cycle, within bounds
 # engagement events a CRM thread holds before saving them (not in a dry run): the pull's memory
 # does not grow with the engagement
 EVENTS_FLUSH = 5_000
+FRESH_BATCH = 500  # records whose stored events `fresh_events` reads at once
 # the run's forced records (to evaluate even if their inputs look unchanged), a pending-style set
 # in the state store asked a page at a time: a first sync forces everyone with engagement, too
 # many to hold (docs/resume.md, "Memory")
 FORCED = "run:forced"
+# engagement events whose email no record has yet: kept and retried each cycle, within bounds
 HELD_EVENTS_MAX = 20_000
 HELD_EVENTS_MAX_AGE = timedelta(days=30)
 
@@ -746,11 +747,16 @@ class _Cycle:
         if not events:
             return events
         out: dict[str, dict[str, Event]] = {}
-        for key, known in self.state.get_events(list(events)).items():
-            sigs = {event_signature(ev) for ev in known}
-            fresh = {i: ev for i, ev in events[key].items() if event_signature(ev) not in sigs}
-            if fresh:
-                out[key] = fresh
+        keys = list(events)
+        # the stored events of FRESH_BATCH records at a time: a batch of new events spans
+        # thousands of people, each with every event stored so far (issue 9: the pull's peak)
+        for start in range(0, len(keys), FRESH_BATCH):
+            for key, known in self.state.get_events(keys[start:start + FRESH_BATCH]).items():
+                sigs = {event_signature(ev) for ev in known}
+                fresh = {i: ev for i, ev in events[key].items()
+                         if event_signature(ev) not in sigs}
+                if fresh:
+                    out[key] = fresh
         return out
 
     def save_events(self, found: CrmReads) -> None:

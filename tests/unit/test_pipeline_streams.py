@@ -207,3 +207,34 @@ def test_the_forced_records_live_in_the_store_and_leave_it_as_pages_take_them(
     assert report.people == 4
     assert state.get_pending(pipeline.FORCED) == set()  # dropped with the run
     assert read_ids == [["404"]]  # the one forced record no page had, read once by id
+
+
+def test_the_overlap_dedupe_reads_the_stored_events_a_batch_of_records_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9: each batch of new events is checked against what is stored (the overlap
+    re-read), FRESH_BATCH records at a time (it read every stored event of every record of the
+    batch at once: the pull's peak). Known events are dropped, new ones saved, exactly once."""
+    monkeypatch.setattr(pipeline, "FRESH_BATCH", 2)
+    clock, state = Clock(), InMemoryStateStore()
+    crm, rt = make(clock, state)
+    refs = [crm.add("contact", str(i), email=f"p{i}@corp.example") for i in range(5)]
+    for ref in refs:
+        crm.view(ref, T0 - timedelta(minutes=1))  # re-read by the next run's overlap
+    run_job(rt, "incremental")
+    clock.now = T0 + timedelta(minutes=1)
+    crm.view(refs[3], T0 + timedelta(seconds=30))  # one new view among the re-read ones
+    asked: list[list[str]] = []
+    real = state.get_events
+
+    def get_events(record_keys: list[str]) -> dict[str, list[Event]]:
+        asked.append(list(record_keys))
+        return real(record_keys)
+
+    monkeypatch.setattr(state, "get_events", get_events)
+    report = run_job(rt, "incremental")
+    keys = [r.key for r in refs]
+    # the dedupe, 2 records at a time, then the evaluation of the one person with news
+    assert asked == [keys[0:2], keys[2:4], keys[4:5], [keys[3]]]
+    assert report.people == 1  # exactly the one with a new view
+    for i, ref in enumerate(refs):
+        assert len(stored(state, ref.key, "page_view")) == (2 if i == 3 else 1)
