@@ -372,3 +372,25 @@ def test_a_failing_read_back_reports_the_collection_failed_without_resending() -
     assert len(posts) == 1 and len(queries) == 3  # the read-back is a read: retried 3 times
     assert result.created == {} and sorted(result.failed) == ["k0", "k1", "k2"]
     assert "read-back failed" in result.failed["k0"] and "HTTP 502" in result.failed["k0"]
+
+
+def test_query_pages_holds_one_page_at_a_time() -> None:
+    """Issue 9: a page is emptied when the next is asked for, before it is read (the caller's
+    loop variable held the previous page of up to 2,000 records while the next was decoded);
+    the records themselves stay the caller's, and the last page is kept."""
+    leads = [lead(i) for i in range(5)]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        install(rsps, org({"Lead": leads}))
+        client = connector().client
+        pages: list[list[dict[str, Any]]] = []
+        kept: list[dict[str, Any]] = []
+        sizes_when_next_read: list[list[int]] = []
+        for page in client.query_pages("leads", "SELECT Id FROM Lead"):
+            sizes_when_next_read.append([len(p) for p in pages])
+            pages.append(page)
+            kept.extend(page)
+        calls = len(rsps.calls)
+    assert [r["Id"] for r in kept] == [r["Id"] for r in leads]
+    assert sizes_when_next_read == [[], [0], [0, 0]]  # each earlier page emptied
+    assert [len(p) for p in pages] == [0, 0, 1]  # the last page stays the caller's
+    assert calls == 1 + 3  # the login and three pages

@@ -251,13 +251,20 @@ class SalesforceClient:
     def query_pages(self, op: str, soql: str, *, include_deleted: bool = False
                     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of records for `soql`, following nextRecordsUrl; `include_deleted`: through
-        `queryAll` (the recycle bin's records too)."""
-        page = self._guard(op, lambda: self.sf.query(soql, include_deleted=include_deleted))
+        `queryAll` (the recycle bin's records too). A page is the caller's until it asks for
+        the next one: the list is emptied then, before the next page is read, so one page of
+        up to 2,000 decoded records is in memory, not two (the caller's loop variable still
+        holds the previous page while the next is fetched). Keep the records, not the list."""
+        page: Any = self._guard(op, lambda: self.sf.query(soql, include_deleted=include_deleted))
         while True:
-            yield list(page.get("records", []))
+            records: list[dict[str, Any]] = list(page.get("records") or [])
             nxt = page.get("nextRecordsUrl")
-            if page.get("done", True) or not nxt:
+            last = page.get("done", True) or not nxt
+            page = None  # the response's own copy goes now
+            yield records
+            if last:
                 return
+            records.clear()
             page = self._guard(op, functools.partial(self._more, str(nxt)))
 
     def _more(self, url: str) -> Any:
