@@ -277,7 +277,9 @@ class AccountPhase:
         self.noted: dict[str, tuple[str | None, Member, tuple[str, ...]]] = {}
         self.pages = 0  # pages whose record keys are stored (`RUN_KEYS_KIND`)
         self.seen_people = False  # a page with people was noted
-        self.resolved: set[str] = set()  # accounts a person of this run resolved to
+        # deleted accounts (`gone_keys`) a person of this run still resolves to (a bare
+        # email-domain account now): they stay
+        self.resolved: set[str] = set()
         # person key -> label of this run's engaged people with an account (what an MQA task
         # names: the store keeps no name), until their account is scored (`score`)
         self.labels: dict[str, str] = {}
@@ -333,7 +335,7 @@ class AccountPhase:
         moved = {pid: b[0] for pid, b in before.items() if b is not None and b[0]}
         touched = {a for a, _, _ in page.values() if a is not None} | set(moved.values())
         self.touched |= touched
-        self.resolved |= {a for a, _, _ in page.values() if a is not None}
+        self.resolved |= {a for a, _, _ in page.values() if a in self.gone_keys}
         self.seen_people = True
         if self.dry_run:
             self.noted.update(page)

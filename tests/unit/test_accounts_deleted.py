@@ -158,3 +158,30 @@ def test_a_full_read_when_the_cursor_or_last_full_read_outlives_the_retention() 
     assert seen_hs[-1] == ("all", None) and seen_sf[-2:] == [
         ("since", clock.now - timedelta(hours=1, minutes=5)),
         ("deleted", clock.now - timedelta(hours=1, minutes=5))]
+
+
+def test_a_deleted_account_a_person_still_resolves_to_by_domain_stays() -> None:
+    """Acme's Account is deleted, but a Lead of this run has an @acme.example address: the
+    domain key is the Account's, so the account stays (evaluated, not left); the same deletion
+    without that Lead in the run leaves."""
+    for with_lead in (True, False):
+        clock, hs, sf, _, _ = with_acme()
+        lead = sf.add("Lead", "00Q9", email="new@acme.example", title="部長",
+                      last_name="田中")
+        state = InMemoryStateStore()
+        first = run_job(make_runtime((hs, sf), clock, state), "full")
+        assert first.accounts_deleted == 0
+        sf.delete_account("0022")
+        clock.advance(minutes=10)
+        sf.touch(lead if with_lead else next(iter(sf.records.values())).ref,
+                 title="部長代理")
+        second = run_job(make_runtime((hs, sf), clock, state), "incremental")
+        members = state.get_fingerprints(MEMBERS_KIND, [ACME]).get(ACME, "").split()
+        assert second.people == 1 and second.accounts_evaluated == 1
+        if with_lead:  # the three Contacts are retried (they re-resolve next cycle)
+            assert second.accounts_deleted == 0 and len(members) == 4
+            entries = state.get_fingerprints(MEMBER_KIND, members)
+            assert sum('"r":["salesforce:Lead:00Q9"]' in e and f'"a":"{ACME}"' in e
+                       for e in entries.values()) == 1
+        else:
+            assert second.accounts_deleted == 1 and members == []
