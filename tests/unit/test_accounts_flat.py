@@ -300,3 +300,41 @@ def _crm_accounts(value: object, seen: set[int] | None = None) -> int:
     if hasattr(value, "__dict__") and not isinstance(value, type):
         return _crm_accounts(vars(value), seen)
     return 0
+
+
+def test_an_account_read_stopped_midway_stores_only_whole_batches_and_the_next_run_reads_all(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget stop in the middle of a cold account read (after 7 Salesforce Accounts, with
+    batches of 5): the first batch is stored (the CRM's values as read), the record list and
+    the cursor are not, nothing is evaluated; the next run reads every account again and
+    writes what one clean run writes."""
+    from leadsync.connectors.base import BudgetExhausted
+
+    clean = Run(500, monkeypatch)
+    real = FakeConnector.iter_accounts
+    reads: list[int] = []
+
+    def iter_accounts(conn: FakeConnector, since: datetime | None = None
+                      ) -> Iterator[CrmAccount]:
+        if conn.system != "salesforce" or reads:
+            yield from real(conn, since)
+            return
+        reads.append(1)
+        for n, acc in enumerate(real(conn, since)):
+            if n == 7:
+                raise BudgetExhausted("salesforce: daily share spent")
+            yield acc
+
+    monkeypatch.setattr(FakeConnector, "iter_accounts", iter_accounts)
+    run = Run(500, monkeypatch, store_batch=5)
+    assert run.report.accounts_not_evaluated == 1 and run.report.accounts_evaluated == 0
+    keys = [f"salesforce:Account:001{n:02}" for n in range(SF_ACCOUNTS)]
+    stored = run.state.get_fingerprints(phase_module.ACCOUNT_KIND, keys)
+    assert len(stored) == 5  # the first whole batch; the two read after it are not
+    assert run.state.get_fingerprints(phase_module.ACCOUNT_REFS_KIND, ["salesforce"]) == {}
+    assert run.state.get_cursor("salesforce:accounts") is None
+    again = run.again()  # at the same moment: the MQA episodes start when the clean run's did
+    assert reads == [1] and again.accounts_evaluated == clean.report.accounts_evaluated
+    assert dict(again.account_records_written) == dict(clean.report.account_records_written)
+    assert run.written() == clean.written()
+    assert len(run.state.get_fingerprints(phase_module.ACCOUNT_KIND, keys)) == SF_ACCOUNTS
