@@ -4,9 +4,9 @@ For each size, a sandbox is served in its own process (`leadsync sandbox serve`,
 raised so the run is not paced), and `leadsync sync --once --full --json` runs in another
 process, so what is measured is leadsync's own process: its peak resident set size
 (`ru_maxrss` from `wait4`), wall time and the cycle's own summary. The state store is Redis at
-`--redis-url` (its `leadsync` namespace is cleared before each run: use a db of your own), as
-in production; without it, the in-memory store, which holds every person's state in the
-process by definition (so it cannot be flat). Prints one JSON object:
+`--redis-url` (its `leadsync` namespace is cleared before and after each run: use a db of
+your own), as in production; without it, the in-memory store, which holds every person's
+state in the process by definition (so it cannot be flat). Prints one JSON object:
 
     {"store": "redis" | "memory",
      "runs": [{"people": ..., "peak_rss_mb": ..., "kb_per_person": ..., "wall_s": ...,
@@ -85,6 +85,8 @@ def measure(people: int, seed: int, redis_url: str | None = None) -> dict[str, A
         finally:
             serve.terminate()
             serve.wait(timeout=60)
+            if redis_url:  # a 200k run leaves ~1 GB in Redis otherwise
+                _clear(redis_url)
     summary: dict[str, Any] = {}
     with contextlib.suppress(ValueError):
         summary = json.loads(out)
