@@ -13,7 +13,6 @@ every figure is exact. The sandbox's own write counters check the report.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +29,8 @@ from leadsync.pipeline import run_job
 from leadsync.report import CycleReport
 from leadsync.runtime import Runtime, build_runtime
 from leadsync.sandbox import Sandbox
-from leadsync.state import InMemoryStateStore, RedisStateStore, StateStore
+from leadsync.state import InMemoryStateStore, StateStore
+from tests.redis_support import redis_store
 from tests.sandbox_support import hubspot_client, salesforce
 
 PEOPLE = 150
@@ -86,17 +86,8 @@ def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
     if request.param == "memory":
         yield InMemoryStateStore()
         return
-    redis = pytest.importorskip("redis")
-    url = os.environ.get("LEADSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-    client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis not reachable at {url}: {type(exc).__name__}")
-    state = RedisStateStore(client, namespace="leadsync-drift-test")
-    state.clear()
-    yield state
-    state.clear()
+    with redis_store("leadsync-drift-test") as state:
+        yield state
 
 
 @pytest.fixture

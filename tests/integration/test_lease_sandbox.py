@@ -4,7 +4,6 @@ and a second runner trying meanwhile is refused."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from leadsync.lease import PEOPLE_LOCK
 from leadsync.pipeline import _Cycle, run_job
 from leadsync.runtime import build_runtime
 from leadsync.sandbox import Faults, Sandbox
+from tests.redis_support import redis_store
 
 pytestmark = pytest.mark.redis
 LEASE = 0.5
@@ -24,19 +24,8 @@ LEASE = 0.5
 
 @pytest.fixture
 def store() -> Iterator[object]:
-    redis = pytest.importorskip("redis")
-    from leadsync.state import RedisStateStore
-
-    url = os.environ.get("LEADSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-    client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis not reachable at {url}: {type(exc).__name__}")
-    state = RedisStateStore(client, namespace="leadsync-lease-test")
-    state.clear()
-    yield state
-    state.clear()
+    with redis_store("leadsync-lease-test") as state:
+        yield state
 
 
 def test_a_slow_first_read_keeps_its_lease_and_writes(store: object,

@@ -17,6 +17,7 @@ from leadsync.pipeline import _Cycle
 from leadsync.sandbox import Sandbox
 from leadsync.sandbox.pools import PRICING_PAGE
 from tests.integration.test_resume_sandbox import RATE, _in_process
+from tests.redis_support import redis_store
 
 pytestmark = pytest.mark.redis
 PEOPLE = 300
@@ -28,21 +29,8 @@ class _Killed(BaseException):
 
 @pytest.fixture
 def store() -> Iterator[Any]:
-    redis = pytest.importorskip("redis")
-    import os
-
-    from leadsync.state import RedisStateStore
-
-    url = os.environ.get("LEADSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-    client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis not reachable at {url}: {type(exc).__name__}")
-    found = RedisStateStore(client, namespace="leadsync-saved-events-test")
-    found.clear()
-    yield found
-    found.clear()
+    with redis_store("leadsync-saved-events-test") as state:
+        yield state
 
 
 def test_people_whose_events_were_saved_before_a_kill_are_evaluated_by_the_next_run(
