@@ -183,30 +183,47 @@ def _alone(refs: Refs, system: str) -> bool:
     return isinstance(refs, str) or sum(_system(r) == system for r in refs) == 1
 
 
+def account_key(ref: str, domain_of: Mapping[str, str], name_of: Mapping[str, str],
+                by_domain: Mapping[str, Refs], by_name: Mapping[str, Refs]) -> str:
+    """The account key of one CRM account record (module doc), from the normalised domain
+    and name of each record (`domain_of`, `name_of`: only records that have one) and the
+    records that share each value (`by_domain`, `by_name`, both CRMs). What it reads: the
+    record's own values and groups, and for a name shared with exactly one record of the other
+    CRM, that record's domain and domain group; so a store can answer it a batch of records
+    at a time (`leadsync.accounts.stored`). Rules, in order:
+
+    - a domain no other record of the same CRM has: its domain key;
+    - a record with a shared domain, without a name, or whose name another record of its CRM
+      shares: its record key;
+    - a name that exactly one record of the other CRM has: that record's domain key when it
+      has one of its own; its record key when it has a shared domain and sorts first (an
+      account read in that order: the records are keyed in record key order); else
+    - the name key."""
+    system = _system(ref)
+    domain = domain_of.get(ref)
+    if domain is not None and _alone(by_domain[domain], system):
+        return domain_key(domain)
+    name = name_of.get(ref)
+    if domain is not None or name is None or not _alone(by_name[name], system):
+        return record_key(ref)
+    others = [o for o in _refs(by_name[name]) if _system(o) != system]
+    if len(others) == 1:
+        other = others[0]
+        other_domain = domain_of.get(other)
+        if other_domain is not None and _alone(by_domain[other_domain], _system(other)):
+            return domain_key(other_domain)
+        if other_domain is not None and other < ref:
+            return record_key(other)
+    return name_key(name)
+
+
 def _key_records(refs: Sequence[str], domain_of: dict[str, str], name_of: dict[str, str],
                  by_domain: dict[str, Refs], by_name: dict[str, Refs]) -> dict[str, str]:
-    """Record key -> account key (module doc); each account key is one string object.
-    `refs` sorted; `by_domain` / `by_name`: normalised domain / name -> the records (both
-    CRMs) that have it."""
+    """Record key -> account key (`account_key`); each account key is one string object."""
     shared: dict[str, str] = {}
-    key_of: dict[str, str] = {}
-    for ref in refs:
-        domain = domain_of.get(ref)
-        if domain is not None and _alone(by_domain[domain], _system(ref)):
-            key_of[ref] = shared.setdefault(key := domain_key(domain), key)
-    for ref in refs:
-        if ref in key_of:
-            continue
-        name = name_of.get(ref)
-        system = _system(ref)
-        if ref in domain_of or name is None or not _alone(by_name[name], system):
-            key_of[ref] = record_key(ref)
-            continue
-        others = [o for o in _refs(by_name[name]) if _system(o) != system]
-        other_keys = {key_of.get(o) for o in others}
-        only = next(iter(other_keys)) if len(others) == 1 and len(other_keys) == 1 else None
-        key_of[ref] = only if only is not None else shared.setdefault(key := name_key(name), key)
-    return key_of
+    return {ref: shared.setdefault(key := account_key(ref, domain_of, name_of, by_domain,
+                                                      by_name), key)
+            for ref in refs}
 
 
 def _ambiguities(kind: Literal["domain", "name"], index: dict[str, Refs]

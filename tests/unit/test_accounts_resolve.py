@@ -188,3 +188,69 @@ def test_extra_free_mail_domains_from_the_rules_are_honoured() -> None:
     assert index.resolve(facts).key is None
     assert index.key_of["salesforce:Account:001A"] == name_key("サンプル") \
         == index.key_of["hubspot:company:11"]
+
+
+# -- the per-record key (`account_key`) against the keying in record order it replaced ------
+def _keyed_in_order(records: list[AccountRecord]) -> dict[str, str]:
+    """The keying before `account_key`: every record in record key order, a record keyed
+    from the other CRM's record only once that one was keyed (the oracle)."""
+    from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
+
+    by_ref = {a.ref: a for a in records}
+    refs = sorted(by_ref)
+    domain_of: dict[str, str] = {}
+    name_of: dict[str, str] = {}
+    by_domain: dict[str, list[str]] = {}
+    by_name: dict[str, list[str]] = {}
+    for ref in refs:
+        domain = normalise_domain(by_ref[ref].website)
+        if domain is not None and domain not in FREE_EMAIL_DOMAINS:
+            domain_of[ref] = domain
+            by_domain.setdefault(domain, []).append(ref)
+        name = normalise_company(by_ref[ref].name)
+        if name is not None:
+            name_of[ref] = name
+            by_name.setdefault(name, []).append(ref)
+
+    def alone(refs_: list[str], system: str) -> bool:
+        return sum(r.split(":", 1)[0] == system for r in refs_) == 1
+
+    key_of: dict[str, str] = {}
+    for ref in refs:
+        domain = domain_of.get(ref)
+        if domain is not None and alone(by_domain[domain], ref.split(":", 1)[0]):
+            key_of[ref] = domain_key(domain)
+    for ref in refs:
+        if ref in key_of:
+            continue
+        name, system = name_of.get(ref), ref.split(":", 1)[0]
+        if ref in domain_of or name is None or not alone(by_name[name], system):
+            key_of[ref] = record_key(ref)
+            continue
+        others = [o for o in by_name[name] if o.split(":", 1)[0] != system]
+        other_keys = {key_of.get(o) for o in others}
+        only = next(iter(other_keys)) if len(others) == 1 and len(other_keys) == 1 else None
+        key_of[ref] = only if only is not None else name_key(name)
+    return key_of
+
+
+_SMALL_NAMES = ["Acme Inc.", "acme", "株式会社アクメ", "Beta LLC", "beta", None, ""]
+_SMALL_SITES = ["acme.com", "https://www.acme.com/x", "beta.co.jp", "gmail.com", None, "x"]
+
+
+def test_the_per_record_key_is_the_key_of_keying_every_record_in_order() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    record = st.builds(
+        AccountRecord,
+        st.builds(lambda s, i: f"{s}:{'Account' if s == 'salesforce' else 'company'}:{i}",
+                  st.sampled_from(["hubspot", "salesforce"]), st.integers(0, 30)),
+        st.sampled_from(_SMALL_NAMES), st.sampled_from(_SMALL_SITES))
+
+    @settings(max_examples=600, deadline=None)
+    @given(st.lists(record, max_size=14))
+    def check(records: list[AccountRecord]) -> None:
+        assert AccountIndex(records).key_of == _keyed_in_order(records)
+
+    check()
