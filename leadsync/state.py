@@ -68,6 +68,11 @@ class StateStore(Protocol):
     # values last written, so echoes of our own writes and unchanged people cost nothing
     def get_fingerprints(self, kind: str, keys: Sequence[str]) -> dict[str, str]: ...
     def set_fingerprints(self, kind: str, items: Mapping[str, str]) -> None: ...
+    # walk a kind (next cursor, entries; cursor "" starts, "" ends; an entry may come twice,
+    # as Redis SCAN says), and drop a whole kind (a working area rebuilt each run)
+    def scan_fingerprints(self, kind: str, cursor: str, count: int
+                          ) -> tuple[str, dict[str, str]]: ...
+    def drop_fingerprints(self, kind: str) -> None: ...
 
     # engagement per record key, deduped by event id; pruned past the rules' longest window
     def add_events(self, record_key: str, events: Mapping[str, Event]) -> None: ...
@@ -363,6 +368,19 @@ class InMemoryStateStore:
     def set_fingerprints(self, kind: str, items: Mapping[str, str]) -> None:
         with self._guard:
             self._fingerprints.setdefault(kind, {}).update(items)
+
+    def scan_fingerprints(self, kind: str, cursor: str, count: int
+                          ) -> tuple[str, dict[str, str]]:
+        """`count` entries of a kind in key order after `cursor` (the last key returned)."""
+        with self._guard:
+            known = self._fingerprints.get(kind, {})
+            keys = sorted(k for k in known if k > cursor)[:count]
+            out = {k: known[k] for k in keys}
+            return (keys[-1] if len(keys) == count and keys else ""), out
+
+    def drop_fingerprints(self, kind: str) -> None:
+        with self._guard:
+            self._fingerprints.pop(kind, None)
 
     def add_events(self, record_key: str, events: Mapping[str, Event]) -> None:
         encoded = {eid: encode_event(ev) for eid, ev in events.items()}

@@ -340,6 +340,17 @@ class RedisStateStore:
         pipe.expire(self._k("fp", kind), self._ttl_fp)
         pipe.execute()
 
+    def scan_fingerprints(self, kind: str, cursor: str, count: int
+                          ) -> tuple[str, dict[str, str]]:
+        """One HSCAN step (about `count` entries; an entry may come twice, as SCAN says)."""
+        nxt, found = cast(tuple[Any, dict[Any, Any]], self.redis.hscan(
+            self._k("fp", kind), int(cursor or 0), count=count))
+        return ("" if int(nxt) == 0 else str(nxt)), {_text(k): _text(v)
+                                                     for k, v in found.items()}
+
+    def drop_fingerprints(self, kind: str) -> None:
+        self.redis.unlink(self._k("fp", kind))
+
     # events -----------------------------------------------------------------------------
     def add_events(self, record_key: str, events: Mapping[str, Event]) -> None:
         self.add_events_many({record_key: events})

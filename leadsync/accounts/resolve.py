@@ -301,6 +301,19 @@ class AccountIndex:
         self._keys_by_domain = _keys_by(by_domain, key_of)
         self._keys_by_name = _keys_by(by_name, key_of)
 
+    @classmethod
+    def of(cls, key_of: dict[str, str], members: dict[str, tuple[str, ...]],
+           keys_by_domain: dict[str, Keys], keys_by_name: dict[str, Keys],
+           free_domains: frozenset[str] = FREE_EMAIL_DOMAINS) -> AccountIndex:
+        """An index of parts already keyed: the part of a stored index (`leadsync.accounts.
+        stored`) that resolving some people reads (`lookups`); no ambiguities listed."""
+        index = cls.__new__(cls)
+        index.free_domains = free_domains
+        index.ambiguities = ()
+        index.key_of, index.members = key_of, members
+        index._keys_by_domain, index._keys_by_name = keys_by_domain, keys_by_name
+        return index
+
     def key_for_ref(self, ref: str) -> str:
         """The key of a CRM account record; an account the index has not read gets its
         record key (a Contact's AccountId always names its account)."""
@@ -341,6 +354,31 @@ class AccountIndex:
         if name is not None and known:
             return self._by_candidates(facts, known, "company_name", name)
         return AccountMatch(facts.record, None, "none")
+
+    @staticmethod
+    def lookups(facts: Iterable[PersonAccountFacts], free_domains: frozenset[str]
+                ) -> tuple[set[str], set[str], set[str]]:
+        """What resolving these facts may read of an index: account record keys, normalised
+        domains and names (a superset: `resolve` stops at the first rule that applies)."""
+        refs: set[str] = set()
+        domains: set[str] = set()
+        names: set[str] = set()
+        for facts_ in facts:
+            system = facts_.record.split(":", 1)[0]
+            if facts_.account_id:
+                refs.add(f"salesforce:Account:{facts_.account_id}")
+            if facts_.converted_account_id:
+                refs.add(f"salesforce:Account:{facts_.converted_account_id}")
+            refs.update(f"hubspot:company:{c}" for c in facts_.company_ids)
+            if facts_.primary_company_id:
+                refs.add(f"hubspot:company:{facts_.primary_company_id}")
+            domain = normalise_domain(email_domain(facts_.email))
+            if domain is not None and domain not in free_domains:
+                domains.add(domain)
+            name = normalise_company(facts_.company) if system == "salesforce" else None
+            if name is not None:
+                names.add(name)
+        return refs, domains, names
 
     def _linked(self, facts: PersonAccountFacts, system: str,
                 object_type: str) -> AccountMatch | None:

@@ -413,3 +413,26 @@ def test_the_staging_area_finds_records_by_key_and_token_until_unstaged(
     assert store.scan_staged("", 10) == ("", {})
     assert store.staged_keys(["email:h1"]) == set()
     assert store.get_staged(["salesforce:Lead:1"]) == {}
+
+
+def test_a_fingerprint_kind_is_walked_whole_and_dropped_alone(store: StateStore) -> None:
+    # more than a small Redis hash holds as one listpack (walked in one step): a hashtable
+    entries = {f"k{n:04d}": f"v{n}" for n in range(1_200)}
+    store.set_fingerprints("walk", entries)
+    store.set_fingerprints("other", {"k000": "x"})
+    found: dict[str, str] = {}
+    cursor, steps = "", 0
+    while True:
+        cursor, page = store.scan_fingerprints("walk", cursor, 50)
+        assert len(page) <= 200  # about `count` a step, not the whole kind at once
+        found.update(page)
+        steps += 1
+        if not cursor:
+            break
+    assert found == entries
+    assert steps >= 6
+    assert store.scan_fingerprints("empty", "", 50) == ("", {})
+    store.drop_fingerprints("walk")
+    assert store.get_fingerprints("walk", ["k0000", "k1199"]) == {}
+    assert store.scan_fingerprints("walk", "", 50) == ("", {})
+    assert store.get_fingerprints("other", ["k000"]) == {"k000": "x"}
