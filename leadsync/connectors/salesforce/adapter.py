@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ CONVERTED_FIELDS = "ConvertedContactId, ConvertedOpportunityId, " + ", ".join(
     f"ConvertedOpportunity.{f}" for f in OPPORTUNITY_FIELDS)  # fmt: skip
 CONVERTED_WITH_OPPORTUNITY = "IsConverted = true AND ConvertedOpportunityId != null"
 DEAL_FIELDS = (*OPPORTUNITY_FIELDS, "Amount")
+HISTORY_FIELDS = ("StageName", "CreatedDate")  # what dating an opportunity reads of a row
 CHANGED_PAGE = 2_000  # an incremental read's records per staged page (a SOQL page's size)
 TAIL_IDS = 1_000  # at most this many ids of the resume point's second are kept
 
@@ -321,11 +322,12 @@ class SalesforceConnector:
                     for row in page:
                         contact, oid, opp = row.get(contact_f), row.get(opp_f), row.get(rel)
                         if contact and oid and isinstance(opp, dict):
-                            opportunities[str(oid)] = opp
+                            opportunities[str(oid)] = _kept(opp, OPPORTUNITY_FIELDS)
                             links.setdefault(str(contact), set()).add(str(oid))
         if not opportunities:
             return {}
-        history = self._opportunity_history(None if contact_ids is None else sorted(opportunities))
+        history = self._opportunity_history(None if contact_ids is None else sorted(opportunities),
+                                            among=opportunities)
         closed = self._closed_stage_names(opportunities, history)
         return {
             contact: opportunity_status(
@@ -334,9 +336,11 @@ class SalesforceConnector:
         }  # fmt: skip
 
     def _opportunity_history(
-        self, opportunity_ids: Sequence[str] | None
+        self, opportunity_ids: Sequence[str] | None, among: Collection[str] | None = None
     ) -> dict[str, list[dict[str, Any]]]:
-        """OpportunityHistory rows (stage and its time) by OpportunityId; None: every row."""
+        """OpportunityHistory rows (stage and its time) by OpportunityId; None: every row.
+        `among`: keep only these opportunities' rows (a whole-org read: issue 9, what a full
+        read holds), each row only its stage and time."""
         wheres = [""] if opportunity_ids is None else [
             format_soql("OpportunityId IN {}", list(opportunity_ids[i : i + ID_CHUNK]))
             for i in range(0, len(opportunity_ids), ID_CHUNK)]  # fmt: skip
@@ -345,7 +349,9 @@ class SalesforceConnector:
             query = soql("OpportunityId, StageName, CreatedDate", "OpportunityHistory", where)
             for page in self.client.query_pages("opportunity history", query):
                 for row in page:
-                    rows.setdefault(str(row.get("OpportunityId")), []).append(row)
+                    oid = str(row.get("OpportunityId"))
+                    if among is None or oid in among:
+                        rows.setdefault(oid, []).append(_kept(row, HISTORY_FIELDS))
         return rows
 
     def _closed_stage_names(
@@ -441,11 +447,11 @@ class SalesforceConnector:
                 for row in page:
                     contact, oid, opp = row.get(contact_f), row.get(opp_f), row.get(rel)
                     if contact and oid and isinstance(opp, dict):
-                        opportunities[str(oid)] = opp
+                        opportunities[str(oid)] = _kept(opp, DEAL_FIELDS)
                         links.add((str(contact), str(oid)))
         if not opportunities:
             return
-        history = self._opportunity_history(None)
+        history = self._opportunity_history(None, among=opportunities)
         closed = self._closed_stage_names(opportunities, history)
         for contact, oid in sorted(links):
             opp = opportunities[oid]
@@ -563,3 +569,9 @@ class SalesforceConnector:
             else:
                 problems.extend(metadata.describe_problems(obj, describe or {}, self.fields))
         return problems
+
+
+def _kept(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """These fields of a query row (not its `attributes` or the rest): what a read of every
+    opportunity keeps of each until the people are mapped (issue 9: memory)."""
+    return {f: row.get(f) for f in fields}
