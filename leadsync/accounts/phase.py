@@ -46,6 +46,7 @@ from leadsync.accounts.resolve import (
     PersonAccountFacts,
     normalise_domain,
 )
+from leadsync.accounts.stored import StoredAccountIndex
 from leadsync.connectors.account_values import account_canonical
 from leadsync.connectors.base import (
     AccountLinks,
@@ -75,7 +76,7 @@ from leadsync.scoring.accounts import (
 )
 from leadsync.scoring.model import ScoringModel
 from leadsync.scoring.reasons import render_reasons
-from leadsync.state import StateStore
+from leadsync.state import InMemoryStateStore, StateStore
 
 log = logging.getLogger("leadsync.accounts.phase")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -88,6 +89,16 @@ ACCOUNT_REFS_KIND = "account_refs"  # system -> space-separated account record k
 # the record keys of the run's pages, one entry a page (`note`): what a phase that did not
 # finish hands to `retry`, read back then instead of held by the process (memory flat)
 RUN_KEYS_KIND = "account_run_keys"  # page number -> space-separated record keys
+# the run's working area, in the store like its account index (`stored`): what the process
+# held per account and per engaged person until `finish` (issue 9: memory flat). Dropped when
+# the run's first page is noted and when `finish` ends.
+# account key -> "" (touched by a person of the run), its domain (an account no CRM holds:
+# the business domain of its people's emails, for the report), "!" once scored
+RUN_TOUCHED_KIND = "account_run_touched"
+# person key -> label (a name or title: what an MQA task lists) of the run's engaged people
+# with an account; "" for one no longer engaged. Personal data: kept only for the run
+RUN_LABELS_KIND = "account_run_labels"
+SCORED = "!"
 # the account read stores (and reads back) the CRMs' account records this many at a time
 STORE_BATCH = 2_000
 CHUNK_ACCOUNTS = 500  # `finish` scores the accounts this many at a time, members from the store
@@ -175,10 +186,21 @@ def person_account(index: AccountIndex, person: Person,
 def person_match(index: AccountIndex, person: Person,
                  links: Mapping[str, AccountLinks]) -> AccountMatch | None:
     """The match of `person_account` (None when no record resolves to an account)."""
+    for facts in person_facts(person, links):
+        match = index.resolve(facts)
+        if match.key is not None:
+            return match
+    return None
+
+
+def person_facts(person: Person, links: Mapping[str, AccountLinks]
+                 ) -> list[PersonAccountFacts]:
+    """What each record of a person (primary first) says about its company."""
+    out: list[PersonAccountFacts] = []
     for rec in person.records:
         ref, link = rec.ref, links.get(rec.ref.key)
         ids = link.account_ids if link is not None else ()
-        facts = PersonAccountFacts(
+        out.append(PersonAccountFacts(
             record=ref.key, email=rec.profile.email, company=rec.profile.company,
             account_id=ids[0] if ids and ref.system == "salesforce"
             and ref.object_type == "Contact" else None,
@@ -186,11 +208,8 @@ def person_match(index: AccountIndex, person: Person,
             and ref.object_type == "Lead" else None,
             company_ids=ids if ref.system == "hubspot" else (),
             primary_company_id=link.primary if link is not None and ref.system == "hubspot"
-            else None)
-        match = index.resolve(facts)
-        if match.key is not None:
-            return match
-    return None
+            else None))
+    return out
 
 
 def _mqa_at(accounts: Sequence[CrmAccount]) -> datetime | None:
@@ -237,7 +256,7 @@ def top_row(ev: AccountEvaluation, accounts: Sequence[CrmAccount],
 def best_rows(best: list[tuple[int, str, dict[str, object]]],
               done: Mapping[str, AccountEvaluation],
               crm_of: Mapping[str, Sequence[CrmAccount]],
-              bare_domains: Mapping[str, str | None]) -> list[tuple[int, str, dict[str, object]]]:
+              bare_domains: Mapping[str, str]) -> list[tuple[int, str, dict[str, object]]]:
     """The TOP_ACCOUNTS best so far (highest score first, ties by key) with a chunk's
     evaluations taken in: a row is built only for an account that makes it (a chunk's CRM
     records are at hand only while the chunk is scored)."""
@@ -280,16 +299,15 @@ class AccountPhase:
         # deleted accounts (`gone_keys`) a person of this run still resolves to (a bare
         # email-domain account now): they stay
         self.resolved: set[str] = set()
-        # person key -> label of this run's engaged people with an account (what an MQA task
-        # names: the store keeps no name), until their account is scored (`score`)
-        self.labels: dict[str, str] = {}
-        self.bare_domains: dict[str, str | None] = {}  # account key -> domain (no CRM record)
-        self.touched: set[str] = set()
-        # the CRMs' accounts, read once per run (`read`): the index keys them, and its
-        # `members` (account key -> record keys) is all the phase holds of them; `score` reads a
-        # chunk's records back from the store (`ACCOUNT_KIND`, saved by the read) when it
-        # scores the chunk. A dry run stores nothing: it keeps the records (`_dry_accounts`).
-        self._index: AccountIndex | None = None
+        # the working area (the account index, the accounts touched, the engaged people's
+        # labels): the state store's, a dry run's own (it stores nothing)
+        self.scratch: StateStore = InMemoryStateStore() if dry_run else state
+        self.opened = False  # the working area of a killed run was dropped
+        # the CRMs' accounts, read once per run (`read`) and keyed in the working area
+        # (`stored`); `score` reads a chunk's records back from the store (`ACCOUNT_KIND`,
+        # saved by the read) when it scores the chunk. A dry run stores nothing: it keeps the
+        # records (`_dry_accounts`).
+        self._index: StoredAccountIndex | None = None
         self._dry_accounts: dict[str, CrmAccount] = {}  # record key -> account (dry run)
         # the account writes not sent yet, per CRM: sent `WRITE_BATCH` at a time (`flush`)
         self._outbox: dict[str, list[tuple[FieldUpdate, CrmAccount, dict[str, object]]]] = {}
@@ -310,6 +328,7 @@ class AccountPhase:
         once."""
         if self.model.accounts is None or self.broken or not people:
             return
+        self.open()
         if not self.dry_run:  # retried if the phase does not finish (`finish`)
             self.state.set_fingerprints(RUN_KEYS_KIND, {str(self.pages): " ".join(
                 sorted({r.ref.key for p in people for r in p.records}))})
@@ -318,35 +337,36 @@ class AccountPhase:
         if read is None:
             self.broken = True
             return
-        index, links = read
+        stored_index, links = read
+        index = stored_index.view(f for p in people for f in person_facts(p, links))
         ids = [p.id for p in people]
         before = {k: decode_member(k, v) for k, v in
                   self.state.get_fingerprints(MEMBER_KIND, ids).items()} if ids else {}
         page: dict[str, tuple[str | None, Member, tuple[str, ...]]] = {}
+        bare: dict[str, str] = {}
         for person, ev in zip(people, evaluations, strict=True):
             match = person_match(index, person, links)
             account = match.key if match is not None else None
-            if match is not None and match.key is not None and match.via == "email_domain":
+            if match is not None and match.key is not None and match.via == "email_domain" \
+                    and match.detail:
                 # an account no CRM holds (a bare business domain): its domain names it
-                self.bare_domains[match.key] = match.detail
+                bare[match.key] = match.detail
             records = tuple(sorted({r.ref.key for r in person.records}))
             page[person.id] = (account, member_of(person.profile, ev, self.now, key=person.id),
                                records)
         moved = {pid: b[0] for pid, b in before.items() if b is not None and b[0]}
         touched = {a for a, _, _ in page.values() if a is not None} | set(moved.values())
-        self.touched |= touched
+        self.touch(touched, bare)
         self.resolved |= {a for a, _, _ in page.values() if a in self.gone_keys}
         self.seen_people = True
         if self.dry_run:
             self.noted.update(page)
             return
         rules = self.model.accounts
-        for pid, (account, member, _) in page.items():
-            if account is not None and member.label is not None \
-                    and engaged_members([member], rules, self.now):
-                self.labels[pid] = member.label
-            else:
-                self.labels.pop(pid, None)
+        self.scratch.set_fingerprints(RUN_LABELS_KIND, {
+            pid: member.label if account is not None and member.label is not None
+            and engaged_members([member], rules, self.now) else ""
+            for pid, (account, member, _) in sorted(page.items())})
         # durable per page: a run killed before `finish` leaves its members for the next run
         self.state.set_fingerprints(MEMBER_KIND, {
             pid: encode_member(*entry, noted=self.now) for pid, entry in sorted(page.items())})
@@ -361,12 +381,37 @@ class AccountPhase:
         self.state.set_fingerprints(MEMBERS_KIND, {
             key: " ".join(sorted(index_of.get(key, set()))) for key in sorted(touched)})
 
+    def open(self) -> None:
+        """Drop the working area a killed run left (once a run, before its first page)."""
+        if not self.opened:
+            self.opened = True
+            self.close()
+
+    def close(self) -> None:
+        """Drop the run's working area: its account index, touched accounts and labels."""
+        if self._index is not None:
+            self._index.clear()
+        for kind in (RUN_TOUCHED_KIND, RUN_LABELS_KIND):
+            self.scratch.drop_fingerprints(kind)
+
+    def touch(self, keys: Iterable[str], bare: Mapping[str, str]) -> None:
+        """These accounts are scored at the end of the run; `bare`: the domain of those no
+        CRM holds (kept once known)."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return
+        known = self.scratch.get_fingerprints(RUN_TOUCHED_KIND, wanted)
+        self.scratch.set_fingerprints(RUN_TOUCHED_KIND, {
+            key: known.get(key) or bare.get(key, "") for key in wanted
+            if not known.get(key) and (key not in known or bare.get(key))})
+
     def finish(self, *, full: bool) -> None:
         """Score the accounts the run's people touched (every account in the full run), write
         their changed fields and hand each MQA off once; then remember the members."""
         rules = self.model.accounts
         if rules is None or (not self.seen_people and not full and not self.broken):
             return
+        self.open()
         try:
             if self.broken or (self._index is None and self.read([]) is None):
                 self.unfinished = True
@@ -380,6 +425,7 @@ class AccountPhase:
             if self.pages and not self.dry_run:  # the store has no delete: blanked
                 self.state.set_fingerprints(RUN_KEYS_KIND,
                                             dict.fromkeys(map(str, range(self.pages)), ""))
+            self.close()
 
     def run_keys(self) -> set[str]:
         """The record keys of the run's people (`note` stored them a page at a time)."""
@@ -394,15 +440,11 @@ class AccountPhase:
         at a time, so the calls are those of one write of every account) and forgotten. The
         run keeps the report's counters, its best `TOP_ACCOUNTS` rows and the MQA accounts'
         hand-offs (`hand_off` at the end: one look-up of the CRMs' task keys, as before)."""
-        index = self._index
-        assert index is not None
         # an account deleted from every CRM leaves, unless a person of this run still
         # resolves to its key (a bare email domain account now)
         leaving = self.gone_keys - self.resolved
         if leaving:
             self.leave(leaving)
-        touched = sorted((set(self.touched) | (set(index.members) if full else set()))
-                         - leaving)
         dry: dict[str, dict[str, tuple[Member, tuple[str, ...]]]] = {}
         for pid, (account, member, records) in self.noted.items():  # a dry run's pages
             if account is not None:
@@ -410,8 +452,8 @@ class AccountPhase:
         best: list[tuple[int, str, dict[str, object]]] = []
         handoffs: list[Handoff] = []
         pruned: set[str] = set()
-        for at in range(0, len(touched), CHUNK_ACCOUNTS):
-            chunk = touched[at:at + CHUNK_ACCOUNTS]
+        for bare in self.chunks(leaving, full=full):
+            chunk = sorted(bare)
             members = self.chunk_members(chunk, dry, full=full, pruned=pruned)
             crm_of = self.chunk_accounts(chunk)
             done = {key: evaluate_account(
@@ -421,24 +463,54 @@ class AccountPhase:
             self.remember(rules, done, members)
             self.report.accounts_evaluated += len(done)
             self.report.accounts_mqa += sum(1 for ev in done.values() if ev.mqa)
-            best = best_rows(best, done, crm_of, self.bare_domains)
+            best = best_rows(best, done, crm_of, bare)
             self.report.top_accounts = [row for _, _, row in best]
             handoffs.extend(self.handoffs(done, crm_of, members))
             self.write(done, crm_of)
-            for key in chunk:  # their MQA tasks' labels are in `handoffs` now
-                for pid in members[key]:
-                    self.labels.pop(pid, None)
-        self.labels = dict(self.labels)  # what is left (none in a full run), compacted
+            self.scratch.set_fingerprints(RUN_TOUCHED_KIND, dict.fromkeys(chunk, SCORED))
         for system in sorted(self._outbox):
             self.flush(system, final=True)
         self.hand_off(handoffs)
+
+    def chunks(self, leaving: set[str], *, full: bool) -> Iterator[dict[str, str]]:
+        """The accounts to score, `CHUNK_ACCOUNTS` at a time (account key -> the domain of an
+        account no CRM holds, else ""): every account of the index in the full run, then
+        those the run's people touched; none twice (a scored one is marked `SCORED` before
+        the next chunk is asked for; a store's walk may repeat a key), none leaving."""
+        assert self._index is not None
+        index = self._index
+
+        def walks() -> Iterator[list[str]]:
+            if full:
+                yield from index.walk(CHUNK_ACCOUNTS)
+            cursor = ""
+            while True:
+                cursor, found = self.scratch.scan_fingerprints(RUN_TOUCHED_KIND, cursor,
+                                                               CHUNK_ACCOUNTS)
+                yield sorted(k for k, v in found.items() if v != SCORED)
+                if not cursor:
+                    return
+
+        waiting: dict[str, str] = {}
+        for keys in walks():
+            fresh = [k for k in keys if k not in leaving and k not in waiting]
+            marks = self.scratch.get_fingerprints(RUN_TOUCHED_KIND, fresh) if fresh else {}
+            waiting.update((k, marks.get(k, "")) for k in fresh if marks.get(k) != SCORED)
+            while len(waiting) >= CHUNK_ACCOUNTS:
+                chunk = dict(sorted(waiting.items())[:CHUNK_ACCOUNTS])
+                for key in chunk:
+                    del waiting[key]
+                yield chunk
+        if waiting:
+            yield waiting
 
     def chunk_accounts(self, chunk: Sequence[str]) -> dict[str, list[CrmAccount]]:
         """The CRM records of a chunk of accounts (account key -> records): read back from the
         store (`ACCOUNT_KIND`: the account read saved every record it found, and a write since
         updated the entries of what it wrote), a dry run's from the process."""
         assert self._index is not None
-        refs = {key: self._index.members.get(key, ()) for key in chunk}
+        listed = self._index.members_of(chunk)
+        refs = {key: listed.get(key, ()) for key in chunk}
         wanted = sorted({r for rs in refs.values() for r in rs})
         if self.dry_run:
             found = {r: self._dry_accounts[r] for r in wanted if r in self._dry_accounts}
@@ -463,12 +535,14 @@ class AccountPhase:
         if full:  # everyone in both CRMs was read: a member noted before and unseen is gone
             gone = {pid for pid in others if pid not in payloads
                     or (noted_at(payloads[pid]) or _EPOCH) < self.run_started}
+        labels = self.scratch.get_fingerprints(RUN_LABELS_KIND, sorted(payloads)) \
+            if payloads and not self.dry_run else {}
         for pid, payload in payloads.items():
             found = decode_member(pid, payload)
             if found is not None and found[0] in members and pid not in gone:
                 member = found[1]
-                if pid in self.labels:
-                    member = replace(member, label=self.labels[pid])
+                if labels.get(pid):
+                    member = replace(member, label=labels[pid])
                 members[found[0]][pid] = (member, found[2])
         if gone:
             self.prune(stored, gone, count=len(gone - pruned))
@@ -549,22 +623,25 @@ class AccountPhase:
         self.state.set_fingerprints(MEMBER_KIND, dict.fromkeys(sorted(gone), ""))
 
     def read(self, people: Sequence[Person]
-             ) -> tuple[AccountIndex, dict[str, AccountLinks]] | None:
-        """The account index (every CRM's accounts, read once per run) and the account links
-        of these people (the links their read carried; `read_account_links` for the rest);
-        None when a CRM's budget stopped it (before or during)."""
+             ) -> tuple[StoredAccountIndex, dict[str, AccountLinks]] | None:
+        """The account index (every CRM's accounts, read once per run, keyed in the working
+        area: `stored`) and the account links of these people (the links their read carried;
+        `read_account_links` for the rest); None when a CRM's budget stopped it (before or
+        during)."""
         links: dict[str, AccountLinks] = {
             r.ref.key: r.account_links for p in people for r in p.records
             if r.account_links is not None and r.account_links.account_ids}
-        accounts: list[AccountRecord] = []
+        building = StoredAccountIndex(self.scratch, self.model.free_email_domains) \
+            if self._index is None else None
+        if building is not None:
+            building.clear()
         for system, conn in self.connectors.items():
             if system in self.stopped:
                 return None
             save: Callable[[], None] | None = None
             with self.crm_work(system):
-                if self._index is None:
-                    found_accounts, save = self.read_accounts(system, conn)
-                    accounts.extend(found_accounts)
+                if building is not None:
+                    save = self.read_accounts(system, conn, building.add)
                 refs = sorted({r.ref for p in people for r in p.records
                                if r.ref.system == system and r.account_links is None},
                               key=lambda r: r.key)
@@ -574,30 +651,33 @@ class AccountPhase:
                 return None
             if save is not None:  # the read finished: its entries and cursor are kept
                 save()
-        if self._index is None:
-            self._index = AccountIndex(accounts, self.model.free_email_domains)
+        if building is not None:
+            building.key()
+            self._index = building
             if self.gone:  # their keys as the accounts were before the deletions
-                before = AccountIndex([*accounts, *self.gone], self.model.free_email_domains)
-                keys = {before.key_for_ref(a.ref) for a in self.gone}
-                self.gone_keys = keys - set(self._index.members)
-                self.touched |= keys & set(self._index.members)  # a CRM record left: re-evaluated
+                keys = set(building.keys_with(self.gone).values())
+                kept = set(building.members_of(sorted(keys)))
+                self.gone_keys = keys - kept
+                self.touch(kept, {})  # a CRM record left: re-evaluated
         assert self._index is not None
         return self._index, links
 
-    def read_accounts(self, system: str, conn: Connector
-                      ) -> tuple[list[AccountRecord], Callable[[], None] | None]:
+    def read_accounts(self, system: str, conn: Connector,
+                      add: Callable[[list[AccountRecord]], None]
+                      ) -> Callable[[], None] | None:
         """A CRM's accounts, the full run's and an incremental run's alike: the stored ones
         updated with those changed since the cursor (one search / query per 200 / 2,000
         changed) less those deleted since it (`deleted_accounts`: HubSpot's archived list,
         Salesforce's recycle bin through queryAll). Every account is read instead (the safety
         net, module `RETENTION`) without a cursor or stored accounts, or when the cursor or
-        the last full read is older than the CRM keeps deleted records listed. Returns what
-        the index needs of each account (`AccountRecord`) and what to store once the read
-        finished (the deletions, the record list, the cursors); the deleted ones go to
-        `self.gone`. The read is streamed (issue 9: it was a run's largest transient): each
-        `STORE_BATCH` accounts read are stored (`ACCOUNT_KIND`, the CRM's values as read: an
-        entry stored by a read that did not finish is only fresher) and forgotten, the stored
-        ones are read back a batch at a time; a dry run stores nothing and keeps them."""
+        the last full read is older than the CRM keeps deleted records listed. Hands what the
+        index needs of each account (`AccountRecord`) to `add`, a batch at a time, and returns
+        what to store once the read finished (the deletions, the record list, the cursors);
+        the deleted ones go to `self.gone`. The read is streamed (issue 9: it was a run's
+        largest transient): each `STORE_BATCH` accounts read are stored (`ACCOUNT_KIND`, the
+        CRM's values as read: an entry stored by a read that did not finish is only fresher)
+        and forgotten, the stored ones are read back a batch at a time (`hand_over`); a dry
+        run stores nothing and keeps them."""
         name = ACCOUNTS_CURSOR.format(system=system)
         full_name = FULL_READ_CURSOR.format(system=system)
         cursor = self.state.get_cursor(name)
@@ -608,37 +688,17 @@ class AccountPhase:
         keep_for = RETENTION.get(system, min(RETENTION.values())) - RETENTION_MARGIN
         full_read = (cursor is None or not listed or last_full is None
                      or self.now - cursor > keep_for or self.now - last_full > keep_for)
-        records: list[AccountRecord] = []
-        fresh: set[str] = set()  # the record keys read from the CRM this run
-        entries: dict[str, str] = {}
-
-        def take(acc: CrmAccount) -> None:
-            key = acc.ref.key
-            fresh.add(key)
-            records.append(AccountRecord(key, acc.name, acc.website))
-            if self.dry_run:
-                self._dry_accounts[key] = acc
-                return
-            entries[key] = encode_account(acc)
-            if len(entries) >= STORE_BATCH:
-                self.state.set_fingerprints(ACCOUNT_KIND, entries)
-                entries.clear()
-
-        for acc in conn.iter_accounts() if full_read else conn.iter_accounts(since=cursor):
-            take(acc)
-        if entries:
-            self.state.set_fingerprints(ACCOUNT_KIND, entries)
-            entries.clear()
+        # the record keys read from the CRM this run
+        fresh = self.hand_over(conn.iter_accounts() if full_read
+                               else conn.iter_accounts(since=cursor), add, store=True)
         if full_read:
             deleted = listed - fresh  # stored, not read: deleted (or merged away) since
             refs = fresh
         else:
             assert cursor is not None
             deleted = {r.key for r in conn.deleted_accounts(cursor)} & listed - fresh
-            for acc in self.stored_accounts(sorted(listed - fresh - deleted)):
-                records.append(AccountRecord(acc.ref.key, acc.name, acc.website))
-                if self.dry_run:
-                    self._dry_accounts[acc.ref.key] = acc
+            self.hand_over(self.stored_accounts(sorted(listed - fresh - deleted)), add,
+                           store=False)
             refs = (listed | fresh) - deleted
         del listed
         if deleted:
@@ -647,7 +707,7 @@ class AccountPhase:
             log.info("accounts deleted in a CRM", extra={"system": system,
                                                           "count": len(deleted)})
         if self.dry_run:
-            return records, None
+            return None
 
         def save() -> None:
             if deleted:
@@ -658,7 +718,33 @@ class AccountPhase:
             if full_read:
                 self.state.set_cursor(full_name, self.now - CURSOR_OVERLAP)
 
-        return records, save
+        return save
+
+    def hand_over(self, accounts: Iterable[CrmAccount],
+                  add: Callable[[list[AccountRecord]], None], *, store: bool) -> set[str]:
+        """Hand these accounts to the index (`add`) and, with `store`, to the store
+        (`ACCOUNT_KIND`), `STORE_BATCH` at a time (a dry run keeps them instead); returns
+        their record keys."""
+        keys: set[str] = set()
+        records: list[AccountRecord] = []
+        entries: dict[str, str] = {}
+        for acc in accounts:
+            keys.add(acc.ref.key)
+            records.append(AccountRecord(acc.ref.key, acc.name, acc.website))
+            if self.dry_run:
+                self._dry_accounts[acc.ref.key] = acc
+            elif store:
+                entries[acc.ref.key] = encode_account(acc)
+            if len(records) >= STORE_BATCH:
+                if entries:
+                    self.state.set_fingerprints(ACCOUNT_KIND, entries)
+                add(records)
+                records, entries = [], {}
+        if entries:
+            self.state.set_fingerprints(ACCOUNT_KIND, entries)
+        if records:
+            add(records)
+        return keys
 
     def stored_accounts(self, keys: Sequence[str]) -> Iterator[CrmAccount]:
         """The stored accounts (`ACCOUNT_KIND`) of these record keys, in their order, read

@@ -230,10 +230,10 @@ class AccountReads:
                 yield copy
 
         def read_accounts(phase: phase_module.AccountPhase, system: str,
-                          conn: FakeConnector) -> Any:
+                          conn: FakeConnector, add: Any) -> Any:
             self.system = system
             try:
-                return real_read(phase, system, conn)
+                return real_read(phase, system, conn, add)
             finally:
                 self.system = None
 
