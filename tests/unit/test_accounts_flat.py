@@ -338,3 +338,112 @@ def test_an_account_read_stopped_midway_stores_only_whole_batches_and_the_next_r
     assert dict(again.account_records_written) == dict(clean.report.account_records_written)
     assert run.written() == clean.written()
     assert len(run.state.get_fingerprints(phase_module.ACCOUNT_KIND, keys)) == SF_ACCOUNTS
+
+
+def _strings(obj: object, skip: set[int], out: set[str]) -> None:
+    """Every string reachable from `obj` through containers and attributes."""
+    if id(obj) in skip:
+        return
+    skip.add(id(obj))
+    if isinstance(obj, str):
+        out.add(obj)
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _strings(k, skip, out)
+            _strings(v, skip, out)
+    elif isinstance(obj, list | tuple | set | frozenset):
+        for v in obj:
+            _strings(v, skip, out)
+    elif hasattr(obj, "__dict__") or hasattr(obj, "__slots__"):
+        names = list(getattr(obj, "__dict__", {})) + list(getattr(obj, "__slots__", ()))
+        for name in names:
+            if hasattr(obj, name):
+                _strings(getattr(obj, name), skip, out)
+
+
+def test_between_pages_the_phase_holds_no_account_and_no_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9: what the phase held per account until `finish` (the account index, the touched
+    account keys, the bare domains, the engaged people's labels) is in the run's working area
+    in the store: when `finish` starts, after every page was noted, the phase object reaches
+    no account key, no CRM account record key and no person's label (was: all of them)."""
+    seen: dict[str, set[str]] = {}
+    real_score = phase_module.AccountPhase.score
+
+    def score(phase: phase_module.AccountPhase, rules: Any, *, full: bool) -> None:
+        reached: set[str] = set()
+        keep_out = {id(phase.state), id(getattr(phase, "scratch", phase.state)),
+                    id(phase.model), id(phase.report), id(phase.connectors)}
+        _strings(phase, keep_out, reached)
+        seen["start"] = reached
+        real_score(phase, rules, full=full)
+
+    monkeypatch.setattr(phase_module.AccountPhase, "score", score)
+    run = Run(4, monkeypatch)
+    assert run.report.accounts_evaluated == SF_ACCOUNTS + HS_COMPANIES
+    reached = seen["start"]
+    assert not [s for s in reached if s.startswith("a-")]
+    assert not [s for s in reached if s.startswith(("salesforce:Account:", "hubspot:company:"))]
+    assert not [s for s in reached if "山田" in s or "佐藤" in s]
+    labels = run.tasks()
+    assert labels  # the MQA tasks still name their engaged people (read back per chunk)
+
+
+def test_the_working_area_is_dropped_at_the_end_and_a_killed_runs_at_the_next_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from leadsync.accounts import stored
+
+    run = Run(4, monkeypatch)
+    kinds = (*stored.KINDS, phase_module.RUN_TOUCHED_KIND, phase_module.RUN_LABELS_KIND)
+    for kind in kinds:
+        assert run.state.scan_fingerprints(kind, "", 100) == ("", {}), kind
+    tasks = run.tasks()
+    # what a run killed before its finish leaves: a touched account and a label of its own
+    run.state.set_fingerprints(phase_module.RUN_TOUCHED_KIND, {"a-killed": "killed.example"})
+    run.state.set_fingerprints(phase_module.RUN_LABELS_KIND,
+                               {p: "残骸" for p in _member_keys(run.state)})
+    run.state.set_fingerprints(stored.MEMBERS, {"a-killed": "salesforce:Account:0019"})
+    run.evaluated.clear()
+    report = run.again()
+    assert report.accounts_evaluated == SF_ACCOUNTS + HS_COMPANIES
+    assert "a-killed" not in {ev.key for ev in run.evaluated}
+    assert not any("残骸" in str(t) for t in run.tasks()) and run.tasks() == tasks
+    for kind in kinds:
+        assert run.state.scan_fingerprints(kind, "", 100) == ("", {}), kind
+
+
+def _member_keys(state: InMemoryStateStore) -> list[str]:
+    found = state.scan_fingerprints(phase_module.MEMBER_KIND, "", 10_000)[1]
+    return sorted(k for k, v in found.items() if v)
+
+
+def test_a_walk_that_repeats_accounts_scores_each_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store's scan may return an entry twice (Redis SCAN): every account is still scored,
+    written and counted once."""
+    from leadsync.accounts.stored import StoredAccountIndex
+
+    plain = Run(4, monkeypatch)
+    real_walk = StoredAccountIndex.walk
+    real_scan = InMemoryStateStore.scan_fingerprints
+
+    def walk(index: StoredAccountIndex, count: int) -> Iterator[list[str]]:
+        for keys in real_walk(index, count):
+            yield keys
+            yield keys  # again, as a scan may
+
+    def scan(state: InMemoryStateStore, kind: str, cursor: str, count: int
+             ) -> tuple[str, dict[str, str]]:
+        nxt, found = real_scan(state, kind, cursor, count)
+        if kind == phase_module.RUN_TOUCHED_KIND and not cursor and nxt:
+            return cursor + "\x00", found  # the first step comes again
+        return nxt, found
+
+    monkeypatch.setattr(StoredAccountIndex, "walk", walk)
+    monkeypatch.setattr(InMemoryStateStore, "scan_fingerprints", scan)
+    twice = Run(4, monkeypatch)
+    keys = [ev.key for ev in twice.evaluated]
+    assert len(keys) == len(set(keys)) == SF_ACCOUNTS + HS_COMPANIES
+    assert sorted(keys) == sorted(ev.key for ev in plain.evaluated)
+    assert twice.written() == plain.written() and twice.calls() == plain.calls()
+    assert twice.tasks() == plain.tasks()
+    assert twice.report.accounts_evaluated == plain.report.accounts_evaluated
