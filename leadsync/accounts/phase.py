@@ -85,7 +85,11 @@ MEMBERS_KIND = "account_members"  # account key -> space-separated person keys
 TOP_ACCOUNTS = 5  # the report's top accounts (the sync and demo summaries show them)
 # the CRMs' accounts as last read (incremental runs read only the changed ones: module doc)
 ACCOUNT_KIND = "account_entry"  # CRM account record key -> the account as read (JSON)
-ACCOUNT_REFS_KIND = "account_refs"  # system -> space-separated account record keys
+# a CRM's account records as last listed: record key -> "1" (a deleted one: ""), per CRM
+LISTED_KIND = "account_listed:{system}"
+# the account records the CRM returned this run (working area): what finds the deleted ones
+SEEN_KIND = "account_seen:{system}"
+ACCOUNT_REFS_KIND = "account_refs"  # system -> record keys (the listing before LISTED_KIND)
 # the record keys of the run's pages, one entry a page (`note`): what a phase that did not
 # finish hands to `retry`, read back then instead of held by the process (memory flat)
 RUN_KEYS_KIND = "account_run_keys"  # page number -> space-separated record keys
@@ -682,25 +686,33 @@ class AccountPhase:
         full_name = FULL_READ_CURSOR.format(system=system)
         cursor = self.state.get_cursor(name)
         last_full = self.state.get_cursor(full_name)
-        listed_text = self.state.get_fingerprints(ACCOUNT_REFS_KIND, [system]).get(system)
-        listed = set((listed_text or "").split())
-        del listed_text
+        listed_kind = LISTED_KIND.format(system=system)
+        seen_kind = SEEN_KIND.format(system=system)
         keep_for = RETENTION.get(system, min(RETENTION.values())) - RETENTION_MARGIN
-        full_read = (cursor is None or not listed or last_full is None
+        full_read = (cursor is None or not listed_refs(self.state, system, count=1)
+                     or last_full is None
                      or self.now - cursor > keep_for or self.now - last_full > keep_for)
-        # the record keys read from the CRM this run
-        fresh = self.hand_over(conn.iter_accounts() if full_read
-                               else conn.iter_accounts(since=cursor), add, store=True)
+        self.scratch.drop_fingerprints(seen_kind)
+        # the record keys read from the CRM this run go to `seen_kind` a batch at a time
+        self.hand_over(conn.iter_accounts() if full_read
+                       else conn.iter_accounts(since=cursor), add, seen=seen_kind)
+        deleted: list[str] = []  # listed, not read: deleted (or merged away) since
         if full_read:
-            deleted = listed - fresh  # stored, not read: deleted (or merged away) since
-            refs = fresh
+            for batch in self.listed_batches(system):
+                seen = self.scratch.get_fingerprints(seen_kind, batch)
+                deleted.extend(k for k in batch if k not in seen)
         else:
             assert cursor is not None
-            deleted = {r.key for r in conn.deleted_accounts(cursor)} & listed - fresh
-            self.hand_over(self.stored_accounts(sorted(listed - fresh - deleted)), add,
-                           store=False)
-            refs = (listed | fresh) - deleted
-        del listed
+            gone = sorted({r.key for r in conn.deleted_accounts(cursor)})
+            listed = self.state.get_fingerprints(listed_kind, gone) if gone else {}
+            seen = self.scratch.get_fingerprints(seen_kind, gone) if gone else {}
+            deleted = [k for k in gone if listed.get(k) and k not in seen]
+            left = set(deleted)
+            for batch in self.listed_batches(system):  # the others as stored
+                seen = self.scratch.get_fingerprints(seen_kind, batch)
+                self.hand_over(self.stored_accounts(
+                    [k for k in batch if k not in seen and k not in left]), add)
+        deleted = sorted(set(deleted))  # a scan may return a key twice
         if deleted:
             self.gone.extend(AccountRecord(a.ref.key, a.name, a.website)
                              for a in self.stored_accounts(sorted(deleted)))
@@ -713,7 +725,18 @@ class AccountPhase:
             if deleted:
                 # the store has no delete
                 self.state.set_fingerprints(ACCOUNT_KIND, dict.fromkeys(sorted(deleted), ""))
-            self.state.set_fingerprints(ACCOUNT_REFS_KIND, {system: " ".join(sorted(refs))})
+            if full_read:  # the listing is what the CRM returned
+                self.state.drop_fingerprints(listed_kind)
+            else:
+                self.state.set_fingerprints(listed_kind, dict.fromkeys(deleted, ""))
+            cursor = ""
+            while True:  # what the CRM returned joins the listing
+                cursor, found = self.scratch.scan_fingerprints(seen_kind, cursor, STORE_BATCH)
+                self.state.set_fingerprints(listed_kind, dict.fromkeys(sorted(found), "1"))
+                if not cursor:
+                    break
+            self.scratch.drop_fingerprints(seen_kind)
+            self.state.set_fingerprints(ACCOUNT_REFS_KIND, {system: ""})  # an older listing
             self.state.set_cursor(name, self.now - CURSOR_OVERLAP)
             if full_read:
                 self.state.set_cursor(full_name, self.now - CURSOR_OVERLAP)
@@ -721,30 +744,46 @@ class AccountPhase:
         return save
 
     def hand_over(self, accounts: Iterable[CrmAccount],
-                  add: Callable[[list[AccountRecord]], None], *, store: bool) -> set[str]:
-        """Hand these accounts to the index (`add`) and, with `store`, to the store
-        (`ACCOUNT_KIND`), `STORE_BATCH` at a time (a dry run keeps them instead); returns
-        their record keys."""
-        keys: set[str] = set()
+                  add: Callable[[list[AccountRecord]], None], *, seen: str | None = None
+                  ) -> None:
+        """Hand these accounts to the index (`add`) and, with `seen` (accounts the CRM just
+        returned), to the store (`ACCOUNT_KIND`) and their record keys to the working area's
+        `seen` kind, `STORE_BATCH` at a time (a dry run keeps the accounts instead)."""
         records: list[AccountRecord] = []
         entries: dict[str, str] = {}
+
+        def flush() -> None:
+            if entries:
+                self.state.set_fingerprints(ACCOUNT_KIND, entries)
+            if seen is not None and records:
+                self.scratch.set_fingerprints(seen, {r.ref: "1" for r in records})
+            if records:
+                add(records[:])
+            records.clear()
+            entries.clear()
+
         for acc in accounts:
-            keys.add(acc.ref.key)
             records.append(AccountRecord(acc.ref.key, acc.name, acc.website))
             if self.dry_run:
                 self._dry_accounts[acc.ref.key] = acc
-            elif store:
+            elif seen is not None:
                 entries[acc.ref.key] = encode_account(acc)
             if len(records) >= STORE_BATCH:
-                if entries:
-                    self.state.set_fingerprints(ACCOUNT_KIND, entries)
-                add(records)
-                records, entries = [], {}
-        if entries:
-            self.state.set_fingerprints(ACCOUNT_KIND, entries)
-        if records:
-            add(records)
-        return keys
+                flush()
+        flush()
+
+    def listed_batches(self, system: str) -> Iterator[list[str]]:
+        """The CRM's listed account record keys (`LISTED_KIND`), about `STORE_BATCH` at a
+        time (a key may come twice, as a store's scan says)."""
+        cursor = ""
+        while True:
+            cursor, found = self.state.scan_fingerprints(LISTED_KIND.format(system=system),
+                                                         cursor, STORE_BATCH)
+            batch = sorted(k for k, v in found.items() if v)
+            if batch:
+                yield batch
+            if not cursor:
+                return
 
     def stored_accounts(self, keys: Sequence[str]) -> Iterator[CrmAccount]:
         """The stored accounts (`ACCOUNT_KIND`) of these record keys, in their order, read
@@ -870,6 +909,19 @@ class AccountPhase:
                     self.unfinished = True
             if system in self.stopped:
                 self.unfinished = True
+
+
+def listed_refs(state: StateStore, system: str, *, count: int | None = None) -> set[str]:
+    """The account record keys a CRM listed at its last account read (`LISTED_KIND`); with
+    `count`, about that many at most (`count=1`: whether there is a listing at all)."""
+    out: set[str] = set()
+    cursor = ""
+    while True:
+        cursor, found = state.scan_fingerprints(LISTED_KIND.format(system=system), cursor,
+                                                count or STORE_BATCH)
+        out.update(k for k, v in found.items() if v)
+        if not cursor or (count is not None and len(out) >= count):
+            return out
 
 
 def _stored(system: str, name: str, value: object) -> object:

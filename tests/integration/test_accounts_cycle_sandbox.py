@@ -224,7 +224,7 @@ def test_deleted_accounts_are_found_without_a_full_read(sandbox: Sandbox) -> Non
     Account, to the recycle bin; HubSpot: archive of the company). The next full run reads
     accounts by cursor: one companies search, one page of archived companies, one Account
     query and one queryAll; both records leave the store and are written no more."""
-    from leadsync.accounts.phase import ACCOUNT_REFS_KIND
+    from leadsync.accounts.phase import listed_refs
 
     data: Any = sandbox.data
     state = InMemoryStateStore()
@@ -255,11 +255,11 @@ def test_deleted_accounts_are_found_without_a_full_read(sandbox: Sandbox) -> Non
     assert requests["hubspot"]["GET /crm/v3/objects/companies"] == 1  # the archived page
     assert requests["hubspot"]["POST /crm/v3/objects/companies/search"] == 1
     assert requests["salesforce"]["GET /queryAll"] == 1
-    refs = state.get_fingerprints(ACCOUNT_REFS_KIND, ["salesforce", "hubspot"])
-    assert len(refs["salesforce"].split()) == n_accounts - 1
-    assert len(refs["hubspot"].split()) == n_companies - 1
-    assert f"salesforce:Account:{sf_id}" not in refs["salesforce"].split()
-    assert f"hubspot:company:{hs_id}" not in refs["hubspot"].split()
+    refs = {system: listed_refs(state, system) for system in ("salesforce", "hubspot")}
+    assert len(refs["salesforce"]) == n_accounts - 1
+    assert len(refs["hubspot"]) == n_companies - 1
+    assert f"salesforce:Account:{sf_id}" not in refs["salesforce"]
+    assert f"hubspot:company:{hs_id}" not in refs["hubspot"]
     assert sum(second.account_records_written.values()) == 0 and not second.failed
     # the Account took its Contacts along; its people still in HubSpot resolve by their email
     # domain to the same key, now an account of no CRM record: evaluated, not an MQA (no CRM

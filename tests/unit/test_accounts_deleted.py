@@ -9,7 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from leadsync.accounts.inherit import STATE_KIND
-from leadsync.accounts.phase import ACCOUNT_KIND, ACCOUNT_REFS_KIND, MEMBER_KIND, MEMBERS_KIND
+from leadsync.accounts.phase import (
+    ACCOUNT_KIND,
+    LISTED_KIND,
+    MEMBER_KIND,
+    MEMBERS_KIND,
+    listed_refs,
+)
 from leadsync.accounts.resolve import domain_key
 from leadsync.pipeline import run_job
 from leadsync.state import InMemoryStateStore
@@ -92,8 +98,7 @@ def test_a_deleted_account_leaves_and_its_members_re_resolve() -> None:
     assert state.get_fingerprints(STATE_KIND, [ACME]) == {ACME: ""}  # the episode ended
     assert state.get_fingerprints(ACCOUNT_KIND, ["salesforce:Account:0022"]) == {
         "salesforce:Account:0022": ""}
-    assert state.get_fingerprints(ACCOUNT_REFS_KIND, ["salesforce"]) == {
-        "salesforce": "salesforce:Account:0011"}
+    assert listed_refs(state, "salesforce") == {"salesforce:Account:0011"}
     entries = state.get_fingerprints(MEMBER_KIND, sorted(state.get_fingerprints(
         MEMBERS_KIND, [SAMPLE])[SAMPLE].split()))
     assert len(entries) == 4
@@ -126,7 +131,7 @@ def test_a_deleted_record_of_an_account_with_another_keeps_the_account() -> None
     assert second.accounts_deleted == 0 and second.accounts_evaluated == 1
     assert second.accounts_mqa == 1 and sum(second.account_records_written.values()) == 0
     assert len(state.get_fingerprints(MEMBERS_KIND, [SAMPLE])[SAMPLE].split()) == 4
-    assert state.get_fingerprints(ACCOUNT_REFS_KIND, ["hubspot"]) == {"hubspot": ""}
+    assert listed_refs(state, "hubspot") == set()
     assert len(sf.tasks) == 1
 
 
@@ -152,7 +157,7 @@ def test_a_full_read_when_the_cursor_or_last_full_read_outlives_the_retention() 
     run_job(make_runtime((hs, sf), clock, state), "full")
     assert seen_sf[-1] == ("all", None)
     # a wiped store (no stored accounts): a full read
-    state.set_fingerprints(ACCOUNT_REFS_KIND, {"hubspot": ""})
+    state.drop_fingerprints(LISTED_KIND.format(system="hubspot"))
     clock.advance(hours=1)
     run_job(make_runtime((hs, sf), clock, state), "full")
     assert seen_hs[-1] == ("all", None) and seen_sf[-2:] == [
