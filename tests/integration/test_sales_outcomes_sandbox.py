@@ -316,3 +316,73 @@ def test_a_reopened_opportunity_is_dated_by_its_reopening(world: World) -> None:
     [again] = conn.read_people([ref])
     assert again.profile.sales_status_at == contact.profile.sales_status_at
     assert world.ops["opportunity stages"] == 1 and world.ops["contacts by id"] == 2
+
+
+def test_the_full_sales_read_dates_each_opportunity_from_its_own_history(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full read's OpportunityHistory is read ordered by OpportunityId and worked one
+    opportunity at a time (issue 9: it held every row of the org): with query pages of 7
+    rows, so opportunities' rows span pages, every Contact's sales status is what dating
+    each opportunity from all of its rows gives (rows read plainly and grouped here)."""
+    from leadsync.connectors.salesforce.mapping import (
+        CLOSED_STAGES,
+        opportunity_outcome,
+        opportunity_status,
+    )
+    from leadsync.sandbox import sf_query
+
+    # six opportunities moved in step, so their history rows interleave in time: all opened,
+    # all to another open stage, half closed (won / lost) and their amount edited after
+    # (a row in the same closed stage), one of those reopened. Dating reads more than an
+    # opportunity's last row: an open one from its first open row, a closed one from the
+    # first row of its closing run
+    people = [p for p in world.sb.data.people if p.sf_contact_id][:6]
+    oids = [open_opportunity(world, p.sf_contact_id) for p in people]
+    world.sb.advance(60)
+    for oid in oids:
+        world.sf.Opportunity.update(oid, {"StageName": "Negotiation"})
+    world.sb.advance(60)
+    for n, oid in enumerate(oids[:3]):
+        close(world, oid, ("Closed Won", "Closed Lost")[n % 2])
+    world.sb.advance(60)
+    for oid in oids[:3]:
+        world.sf.Opportunity.update(oid, {"Amount": 750000})
+    world.sb.advance(60)
+    world.sf.Opportunity.update(oids[1], {"StageName": "Proposal"})
+    monkeypatch.setattr(sf_query, "PAGE_SIZE", 7)
+    conn = world.runtime.connectors["salesforce"]
+    assert isinstance(conn, SalesforceConnector)
+    world.ops.clear()
+    found = conn._contact_sales(None)
+    assert world.ops["opportunity history"] == 1  # one paged query, not one per opportunity
+
+    fields = "StageName, IsClosed, IsWon, CloseDate, CreatedDate, LastModifiedDate"
+    links: dict[str, set[str]] = {}
+    opps: dict[str, dict[str, Any]] = {}
+    for query, contact_f, opp_f, rel in (
+            ("SELECT ContactId, OpportunityId, Opportunity.{f} FROM OpportunityContactRole",
+             "ContactId", "OpportunityId", "Opportunity"),
+            ("SELECT ConvertedContactId, ConvertedOpportunityId, ConvertedOpportunity.{f} "
+             "FROM Lead WHERE IsConverted = true AND ConvertedOpportunityId != null",
+             "ConvertedContactId", "ConvertedOpportunityId", "ConvertedOpportunity")):
+        text = query.replace(".{f}", "." + f", {rel}.".join(fields.split(", ")))
+        for row in world.sf.query_all(text)["records"]:
+            if row.get(contact_f) and row.get(opp_f) and row.get(rel):
+                opps[row[opp_f]] = row[rel]
+                links.setdefault(row[contact_f], set()).add(row[opp_f])
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in world.sf.query_all(
+            "SELECT OpportunityId, StageName, CreatedDate FROM OpportunityHistory")["records"]:
+        rows.setdefault(row["OpportunityId"], []).append(row)
+    closed = frozenset(r["ApiName"] for r in world.sf.query_all(
+        "SELECT ApiName FROM OpportunityStage WHERE IsClosed = true")["records"])
+    expected = {contact: opportunity_status(
+        opportunity_outcome(opps[o], rows.get(o, ()),
+                            closed if any(r["StageName"] != opps[o]["StageName"]
+                                          for r in rows.get(o, ()))
+                            and not opps[o]["IsClosed"] else CLOSED_STAGES)
+        for o in oids) for contact, oids in links.items()}
+    assert len(expected) >= 6 and sum(len(v) for v in rows.values()) > 7 * 3
+    assert found == expected
+    for person in people:
+        assert found[str(person.sf_contact_id)][0] in ("won", "lost", "opportunity_open")
