@@ -41,9 +41,10 @@ VOLATILE = {"lastmodifieddate", "SystemModstamp", "LastModifiedDate"}
 # stamped from the run's own clock on a first sync (an MQL with no dated fact becomes one now):
 # compared by presence, the two runs are a few seconds apart
 CLOCKED = re.compile(r"(mql|sql)_?at|sla_due", re.IGNORECASE)
-# a decayed rule's points move by the second: the reasons are compared by their rules
+# a decayed rule's points move by the second: the reasons are compared by their rules (the
+# cap's reduction too, written with a minus sign U+2212: "−29.3 上限 (engagement 150)")
 REASONS = re.compile(r"reasons", re.IGNORECASE)
-POINTS = re.compile(r"[+-]\d+(\.\d+)?")
+POINTS = re.compile(r"[+\-\u2212]\d+(\.\d+)?")
 DECAYED = re.compile(r"^(leadsync_|LeadSync_)(score|engagement)(__c)?$", re.IGNORECASE)
 
 
