@@ -19,7 +19,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -159,6 +159,18 @@ class StateStore(Protocol):
 
 # ---------------------------------------------------------------------------------------------
 # event codec, shared by both stores: compact JSON {"t": type, "a": ISO at, "p": props, "s": src}
+
+
+def walk_fingerprints(state: StateStore, kind: str, count: int) -> Iterator[dict[str, str]]:
+    """Every entry of a kind, about `count` at a time (`scan_fingerprints`: an entry may
+    come twice); empty steps are skipped."""
+    cursor = ""
+    while True:
+        cursor, found = state.scan_fingerprints(kind, cursor, count)
+        if found:
+            yield found
+        if not cursor:
+            return
 
 
 def format_utc(value: datetime) -> str:

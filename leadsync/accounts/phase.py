@@ -76,7 +76,7 @@ from leadsync.scoring.accounts import (
 )
 from leadsync.scoring.model import ScoringModel
 from leadsync.scoring.reasons import render_reasons
-from leadsync.state import InMemoryStateStore, StateStore
+from leadsync.state import InMemoryStateStore, StateStore, walk_fingerprints
 
 log = logging.getLogger("leadsync.accounts.phase")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -487,13 +487,8 @@ class AccountPhase:
         def walks() -> Iterator[list[str]]:
             if full:
                 yield from index.walk(CHUNK_ACCOUNTS)
-            cursor = ""
-            while True:
-                cursor, found = self.scratch.scan_fingerprints(RUN_TOUCHED_KIND, cursor,
-                                                               CHUNK_ACCOUNTS)
+            for found in walk_fingerprints(self.scratch, RUN_TOUCHED_KIND, CHUNK_ACCOUNTS):
                 yield sorted(k for k, v in found.items() if v != SCORED)
-                if not cursor:
-                    return
 
         waiting: dict[str, str] = {}
         for keys in walks():
@@ -729,12 +724,9 @@ class AccountPhase:
                 self.state.drop_fingerprints(listed_kind)
             else:
                 self.state.set_fingerprints(listed_kind, dict.fromkeys(deleted, ""))
-            cursor = ""
-            while True:  # what the CRM returned joins the listing
-                cursor, found = self.scratch.scan_fingerprints(seen_kind, cursor, STORE_BATCH)
+            # what the CRM returned joins the listing
+            for found in walk_fingerprints(self.scratch, seen_kind, STORE_BATCH):
                 self.state.set_fingerprints(listed_kind, dict.fromkeys(sorted(found), "1"))
-                if not cursor:
-                    break
             self.scratch.drop_fingerprints(seen_kind)
             self.state.set_fingerprints(ACCOUNT_REFS_KIND, {system: ""})  # an older listing
             self.state.set_cursor(name, self.now - CURSOR_OVERLAP)
@@ -775,15 +767,11 @@ class AccountPhase:
     def listed_batches(self, system: str) -> Iterator[list[str]]:
         """The CRM's listed account record keys (`LISTED_KIND`), about `STORE_BATCH` at a
         time (a key may come twice, as a store's scan says)."""
-        cursor = ""
-        while True:
-            cursor, found = self.state.scan_fingerprints(LISTED_KIND.format(system=system),
-                                                         cursor, STORE_BATCH)
+        for found in walk_fingerprints(self.state, LISTED_KIND.format(system=system),
+                                       STORE_BATCH):
             batch = sorted(k for k, v in found.items() if v)
             if batch:
                 yield batch
-            if not cursor:
-                return
 
     def stored_accounts(self, keys: Sequence[str]) -> Iterator[CrmAccount]:
         """The stored accounts (`ACCOUNT_KIND`) of these record keys, in their order, read
@@ -915,13 +903,12 @@ def listed_refs(state: StateStore, system: str, *, count: int | None = None) -> 
     """The account record keys a CRM listed at its last account read (`LISTED_KIND`); with
     `count`, about that many at most (`count=1`: whether there is a listing at all)."""
     out: set[str] = set()
-    cursor = ""
-    while True:
-        cursor, found = state.scan_fingerprints(LISTED_KIND.format(system=system), cursor,
-                                                count or STORE_BATCH)
+    for found in walk_fingerprints(state, LISTED_KIND.format(system=system),
+                                   count or STORE_BATCH):
         out.update(k for k, v in found.items() if v)
-        if not cursor or (count is not None and len(out) >= count):
-            return out
+        if count is not None and len(out) >= count:
+            break
+    return out
 
 
 def _stored(system: str, name: str, value: object) -> object:

@@ -38,7 +38,7 @@ from leadsync.accounts.resolve import (
     normalise_domain,
     record_key,
 )
-from leadsync.state import StateStore
+from leadsync.state import StateStore, walk_fingerprints
 
 VALUES = "account_ix_values"
 BY_DOMAIN = "account_ix_domain"
@@ -121,18 +121,13 @@ class StoredAccountIndex:
     def key(self) -> None:
         """The second step: every record keyed (`account_key`) and listed under its account
         and under its domain's and name's account keys, a batch at a time."""
-        cursor = ""
-        while True:
-            cursor, found = self.state.scan_fingerprints(VALUES, cursor, BATCH)
-            if found:
-                values = {ref: _parse(text) for ref, text in found.items()}
-                keys = self._keys_for(values, {})
-                self.state.set_fingerprints(KEY, keys)
-                self._append(MEMBERS, keys)
-                self._append(DOMAIN_KEYS, {keys[r]: d for r, (d, _) in values.items() if d})
-                self._append(NAME_KEYS, {keys[r]: n for r, (_, n) in values.items() if n})
-            if not cursor:
-                return
+        for found in walk_fingerprints(self.state, VALUES, BATCH):
+            values = {ref: _parse(text) for ref, text in found.items()}
+            keys = self._keys_for(values, {})
+            self.state.set_fingerprints(KEY, keys)
+            self._append(MEMBERS, keys)
+            self._append(DOMAIN_KEYS, {keys[r]: d for r, (d, _) in values.items() if d})
+            self._append(NAME_KEYS, {keys[r]: n for r, (_, n) in values.items() if n})
 
     def _groups(self, kind: str, wanted: Iterable[str], extra: Mapping[str, Values],
                 at: int) -> dict[str, Refs]:
@@ -190,13 +185,8 @@ class StoredAccountIndex:
     def walk(self, count: int) -> Iterator[list[str]]:
         """Every account key of the index, about `count` at a time (a key may come twice,
         as a store's scan says)."""
-        cursor = ""
-        while True:
-            cursor, found = self.state.scan_fingerprints(MEMBERS, cursor, count)
-            if found:
-                yield sorted(found)
-            if not cursor:
-                return
+        for found in walk_fingerprints(self.state, MEMBERS, count):
+            yield sorted(found)
 
     def view(self, facts: Iterable[PersonAccountFacts]) -> AccountIndex:
         """The part of the index that resolving these facts reads (`AccountIndex.lookups`),
