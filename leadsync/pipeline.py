@@ -135,9 +135,12 @@ class PagedPeople(Protocol):
 class ResumablePeople(Protocol):
     """A connector whose whole people read (since=None) comes in pages, each with the point
     a read resumes after it (Salesforce: Leads then Contacts by SystemModstamp, Id): the pull
-    stages each page and saves the point, so a killed run's restart reads only the rest."""
+    stages each page and saves the point, so a killed run's restart reads only the rest. What
+    the read must hold across its pages (Salesforce: sales facts) it may keep in `scratch`,
+    the state store, under kinds of its own."""
 
-    def iter_people_resumable(self, since: datetime | None, after: str | None = None
+    def iter_people_resumable(self, since: datetime | None, after: str | None = None,
+                              scratch: StateStore | None = None
                               ) -> Iterator[tuple[list[CrmPerson], str | None]]: ...
 
 
@@ -599,7 +602,7 @@ class _Cycle:
 
         if not start.get("done"):
             self.say(f"reading {system} people")
-            for recs, after in self.people_of(conn, since, start.get("after")):
+            for recs, after in self.people_of(conn, since, start.get("after"), self.staging):
                 self.page()
                 stage_page(self.staging, recs)
                 self.report.records_read[system] += len(recs)  # one key per thread
@@ -615,11 +618,13 @@ class _Cycle:
             found.cursors[name] = min(newest, started) - CURSOR_OVERLAP
 
     @staticmethod
-    def people_of(conn: Connector, since: datetime | None, after: object
+    def people_of(conn: Connector, since: datetime | None, after: object,
+                  scratch: StateStore | None = None
                   ) -> Iterator[tuple[list[CrmPerson], str | None]]:
         """A CRM's changed people in pages with their resume points (None: it has none)."""
         if isinstance(conn, ResumablePeople):
-            yield from conn.iter_people_resumable(since, str(after) if after else None)
+            yield from conn.iter_people_resumable(since, str(after) if after else None,
+                                                  scratch)
             return
         batch: list[CrmPerson] = []
         for rec in conn.iter_changed_people(since):

@@ -322,8 +322,10 @@ def test_the_full_sales_read_dates_each_opportunity_from_its_own_history(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The full read's OpportunityHistory is read ordered by OpportunityId and worked one
     opportunity at a time (issue 9: it held every row of the org): with query pages of 7
-    rows, so opportunities' rows span pages, every Contact's sales status is what dating
-    each opportunity from all of its rows gives (rows read plainly and grouped here)."""
+    rows, so opportunities' rows span pages, and opportunities dated two at a time, every
+    Contact's sales status is what dating each opportunity from all of its rows gives (rows
+    read plainly and grouped here)."""
+    from leadsync.connectors.salesforce import sales_facts
     from leadsync.connectors.salesforce.mapping import (
         CLOSED_STAGES,
         opportunity_outcome,
@@ -352,8 +354,10 @@ def test_the_full_sales_read_dates_each_opportunity_from_its_own_history(
     monkeypatch.setattr(sf_query, "PAGE_SIZE", 7)
     conn = world.runtime.connectors["salesforce"]
     assert isinstance(conn, SalesforceConnector)
+    monkeypatch.setattr(sales_facts, "GROUPS", 2)
     world.ops.clear()
-    found = conn._contact_sales(None)
+    facts = sales_facts.SalesFacts(conn.client.query_pages, InMemoryStateStore(), conn._outcome)
+    facts.read_sales(None)
     assert world.ops["opportunity history"] == 1  # one paged query, not one per opportunity
 
     fields = "StageName, IsClosed, IsWon, CloseDate, CreatedDate, LastModifiedDate"
@@ -383,6 +387,61 @@ def test_the_full_sales_read_dates_each_opportunity_from_its_own_history(
                             and not opps[o]["IsClosed"] else CLOSED_STAGES)
         for o in oids) for contact, oids in links.items()}
     assert len(expected) >= 6 and sum(len(v) for v in rows.values()) > 7 * 3
+    found = facts.sales(sorted(expected))
     assert found == expected
     for person in people:
         assert found[str(person.sf_contact_id)][0] in ("won", "lost", "opportunity_open")
+
+
+def test_the_resumable_read_keeps_its_sales_facts_in_the_store_until_it_is_done(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9 (memory): the whole read's Lead Status dates and Contacts' sales facts are in
+    the scratch store (the state store in a sync) while its pages are mapped, not in the
+    process, and dropped once the read is done; the people come out dated exactly as the
+    in-process read dates them, with the same Salesforce queries."""
+    from leadsync.connectors.salesforce.sales_facts import KINDS
+    from leadsync.sandbox import sf_query
+    from leadsync.state import walk_fingerprints
+
+    for n, person in enumerate(p for p in world.sb.data.people if p.sf_contact_id):
+        if n == 4:
+            break
+        oid = open_opportunity(world, person.sf_contact_id)
+        if n % 2:
+            close(world, oid, "Closed Won")
+    monkeypatch.setattr(sf_query, "PAGE_SIZE", 7)
+    conn = world.runtime.connectors["salesforce"]
+    assert isinstance(conn, SalesforceConnector)
+    store = InMemoryStateStore()
+
+    def held() -> dict[str, int]:
+        return {kind: len({k for found in walk_fingerprints(store, kind, 50) for k in found})
+                for kind in KINDS}  # fmt: skip
+
+    world.ops.clear()
+    resumable: dict[RecordRef, tuple[object, object]] = {}
+    during: list[dict[str, int]] = []
+    for recs, _ in conn.iter_people_resumable(None, scratch=store):
+        during.append(held())
+        resumable.update({r.ref: (r.profile.sales_status, r.profile.sales_status_at)
+                          for r in recs})
+    queries = Counter(world.ops)
+    world.ops.clear()
+    whole = {r.ref: (r.profile.sales_status, r.profile.sales_status_at)
+             for r in conn.iter_changed_people(None)}
+
+    linked = {row["ContactId"] for row in world.sf.query_all(
+        "SELECT ContactId FROM OpportunityContactRole")["records"]} | {
+        row["ConvertedContactId"] for row in world.sf.query_all(
+            "SELECT ConvertedContactId FROM Lead WHERE IsConverted = true "
+            "AND ConvertedOpportunityId != null")["records"]}  # fmt: skip
+    status_changed = {row["LeadId"] for row in world.sf.query_all(
+        "SELECT LeadId FROM LeadHistory WHERE Field = 'Status'")["records"]}
+    assert resumable == whole
+    assert sum(1 for s, _ in resumable.values() if s in ("won", "opportunity_open")) >= 4
+    # the last page is mapped from the store: every linked Contact's links are there
+    assert during[-1]["sf_read_links"] == len(linked) > 0
+    assert during[0]["sf_read_status_at"] == len(status_changed) > 0
+    assert held() == dict.fromkeys(KINDS, 0)
+    for op in ("lead history", "contact roles", "converted leads", "opportunity history"):
+        assert queries[op] == world.ops[op] == 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -52,21 +51,15 @@ from leadsync.connectors.salesforce.mapping import (
     map_lead_status,
     member_to_event,
     opportunity_outcome,
-    opportunity_status,
     parse_datetime,
     record_to_person,
 )
+from leadsync.connectors.salesforce.sales_facts import ID_CHUNK, SalesFacts, id_chunks
+from leadsync.state import InMemoryStateStore, StateStore
 
 log = logging.getLogger(__name__)
-ID_CHUNK = 400  # ids per IN (...): keeps the GET URL under Salesforce's 16 KB
 OWNER_CACHE = timedelta(minutes=15)
-ROLE_FIELDS = "ContactId, OpportunityId, " + ", ".join(
-    f"Opportunity.{f}" for f in OPPORTUNITY_FIELDS)  # fmt: skip
-CONVERTED_FIELDS = "ConvertedContactId, ConvertedOpportunityId, " + ", ".join(
-    f"ConvertedOpportunity.{f}" for f in OPPORTUNITY_FIELDS)  # fmt: skip
-CONVERTED_WITH_OPPORTUNITY = "IsConverted = true AND ConvertedOpportunityId != null"
 DEAL_FIELDS = (*OPPORTUNITY_FIELDS, "Amount")
-HISTORY_FIELDS = ("StageName", "CreatedDate")  # what dating an opportunity reads of a row
 CHANGED_PAGE = 2_000  # an incremental read's records per staged page (a SOQL page's size)
 TAIL_IDS = 1_000  # at most this many ids of the resume point's second are kept
 
@@ -173,12 +166,11 @@ class SalesforceConnector:
         A full read (since=None) loads Lead Status history and the Contacts' opportunities
         (contact roles, converted Leads, stage history) with one paged query each instead of
         one query per chunk of ids: that keeps a full sync within a few calls of the minimum
-        the page sizes imply.
-        """
+        the page sizes imply. Here they are held in the process (`iter_people_resumable`
+        keeps them in a store)."""
         where = f"SystemModstamp >= {_soql_time(since)}" if since else ""
         order = "SystemModstamp, Id"
-        dates = self._status_dates("Field = 'Status'") if since is None else None
-        sales = self._contact_sales(None) if since is None else None
+        facts = self._whole_facts(InMemoryStateStore()) if since is None else None
         seen: set[str] = set()
         converted: list[str] = []
         for page in self.client.query_pages("leads", soql(self._lead_fields, "Lead", where, order)):
@@ -189,16 +181,17 @@ class SalesforceConnector:
                 elif str(raw["Id"]) not in seen:
                     seen.add(str(raw["Id"]))
                     live.append(raw)
-            yield from self._leads_to_people(live, dates)
+            yield from self._leads_to_people(live, facts)
         query = soql(self._contact_fields, "Contact", where, order)
         for page in self.client.query_pages("contacts", query):
             fresh = [r for r in page if str(r["Id"]) not in seen]
             seen.update(str(r["Id"]) for r in fresh)
-            yield from self._contacts_to_people(fresh, sales)
+            yield from self._contacts_to_people(fresh, facts)
         missing = sorted(set(converted) - seen)
-        yield from self._read_contacts(missing, sales)
+        yield from self._read_contacts(missing, facts)
 
-    def iter_people_resumable(self, since: datetime | None, after: str | None = None
+    def iter_people_resumable(self, since: datetime | None, after: str | None = None,
+                              scratch: StateStore | None = None
                               ) -> Iterator[tuple[list[CrmPerson], str | None]]:
         """`iter_changed_people` a query page at a time, each with where a read resumes.
 
@@ -207,8 +200,10 @@ class SalesforceConnector:
         SystemModstamp, the ids read at that second) and, given one as `after`, the read
         continues there: `SystemModstamp >=` that second, those ids skipped, the next query
         after it. Converted Leads are skipped: every Contact, theirs too, comes with the
-        Contacts query. With `since` (an incremental read), pages of the changed people and
-        no resume point (the caller's cursor is one)."""
+        Contacts query. The Lead Status dates and the Contacts' sales facts are read whole
+        first and kept in `scratch` (the state store: `sales_facts`; by default in the
+        process), dropped when the read is done. With `since` (an incremental read), pages of
+        the changed people and no resume point (the caller's cursor is one)."""
         if since is not None:
             batch: list[CrmPerson] = []
             for rec in self.iter_changed_people(since):
@@ -220,23 +215,46 @@ class SalesforceConnector:
                 yield batch, None
             return
         point = json.loads(after) if after else {"q": "leads"}
+        facts = SalesFacts(self.client.query_pages,
+                           InMemoryStateStore() if scratch is None else scratch, self._outcome)
+        facts.clear()  # a killed read's facts are read again: they may have changed
         if point.get("q") == "leads":
-            dates = self._status_dates("Field = 'Status'")
+            facts.read_status_dates(["Field = 'Status'"])
             for raws, token in self._resumable_pages("leads", "Lead", self._lead_fields, point):
-                live = [r for r in raws
-                        if not (r.get("IsConverted") and r.get("ConvertedContactId"))]
-                yield list(self._leads_to_people(live, dates)), token
-            del dates
+                yield list(self._leads_to_people(
+                    [r for r in raws if not (r.get("IsConverted") and r.get("ConvertedContactId"))],
+                    facts)), token  # no name holds the page's records past the yield
             point = {"q": "contacts"}
-        sales = self._contact_sales(None)
+        facts.read_sales(None)
         for raws, token in self._resumable_pages("contacts", "Contact", self._contact_fields,
                                                  point):
-            yield list(self._contacts_to_people(raws, sales)), token
+            yield list(self._contacts_to_people(raws, facts)), token
+        facts.clear()
+
+    def _whole_facts(self, scratch: StateStore) -> SalesFacts:
+        """Every Lead's Status date and every Contact's sales status, read into `scratch`."""
+        facts = SalesFacts(self.client.query_pages, scratch, self._outcome)
+        facts.read_status_dates(["Field = 'Status'"])
+        facts.read_sales(None)
+        return facts
+
+    def _facts_of(self, lead_ids: Sequence[str] = (), contact_ids: Sequence[str] = ()
+                  ) -> SalesFacts:
+        """The Status dates of these Leads and the sales facts of these Contacts (`IN`
+        chunks), held in the process: a page's worth."""
+        facts = SalesFacts(self.client.query_pages, InMemoryStateStore(), self._outcome)
+        if lead_ids:
+            facts.read_status_dates(format_soql("Field = 'Status' AND LeadId IN {}", chunk)
+                                    for chunk in id_chunks(lead_ids))  # fmt: skip
+        if contact_ids:
+            facts.read_sales(contact_ids)
+        return facts
 
     def _resumable_pages(self, op: str, obj: str, fields: str, point: dict[str, Any]
                          ) -> Iterator[tuple[list[dict[str, Any]], str]]:
         """Pages of one object's full read ascending by (SystemModstamp, Id) from `point`,
-        each with the resume point after it."""
+        each with the resume point after it. A page's list is emptied when the next is asked
+        for, before it is read: one page of decoded records in memory, not two."""
         second = str(point.get("at") or "")
         tail = {str(i) for i in point.get("ids", ())}
         where = f"SystemModstamp >= {second}" if second else ""
@@ -250,6 +268,7 @@ class SalesforceConnector:
             tail.update(str(r["Id"]) for r in page if self._second(r) == second)
             ids = sorted(tail) if len(tail) <= TAIL_IDS else []  # too many: re-read
             yield fresh, json.dumps({"q": op, "at": second, "ids": ids}, separators=(",", ":"))
+            fresh.clear()
 
     @staticmethod
     def _second(raw: dict[str, Any]) -> str:
@@ -258,17 +277,14 @@ class SalesforceConnector:
         return _soql_time(stamp) if stamp is not None else ""
 
     def _leads_to_people(
-        self, raws: list[dict[str, Any]], dates: dict[str, datetime] | None = None
+        self, raws: list[dict[str, Any]], facts: SalesFacts | None = None
     ) -> Iterator[CrmPerson]:
         owners = self.list_owners()
         statuses = {str(r["Id"]): self._lead_status(r.get("Status")) for r in raws}
-        if dates is None:
-            wanted = [i for i, s in statuses.items() if s is not None]
-            dates = {}
-            for start in range(0, len(wanted), ID_CHUNK):
-                chunk = wanted[start : start + ID_CHUNK]
-                dates.update(self._status_dates(format_soql(
-                    "Field = 'Status' AND LeadId IN {}", chunk)))  # fmt: skip
+        wanted = [i for i, s in statuses.items() if s is not None]
+        if facts is None:
+            facts = self._facts_of(lead_ids=wanted)
+        dates = facts.status_dates(wanted) if wanted else {}
         for raw in raws:
             rid = str(raw["Id"])
             status = statuses[rid]
@@ -283,88 +299,6 @@ class SalesforceConnector:
             log.warning("unknown Lead Status; add it to LEADSYNC_SALESFORCE__STATUS_MAP",
                         extra={"lead_status": str(status)[:40]})  # fmt: skip
         return mapped
-
-    def _status_dates(self, where: str) -> dict[str, datetime]:
-        """Newest LeadHistory Status change per Lead among the rows `where` selects."""
-        newest: dict[str, datetime] = {}
-        query = soql("LeadId, CreatedDate", "LeadHistory", where)
-        for page in self.client.query_pages("lead history", query):
-            for row in page:
-                at = parse_datetime(row.get("CreatedDate"))
-                lid = str(row.get("LeadId"))
-                if at is not None and (lid not in newest or at > newest[lid]):
-                    newest[lid] = at
-        return newest
-
-    def _contact_sales(
-        self, contact_ids: Sequence[str] | None
-    ) -> dict[str, tuple[str | None, datetime | None]]:
-        """Sales status by ContactId from the Contacts' opportunities: through their
-        OpportunityContactRoles and through the Leads converted into them
-        (`ConvertedOpportunityId`), each opportunity dated by `opportunity_outcome`.
-        `None` reads every Contact's (one paged query per object); else `IN` chunks."""
-        if contact_ids is None:
-            role_where, lead_where = [""], [CONVERTED_WITH_OPPORTUNITY]
-        else:
-            chunks = [list(contact_ids[i : i + ID_CHUNK])
-                      for i in range(0, len(contact_ids), ID_CHUNK)]  # fmt: skip
-            role_where = [format_soql("ContactId IN {}", c) for c in chunks]
-            lead_where = [format_soql(CONVERTED_WITH_OPPORTUNITY + " AND ConvertedContactId IN {}",
-                                      c) for c in chunks]  # fmt: skip
-        opportunities: dict[str, Mapping[str, Any]] = {}
-        links: dict[str, list[str]] = {}  # (a list: a few entries, a set costs 0.2 KB each)
-        sources = [("contact roles", ROLE_FIELDS, "OpportunityContactRole", role_where,
-                    "ContactId", "OpportunityId", "Opportunity"),
-                   ("converted leads", CONVERTED_FIELDS, "Lead", lead_where,
-                    "ConvertedContactId", "ConvertedOpportunityId", "ConvertedOpportunity")]
-        for op, fields, obj, wheres, contact_f, opp_f, rel in sources:  # fmt: skip
-            for where in wheres:
-                for page in self.client.query_pages(op, soql(fields, obj, where)):
-                    for row in page:
-                        contact, oid, opp = row.get(contact_f), row.get(opp_f), row.get(rel)
-                        if contact and oid and isinstance(opp, dict):
-                            opportunities[str(oid)] = _kept(opp, OPPORTUNITY_FIELDS)
-                            linked = links.setdefault(str(contact), [])
-                            if str(oid) not in linked:
-                                linked.append(str(oid))
-        if not opportunities:
-            return {}
-        outcomes = self._outcomes(opportunities, whole=contact_ids is None)
-        return {contact: opportunity_status(outcomes[o] for o in oids)
-                for contact, oids in links.items()}
-
-    def _outcomes(self, opportunities: Mapping[str, Mapping[str, Any]], *, whole: bool
-                  ) -> dict[str, tuple[str, datetime]]:
-        """`opportunity_outcome` of each of these opportunities, by id, from their
-        OpportunityHistory rows: every row of the org (`whole`: one paged query) or `IN`
-        chunks of their ids. Read ordered by OpportunityId, so one opportunity's rows are held
-        at a time, each only its stage and time (issue 9: a full read held every row)."""
-        ids = sorted(opportunities)
-        wheres = [""] if whole else [
-            format_soql("OpportunityId IN {}", ids[i : i + ID_CHUNK])
-            for i in range(0, len(ids), ID_CHUNK)]  # fmt: skip
-        outcomes: dict[str, tuple[str, datetime]] = {}
-        for where in wheres:
-            query = soql("OpportunityId, StageName, CreatedDate", "OpportunityHistory", where,
-                         "OpportunityId, CreatedDate")
-            current: str | None = None
-            rows: list[Mapping[str, Any]] = []
-            for page in self.client.query_pages("opportunity history", query):
-                for row in page:
-                    oid = str(row.get("OpportunityId"))
-                    if oid not in opportunities:
-                        continue
-                    if oid != current:
-                        if current is not None:
-                            outcomes[current] = self._outcome(opportunities[current], rows)
-                        current, rows = oid, []
-                    rows.append(_kept(row, HISTORY_FIELDS))
-            if current is not None:
-                outcomes[current] = self._outcome(opportunities[current], rows)
-        for oid in ids:  # no history row (none recorded, or not visible)
-            if oid not in outcomes:
-                outcomes[oid] = self._outcome(opportunities[oid], [])
-        return outcomes
 
     def _outcome(self, opp: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
                  ) -> tuple[str, datetime]:
@@ -388,25 +322,23 @@ class SalesforceConnector:
         return self._closed_stages
 
     def _contacts_to_people(
-        self,
-        raws: list[dict[str, Any]],
-        sales: dict[str, tuple[str | None, datetime | None]] | None = None,
+        self, raws: list[dict[str, Any]], facts: SalesFacts | None = None
     ) -> Iterator[CrmPerson]:
         owners = self.list_owners()
-        if sales is None:
-            sales = self._contact_sales([str(r["Id"]) for r in raws])
+        ids = [str(r["Id"]) for r in raws]
+        if facts is None:
+            facts = self._facts_of(contact_ids=ids)
+        sales = facts.sales(ids) if ids else {}
         for raw in raws:
             yield record_to_person(raw, "Contact", owners=owners, fields=self.fields,
                                    sales=sales.get(str(raw["Id"]), (None, None)))  # fmt: skip
 
-    def _read_contacts(
-        self, ids: Sequence[str], sales: dict[str, tuple[str | None, datetime | None]] | None = None
-    ) -> Iterator[CrmPerson]:
-        for start in range(0, len(ids), ID_CHUNK):
-            where = format_soql("Id IN {}", list(ids[start : start + ID_CHUNK]))
-            query = soql(self._contact_fields, "Contact", where)
+    def _read_contacts(self, ids: Sequence[str], facts: SalesFacts | None = None
+                       ) -> Iterator[CrmPerson]:
+        for chunk in id_chunks(ids):
+            query = soql(self._contact_fields, "Contact", format_soql("Id IN {}", chunk))
             for page in self.client.query_pages("contacts by id", query):
-                yield from self._contacts_to_people(page, sales)
+                yield from self._contacts_to_people(page, facts)
 
     def _read_leads(self, ids: Sequence[str]) -> Iterator[CrmPerson]:
         for start in range(0, len(ids), ID_CHUNK):
@@ -445,30 +377,13 @@ class SalesforceConnector:
         converted into it (`ConvertedOpportunityId`): one paged query each, plus the stage
         history that dates closes (`opportunity_outcome`, as the sync dates them). The person
         is the Contact; an opportunity reached both ways is yielded once per Contact."""
-        sources = (
-            ("deal contact roles", "OpportunityContactRole", "", "ContactId", "OpportunityId",
-             "Opportunity"),
-            ("deal conversions", "Lead", CONVERTED_WITH_OPPORTUNITY, "ConvertedContactId",
-             "ConvertedOpportunityId", "ConvertedOpportunity"))  # fmt: skip
-        opportunities: dict[str, Mapping[str, Any]] = {}
-        links: set[tuple[str, str]] = set()
-        for op, obj, where, contact_f, opp_f, rel in sources:
-            fields = f"{contact_f}, {opp_f}, " + ", ".join(f"{rel}.{f}" for f in DEAL_FIELDS)
-            for page in self.client.query_pages(op, soql(fields, obj, where)):
-                for row in page:
-                    contact, oid, opp = row.get(contact_f), row.get(opp_f), row.get(rel)
-                    if contact and oid and isinstance(opp, dict):
-                        opportunities[str(oid)] = _kept(opp, DEAL_FIELDS)
-                        links.add((str(contact), str(oid)))
-        if not opportunities:
-            return
-        outcomes = self._outcomes(opportunities, whole=True)
-        for contact, oid in sorted(links):
-            opp = opportunities[oid]
+        facts = SalesFacts(self.client.query_pages, InMemoryStateStore(), self._outcome,
+                           fields=DEAL_FIELDS, ops=("deal contact roles", "deal conversions"))
+        facts.read_sales(None)
+        for contact, oid, opp, (kind, decided) in facts.deals():
             opened = parse_datetime(opp.get("CreatedDate"))
             if opened is None:
                 continue  # Salesforce always sets CreatedDate; a row without it is not usable
-            kind, decided = outcomes[oid]
             amount = opp.get("Amount")
             yield Deal(
                 person=RecordRef("salesforce", "Contact", contact), id=oid, created_at=opened,
@@ -579,33 +494,3 @@ class SalesforceConnector:
             else:
                 problems.extend(metadata.describe_problems(obj, describe or {}, self.fields))
         return problems
-
-
-class _Kept(Mapping[str, Any]):
-    """Some fields of a query row, read-only (a tuple of values beside a shared tuple of names:
-    ~0.1 KB where the row's dict was ~0.6 KB with its `attributes`): what a read of every
-    opportunity keeps of each until the people are mapped (issue 9: memory)."""
-
-    __slots__ = ("_names", "_values")
-
-    def __init__(self, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
-        self._names, self._values = names, values
-
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return self._values[self._names.index(name)]
-        except ValueError:
-            raise KeyError(name) from None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-
-def _kept(row: Mapping[str, Any], fields: tuple[str, ...]) -> _Kept:
-    """These fields of a query row (not its `attributes` or the rest); a stage name, which
-    many rows repeat, is shared."""
-    return _Kept(fields, tuple(sys.intern(v) if f == "StageName" and isinstance(v, str) else v
-                               for f, v in zip(fields, map(row.get, fields), strict=True)))
