@@ -32,6 +32,7 @@ from leadsync.scoring.derived import FREE_EMAIL_DOMAINS, email_domain
 
 ACCOUNT_PREFIX = "a-"
 RECORD_PREFIX = "a-r-"
+AMBIGUOUS_LISTED = 20  # candidates an ambiguous match lists (the first, by key)
 
 Via = Literal["account_id", "converted_account_id", "association", "email_domain",
               "company_name", "none"]
@@ -330,9 +331,9 @@ class AccountIndex:
 
     def _by_candidates(self, facts: PersonAccountFacts, keys: Collection[str], via: Via,
                        detail: str) -> AccountMatch:
-        if len(keys) > 1:
-            return AccountMatch(facts.record, None, via, ambiguous=tuple(sorted(keys)),
-                                detail=detail)
+        if len(keys) > 1:  # the first candidates listed (a stored index keeps no more)
+            return AccountMatch(facts.record, None, via,
+                                ambiguous=tuple(sorted(keys)[:AMBIGUOUS_LISTED]), detail=detail)
         key = next(iter(keys))
         return AccountMatch(facts.record, key, via, self.members.get(key, ()), detail=detail)
 

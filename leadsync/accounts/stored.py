@@ -18,16 +18,25 @@ Kinds (fingerprints; a working area, dropped when a build starts and when the ru
 | `account_ix_dkeys` / `account_ix_nkeys` | normalised domain / name -> account keys |
 
 Lists are space-separated (record keys, account keys, normalised domains and names hold no
-space). Building is `add` for each batch of records the account read yields (a record key
-once a build), then `key`, which walks the values a batch at a time. Both are
-read-modify-writes of shared entries: one writer at a time (the run's lease).
+space), and bounded: a value many accounts share ("self-employed", a hosting domain) would
+otherwise make an entry, and every page that reads it, grow with the accounts. Keying reads of a
+record group only whether it holds one record of a CRM or more, and which one when it holds
+one: a group keeps the first `GROUP_KEPT` record keys (sorted) of each CRM. Resolving reads of a
+value's account keys only whether there is one or more, and lists an ambiguity's candidates:
+the first `AMBIGUOUS_LISTED` (sorted), as the in-process index lists them. Both are the same
+whatever order the records are added in.
+
+Building is `add` for each batch of records the account read yields (a record key once a
+build), then `key`, which walks the values a batch at a time. Both are read-modify-writes of
+shared entries: one writer at a time (the run's lease).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from leadsync.accounts.resolve import (
+    AMBIGUOUS_LISTED,
     AccountIndex,
     AccountRecord,
     Keys,
@@ -49,6 +58,7 @@ DOMAIN_KEYS = "account_ix_dkeys"
 NAME_KEYS = "account_ix_nkeys"
 KINDS = (VALUES, BY_DOMAIN, BY_NAME, KEY, MEMBERS, DOMAIN_KEYS, NAME_KEYS)
 BATCH = 2_000  # records keyed (and entries walked) per step
+GROUP_KEPT = 2  # record keys of each CRM a domain's or name's record group keeps
 
 Values = tuple[str | None, str | None]  # normalised (domain, name) of a record
 
@@ -67,15 +77,23 @@ def _as_keys(text: str) -> Keys:
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def _joined(listed: str | None, added: Iterable[str]) -> str:
-    """A stored list with these items appended (each once, in the order first added)."""
-    have = listed.split() if listed else []
-    seen = set(have)
-    for item in added:
-        if item not in seen:
-            seen.add(item)
-            have.append(item)
-    return " ".join(have)
+def _kept_records(refs: Iterable[str]) -> list[str]:
+    """A record group as stored: the first `GROUP_KEPT` record keys of each CRM, sorted."""
+    by_system: dict[str, list[str]] = {}
+    for ref in sorted(set(refs)):
+        kept = by_system.setdefault(_system(ref), [])
+        if len(kept) < GROUP_KEPT:
+            kept.append(ref)
+    return sorted(r for kept in by_system.values() for r in kept)
+
+
+def _all(items: Iterable[str]) -> list[str]:
+    return sorted(set(items))
+
+
+def _kept_keys(keys: Iterable[str]) -> list[str]:
+    """A value's account keys as stored: the first `AMBIGUOUS_LISTED`, sorted."""
+    return sorted(set(keys))[:AMBIGUOUS_LISTED]
 
 
 class StoredAccountIndex:
@@ -104,19 +122,22 @@ class StoredAccountIndex:
             return
         self.state.set_fingerprints(VALUES, {ref: f"{d or ''} {n or ''}"
                                              for ref, (d, n) in values.items()})
-        self._append(BY_DOMAIN, {ref: d for ref, (d, _) in values.items() if d})
-        self._append(BY_NAME, {ref: n for ref, (_, n) in values.items() if n})
+        self._append(BY_DOMAIN, [(ref, d) for ref, (d, _) in values.items() if d], _kept_records)
+        self._append(BY_NAME, [(ref, n) for ref, (_, n) in values.items() if n], _kept_records)
 
-    def _append(self, kind: str, items: Mapping[str, str]) -> None:
-        """Append each item (a record key or account key) to its value's list in `kind`."""
+    def _append(self, kind: str, items: Iterable[tuple[str, str]],
+                kept: Callable[[Iterable[str]], list[str]]) -> None:
+        """Add each (item, value) pair's item (a record key or account key) to the value's
+        list in `kind`, the list bounded by `kept`."""
         by_value: dict[str, list[str]] = {}
-        for item, value in items.items():
+        for item, value in items:
             by_value.setdefault(value, []).append(item)
         if not by_value:
             return
         stored = self.state.get_fingerprints(kind, sorted(by_value))
-        self.state.set_fingerprints(kind, {value: _joined(stored.get(value), added)
-                                           for value, added in by_value.items()})
+        self.state.set_fingerprints(kind, {
+            value: " ".join(kept([*stored.get(value, "").split(), *added]))
+            for value, added in by_value.items()})
 
     def key(self) -> None:
         """The second step: every record keyed (`account_key`) and listed under its account
@@ -125,9 +146,12 @@ class StoredAccountIndex:
             values = {ref: _parse(text) for ref, text in found.items()}
             keys = self._keys_for(values, {})
             self.state.set_fingerprints(KEY, keys)
-            self._append(MEMBERS, keys)
-            self._append(DOMAIN_KEYS, {keys[r]: d for r, (d, _) in values.items() if d})
-            self._append(NAME_KEYS, {keys[r]: n for r, (_, n) in values.items() if n})
+            self._append(MEMBERS, keys.items(), _all)  # an account's records: a few
+            # (pairs: records of one account may have different domains or names)
+            self._append(DOMAIN_KEYS, [(keys[r], d) for r, (d, _) in values.items() if d],
+                         _kept_keys)
+            self._append(NAME_KEYS, [(keys[r], n) for r, (_, n) in values.items() if n],
+                         _kept_keys)
 
     def _groups(self, kind: str, wanted: Iterable[str], extra: Mapping[str, Values],
                 at: int) -> dict[str, Refs]:
@@ -197,9 +221,10 @@ class StoredAccountIndex:
             DOMAIN_KEYS, sorted(domains)) if domains else {}).items() if v}
         by_name = {n: _as_keys(v) for n, v in (self.state.get_fingerprints(
             NAME_KEYS, sorted(names)) if names else {}).items() if v}
+        # the members of the keys a match can name (an ambiguous value names none)
         keys = {*key_of.values(), *(record_key(r) for r in refs if r not in key_of)}
-        for found in (*by_domain.values(), *by_name.values()):
-            keys.update((found,) if isinstance(found, str) else found)
+        keys.update(found for found in (*by_domain.values(), *by_name.values())
+                    if isinstance(found, str))
         return AccountIndex.of(key_of, self.members_of(sorted(keys)), by_domain, by_name,
                                self.free_domains)
 

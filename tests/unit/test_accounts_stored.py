@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadsync.accounts import stored as stored_module
-from leadsync.accounts.resolve import AccountIndex, AccountRecord, PersonAccountFacts
+from leadsync.accounts.resolve import (
+    AccountIndex,
+    AccountRecord,
+    PersonAccountFacts,
+    domain_key,
+)
 from leadsync.accounts.stored import StoredAccountIndex
 from leadsync.scoring.derived import FREE_EMAIL_DOMAINS
 from leadsync.state import InMemoryStateStore, StateStore
@@ -111,3 +116,61 @@ def test_the_stored_index_in_redis_keys_thousands_of_records_as_the_process_inde
                                      company=rng.choice(stems)) for n in range(300)]
         view = index.view(people)
         assert [view.resolve(p) for p in people] == [mine.resolve(p) for p in people]
+
+
+def test_a_value_hundreds_of_accounts_share_keeps_its_entries_and_pages_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9 (memory): 300 Accounts named "Self-employed" and 200 companies on one hosting
+    domain. Keyed and resolved as the in-process index does, but the store keeps 2 record
+    keys a CRM per record group and 20 account keys per value, and a page of people who
+    match them reads the members of no ambiguous candidate."""
+    monkeypatch.setattr(stored_module, "BATCH", 50)
+    records = [AccountRecord(f"salesforce:Account:{n:03}", "Self-employed", None)
+               for n in range(300)]
+    records += [AccountRecord(f"hubspot:company:{n:03}", f"Shop {n}", "myshop.example")
+                for n in range(200)]
+    records += [AccountRecord("hubspot:company:999", "Self-employed", None),
+                AccountRecord("salesforce:Account:999", "Acme", "acme.com")]
+    state = InMemoryStateStore()
+    index = build(state, records, 50)
+    mine = AccountIndex(records)
+    assert walked(index) == mine.members
+
+    def entry(kind: str, value: str) -> list[str]:
+        return state.get_fingerprints(kind, [value])[value].split()
+
+    assert entry(stored_module.BY_NAME, "selfemployed") == [
+        "hubspot:company:999", "salesforce:Account:000", "salesforce:Account:001"]
+    assert entry(stored_module.BY_DOMAIN, "myshop.example") == [
+        "hubspot:company:000", "hubspot:company:001"]
+    assert len(entry(stored_module.NAME_KEYS, "selfemployed")) == 20
+    assert len(entry(stored_module.DOMAIN_KEYS, "myshop.example")) == 20
+
+    people = [PersonAccountFacts(f"salesforce:Lead:{n}", email=None, company="Self-Employed")
+              for n in range(50)]
+    people += [PersonAccountFacts(f"hubspot:contact:{n}", email=f"p{n}@myshop.example")
+               for n in range(50)]
+    people.append(PersonAccountFacts("salesforce:Lead:acme", email="x@acme.com"))
+    view = index.view(people)
+    assert [view.resolve(p) for p in people] == [mine.resolve(p) for p in people]
+    assert {len(view.resolve(p).ambiguous) for p in people[:-1]} == {20}
+    acme = domain_key("acme.com")
+    assert view.resolve(people[-1]).key == acme
+    assert view.members == {acme: ("salesforce:Account:999",)}
+
+
+def test_an_account_whose_records_have_different_names_is_found_by_each_name() -> None:
+    """One account (a shared domain) whose HubSpot and Salesforce records carry different
+    names: a Salesforce Lead with a free-mail address finds it by either name. The stored
+    name list kept one name per account key (a mapping keyed by the account), so the other
+    name matched nothing (found by hypothesis)."""
+    records = [AccountRecord("hubspot:company:0", "Acme Inc.", "acme.com"),
+               AccountRecord("salesforce:Account:0", "株式会社アクメ", "acme.com")]
+    index = build(InMemoryStateStore(), records, 2)
+    mine = AccountIndex(records)
+    people = [PersonAccountFacts("salesforce:Lead:1", "c@gmail.com", "Acme Inc."),
+              PersonAccountFacts("salesforce:Lead:2", "d@gmail.com", "株式会社アクメ")]
+    view = index.view(people)
+    assert [(m.key, m.via) for m in map(view.resolve, people)] == [
+        (domain_key("acme.com"), "company_name")] * 2
+    assert [view.resolve(p) for p in people] == [mine.resolve(p) for p in people]
