@@ -19,7 +19,8 @@
   read back from the store, evaluated, written, forgotten) and sends the writes in the
   connectors' batches (`WRITE_BATCH`), so the calls are those of one write of every account.
 - **Hand-off.** Every MQA account goes to `handoff.hand_off` (one task per episode; a known key
-  costs no CRM call), once, at the end of the run. The episode start (`mqa_at`) is read back
+  costs no CRM call), `HANDOFF_BATCH` accounts at a time as the chunks are scored, the rest
+  at the end of the run. The episode start (`mqa_at`) is read back
   from the CRM's MQA-at field, so a wiped state store finds the same key.
 - **Budget stops.** A CRM whose budget is spent is left out: when any CRM could not read its
   accounts or links this cycle, the phase evaluates nothing (members would resolve to the wrong
@@ -105,6 +106,7 @@ RUN_LABELS_KIND = "account_run_labels"
 SCORED = "!"
 # the account read stores (and reads back) the CRMs' account records this many at a time
 STORE_BATCH = 2_000
+HANDOFF_BATCH = 1_000  # MQA accounts handed off at once (their evaluations are held until)
 CHUNK_ACCOUNTS = 500  # `finish` scores the accounts this many at a time, members from the store
 # records a CRM's account write sends per call (`write_account_updates`): the writes of the
 # chunks are buffered and sent this many at a time (the rest at the end), so the phase makes the
@@ -443,7 +445,8 @@ class AccountPhase:
         chunk is evaluated, its changed fields queued for writing (`write`: sent `WRITE_BATCH`
         at a time, so the calls are those of one write of every account) and forgotten. The
         run keeps the report's counters, its best `TOP_ACCOUNTS` rows and the MQA accounts'
-        hand-offs (`hand_off` at the end: one look-up of the CRMs' task keys, as before)."""
+        hand-offs, made `HANDOFF_BATCH` at a time (a look-up of the CRMs' task keys and the
+        creates each: a partial batch of calls more per thousand MQA accounts at most)."""
         # an account deleted from every CRM leaves, unless a person of this run still
         # resolves to its key (a bare email domain account now)
         leaving = self.gone_keys - self.resolved
@@ -472,6 +475,9 @@ class AccountPhase:
             handoffs.extend(self.handoffs(done, crm_of, members))
             self.write(done, crm_of)
             self.scratch.set_fingerprints(RUN_TOUCHED_KIND, dict.fromkeys(chunk, SCORED))
+            if len(handoffs) >= HANDOFF_BATCH:
+                self.hand_off(handoffs)
+                handoffs = []
         for system in sorted(self._outbox):
             self.flush(system, final=True)
         self.hand_off(handoffs)

@@ -448,3 +448,28 @@ def test_a_walk_that_repeats_accounts_scores_each_once(monkeypatch: pytest.Monke
     assert twice.written() == plain.written() and twice.calls() == plain.calls()
     assert twice.tasks() == plain.tasks()
     assert twice.report.accounts_evaluated == plain.report.accounts_evaluated
+
+
+def test_mqa_hand_offs_made_in_batches_create_the_same_tasks_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9 (memory): the MQA accounts' hand-offs are made `HANDOFF_BATCH` at a time as
+    the chunks are scored, not held to the end; in batches of one, the same tasks, each once,
+    and a second run creates none."""
+    one = Run(500, monkeypatch)
+    sizes: list[int] = []
+    real = phase_module.AccountPhase.hand_off
+
+    def hand_off(phase: phase_module.AccountPhase, handoffs: Sequence[Any]) -> None:
+        sizes.append(len(handoffs))
+        real(phase, handoffs)
+
+    monkeypatch.setattr(phase_module.AccountPhase, "hand_off", hand_off)
+    monkeypatch.setattr(phase_module, "HANDOFF_BATCH", 1)
+    many = Run(3, monkeypatch)
+    created = sum(many.report.mqa_tasks_created.values())
+    assert many.tasks() == one.tasks()
+    assert dict(many.report.mqa_tasks_created) == dict(one.report.mqa_tasks_created)
+    assert created >= 2 and sum(sizes) == created
+    assert sizes[-1] == 0 and all(1 <= n <= 3 for n in sizes[:-1])  # a chunk's, then the rest
+    again = many.again()
+    assert sum(again.mqa_tasks_created.values()) == 0 and many.tasks() == one.tasks()
