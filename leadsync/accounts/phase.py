@@ -106,7 +106,7 @@ RUN_LABELS_KIND = "account_run_labels"
 SCORED = "!"
 # the account read stores (and reads back) the CRMs' account records this many at a time
 STORE_BATCH = 2_000
-HANDOFF_BATCH = 1_000  # MQA accounts handed off at once (their evaluations are held until)
+HANDOFF_BATCH = 1_000  # MQA accounts handed off at once (each held with its evaluation)
 CHUNK_ACCOUNTS = 500  # `finish` scores the accounts this many at a time, members from the store
 # records a CRM's account write sends per call (`write_account_updates`): the writes of the
 # chunks are buffered and sent this many at a time (the rest at the end), so the phase makes the

@@ -188,3 +188,15 @@ def test_the_facts_live_in_the_scratch_store_until_cleared() -> None:
     facts.clear()
     assert {kind: count(kind) for kind in KINDS} == dict.fromkeys(KINDS, 0)
     assert len(OPPORTUNITY_FIELDS) == 6  # what `opp` above gives each opportunity
+
+
+def test_no_contact_with_an_opportunity_reads_no_history() -> None:
+    """As before the facts moved to the store: history rows of opportunities no Contact is
+    linked to cost no OpportunityHistory read."""
+    org = FakeOrg(page=2)
+    org.rows["OpportunityHistory"] = [history("Z", "Closed Won", stamp(3))]
+    facts = SalesFacts(org.query_pages, InMemoryStateStore(), outcome)
+    facts.read_sales(None)
+    facts.read_sales(["C1"])
+    assert [op for op, _ in org.queries] == ["contact roles", "converted leads"] * 2
+    assert facts.sales(["C1"]) == {}

@@ -106,17 +106,20 @@ class SalesFacts:
                     "OpportunityId", "Opportunity"),
                    (self.ops[1], "Lead", lead_where, "ConvertedContactId",
                     "ConvertedOpportunityId", "ConvertedOpportunity")]
+        linked = False
         for op, obj, wheres, contact_f, opp_f, rel in sources:  # fmt: skip
             fields = f"{contact_f}, {opp_f}, " + ", ".join(f"{rel}.{f}" for f in self.fields)
             for where in wheres:
                 for page in self.query_pages(op, soql(fields, obj, where)):
-                    self._save_links(page, contact_f, opp_f, rel)
+                    linked = self._save_links(page, contact_f, opp_f, rel) or linked
+        if not linked:
+            return  # no Contact has an opportunity: no history to read
         if contact_ids is None:
             self._date_whole()
-        else:
+            self._date_the_rest()
+        else:  # every opportunity read by id is dated, rows or not
             for chunk in id_chunks(sorted(set(self._opportunity_ids()))):
                 self._date_by_id(chunk)
-        self._date_the_rest()
 
     def sales(self, contact_ids: Sequence[str]) -> dict[str, Sales]:
         """The sales status of each of these Contacts that has an opportunity."""
@@ -128,7 +131,8 @@ class SalesFacts:
                 for contact, oids in links.items()}
 
     def _save_links(self, page: list[dict[str, Any]], contact_f: str, opp_f: str,
-                    rel: str) -> None:
+                    rel: str) -> bool:
+        """Store a page's opportunities and Contact links; whether it had any."""
         opportunities: dict[str, str] = {}
         links: dict[str, list[str]] = {}
         for row in page:
@@ -140,12 +144,13 @@ class SalesFacts:
                 if str(oid) not in linked:
                     linked.append(str(oid))
         if not links:
-            return
+            return False
         for contact, text in self.scratch.get_fingerprints(LINKS, list(links)).items():
             before = text.split()  # an earlier page linked this Contact too
             links[contact] = before + [o for o in links[contact] if o not in before]
         self.scratch.set_fingerprints(OPPORTUNITIES, opportunities)
         self.scratch.set_fingerprints(LINKS, {c: " ".join(o) for c, o in links.items()})
+        return True
 
     def _history(self, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
         query = soql("OpportunityId, StageName, CreatedDate", "OpportunityHistory", where,
